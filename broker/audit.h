@@ -1,0 +1,38 @@
+/*
+ * audit: the tamper-evident log of CONTRACT §6.  Each record's canonical
+ * bytes {seq, at, actor, event, intent_id, details} are stored as written;
+ * hash = SHA-256(prev_hash || canonical bytes), prev_hash of the first record
+ * is 64 zeros.  Appends happen inside the caller's BEGIN IMMEDIATE
+ * transaction, which serialises writers so the chain cannot fork.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "db.h"
+
+#define AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* Append one record; details is borrowed (may be NULL).  0 or -1. */
+int	audit_append(struct db *db, int64_t now, const char *actor,
+	    const char *event, const char *intent_id, json_t *details);
+
+struct audit_check {
+	int64_t	 count;		/* records that verified */
+	int64_t	 bad_seq;	/* first record that did not, or 0 */
+	char	 why[160];	/* what was wrong with it */
+};
+
+/* Walk the whole chain.  0 all good, 1 broken (see r), -1 error. */
+int	audit_verify(struct db *db, struct audit_check *r);
+
+/*
+ * Records with seq > after, at most limit (0 = no limit), in order; cb gets
+ * each record as JSON {seq, at, actor, event, intent_id, details,
+ * prev_hash, hash} (borrowed) and stops the walk by returning non-zero.
+ * Returns 0, -1 on error.
+ */
+int	audit_each(struct db *db, int64_t after, int64_t limit,
+	    int (*cb)(json_t *rec, void *arg), void *arg);

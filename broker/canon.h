@@ -1,0 +1,23 @@
+/*
+ * canon: canonical JSON bytes and SHA-256 hex helpers shared by the audit
+ * chain, grants (intent_sha256) and policy versions.  Canonical here means
+ * jansson's JSON_COMPACT | JSON_SORT_KEYS with no reals (callers keep
+ * numbers integral): deterministic, and what we hash is the stored bytes.
+ */
+#pragma once
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#define SHA256_HEX_LEN 64
+
+/* Canonical text of v (malloc'd) or NULL (e.g. a real inside). */
+char	*canon_dump(const json_t *v);
+/* Lowercase hex SHA-256 of len bytes into out[65]. */
+void	canon_sha256_hex(const void *data, size_t len, char out[65]);
+/* Hex SHA-256 over a (alen bytes) followed by b (blen bytes). */
+void	canon_sha256_hex2(const void *a, size_t alen, const void *b,
+	    size_t blen, char out[65]);
+/* Constant-time equality of two equal-length buffers. */
+int	canon_ct_equal(const void *a, const void *b, size_t len);

@@ -1,0 +1,67 @@
+/*
+ * intent: a compact JWS from a connection's peer → verified, validated
+ * claims (CONTRACT §3).  The algorithm comes from the certificate's key,
+ * never from the token header: libjwt 1.10 lets the header pick, so alg
+ * "none", HS* (HS256 keyed with the public PEM is the classic forgery) and
+ * any mismatch are refused before libjwt is asked, and its result is checked
+ * again after.  No policy, no I/O, no clock of its own.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "amount.h"
+#include "jose.h"
+#include "reason.h"
+
+#define INTENT_MAX_BYTES	(64 * 1024)
+#define INTENT_SKEW		30
+#define INTENT_MAX_LIFETIME	300
+#define INTENT_MAX_JTI		128
+#define INTENT_MAX_TOOL		128
+#define INTENT_MAX_REASON	1024
+#define INTENT_DEFAULT_AUDIENCE	"toolgate"
+
+/* What the connection proved: its identity and its certificate's key. */
+struct peer_key {
+	EVP_PKEY	*pkey;		/* borrowed */
+	enum jose_alg	 alg;		/* from jose_alg_for_key */
+	char		*pem;		/* public key PEM for libjwt */
+	size_t		 pem_len;
+};
+
+struct intent {
+	char		*iss;
+	char		*jti;
+	char		*tool;
+	json_t		*args;		/* object or NULL */
+	int		 has_amount;
+	struct amount	 amount;
+	char		 amount_text[AMOUNT_MAX_TEXT];	/* as signed */
+	char		*reason;	/* or NULL */
+	int64_t		 iat, exp;
+	char		 payload_sha256[65];	/* of the decoded payload */
+};
+
+/*
+ * Verify tok (len bytes, the request body) against the peer key and check
+ * every claim rule for identity at time now with the given audience.  On
+ * success fills *out (release with intent_clear) and returns 0; otherwise
+ * returns the E_* code to answer with and, when msg is not NULL, points it
+ * at a static human message.
+ */
+enum reason intent_verify(const char *tok, size_t len,
+	    const struct peer_key *peer, const char *identity,
+	    const char *audience, int64_t now, struct intent *out,
+	    const char **msg);
+
+/* Signature layer only (shape, alg rules, libjwt verify, post-check),
+ * exposed for the interop test: 0 and a malloc'd payload, or -1. */
+int	intent_verify_signature(const char *tok, size_t len,
+	    const struct peer_key *peer, char **payload, size_t *payload_len);
+
+void	intent_clear(struct intent *in);

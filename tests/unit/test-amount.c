@@ -1,0 +1,2 @@
+/* placeholder: written by its owner */
+int main(void) { return 0; }
