@@ -39,13 +39,16 @@ CREATE TABLE intents (
 );
 CREATE INDEX intents_pending ON intents (created_at) WHERE status = 'pending';
 
+-- id orders approvals as they were counted (grants list approvers in
+-- approval order); the UNIQUE pair makes each approver count once.
 CREATE TABLE approvals (
+  id         INTEGER PRIMARY KEY,
   intent_id  TEXT    NOT NULL REFERENCES intents (id),
   approver   TEXT    NOT NULL,
   at         INTEGER NOT NULL,
   comment    TEXT,
-  PRIMARY KEY (intent_id, approver)
-) WITHOUT ROWID;
+  UNIQUE (intent_id, approver)
+);
 
 -- Replay guard keyed on (iss, jti), never on token bytes (libb64 makes
 -- signatures malleable).  Rows live until the intent's exp plus skew.
