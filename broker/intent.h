@@ -1,10 +1,13 @@
 /*
  * intent: a compact JWS from a connection's peer → verified, validated
  * claims (CONTRACT §3).  The algorithm comes from the certificate's key,
- * never from the token header: libjwt 1.10 lets the header pick, so alg
- * "none", HS* (HS256 keyed with the public PEM is the classic forgery) and
- * any mismatch are refused before libjwt is asked, and its result is checked
- * again after.  No policy, no I/O, no clock of its own.
+ * never from the token header.  libjwt 1.10 lets the header pick (alg
+ * "none", HS256 keyed with the public PEM — the classic forgery — would
+ * verify), decodes base64 laxly (malleable signatures), allocas segments
+ * and re-parses the PEM on every call; so libjwt is never asked to verify
+ * an intent: the allow-list check and the EVP verification with the
+ * connection's parsed key are done here and in jose.c.  No policy, no I/O,
+ * no clock of its own.
  */
 #pragma once
 
@@ -30,8 +33,6 @@
 struct peer_key {
 	EVP_PKEY	*pkey;		/* borrowed */
 	enum jose_alg	 alg;		/* from jose_alg_for_key */
-	char		*pem;		/* public key PEM for libjwt */
-	size_t		 pem_len;
 };
 
 struct intent {
@@ -59,9 +60,10 @@ enum reason intent_verify(const char *tok, size_t len,
 	    const char *audience, int64_t now, struct intent *out,
 	    const char **msg);
 
-/* Signature layer only (shape, alg rules, libjwt verify, post-check),
- * exposed for the interop test: 0 and a malloc'd payload, or -1. */
-int	intent_verify_signature(const char *tok, size_t len,
-	    const struct peer_key *peer, char **payload, size_t *payload_len);
+/* Signature layer only (shape, header and alg rules, verification),
+ * exposed for the interop test: 0 and a malloc'd payload, or the E_* code. */
+enum reason intent_verify_signature(const char *tok, size_t len,
+	    const struct peer_key *peer, unsigned char **payload,
+	    size_t *payload_len, const char **msg);
 
 void	intent_clear(struct intent *in);
