@@ -81,10 +81,11 @@ int	policy_may_redeem(const struct policy *p, const char *principal,
 /* 1 if the principal is listed, whether or not disabled. */
 int	policy_knows(const struct policy *p, const char *principal);
 
-/* Argument field names (from rules' "redact" lists) to hide in the audit
- * log for this tool; NULL-terminated, owned by the snapshot. */
-const char *const *policy_redactions(const struct policy *p,
-	    const char *tool);
+/* 1 if the policy's top-level "redact" map ({"pattern": ["field", ...]})
+ * names this top-level args field for this tool: its value is stored as
+ * "[redacted]" in the audit log. */
+int	policy_is_redacted(const struct policy *p, const char *tool,
+	    const char *field);
 
 /* 1 if tool matches pattern: exact, or "prefix.*" matching "prefix." plus
  * at least one more character. */
