@@ -51,7 +51,7 @@ static int
 db_migrate_one(struct db *db, const struct migration *m, char *err,
     size_t errlen)
 {
-	char	 pragma[64], why[256];
+	char	 pragma[64], why[200];
 	int	 current;
 
 	if (db_exec(db, "BEGIN IMMEDIATE", why, sizeof(why)) == -1)

@@ -1,2 +1,208 @@
-/* placeholder */
-typedef int placeholder_http;
+/*
+ * http: evhttp wiring for one worker — limits, the route table, the
+ * fail-closed peer check every request passes, and the reply writers that
+ * all answers go through (JSON bodies, error objects, no-store).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "log.h"
+#include "server.h"
+
+enum { M_GET = EVHTTP_REQ_GET, M_POST = EVHTTP_REQ_POST,
+    M_PUT = EVHTTP_REQ_PUT };
+
+static const struct route {
+	int		 method;
+	const char	*pattern;	/* '*' matches one path segment */
+	route_fn	 fn;
+} routes[] = {
+	{ M_POST,	"/v1/intents",		api_intent_post },
+	{ M_GET,	"/v1/intents/*",	api_intent_get },
+	{ M_GET,	"/v1/jwks",		api_jwks },
+	{ M_GET,	"/v1/policy",		api_policy_get },
+	{ M_PUT,	"/v1/policy",		api_policy_put },
+	{ M_GET,	"/healthz",		api_healthz },
+	{ M_GET,	"/metrics",		api_metrics },
+};
+
+static const char *
+http_status_text(int status)
+{
+	switch (status) {
+	case 200: return ("OK");
+	case 201: return ("Created");
+	case 202: return ("Accepted");
+	case 400: return ("Bad Request");
+	case 401: return ("Unauthorized");
+	case 403: return ("Forbidden");
+	case 404: return ("Not Found");
+	case 405: return ("Method Not Allowed");
+	case 409: return ("Conflict");
+	case 413: return ("Payload Too Large");
+	case 415: return ("Unsupported Media Type");
+	case 423: return ("Locked");
+	case 429: return ("Too Many Requests");
+	case 503: return ("Service Unavailable");
+	default: return ("Internal Server Error");
+	}
+}
+
+void
+http_reply_text(struct request *rq, int status, const char *ctype,
+    const char *text, size_t len)
+{
+	struct evkeyvalq	*h = evhttp_request_get_output_headers(rq->req);
+	struct evbuffer		*buf = evbuffer_new();
+
+	evhttp_add_header(h, "Content-Type", ctype);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (buf != NULL)
+		evbuffer_add(buf, text, len);
+	evhttp_send_reply(rq->req, status, http_status_text(status), buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
+}
+
+void
+http_reply_json(struct request *rq, int status, json_t *body)
+{
+	char	*text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	json_decref(body);
+	if (text == NULL) {
+		static const char oom[] =
+		    "{\"error\":\"internal_error\",\"message\":\"out of memory\"}";
+		http_reply_text(rq, 500, "application/json", oom,
+		    sizeof(oom) - 1);
+		return;
+	}
+	http_reply_text(rq, status, "application/json", text, strlen(text));
+	free(text);
+}
+
+void
+http_reply_error(struct request *rq, enum reason r, const char *msg)
+{
+	metrics_error(&rq->w->metrics, r);
+	http_reply_json(rq, reason_status(r), json_pack("{ss ss}",
+	    "error", reason_code(r), "message", msg ? msg : reason_text(r)));
+}
+
+const char *
+http_body(struct request *rq, size_t *len)
+{
+	struct evbuffer	*in = evhttp_request_get_input_buffer(rq->req);
+
+	*len = evbuffer_get_length(in);
+	if (*len == 0)
+		return (NULL);
+	return ((const char *)evbuffer_pullup(in, -1));
+}
+
+int
+http_content_type_is(struct request *rq, const char *mime)
+{
+	const char	*ct = evhttp_find_header(
+	    evhttp_request_get_input_headers(rq->req), "Content-Type");
+	size_t		 n = strlen(mime);
+
+	return (ct != NULL && strncasecmp(ct, mime, n) == 0 &&
+	    (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' '));
+}
+
+/* Match path against pattern; a '*' segment is copied into id. */
+static int
+http_match(const char *pattern, const char *path, char *id, size_t idlen)
+{
+	while (*pattern && *path) {
+		if (*pattern == '*') {
+			size_t n = strcspn(path, "/");
+
+			if (n == 0 || n >= idlen)
+				return (0);
+			memcpy(id, path, n);
+			id[n] = '\0';
+			path += n;
+			pattern++;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return (0);
+	}
+	return (*pattern == '\0' && *path == '\0');
+}
+
+static uint64_t
+http_now_us(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000);
+}
+
+static void
+http_dispatch(struct request *rq, const char *path, char *id, size_t idlen)
+{
+	enum evhttp_cmd_type	 method = evhttp_request_get_command(rq->req);
+	size_t			 i;
+	int			 path_known = 0;
+
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (!http_match(routes[i].pattern, path, id, idlen))
+			continue;
+		path_known = 1;
+		if ((int)method == routes[i].method) {
+			rq->id = strchr(routes[i].pattern, '*') ? id : NULL;
+			routes[i].fn(rq);
+			return;
+		}
+	}
+	http_reply_error(rq, path_known ? E_METHOD_NOT_ALLOWED : E_NOT_FOUND,
+	    NULL);
+}
+
+static void
+http_request_cb(struct evhttp_request *req, void *arg)
+{
+	struct request		 rq = { .req = req, .w = arg };
+	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
+	char			 id[128];
+	uint64_t		 t0 = http_now_us();
+
+	/* Fail closed: evhttp serves plaintext if TLS setup ever failed. */
+	if ((rq.peer = tls_peer(req)) == NULL) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Connection", "close");
+		http_reply_error(&rq, E_UNAUTHENTICATED, NULL);
+		return;
+	}
+	rq.path = uri ? evhttp_uri_get_path(uri) : NULL;
+	rq.query = uri ? evhttp_uri_get_query(uri) : NULL;
+	if (rq.path == NULL) {
+		http_reply_error(&rq, E_BAD_REQUEST, "no path");
+		return;
+	}
+	http_dispatch(&rq, rq.path, id, sizeof(id));
+	metrics_latency(&rq.w->metrics, http_now_us() - t0);
+}
+
+void
+http_setup(struct worker *w)
+{
+	evhttp_set_bevcb(w->http, tls_bevcb, &w->broker->ssl_ctx);
+	evhttp_set_max_headers_size(w->http, SERVER_MAX_HEADERS);
+	evhttp_set_max_body_size(w->http, SERVER_MAX_BODY);
+	evhttp_set_timeout(w->http, SERVER_TIMEOUT_S);
+	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_PUT);
+	evhttp_set_default_content_type(w->http, "application/json");
+	evhttp_set_gencb(w->http, http_request_cb, w);
+}

@@ -39,7 +39,7 @@ intent_check_header(const char *tok, size_t hlen, enum jose_alg want,
 {
 	json_t		*hdr;
 	const char	*alg, *typ;
-	enum reason	 r = R_OK;
+	enum reason	 r = REASON_OK;
 
 	if ((hdr = intent_json_segment(tok, hlen)) == NULL)
 		FAIL(E_INVALID_JWS, "the JWS header is not a JSON object");
@@ -85,7 +85,7 @@ intent_verify_signature(const char *tok, size_t len,
 	if (jose_split(tok, len, &d1, &d2) == -1)
 		FAIL(E_INVALID_JWS, "the body is not a compact JWS "
 		    "(three base64url segments, no padding)");
-	if ((r = intent_check_header(tok, d1, peer->alg, msg)) != R_OK)
+	if ((r = intent_check_header(tok, d1, peer->alg, msg)) != REASON_OK)
 		return (r);
 	if (jose_verify(peer->pkey, peer->alg, tok, len) == -1)
 		FAIL(E_BAD_SIGNATURE, "the signature does not verify with "
@@ -93,7 +93,7 @@ intent_verify_signature(const char *tok, size_t len,
 	*payload = jose_b64url_decode(tok + d1 + 1, d2 - d1 - 1, payload_len);
 	if (*payload == NULL)
 		FAIL(E_INVALID_JWS, "the JWS payload is not base64url");
-	return (R_OK);
+	return (REASON_OK);
 }
 
 static size_t
@@ -134,7 +134,7 @@ intent_claim_times(json_t *c, int64_t now, struct intent *out,
 	if (out->iat > now + INTENT_SKEW)
 		FAIL(E_EXPIRED, "iat is in the future: check the agent's "
 		    "clock");
-	return (R_OK);
+	return (REASON_OK);
 }
 
 static int
@@ -163,7 +163,7 @@ intent_claim_amount(json_t *c, struct intent *out, const char **msg)
 	const char	*value, *cur;
 
 	if (a == NULL)
-		return (R_OK);
+		return (REASON_OK);
 	value = json_string_value(json_object_get(a, "value"));
 	cur = json_string_value(json_object_get(a, "currency"));
 	if (!json_is_object(a) || json_object_size(a) != 2 || value == NULL ||
@@ -181,7 +181,7 @@ intent_claim_amount(json_t *c, struct intent *out, const char **msg)
 	memcpy(out->amount.currency, cur, 4);
 	memcpy(out->amount_text, value, strlen(value) + 1);
 	out->has_amount = 1;
-	return (R_OK);
+	return (REASON_OK);
 }
 
 static enum reason
@@ -213,7 +213,7 @@ intent_claim_strings(json_t *c, struct intent *out, const char **msg)
 	if (out->jti == NULL || out->tool == NULL ||
 	    (reason != NULL && out->reason == NULL))
 		FAIL(E_INTERNAL, "out of memory");
-	return (R_OK);
+	return (REASON_OK);
 }
 
 static enum reason
@@ -232,8 +232,8 @@ intent_claims(json_t *c, const char *identity, const char *audience,
 		FAIL(E_INTERNAL, "out of memory");
 	if (!intent_audience_ok(json_object_get(c, "aud"), audience))
 		FAIL(E_BAD_REQUEST, "aud must name this broker");
-	if ((r = intent_claim_times(c, now, out, msg)) != R_OK ||
-	    (r = intent_claim_strings(c, out, msg)) != R_OK)
+	if ((r = intent_claim_times(c, now, out, msg)) != REASON_OK ||
+	    (r = intent_claim_strings(c, out, msg)) != REASON_OK)
 		return (r);
 	return (intent_claim_amount(c, out, msg));
 }
@@ -250,7 +250,7 @@ intent_verify(const char *tok, size_t len, const struct peer_key *peer,
 
 	memset(out, 0, sizeof(*out));
 	r = intent_verify_signature(tok, len, peer, &payload, &plen, msg);
-	if (r != R_OK)
+	if (r != REASON_OK)
 		return (r);
 	canon_sha256_hex(payload, plen, out->payload_sha256);
 	claims = json_loadb((const char *)payload, plen,
@@ -265,7 +265,7 @@ intent_verify(const char *tok, size_t len, const struct peer_key *peer,
 	}
 	r = intent_claims(claims, identity, audience, now, out, msg);
 	json_decref(claims);
-	if (r != R_OK)
+	if (r != REASON_OK)
 		intent_clear(out);
 	return (r);
 }

@@ -1,2 +1,112 @@
-/* placeholder */
-typedef int placeholder_metrics;
+/*
+ * metrics: counters owned by one thread each, read by the /metrics handler
+ * of any thread with relaxed atomic loads; Prometheus text exposition.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+
+static const uint64_t bucket_us[METRICS_BUCKETS - 1] = {
+	250, 500, 1000, 2000, 5000, 10000, 25000, 50000, 100000, 250000,
+	1000000
+};
+static const char *const outcome_names[3] = { "allow", "pending", "deny" };
+
+#define BUMP(x)	__atomic_fetch_add(&(x), 1, __ATOMIC_RELAXED)
+#define LOAD(x)	__atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+void
+metrics_decision(struct metrics *m, int outcome)
+{
+	if (outcome >= 0 && outcome < 3)
+		BUMP(m->decisions[outcome]);
+}
+
+void
+metrics_error(struct metrics *m, enum reason r)
+{
+	if ((unsigned)r < REASON__COUNT)
+		BUMP(m->errors[r]);
+}
+
+void
+metrics_latency(struct metrics *m, uint64_t us)
+{
+	int	 i;
+
+	for (i = 0; i < METRICS_BUCKETS - 1 && us > bucket_us[i]; i++)
+		;
+	BUMP(m->latency[i]);
+	BUMP(m->latency_count);
+	__atomic_fetch_add(&m->latency_sum_us, us, __ATOMIC_RELAXED);
+}
+
+static void
+metrics_sum(const struct metrics *const *all, size_t n, struct metrics *s)
+{
+	size_t	 i, j;
+
+	memset(s, 0, sizeof(*s));
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < 3; j++)
+			s->decisions[j] += LOAD(all[i]->decisions[j]);
+		for (j = 0; j < REASON__COUNT; j++)
+			s->errors[j] += LOAD(all[i]->errors[j]);
+		for (j = 0; j < METRICS_BUCKETS; j++)
+			s->latency[j] += LOAD(all[i]->latency[j]);
+		s->latency_count += LOAD(all[i]->latency_count);
+		s->latency_sum_us += LOAD(all[i]->latency_sum_us);
+	}
+}
+
+char *
+metrics_render(const struct metrics *const *all, size_t n, size_t *len)
+{
+	struct metrics	 s;
+	char		*buf;
+	size_t		 cap = 8192, used = 0, j;
+	uint64_t	 cum = 0;
+
+	metrics_sum(all, n, &s);
+	if ((buf = malloc(cap)) == NULL)
+		return (NULL);
+#define OUT(...) used += (size_t)snprintf(buf + used, \
+	    used < cap ? cap - used : 0, __VA_ARGS__)
+	OUT("# HELP toolgate_decisions_total Decisions by outcome.\n"
+	    "# TYPE toolgate_decisions_total counter\n");
+	for (j = 0; j < 3; j++)
+		OUT("toolgate_decisions_total{outcome=\"%s\"} %llu\n",
+		    outcome_names[j], (unsigned long long)s.decisions[j]);
+	OUT("# HELP toolgate_errors_total Error answers by code.\n"
+	    "# TYPE toolgate_errors_total counter\n");
+	for (j = E_BAD_REQUEST; j < REASON__COUNT; j++)
+		OUT("toolgate_errors_total{code=\"%s\"} %llu\n",
+		    reason_code((enum reason)j),
+		    (unsigned long long)s.errors[j]);
+	OUT("# HELP toolgate_request_seconds Request handling time.\n"
+	    "# TYPE toolgate_request_seconds histogram\n");
+	for (j = 0; j < METRICS_BUCKETS - 1; j++) {
+		cum += s.latency[j];
+		OUT("toolgate_request_seconds_bucket{le=\"%llu.%06llu\"} %llu\n",
+		    (unsigned long long)(bucket_us[j] / 1000000),
+		    (unsigned long long)(bucket_us[j] % 1000000),
+		    (unsigned long long)cum);
+	}
+	cum += s.latency[METRICS_BUCKETS - 1];
+	OUT("toolgate_request_seconds_bucket{le=\"+Inf\"} %llu\n"
+	    "toolgate_request_seconds_sum %llu.%06llu\n"
+	    "toolgate_request_seconds_count %llu\n",
+	    (unsigned long long)cum,
+	    (unsigned long long)(s.latency_sum_us / 1000000),
+	    (unsigned long long)(s.latency_sum_us % 1000000),
+	    (unsigned long long)s.latency_count);
+#undef OUT
+	if (used >= cap) {
+		free(buf);
+		return (NULL);
+	}
+	*len = used;
+	return (buf);
+}

@@ -10,7 +10,7 @@ static const struct {
 	int		 status;
 	const char	*text;
 } reasons[REASON__COUNT] = {
-	[R_OK] = { "ok", 200, "ok" },
+	[REASON_OK] = { "ok", 200, "ok" },
 	[R_UNKNOWN_PRINCIPAL] = { "unknown_principal", 403,
 	    "the caller is not in the policy" },
 	[R_PRINCIPAL_DISABLED] = { "principal_disabled", 403,

@@ -6,7 +6,7 @@
 #pragma once
 
 enum reason {
-	R_OK,		/* no error: what validators return on success */
+	REASON_OK,		/* no error: what validators return on success */
 	/* decisions: 403 deny */
 	R_UNKNOWN_PRINCIPAL,
 	R_PRINCIPAL_DISABLED,

@@ -1,2 +1,411 @@
-/* placeholder */
-int main(void) { return 1; }
+/*
+ * toolgated: start-up and shut-down.  Parses flags (and --config), loads
+ * and checks every key and certificate before anything listens (exit 2
+ * with one line naming the file on any problem), migrates the database,
+ * then runs one event base + evhttp + SQLite connection per thread, each
+ * with its own SO_REUSEPORT listener.  The main thread only waits for
+ * signals: SIGTERM/SIGINT stop the loops after in-flight requests.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <openssl/err.h>
+
+#include "clock.h"
+#include "jose.h"
+#include "log.h"
+#include "server.h"
+#include "store.h"
+
+#define PRUNE_INTERVAL_S 60
+
+static struct broker	 broker;
+
+static void __attribute__((noreturn, format(printf, 1, 2)))
+usage_exit(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "toolgated: ");
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nusage: toolgated --listen HOST:PORT --db PATH "
+	    "--ca FILE --cert FILE --key FILE --grant-key FILE [--crl FILE] "
+	    "[--audience NAME] [--threads N] [--config FILE] "
+	    "[--log-level debug|info|warn|error]\n");
+	exit(2);
+}
+
+static void __attribute__((noreturn))
+startup_exit(const char *msg)
+{
+	fprintf(stderr, "toolgated: %s\n", msg);
+	exit(2);
+}
+
+struct options {
+	const char	*listen, *db, *ca, *cert, *key, *grant_key, *crl;
+	const char	*audience, *threads, *config, *log_level;
+};
+
+static const struct option longopts[] = {
+	{ "listen",	required_argument, NULL, 'l' },
+	{ "db",		required_argument, NULL, 'd' },
+	{ "ca",		required_argument, NULL, 'a' },
+	{ "cert",	required_argument, NULL, 'c' },
+	{ "key",	required_argument, NULL, 'k' },
+	{ "grant-key",	required_argument, NULL, 'g' },
+	{ "crl",	required_argument, NULL, 'r' },
+	{ "audience",	required_argument, NULL, 'u' },
+	{ "threads",	required_argument, NULL, 't' },
+	{ "config",	required_argument, NULL, 'f' },
+	{ "log-level",	required_argument, NULL, 'v' },
+	{ "help",	no_argument,	   NULL, 'h' },
+	{ NULL, 0, NULL, 0 }
+};
+
+/* Set an option by its long name; command-line values win over --config
+ * values, so a config value only fills what is still unset. */
+static int
+options_set(struct options *o, int opt, const char *val, int from_config)
+{
+	const char	**slot;
+
+	switch (opt) {
+	case 'l': slot = &o->listen; break;
+	case 'd': slot = &o->db; break;
+	case 'a': slot = &o->ca; break;
+	case 'c': slot = &o->cert; break;
+	case 'k': slot = &o->key; break;
+	case 'g': slot = &o->grant_key; break;
+	case 'r': slot = &o->crl; break;
+	case 'u': slot = &o->audience; break;
+	case 't': slot = &o->threads; break;
+	case 'v': slot = &o->log_level; break;
+	default: return (-1);
+	}
+	if (!from_config || *slot == NULL)
+		*slot = val;
+	return (0);
+}
+
+/* --config FILE: "name = value" lines with the long flag names; '#'
+ * starts a comment.  Values are kept for the life of the process. */
+static void
+options_config(struct options *o, const char *path)
+{
+	FILE		*f;
+	char		 line[1024], *name, *val, *end;
+	const struct option *lo;
+	int		 lineno = 0;
+
+	if ((f = fopen(path, "r")) == NULL)
+		usage_exit("cannot read config file %s", path);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		line[strcspn(line, "#\r\n")] = '\0';
+		name = line + strspn(line, " \t");
+		if (*name == '\0')
+			continue;
+		if ((val = strchr(name, '=')) == NULL)
+			usage_exit("%s: a line is not \"name = value\"", path);
+		for (end = val; end > name && (end[-1] == ' ' ||
+		    end[-1] == '\t'); end--)
+			;
+		*end = '\0';
+		val++;
+		val += strspn(val, " \t");
+		for (end = val + strlen(val); end > val && (end[-1] == ' ' ||
+		    end[-1] == '\t'); end--)
+			;
+		*end = '\0';
+		for (lo = longopts; lo->name != NULL; lo++)
+			if (strcmp(lo->name, name) == 0)
+				break;
+		if (lo->name == NULL || options_set(o, lo->val,
+		    strdup(val), 1) == -1)
+			usage_exit("unknown setting in config file: %s", name);
+	}
+	fclose(f);
+}
+
+static void
+options_parse(int argc, char **argv, struct options *o)
+{
+	int	 ch;
+
+	memset(o, 0, sizeof(*o));
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (ch == 'h')
+			usage_exit("%s", "help");
+		if (ch == 'f') {
+			o->config = optarg;
+			continue;
+		}
+		if (ch == '?' || ch == ':' || options_set(o, ch, optarg, 0))
+			usage_exit("unknown or incomplete flag: %s",
+			    argv[optind - 1]);
+	}
+	if (optind < argc)
+		usage_exit("unexpected argument: %s", argv[optind]);
+	if (o->config != NULL)
+		options_config(o, o->config);
+}
+
+static void
+options_apply(const struct options *o, struct broker *b)
+{
+	enum log_level	 lvl = LOG_LVL_INFO;
+	char		*colon, *end;
+	long		 port, n;
+
+	if (o->log_level && log_level_parse(o->log_level, &lvl) == -1)
+		usage_exit("--log-level must be debug, info, warn or error, "
+		    "not %s", o->log_level);
+	log_init(lvl, "toolgated");
+	if (!o->listen || !o->db || !o->ca || !o->cert || !o->key ||
+	    !o->grant_key)
+		usage_exit("%s", "missing a required flag");
+	colon = strrchr(o->listen, ':');
+	if (colon == NULL || colon == o->listen)
+		usage_exit("--listen must be HOST:PORT, not %s", o->listen);
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port < 1 || port > 65535)
+		usage_exit("--listen port must be 1..65535: %s", o->listen);
+	b->listen_host = strndup(o->listen, (size_t)(colon - o->listen));
+	b->listen_port = (int)port;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (o->threads != NULL) {
+		n = strtol(o->threads, &end, 10);
+		if (*end != '\0' || n < 1 || n > SERVER_MAX_THREADS)
+			usage_exit("--threads must be 1..64, not %s",
+			    o->threads);
+	}
+	b->nworkers = n < 1 ? 1 : (n > SERVER_MAX_THREADS ?
+	    SERVER_MAX_THREADS : (int)n);
+	b->db_path = o->db;
+	b->audience = o->audience ? o->audience : INTENT_DEFAULT_AUDIENCE;
+	b->tls.ca = o->ca;
+	b->tls.cert = o->cert;
+	b->tls.key = o->key;
+	b->tls.crl = o->crl;
+}
+
+static void
+broker_load_keys(struct broker *b, const char *grant_key_path)
+{
+	char		 err[512], msg[600];
+	const char	*why = NULL;
+	EVP_PKEY	*gk;
+
+	if ((b->ssl_ctx = tls_server_ctx(&b->tls, err, sizeof(err))) == NULL)
+		startup_exit(err);
+	if ((gk = jose_load_private_key(grant_key_path, &why)) == NULL ||
+	    grant_signer_init(&b->grant, gk, &why) == -1) {
+		snprintf(msg, sizeof(msg), "%s: %s", grant_key_path,
+		    why ? why : "cannot load grant key");
+		startup_exit(msg);
+	}
+}
+
+static void
+worker_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+
+	event_base_loopexit(w->base, NULL);
+}
+
+static void
+worker_prune_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+
+	if (db_begin(w->db) == 0 &&
+	    (store_jti_prune(w->db, clock_now()) == -1 ||
+	    db_commit(w->db) == -1))
+		db_rollback(w->db);
+}
+
+static int
+worker_listen(struct worker *w, struct sockaddr *sa, socklen_t salen)
+{
+	struct evconnlistener	*l;
+
+	l = evconnlistener_new_bind(w->base, NULL, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+	    LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC, 1024, sa,
+	    (int)salen);
+	if (l == NULL)
+		return (-1);
+	if (evhttp_bind_listener(w->http, l) == NULL) {
+		evconnlistener_free(l);
+		return (-1);
+	}
+	return (0);
+}
+
+static void
+worker_init(struct broker *b, int idx, struct sockaddr *sa, socklen_t salen)
+{
+	struct worker	*w = &b->workers[idx];
+	struct timeval	 prune = { PRUNE_INTERVAL_S, 0 };
+	char		 err[512], msg[700];
+
+	w->idx = idx;
+	w->broker = b;
+	if ((w->db = db_open(b->db_path, err, sizeof(err))) == NULL)
+		startup_exit(err);
+	if ((w->base = event_base_new()) == NULL ||
+	    (w->http = evhttp_new(w->base)) == NULL ||
+	    (w->stop_ev = event_new(w->base, -1, 0, worker_stop_cb, w)) ==
+	    NULL ||
+	    (w->prune_ev = event_new(w->base, -1, EV_PERSIST,
+	    worker_prune_cb, w)) == NULL)
+		startup_exit("cannot create the event loop");
+	http_setup(w);
+	if (worker_listen(w, sa, salen) == -1) {
+		snprintf(msg, sizeof(msg), "cannot listen on %s:%d: %s",
+		    b->listen_host, b->listen_port, strerror(errno));
+		startup_exit(msg);
+	}
+	if (idx == 0)
+		event_add(w->prune_ev, &prune);
+	if (api_policy_refresh(w) == -1)
+		startup_exit("the stored policy cannot be loaded");
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker	*w = arg;
+
+	event_base_dispatch(w->base);
+	return (NULL);
+}
+
+static void
+worker_free(struct worker *w)
+{
+	if (w->http != NULL)
+		evhttp_free(w->http);
+	if (w->stop_ev != NULL)
+		event_free(w->stop_ev);
+	if (w->prune_ev != NULL)
+		event_free(w->prune_ev);
+	if (w->base != NULL)
+		event_base_free(w->base);
+	policy_free(w->policy);
+	db_close(w->db);
+}
+
+static void
+broker_resolve(struct broker *b, struct sockaddr_storage *ss,
+    socklen_t *len)
+{
+	struct evutil_addrinfo	 hints, *res = NULL;
+	char			 port[8], msg[512];
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = EVUTIL_AI_PASSIVE;
+	snprintf(port, sizeof(port), "%d", b->listen_port);
+	if (evutil_getaddrinfo(b->listen_host, port, &hints, &res) != 0 ||
+	    res == NULL) {
+		snprintf(msg, sizeof(msg), "--listen: cannot resolve %s",
+		    b->listen_host);
+		startup_exit(msg);
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = (socklen_t)res->ai_addrlen;
+	evutil_freeaddrinfo(res);
+}
+
+static void
+libevent_log(int severity, const char *msg)
+{
+	if (severity >= EVENT_LOG_WARN)
+		log_warnx("libevent: %s", msg);
+	else
+		log_debug("libevent: %s", msg);
+}
+
+static int
+broker_run(struct broker *b)
+{
+	sigset_t	 set;
+	int		 i, sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	/* Workers inherit the mask: only the main thread takes signals. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	for (i = 0; i < b->nworkers; i++)
+		if (pthread_create(&b->workers[i].thread, NULL, worker_main,
+		    &b->workers[i]) != 0)
+			fatalx("cannot start thread %d", i);
+	log_info("listening on %s:%d", b->listen_host, b->listen_port);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_info("SIGHUP: nothing to reload yet");
+			continue;
+		}
+		break;
+	}
+	log_info("signal %d: finishing in-flight requests", sig);
+	for (i = 0; i < b->nworkers; i++)
+		event_active(b->workers[i].stop_ev, 0, 0);
+	for (i = 0; i < b->nworkers; i++)
+		pthread_join(b->workers[i].thread, NULL);
+	return (0);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options		 o;
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	int			 i;
+
+	setvbuf(stderr, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	options_parse(argc, argv, &o);
+	options_apply(&o, &broker);
+	if (evthread_use_pthreads() == -1 || tls_init() == -1)
+		fatalx("cannot initialise threads");
+	event_set_log_callback(libevent_log);
+	json_object_seed(0);
+	broker_load_keys(&broker, o.grant_key);
+	broker_resolve(&broker, &ss, &sslen);
+	for (i = 0; i < broker.nworkers; i++)
+		worker_init(&broker, i, (struct sockaddr *)&ss, sslen);
+	broker_run(&broker);
+	for (i = 0; i < broker.nworkers; i++)
+		worker_free(&broker.workers[i]);
+	SSL_CTX_free(broker.ssl_ctx);
+	grant_signer_deinit(&broker.grant);
+	log_info("stopped");
+	return (0);
+}
