@@ -30,7 +30,7 @@ audit_body(int64_t seq, int64_t now, const char *actor, const char *event,
 	char	 at[RFC3339_LEN];
 
 	clock_rfc3339(now, at);
-	return (json_pack("{sI ss ss ss s* sO}", "seq", (json_int_t)seq,
+	return (json_pack("{sI ss ss ss ss? sO}", "seq", (json_int_t)seq,
 	    "at", at, "actor", actor, "event", event, "intent_id", intent_id,
 	    "details", details));
 }
