@@ -106,9 +106,9 @@ audit_check_row(sqlite3_stmt *st, const char *expect_prev, int64_t expect_seq,
 	if (strlen(hash) != 64 || strcmp(hash, hash_out) != 0)
 		return ("hash does not match the record's contents");
 	rec = json_loads(record, JSON_REJECT_DUPLICATES, &jerr);
-	r_intent = NULL;
-	if (rec == NULL || json_unpack(rec, "{sI ss s?s}", "seq", &r_seq,
-	    "event", &r_event, "intent_id", &r_intent) != 0)
+	r_intent = json_string_value(json_object_get(rec, "intent_id"));
+	if (rec == NULL || json_unpack(rec, "{sI ss}", "seq", &r_seq,
+	    "event", &r_event) != 0)
 		why = "record is not a valid audit body";
 	else if (r_seq != expect_seq)
 		why = "record's seq differs from its position";
