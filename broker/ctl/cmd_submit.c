@@ -1,2 +1,276 @@
-/* placeholder */
-typedef int placeholder_cmd_submit;
+/*
+ * cmd_submit: toolgatectl submit — build an intent from the flags, check it
+ * against the contract's grammar locally (so mistakes are usage errors, not
+ * round trips), sign it as a compact JWS with the caller's own key (iss is
+ * the identity of --cert, alg follows from the key), POST it and print the
+ * decision.  The amount value travels exactly as typed: no arithmetic.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "amount.h"
+#include "clock.h"
+#include "ctl.h"
+#include "ident.h"
+#include "jose.h"
+#include "policy.h"
+
+#define SUBMIT_MAX_TTL		300
+#define SUBMIT_DEFAULT_TTL	60
+#define SUBMIT_MAX_REASON	1024
+#define SUBMIT_MAX_ARGS		(60 * 1024)
+
+const struct ctl_opt cmd_submit_opts[] = {
+	{ "tool", "NAME", "tool to call, e.g. payments.transfer (required)" },
+	{ "amount", "VALUE", "decimal amount exactly as text, e.g. 12.50" },
+	{ "currency", "CODE", "currency of --amount, e.g. USD" },
+	{ "args", "JSON", "arguments for the tool, a JSON object" },
+	{ "reason", "TEXT", "why, shown to approvers (<= 1024 characters)" },
+	{ "audience", "NAME", "the broker's audience (default toolgate)" },
+	{ "ttl", "SECONDS", "intent lifetime, 1..300 (default 60)" },
+	{ NULL, NULL, NULL }
+};
+enum { O_TOOL, O_AMOUNT, O_CURRENCY, O_ARGS, O_REASON, O_AUDIENCE, O_TTL };
+
+struct submit {
+	const char	*tool;
+	const char	*amount;
+	const char	*currency;
+	const char	*reason;
+	const char	*audience;
+	json_t		*args;		/* object or NULL */
+	int64_t		 ttl;
+};
+
+/* Characters (not bytes) of a UTF-8 string. */
+static size_t
+utf8_chars(const char *s)
+{
+	size_t	 n = 0;
+
+	for (; *s != '\0'; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return (n);
+}
+
+static int
+submit_parse_ttl(const struct ctl_cmd *cmd, const char *v, int64_t *ttl)
+{
+	char	*end;
+	long	 n;
+
+	*ttl = SUBMIT_DEFAULT_TTL;
+	if (v == NULL)
+		return (0);
+	n = strtol(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || n < 1 || n > SUBMIT_MAX_TTL)
+		return (ctl_usage(cmd, "--ttl must be 1..%d seconds",
+		    SUBMIT_MAX_TTL));
+	*ttl = n;
+	return (0);
+}
+
+static int
+submit_parse_args(const struct ctl_cmd *cmd, const char *v, json_t **args)
+{
+	json_error_t	 jerr;
+
+	*args = NULL;
+	if (v == NULL)
+		return (0);
+	if (strlen(v) > SUBMIT_MAX_ARGS)
+		return (ctl_usage(cmd, "--args is too large"));
+	if ((*args = json_loads(v, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+		return (ctl_usage(cmd, "--args is not valid JSON: %s",
+		    jerr.text));
+	if (!json_is_object(*args)) {
+		json_decref(*args);
+		*args = NULL;
+		return (ctl_usage(cmd, "--args must be a JSON object"));
+	}
+	return (0);
+}
+
+/* Flags into s, checked against the contract's claim rules; 0 or the
+ * usage exit code (printed). */
+static int
+submit_parse(const struct ctl_cmd *cmd, const struct ctl_args *a,
+    struct submit *s)
+{
+	struct amount	 am;
+	int		 rc;
+
+	memset(s, 0, sizeof(*s));
+	s->tool = a->val[O_TOOL];
+	s->amount = a->val[O_AMOUNT];
+	s->currency = a->val[O_CURRENCY];
+	s->reason = a->val[O_REASON];
+	s->audience = a->val[O_AUDIENCE] ? a->val[O_AUDIENCE] : "toolgate";
+	if (s->tool == NULL)
+		return (ctl_usage(cmd, "--tool is required"));
+	if (!policy_tool_name_valid(s->tool))
+		return (ctl_usage(cmd, "bad tool name '%s' (want "
+		    "[a-z0-9_-]+ parts joined by '.', at most 128)", s->tool));
+	if ((s->amount == NULL) != (s->currency == NULL))
+		return (ctl_usage(cmd, "--amount and --currency go together"));
+	if (s->amount != NULL && amount_parse_value(s->amount,
+	    strlen(s->amount), &am) == -1)
+		return (ctl_usage(cmd, "bad amount '%s' (want a decimal like "
+		    "12.50: no sign, exponent or more than 6 decimals)",
+		    s->amount));
+	if (s->currency != NULL && !amount_currency_valid(s->currency))
+		return (ctl_usage(cmd, "bad currency '%s' (want three capital "
+		    "letters like USD)", s->currency));
+	if (s->reason != NULL && utf8_chars(s->reason) > SUBMIT_MAX_REASON)
+		return (ctl_usage(cmd, "--reason is longer than %d characters",
+		    SUBMIT_MAX_REASON));
+	if (*s->audience == '\0')
+		return (ctl_usage(cmd, "--audience is empty"));
+	if ((rc = submit_parse_ttl(cmd, a->val[O_TTL], &s->ttl)) != 0)
+		return (rc);
+	return (submit_parse_args(cmd, a->val[O_ARGS], &s->args));
+}
+
+/* The intent's claims (new reference) or NULL (bad UTF-8 in a flag). */
+static json_t *
+submit_claims(const struct submit *s, const char *iss)
+{
+	unsigned char	 rnd[16];
+	char		 jti[33];
+	int64_t		 now = clock_now();
+	json_t		*c;
+	size_t		 i;
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return (NULL);
+	for (i = 0; i < sizeof(rnd); i++)
+		snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
+	c = json_pack("{ss ss ss sI sI ss}", "iss", iss, "aud", s->audience,
+	    "jti", jti, "iat", (json_int_t)now, "exp",
+	    (json_int_t)(now + s->ttl), "tool", s->tool);
+	if (c == NULL)
+		return (NULL);
+	if ((s->args != NULL && json_object_set(c, "args", s->args) == -1) ||
+	    (s->amount != NULL && json_object_set_new(c, "amount",
+	    json_pack("{ss ss}", "value", s->amount, "currency",
+	    s->currency)) == -1) ||
+	    (s->reason != NULL && json_object_set_new(c, "reason",
+	    json_string(s->reason)) == -1)) {
+		json_decref(c);
+		return (NULL);
+	}
+	return (c);
+}
+
+/* Sign claims with --key into *jws (malloc'd).  0 or an exit code. */
+static int
+submit_sign(const struct ctl *ctl, json_t *claims, char **jws)
+{
+	EVP_PKEY	*key;
+	const char	*why;
+	enum jose_alg	 alg;
+	json_t		*header = NULL;
+	char		*payload = NULL;
+
+	*jws = NULL;
+	if ((key = jose_load_private_key(ctl->key, &why)) == NULL)
+		return (ctl_fail("%s: %s", ctl->key, why));
+	/* alg comes from the key: ES256 for P-256, RS256 for RSA >= 2048. */
+	if ((alg = jose_alg_for_key(key)) == JOSE_ALG_NONE_OK) {
+		EVP_PKEY_free(key);
+		return (ctl_fail("%s: key cannot sign intents (need EC P-256 "
+		    "or RSA of 2048 bits or more)", ctl->key));
+	}
+	header = json_pack("{ss ss}", "alg", jose_alg_name(alg), "typ", "JWT");
+	payload = json_dumps(claims, JSON_COMPACT);
+	if (header != NULL && payload != NULL)
+		*jws = jose_sign_compact(key, alg, header, payload,
+		    strlen(payload));
+	free(payload);
+	json_decref(header);
+	EVP_PKEY_free(key);
+	return (*jws != NULL ? 0 : ctl_fail("could not sign the intent"));
+}
+
+/* Human lines for an allowed or pending decision. */
+static void
+submit_print_human(const json_t *d, int pending)
+{
+	const json_t	*am = json_object_get(d, "amount");
+
+	out_kv(pending ? "pending" : "allowed", "%s   %s", out_str(d, "id"),
+	    out_str(d, "tool"));
+	out_kv("reason", "%s", out_str(d, "reason"));
+	if (json_is_object(am))
+		out_kv("amount", "%s %s", out_str(am, "value"),
+		    out_str(am, "currency"));
+	if (!pending) {
+		out_kv("grant", "%s", out_str(d, "grant"));
+		out_kv("expires", "%s", out_str(d, "grant_expires_at"));
+		return;
+	}
+	out_kv("approvals", "%zu of %" JSON_INTEGER_FORMAT " required",
+	    json_array_size(json_object_get(d, "approvals")),
+	    json_integer_value(json_object_get(d, "approvals_required")));
+	out_kv("expires", "%s", out_str(d, "expires_at"));
+	printf("ask an approver: toolgatectl approve %s\n", out_str(d, "id"));
+}
+
+/* Print the decision; 0 for allow and pending, 1 for deny. */
+static int
+submit_print(const struct ctl *ctl, const json_t *d)
+{
+	const char	*decision = out_str(d, "decision");
+	int		 allow = strcmp(decision, "allow") == 0;
+	int		 pending = strcmp(decision, "pending") == 0;
+
+	if (ctl->json)
+		out_json(d);
+	else if (allow || pending)
+		submit_print_human(d, pending);
+	if (allow || pending)
+		return (CTL_OK);
+	return (out_fail("%s: %s: %s", strcmp(decision, "deny") == 0 ?
+	    "denied" : decision, out_str(d, "reason_code"),
+	    out_str(d, "reason")));
+}
+
+int
+cmd_submit(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
+{
+	struct submit	 s;
+	char		 iss[IDENT_MAX], *jws = NULL;
+	json_t		*claims = NULL, *ans = NULL;
+	int		 rc, status;
+
+	if ((rc = submit_parse(cmd, a, &s)) != 0 ||
+	    (rc = ctl_need_identity(ctl, cmd)) != 0)
+		goto done;
+	if (ident_from_file(ctl->cert, iss, sizeof(iss)) == -1) {
+		rc = ctl_fail("%s: no usable identity (URI SAN or CN) in this "
+		    "certificate", ctl->cert);
+		goto done;
+	}
+	if ((claims = submit_claims(&s, iss)) == NULL) {
+		rc = ctl_usage(cmd, "could not build the intent (text must be "
+		    "UTF-8)");
+		goto done;
+	}
+	if ((rc = submit_sign(ctl, claims, &jws)) != 0)
+		goto done;
+	if ((rc = ctl_call(ctl, "POST", "/v1/intents", "application/jose",
+	    jws, strlen(jws), &status, &ans)) == CTL_OK)
+		rc = submit_print(ctl, ans);
+ done:
+	json_decref(ans);
+	free(jws);
+	json_decref(claims);
+	json_decref(s.args);
+	return (rc);
+}
