@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -247,6 +248,7 @@ static int
 worker_listen(struct worker *w, struct sockaddr *sa, socklen_t salen)
 {
 	struct evconnlistener	*l;
+	int			 one = 1;
 
 	l = evconnlistener_new_bind(w->base, NULL, NULL,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
@@ -254,6 +256,11 @@ worker_listen(struct worker *w, struct sockaddr *sa, socklen_t salen)
 	    (int)salen);
 	if (l == NULL)
 		return (-1);
+	/* Accepted sockets inherit it: without it, a response written as
+	 * two TLS records waits for the client's delayed ACK (40 ms). */
+	if (setsockopt(evconnlistener_get_fd(l), IPPROTO_TCP, TCP_NODELAY,
+	    &one, sizeof(one)) == -1)
+		log_warn("%s: TCP_NODELAY", __func__);
 	if (evhttp_bind_listener(w->http, l) == NULL) {
 		evconnlistener_free(l);
 		return (-1);
