@@ -69,6 +69,8 @@ ssl_why(char *out, size_t outlen)
 	if (last == 0)
 		snprintf(out, outlen, "%s", errno ? strerror(errno) :
 		    "connection closed");
+	else if (ERR_reason_error_string(last) != NULL)
+		snprintf(out, outlen, "%s", ERR_reason_error_string(last));
 	else
 		ERR_error_string_n(last, out, outlen);
 	return (out);
@@ -426,9 +428,14 @@ send_request(const struct ctl *ctl, SSL *ssl, const struct url *u,
 	errno = 0;
 	if (SSL_write(ssl, head, n) != n ||
 	    (body != NULL && len > 0 && SSL_write(ssl, body, (int)len) !=
-	    (int)len))
-		rc = fail(err, errlen, -1, "TLS failure sending to %s: %s",
+	    (int)len)) {
+		/* With TLS 1.3 a refused client certificate shows up only
+		 * now: read the broker's alert, it says why. */
+		ERR_clear_error();
+		SSL_read(ssl, why, 1);
+		rc = fail(err, errlen, -1, "TLS failure talking to %s: %s",
 		    ctl->url, ssl_why(why, sizeof(why)));
+	}
 	free(head);
 	return (rc);
 }

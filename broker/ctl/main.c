@@ -220,16 +220,24 @@ ctl_read_file(const char *path, size_t max, char **text, size_t *len)
 	return (buf == NULL ? -1 : 0);
 }
 
+/* An environment variable, with empty meaning unset. */
+static const char *
+env(const char *name)
+{
+	const char	*v = getenv(name);
+
+	return (v != NULL && *v != '\0' ? v : NULL);
+}
+
 static void
 ctl_init(struct ctl *ctl)
 {
-	const char	*url = getenv("TOOLGATE_URL");
-
 	memset(ctl, 0, sizeof(*ctl));
-	ctl->url = url != NULL && *url != '\0' ? url : CTL_DEFAULT_URL;
-	ctl->cert = getenv("TOOLGATE_CERT");
-	ctl->key = getenv("TOOLGATE_KEY");
-	ctl->ca = getenv("TOOLGATE_CA");
+	if ((ctl->url = env("TOOLGATE_URL")) == NULL)
+		ctl->url = CTL_DEFAULT_URL;
+	ctl->cert = env("TOOLGATE_CERT");
+	ctl->key = env("TOOLGATE_KEY");
+	ctl->ca = env("TOOLGATE_CA");
 	ctl->timeout = CTL_TIMEOUT;
 }
 
@@ -378,10 +386,12 @@ dispatch(struct ctl *ctl, int argc, char **argv, struct ctl_args *a)
 		sub_list(cmd);
 		return (CTL_USAGE);
 	}
-	if (a->npos != cmd->npos)
-		return (ctl_usage(cmd, "%s takes %d argument%s (%s)",
-		    cmd->path, cmd->npos, cmd->npos == 1 ? "" : "s",
-		    cmd->npos ? cmd->synopsis : "none"));
+	if (a->npos > cmd->npos)
+		return (ctl_usage(cmd, "unexpected argument: %s",
+		    a->pos[cmd->npos]));
+	if (a->npos < cmd->npos)
+		return (ctl_usage(cmd, "missing argument: %s %s", cmd->path,
+		    cmd->synopsis));
 	return (cmd->run(ctl, cmd, a));
 }
 
