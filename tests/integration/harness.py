@@ -1,0 +1,601 @@
+"""
+harness: what every integration test needs to talk to a real toolgated over
+real mutual TLS on a real SQLite file: a throw-away dev PKI (plus the odd
+certificates the negative tests need), a Broker process per test class, an
+mTLS HTTP client, and JWS signing/verification done independently of the
+broker (Python's cryptography, not libjwt).
+
+Environment (set by tests/meson.build; nothing is skipped when one is
+missing — the harness fails loudly instead):
+  TOOLGATE_SOURCE_ROOT   the source tree (scripts/, policies/, proto/)
+  TOOLGATE_TEST_DAEMON   the toolgated binary under test
+  TOOLGATE_TEST_CTL      the toolgatectl binary under test
+"""
+
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature, encode_dss_signature)
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+
+def _env(name):
+    v = os.environ.get(name)
+    if not v:
+        sys.stderr.write("harness: environment variable %s is not set; "
+                         "run the integration tests through meson test "
+                         "(or set it by hand)\n" % name)
+        raise SystemExit(2)
+    return v
+
+
+ROOT = _env("TOOLGATE_SOURCE_ROOT")
+DAEMON = _env("TOOLGATE_TEST_DAEMON")
+CTL = _env("TOOLGATE_TEST_CTL")
+
+EXAMPLE_POLICY = os.path.join(ROOT, "policies", "example.json")
+
+# Sentinel for claims(): claims(..., exp=DELETE) drops the claim.
+DELETE = object()
+
+
+# ---------------------------------------------------------------- base64url
+
+def b64url(data):
+    """base64url without padding; str input is encoded as UTF-8."""
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text):
+    if isinstance(text, bytes):
+        text = text.decode("ascii")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _json_bytes(obj):
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+# ---------------------------------------------------------------------- PKI
+
+_pki_dir = None
+_pki_lock = threading.Lock()
+
+_OPENSSL_CNF = """\
+[ req ]
+distinguished_name = dn
+prompt = no
+[ dn ]
+[ ca_ext ]
+basicConstraints = critical, CA:true
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[ client_ext ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[ uri_ext ]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectAltName = URI:spiffe://toolgate.test/agent-uri
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[ ca ]
+default_ca = expired_ca
+[ expired_ca ]
+dir = {dir}
+database = {dir}/index.txt
+new_certs_dir = {dir}
+serial = {dir}/serial
+default_md = sha256
+policy = any_policy
+unique_subject = no
+copy_extensions = none
+[ any_policy ]
+commonName = supplied
+"""
+
+
+def _openssl(*args, cwd=None):
+    p = subprocess.run(("openssl",) + args, cwd=cwd, capture_output=True,
+                       text=True)
+    if p.returncode != 0:
+        raise RuntimeError("openssl %s failed:\n%s%s" %
+                           (" ".join(args), p.stdout, p.stderr))
+    return p
+
+
+def _leaf(d, cnf, base, cn, ext, newkey=("ec", "-pkeyopt",
+                                          "ec_paramgen_curve:P-256"),
+          ca="ca"):
+    _openssl("req", "-x509", "-config", cnf, "-extensions", ext,
+             "-newkey", *newkey, "-noenc",
+             "-keyout", os.path.join(d, base + ".key"),
+             "-out", os.path.join(d, base + ".pem"),
+             "-subj", "/CN=" + cn, "-days", "30",
+             "-CA", os.path.join(d, ca + ".pem"),
+             "-CAkey", os.path.join(d, ca + ".key"))
+
+
+def pki():
+    """Path of the dev PKI, generated once per process.
+
+    Besides what scripts/gen-dev-pki writes (ca, broker, grant.key and the
+    seven demo identities):
+      agent-rsa.pem/.key       RSA-2048 client, CN=agent-rsa, same CA
+      agent-uri.pem/.key       EC client, CN=ignored-cn,
+                               URI SAN spiffe://toolgate.test/agent-uri
+      agent-stranger.pem/.key  EC client, same CA, CN not in any policy
+      foreign/ca.pem           a second CA, and foreign/agent-payments.pem/.key
+                               (CN=agent-payments) signed by it
+      expired.pem/.key         CN=agent-payments, same CA, notAfter in the past
+    """
+    global _pki_dir
+    with _pki_lock:
+        if _pki_dir is not None:
+            return _pki_dir
+        d = tempfile.mkdtemp(prefix="toolgate-pki-")
+        p = subprocess.run([os.path.join(ROOT, "scripts", "gen-dev-pki"), d],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError("gen-dev-pki failed (%d):\n%s%s" %
+                               (p.returncode, p.stdout, p.stderr))
+        cnf = os.path.join(d, "extra.cnf")
+        with open(cnf, "w") as f:
+            f.write(_OPENSSL_CNF.replace("{dir}", os.path.join(d, "expdb")))
+        _leaf(d, cnf, "agent-rsa", "agent-rsa", "client_ext",
+              newkey=("rsa:2048",))
+        _leaf(d, cnf, "agent-uri", "ignored-cn", "uri_ext")
+        _leaf(d, cnf, "agent-stranger", "agent-stranger", "client_ext")
+
+        # A second CA, and a cert with a known name signed by it.
+        fd = os.path.join(d, "foreign")
+        os.mkdir(fd)
+        _openssl("req", "-x509", "-config", cnf, "-extensions", "ca_ext",
+                 "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-noenc", "-keyout", os.path.join(fd, "ca.key"),
+                 "-out", os.path.join(fd, "ca.pem"),
+                 "-subj", "/CN=foreign CA", "-days", "30")
+        _leaf(fd, cnf, "agent-payments", "agent-payments", "client_ext")
+
+        # An expired client certificate from the right CA: openssl ca
+        # takes explicit -startdate/-enddate (OpenSSL 3.0 x509/req do not).
+        ed = os.path.join(d, "expdb")
+        os.mkdir(ed)
+        open(os.path.join(ed, "index.txt"), "w").close()
+        with open(os.path.join(ed, "serial"), "w") as f:
+            f.write(secrets.token_hex(8) + "\n")
+        _openssl("req", "-new", "-config", cnf, "-newkey", "ec",
+                 "-pkeyopt", "ec_paramgen_curve:P-256", "-noenc",
+                 "-keyout", os.path.join(d, "expired.key"),
+                 "-out", os.path.join(ed, "expired.csr"),
+                 "-subj", "/CN=agent-payments")
+        _openssl("ca", "-batch", "-config", cnf, "-name", "expired_ca",
+                 "-cert", os.path.join(d, "ca.pem"),
+                 "-keyfile", os.path.join(d, "ca.key"),
+                 "-extensions", "client_ext",
+                 "-startdate", "20200101000000Z",
+                 "-enddate", "20200201000000Z", "-notext",
+                 "-in", os.path.join(ed, "expired.csr"),
+                 "-out", os.path.join(d, "expired.pem"))
+        _pki_dir = d
+        return d
+
+
+def cert_identity(cert_path):
+    """The identity toolgate derives: first URI SAN, else subject CN."""
+    with open(cert_path, "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    try:
+        san = cert.extensions.get_extension_for_oid(
+            ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+        if uris:
+            return uris[0]
+    except x509.ExtensionNotFound:
+        pass
+    return cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+
+
+def public_key_pem(cert_path):
+    """Exact PEM bytes (SubjectPublicKeyInfo) of a certificate's key."""
+    with open(cert_path, "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    return cert.public_key().public_bytes(
+        serialization.Encoding.PEM,
+        serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+# ---------------------------------------------------------------------- JWS
+
+def claims(iss, tool, **kw):
+    """Intent claims: aud toolgate, random jti, iat now, exp now+60, tool,
+    then kw (a value of DELETE removes that claim)."""
+    now = int(time.time())
+    c = {"iss": iss, "aud": "toolgate", "jti": secrets.token_hex(16),
+         "iat": now, "exp": now + 60, "tool": tool}
+    for k, v in kw.items():
+        if v is DELETE:
+            c.pop(k, None)
+        else:
+            c[k] = v
+    return c
+
+
+def _load_key(key_path):
+    with open(key_path, "rb") as f:
+        return serialization.load_pem_private_key(f.read(), password=None)
+
+
+def key_alg(key_path):
+    """ES256 for an EC key, RS256 for RSA."""
+    k = _load_key(key_path)
+    return "RS256" if isinstance(k, rsa.RSAPrivateKey) else "ES256"
+
+
+def sign(key_path, claims_or_bytes, alg="ES256", header=None, hmac_key=None):
+    """Compact JWS over claims (dict, serialised compactly) or raw payload
+    bytes.  ES256 (raw R||S), RS256 (PKCS#1 v1.5), HS256 (hmac_key bytes),
+    or "none" (empty signature segment)."""
+    if header is None:
+        header = {"alg": alg, "typ": "JWT"}
+    if isinstance(claims_or_bytes, (bytes, bytearray)):
+        payload = bytes(claims_or_bytes)
+    else:
+        payload = _json_bytes(claims_or_bytes)
+    h = header if isinstance(header, (bytes, bytearray)) else \
+        _json_bytes(header)
+    signing_input = (b64url(h) + "." + b64url(payload)).encode("ascii")
+    if alg == "none":
+        sig = b""
+    elif alg == "HS256":
+        if hmac_key is None:
+            raise ValueError("HS256 needs hmac_key")
+        sig = hmac.new(hmac_key, signing_input, hashlib.sha256).digest()
+    elif alg == "ES256":
+        k = _load_key(key_path)
+        der = k.sign(signing_input, ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    elif alg == "RS256":
+        k = _load_key(key_path)
+        sig = k.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        raise ValueError("sign: unsupported alg %r" % alg)
+    return signing_input.decode("ascii") + "." + b64url(sig)
+
+
+def jws_parts(token):
+    """(header dict, payload bytes, signature bytes) of a compact JWS."""
+    h, p, s = token.split(".")
+    return json.loads(b64url_decode(h)), b64url_decode(p), b64url_decode(s)
+
+
+def verify_grant(token, jwks):
+    """Verify an ES256 grant with the key named by its kid in jwks (the
+    parsed /v1/jwks answer); return its claims or raise ValueError."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise ValueError("grant is not a compact JWS")
+    header = json.loads(b64url_decode(parts[0]))
+    if header.get("alg") != "ES256":
+        raise ValueError("grant alg is %r, not ES256" % header.get("alg"))
+    kid = header.get("kid")
+    keys = [k for k in jwks.get("keys", []) if k.get("kid") == kid]
+    if len(keys) != 1:
+        raise ValueError("no single JWK with kid %r" % kid)
+    jwk = keys[0]
+    if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
+        raise ValueError("JWK is not EC P-256")
+    x = int.from_bytes(b64url_decode(jwk["x"]), "big")
+    y = int.from_bytes(b64url_decode(jwk["y"]), "big")
+    pub = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+    sig = b64url_decode(parts[2])
+    if len(sig) != 64:
+        raise ValueError("ES256 signature is %d bytes, not 64" % len(sig))
+    der = encode_dss_signature(int.from_bytes(sig[:32], "big"),
+                               int.from_bytes(sig[32:], "big"))
+    from cryptography.exceptions import InvalidSignature
+    try:
+        pub.verify(der, (parts[0] + "." + parts[1]).encode("ascii"),
+                   ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise ValueError("grant signature does not verify")
+    return json.loads(b64url_decode(parts[1]))
+
+
+def jwk_thumbprint(jwk):
+    """RFC 7638 thumbprint of an EC JWK."""
+    canon = '{"crv":"%s","kty":"EC","x":"%s","y":"%s"}' % (
+        jwk["crv"], jwk["x"], jwk["y"])
+    return b64url(hashlib.sha256(canon.encode()).digest())
+
+
+# ------------------------------------------------------------------- client
+
+class Client:
+    """One keep-alive mTLS connection to the broker."""
+
+    def __init__(self, port, ca, cert, key, timeout=30):
+        self.port = port
+        self.cert = cert
+        self.key = key
+        self.identity = cert_identity(cert) if cert else None
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_verify_locations(ca)
+        ctx.check_hostname = True
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        if cert:
+            ctx.load_cert_chain(cert, key)
+        self.ctx = ctx
+        self.conn = http.client.HTTPSConnection("127.0.0.1", port,
+                                                context=ctx, timeout=timeout)
+
+    def request(self, method, path, body=None, content_type=None,
+                headers=None):
+        """(status, headers dict (lower-case names), JSON or text)."""
+        h = dict(headers or {})
+        if content_type is not None:
+            h["Content-Type"] = content_type
+        if isinstance(body, str):
+            body = body.encode()
+        try:
+            self.conn.request(method, path, body=body, headers=h)
+            resp = self.conn.getresponse()
+            raw = resp.read()
+        except Exception:
+            self.conn.close()
+            raise
+        rh = {k.lower(): v for k, v in resp.getheaders()}
+        text = raw.decode("utf-8", "replace")
+        data = text
+        if rh.get("content-type", "").split(";")[0].strip() in (
+                "application/json", "application/jwk-set+json"):
+            try:
+                data = json.loads(text)
+            except ValueError:
+                data = text
+        return resp.status, rh, data
+
+    def get(self, path):
+        return self.request("GET", path)
+
+    def post_intent(self, token):
+        if isinstance(token, str):
+            token = token.encode()
+        return self.request("POST", "/v1/intents", body=token,
+                            content_type="application/jose")
+
+    def sign(self, claims_or_bytes, **kw):
+        """Sign with this client's own key and its natural alg."""
+        kw.setdefault("alg", key_alg(self.key))
+        return sign(self.key, claims_or_bytes, **kw)
+
+    def submit(self, tool="crm.lookup", **claims_overrides):
+        """Sign claims(identity, tool, **overrides) with this client's key
+        and post them.  Returns (status, headers, body)."""
+        c = claims(self.identity, tool, **claims_overrides)
+        return self.post_intent(self.sign(c))
+
+    def close(self):
+        self.conn.close()
+
+
+# ------------------------------------------------------------------- broker
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """A toolgated on 127.0.0.1:PORT with its own database, as a context
+    manager.  The policy (None → policies/example.json, a dict, or a file
+    path) is applied offline with toolgatectl --db before the first start."""
+
+    def __init__(self, policy=None, threads=2, audience=None, extra_args=()):
+        self.pki = pki()
+        self.dir = tempfile.mkdtemp(prefix="toolgate-broker-")
+        self.db = os.path.join(self.dir, "toolgate.db")
+        self.threads = threads
+        self.audience = audience
+        self.extra_args = tuple(extra_args)
+        self.port = free_port()
+        self.url = "https://127.0.0.1:%d" % self.port
+        self.proc = None
+        self._lines = []
+        self._lines_lock = threading.Lock()
+        self._listening = threading.Event()
+        self._reader = None
+        self._clients = []
+        if policy is None:
+            policy_file = EXAMPLE_POLICY
+        elif isinstance(policy, dict):
+            policy_file = os.path.join(self.dir, "policy.json")
+            with open(policy_file, "w") as f:
+                json.dump(policy, f, indent=1)
+        else:
+            policy_file = policy
+        self.policy_file = policy_file
+        p = subprocess.run([CTL, "--db", self.db, "policy", "apply",
+                            policy_file], capture_output=True, text=True,
+                           timeout=30)
+        if p.returncode != 0:
+            raise AssertionError("toolgatectl --db policy apply %s exited "
+                                 "%d:\n%s%s" % (policy_file, p.returncode,
+                                                p.stdout, p.stderr))
+
+    # -- process
+
+    def _argv(self):
+        k = self.pki
+        argv = [DAEMON, "--listen", "127.0.0.1:%d" % self.port,
+                "--db", self.db,
+                "--ca", os.path.join(k, "ca.pem"),
+                "--cert", os.path.join(k, "broker.pem"),
+                "--key", os.path.join(k, "broker.key"),
+                "--grant-key", os.path.join(k, "grant.key"),
+                "--threads", str(self.threads), "--log-level", "info"]
+        if self.audience is not None:
+            argv += ["--audience", self.audience]
+        return argv + list(self.extra_args)
+
+    def _read(self, proc, listening):
+        for line in proc.stderr:
+            with self._lines_lock:
+                self._lines.append(line.rstrip("\n"))
+            if "listening on" in line:
+                listening.set()
+
+    def start(self):
+        assert self.proc is None or self.proc.poll() is not None
+        self._listening = threading.Event()
+        self.proc = subprocess.Popen(self._argv(), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True,
+                                     errors="replace")
+        self._reader = threading.Thread(target=self._read,
+                                        args=(self.proc, self._listening),
+                                        daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + 10
+        while not self._listening.wait(0.05):
+            if self.proc.poll() is not None:
+                self._reader.join(2)
+                raise AssertionError("toolgated exited %d before listening:"
+                                     "\n%s" % (self.proc.returncode,
+                                               "\n".join(self.log_lines())))
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("toolgated did not print 'listening "
+                                     "on' within 10 s:\n%s" %
+                                     "\n".join(self.log_lines()))
+        return self
+
+    def _close_clients(self):
+        for c in self._clients:
+            c.close()
+        self._clients = []
+
+    def stop(self):
+        """SIGTERM, wait, and require exit status 0."""
+        self._close_clients()
+        if self.proc is None or self.proc.poll() is not None:
+            rc = None if self.proc is None else self.proc.returncode
+            self.proc = None
+            if rc not in (None, 0):
+                raise AssertionError("toolgated had already exited %d:\n%s"
+                                     % (rc, "\n".join(self.log_lines())))
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("toolgated did not exit within 15 s of "
+                                 "SIGTERM")
+        self._reader.join(5)
+        self.proc = None
+        if rc != 0:
+            raise AssertionError("toolgated exited %d on SIGTERM:\n%s" %
+                                 (rc, "\n".join(self.log_lines())))
+
+    def kill9(self):
+        self._close_clients()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+            self._reader.join(5)
+        self.proc = None
+
+    def restart(self):
+        """Stop (unless already killed) and start again, same port and db."""
+        if self.proc is not None:
+            self.stop()
+        return self.start()
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_lines(self):
+        with self._lines_lock:
+            return list(self._lines)
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self.stop()
+            else:
+                self.kill9()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+    # -- talking to it
+
+    def client(self, name, ca=None, cert=None, key=None, timeout=30):
+        """An mTLS client for identity name (pki/NAME.pem/.key) unless cert
+        and key are given; name None and no cert: no client certificate."""
+        k = self.pki
+        if cert is None and name is not None:
+            cert = os.path.join(k, name + ".pem")
+        if key is None and name is not None:
+            key = os.path.join(k, name + ".key")
+        c = Client(self.port, ca or os.path.join(k, "ca.pem"), cert, key,
+                   timeout=timeout)
+        self._clients.append(c)
+        return c
+
+    def ctl(self, *args, identity="agent-payments", check=False, input=None,
+            timeout=30):
+        k = self.pki
+        argv = [CTL, "--url", self.url, "--ca", os.path.join(k, "ca.pem"),
+                "--cert", os.path.join(k, identity + ".pem"),
+                "--key", os.path.join(k, identity + ".key")] + list(args)
+        return subprocess.run(argv, capture_output=True, text=True,
+                              check=check, input=input, timeout=timeout)
+
+    def ctl_db(self, *args, check=False, input=None, timeout=30):
+        """toolgatectl --db DB ... (offline)."""
+        return subprocess.run([CTL, "--db", self.db] + list(args),
+                              capture_output=True, text=True, check=check,
+                              input=input, timeout=timeout)
+
+
+def load_example_policy():
+    with open(EXAMPLE_POLICY) as f:
+        return json.load(f)
