@@ -15,6 +15,7 @@
 
 #include "db.h"
 #include "grant.h"
+#include "killswitch.h"
 #include "metrics.h"
 #include "policy.h"
 #include "tls.h"
@@ -37,6 +38,7 @@ struct worker {
 	struct db		*db;
 	struct policy		*policy;	/* this thread's snapshot */
 	int64_t			 policy_version;
+	struct ks_cache		 ks;		/* engaged kill switches */
 	struct metrics		 metrics;
 };
 
@@ -87,3 +89,15 @@ void	api_policy_get(struct request *rq);
 void	api_policy_put(struct request *rq);
 /* Bring the worker's policy snapshot up to date with the database. */
 int	api_policy_refresh(struct worker *w);
+
+/* approvals.c: the human-approval queue (issue 3) */
+void	api_approvals_list(struct request *rq);
+void	api_approve(struct request *rq);
+void	api_reject(struct request *rq);
+
+/* ops.c: kill switch, grant redemption, audit trail (issue 4) */
+void	api_killswitch_get(struct request *rq);
+void	api_killswitch_trip(struct request *rq);
+void	api_killswitch_reset(struct request *rq);
+void	api_grant_redeem(struct request *rq);
+void	api_audit_list(struct request *rq);
