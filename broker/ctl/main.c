@@ -268,11 +268,11 @@ opt_match(const struct ctl_cmd *cmd, const struct ctl_opt *opts, int argc,
 	size_t		 nlen = eq != NULL ? (size_t)(eq - name) : strlen(name);
 	int		 k;
 
-	for (k = 0; opts[k].name != NULL; k++)
+	for (k = 0; k < CTL_MAX_OPTS && opts[k].name != NULL; k++)
 		if (strlen(opts[k].name) == nlen &&
 		    strncmp(opts[k].name, name, nlen) == 0)
 			break;
-	if (opts[k].name == NULL)
+	if (k == CTL_MAX_OPTS || opts[k].name == NULL)
 		return (-1);
 	if (opts[k].arg == NULL) {
 		*val = "";

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,10 +19,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-SOURCE = os.environ.get(
-    "TOOLGATE_SOURCE_ROOT",
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-EXAMPLE = os.path.join(SOURCE, "policies", "example.json")
+EXAMPLE = harness.EXAMPLE_POLICY
 
 # Every command and group: each must answer --help with exit 0.
 COMMANDS = [
@@ -53,12 +49,6 @@ def run(*args, env=None, input=None):
 def identity(pki, name):
     return ["--cert", os.path.join(pki, name + ".pem"),
             "--key", os.path.join(pki, name + ".key")]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Tmp(unittest.TestCase):
@@ -115,7 +105,7 @@ class HelpAndUsage(Tmp):
         pki = harness.pki()
         ident = identity(pki, "agent-payments") + [
             "--ca", os.path.join(pki, "ca.pem"),
-            "--url", "https://127.0.0.1:%d" % free_port()]
+            "--url", "https://127.0.0.1:%d" % harness.free_port()]
         cases = [
             [],
             ["policy"],
@@ -341,7 +331,7 @@ class Online(Tmp):
         self.assertTrue(p.stdout.startswith("allowed "))
 
     def test_unreachable_url_is_3(self):
-        url = "https://127.0.0.1:%d" % free_port()
+        url = "https://127.0.0.1:%d" % harness.free_port()
         p = self.direct("submit", "--tool", "crm.lookup", url=url)
         self.assertExit(p, 3)
         self.assertIn("cannot connect to " + url, p.stderr)
@@ -364,9 +354,12 @@ class Online(Tmp):
         p = self.direct("submit", "--tool", "crm.lookup",
                         url="https://localhost:" + port)
         self.assertExit(p, 0)
+        # Same socket address, but not a name the certificate holds.
         p = self.direct("submit", "--tool", "crm.lookup",
-                        url="https://127.0.0.1.nip.invalid:" + port)
+                        url="https://[::ffff:127.0.0.1]:" + port)
         self.assertExit(p, 3)
+        self.assertIn("certificate verify failed", p.stderr)
+        self.assertIn("IP address mismatch", p.stderr)
 
     def test_audit_verify_and_tamper(self):
         self.assertExit(self.ctl("submit", "--tool", "crm.lookup"), 0)
