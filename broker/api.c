@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/keyvalq_struct.h>
+
 #include "audit.h"
 #include "canon.h"
 #include "clock.h"
@@ -50,14 +52,16 @@ api_policy_refresh(struct worker *w)
 	return (0);
 }
 
-/* The policy's view of a call; no policy at all means default deny. */
+/* The policy's view of a call; no policy at all means default deny, and
+ * an engaged kill switch covering it overrides everything. */
 static void
 api_evaluate(struct worker *w, const struct intent *in, struct evaluation *ev)
 {
-	if (w->policy == NULL) {
+	if (w->policy == NULL || ks_covers(&w->ks, in->iss, in->tool)) {
 		memset(ev, 0, sizeof(*ev));
 		ev->outcome = OUTCOME_DENY;
-		ev->reason = R_UNKNOWN_PRINCIPAL;
+		ev->reason = w->policy ? R_KILL_SWITCH : R_UNKNOWN_PRINCIPAL;
+		ev->tier_index = -1;
 		return;
 	}
 	policy_evaluate(w->policy, in->iss, in->tool,
@@ -203,7 +207,7 @@ api_decide_commit(struct worker *w, const struct intent *in,
 
 	if (store_new_id(d->id, sizeof(d->id)) == -1 || db_begin(w->db) == -1)
 		return (E_UNAVAILABLE);
-	if (api_policy_refresh(w) == -1)
+	if (api_policy_refresh(w) == -1 || ks_refresh(w->db, &w->ks) == -1)
 		goto unavailable;
 	/* Kept until exp + skew: after that the intent is refused as
 	 * expired anyway, so the row can go. */
@@ -310,11 +314,57 @@ api_may_read(struct worker *w, const char *who, json_t *view)
 }
 
 void
+api_intent_answer(struct request *rq, json_t *view, int is_agent)
+{
+	/* Each answer to the agent carries a freshly signed grant while it
+	 * can still be redeemed: a late approval still gives a full minute.
+	 * Approvers and operators read the intent, never its grant. */
+	if (is_agent && strcmp(json_string_value(json_object_get(view,
+	    "status")), "allowed") == 0 &&
+	    json_object_get(view, "redeemed_at") == NULL &&
+	    grant_attach(&rq->w->broker->grant, view, clock_now()) == -1) {
+		json_decref(view);
+		http_reply_error(rq, E_INTERNAL, NULL);
+		return;
+	}
+	http_reply_json(rq, 200, view);
+}
+
+/* ?wait=N (0..60) or -1 when malformed. */
+static int
+api_wait_seconds(const char *query)
+{
+	struct evkeyvalq	 q;
+	const char		*v;
+	char			*end;
+	long			 n = 0;
+
+	if (query == NULL)
+		return (0);
+	TAILQ_INIT(&q);
+	if (evhttp_parse_query_str(query, &q) != 0)
+		return (-1);
+	if ((v = evhttp_find_header(&q, "wait")) != NULL) {
+		n = strtol(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || n < 0 ||
+		    n > WAIT_MAX_SECONDS)
+			n = -1;
+	}
+	evhttp_clear_headers(&q);
+	return ((int)n);
+}
+
+void
 api_intent_get(struct request *rq)
 {
 	json_t	*view = NULL;
-	int	 found;
+	int	 found, is_agent, wait = api_wait_seconds(rq->query);
 
+	if (wait < 0) {
+		http_reply_error(rq, E_BAD_REQUEST, "wait must be 0..60 "
+		    "seconds");
+		return;
+	}
 	found = api_id_valid(rq->id) ?
 	    store_intent_get(rq->w->db, rq->id, &view) : 0;
 	if (found == -1) {
@@ -326,16 +376,20 @@ api_intent_get(struct request *rq)
 		http_reply_error(rq, E_NOT_FOUND, "no such intent");
 		return;
 	}
-	/* Each answer carries a freshly signed grant while it can still be
-	 * redeemed: a late approval still gives the agent a full minute. */
-	if (strcmp(json_string_value(json_object_get(view, "status")),
-	    "allowed") == 0 && json_object_get(view, "redeemed_at") == NULL &&
-	    grant_attach(&rq->w->broker->grant, view, clock_now()) == -1) {
+	is_agent = strcmp(json_string_value(json_object_get(view, "agent")),
+	    rq->peer->identity) == 0;
+	if (wait > 0 && strcmp(json_string_value(json_object_get(view,
+	    "status")), "pending") == 0) {
 		json_decref(view);
-		http_reply_error(rq, E_INTERNAL, NULL);
+		if (wait_hold(rq, rq->id, wait, is_agent) == -1) {
+			evhttp_add_header(evhttp_request_get_output_headers(
+			    rq->req), "Retry-After", "1");
+			http_reply_error(rq, E_RATE_LIMITED, "too many "
+			    "waiting requests; retry later");
+		}
 		return;
 	}
-	http_reply_json(rq, 200, view);
+	api_intent_answer(rq, view, is_agent);
 }
 
 void

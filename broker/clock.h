@@ -10,3 +10,6 @@
 
 int64_t	clock_now(void);
 void	clock_rfc3339(int64_t t, char out[RFC3339_LEN]);
+
+/* Parse "YYYY-MM-DDTHH:MM:SSZ" (as written by clock_rfc3339).  0 or -1. */
+int	clock_parse_rfc3339(const char *s, int64_t *t);

@@ -6,6 +6,8 @@
  */
 #pragma once
 
+#include <sys/queue.h>
+
 #include <pthread.h>
 #include <stdint.h>
 
@@ -24,6 +26,9 @@
 #define SERVER_MAX_HEADERS	(16 * 1024)
 #define SERVER_MAX_BODY		(4 * 1024 * 1024)
 #define SERVER_TIMEOUT_S	30
+#define WAIT_MAX_SECONDS	60
+#define WAIT_MAX_PER_WORKER	1024
+#define WAIT_INBOX		256
 
 struct broker;
 
@@ -39,6 +44,16 @@ struct worker {
 	struct policy		*policy;	/* this thread's snapshot */
 	int64_t			 policy_version;
 	struct ks_cache		 ks;		/* engaged kill switches */
+	struct event		*tick_ev;	/* 1 Hz: sweeper, waiters */
+	/* wait.c: held long-polls, and ids other threads changed */
+	TAILQ_HEAD(, waiter)	 waiters;
+	int			 nwaiters;
+	int64_t			 data_version;
+	struct event		*wake_ev;
+	pthread_mutex_t		 inbox_lock;
+	char			 inbox[WAIT_INBOX][40];
+	size_t			 inbox_n;
+	int			 inbox_overflow;
 	struct metrics		 metrics;
 };
 
@@ -90,10 +105,28 @@ void	api_policy_put(struct request *rq);
 /* Bring the worker's policy snapshot up to date with the database. */
 int	api_policy_refresh(struct worker *w);
 
-/* approvals.c: the human-approval queue (issue 3) */
+/* Answer GET /v1/intents/{id} with view (stolen); the grant goes only to
+ * the agent. */
+void	api_intent_answer(struct request *rq, json_t *view, int is_agent);
+
+/* approvals.c: the human-approval queue */
 void	api_approvals_list(struct request *rq);
 void	api_approve(struct request *rq);
 void	api_reject(struct request *rq);
+/* Expire pending intents past their approval_ttl (worker 0, 1 Hz). */
+void	approvals_sweep(struct worker *w);
+
+/* wait.c: long-polls */
+struct waiter;
+int	wait_init(struct worker *w);
+void	wait_deinit(struct worker *w);
+/* Hold rq for up to seconds; -1 when the waiter limit is reached. */
+int	wait_hold(struct request *rq, const char *id, int seconds,
+	    int is_agent);
+/* Any thread: intent id left pending (or may have); wake its waiters. */
+void	wait_wake(struct broker *b, const char *id);
+/* 1 Hz: notice changes other processes made to waited-on intents. */
+void	wait_tick(struct worker *w);
 
 /* ops.c: kill switch, grant redemption, audit trail (issue 4) */
 void	api_killswitch_get(struct request *rq);

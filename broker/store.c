@@ -32,11 +32,31 @@ static const char SQL_INTENT_INSERT[] =
     "policy_version, rule, approvals_required, approver_roles, "
     "intent_sha256, created_at, expires_at, decided_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+#define INTENT_COLUMNS \
+    "id, agent, jti, tool, args, amount_value, amount_currency, " \
+    "reason, status, decision, reason_code, reason_text, policy_version, " \
+    "rule, approvals_required, approver_roles, intent_sha256, created_at, " \
+    "expires_at, decided_at, redeemed_at, closed_by, closed_reason "
 static const char SQL_INTENT_GET[] =
-    "SELECT id, agent, jti, tool, args, amount_value, amount_currency, "
-    "reason, status, decision, reason_code, reason_text, policy_version, "
-    "rule, approvals_required, approver_roles, intent_sha256, created_at, "
-    "expires_at, decided_at, redeemed_at FROM intents WHERE id = ?";
+    "SELECT " INTENT_COLUMNS "FROM intents WHERE id = ?";
+static const char SQL_PENDING_LIST[] =
+    "SELECT " INTENT_COLUMNS "FROM intents WHERE status = 'pending' "
+    "ORDER BY created_at, rowid LIMIT ?";
+static const char SQL_CLOSED_LIST[] =
+    "SELECT " INTENT_COLUMNS "FROM intents WHERE status = ? "
+    "AND approvals_required > 0 ORDER BY decided_at DESC, rowid DESC "
+    "LIMIT ?";
+static const char SQL_APPROVAL_INSERT[] =
+    "INSERT OR IGNORE INTO approvals (intent_id, approver, at, comment) "
+    "VALUES (?, ?, ?, ?)";
+static const char SQL_APPROVAL_COUNT[] =
+    "SELECT count(*) FROM approvals WHERE intent_id = ?";
+static const char SQL_INTENT_CLOSE[] =
+    "UPDATE intents SET status = ?, decided_at = ?, closed_by = ?, "
+    "closed_reason = ? WHERE id = ? AND status = 'pending'";
+static const char SQL_EXPIRED_DUE[] =
+    "SELECT id FROM intents WHERE status = 'pending' AND expires_at <= ? "
+    "ORDER BY expires_at LIMIT ?";
 static const char SQL_APPROVALS_GET[] =
     "SELECT approver, at, comment FROM approvals WHERE intent_id = ? "
     "ORDER BY id";
@@ -238,6 +258,11 @@ store_intent_json(const struct intent_record *r)
 	if (r->redeemed_at != 0)
 		json_object_set_new(v, "redeemed_at",
 		    json_time(r->redeemed_at));
+	if (r->closed_by != NULL)
+		json_object_set_new(v, "closed_by", json_string(r->closed_by));
+	if (r->closed_reason != NULL)
+		json_object_set_new(v, "closed_reason",
+		    json_string(r->closed_reason));
 	return (v);
 }
 
@@ -268,6 +293,8 @@ store_row_record(sqlite3_stmt *st, struct intent_record *r)
 	r->expires_at = sqlite3_column_int64(st, 18);
 	r->decided_at = sqlite3_column_int64(st, 19);
 	r->redeemed_at = sqlite3_column_int64(st, 20);
+	r->closed_by = COL_TEXT(st, 21);
+	r->closed_reason = COL_TEXT(st, 22);
 }
 
 static int
@@ -288,33 +315,136 @@ store_approvals_into(struct db *db, const char *id, json_t *list)
 	return (rc == SQLITE_DONE ? 0 : -1);
 }
 
+/* Run st (bound, not stepped) and append each row's view to items. */
+static int
+store_views(struct db *db, sqlite3_stmt *st, json_t *items)
+{
+	struct intent_record	 r;
+	json_t			*v;
+	size_t			 i, first = json_array_size(items);
+	int			 rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		store_row_record(st, &r);
+		if ((v = store_intent_json(&r)) == NULL ||
+		    json_array_append_new(items, v) == -1) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return (-1);
+	/* Approvals come from another statement: not while st is live. */
+	for (i = first; i < json_array_size(items); i++) {
+		v = json_array_get(items, i);
+		if (store_approvals_into(db, json_string_value(
+		    json_object_get(v, "id")), json_object_get(v,
+		    "approvals")) == -1)
+			return (-1);
+	}
+	return (0);
+}
+
 int
 store_intent_get(struct db *db, const char *id, json_t **view)
 {
-	sqlite3_stmt		*st;
-	struct intent_record	 r;
-	int			 rc;
+	sqlite3_stmt	*st;
+	json_t		*items = json_array();
 
 	*view = NULL;
-	if ((st = db_stmt(db, SQL_INTENT_GET)) == NULL)
+	if (items == NULL || (st = db_stmt(db, SQL_INTENT_GET)) == NULL) {
+		json_decref(items);
+		return (-1);
+	}
+	db_bind_text(st, 1, id);
+	if (store_views(db, st, items) == -1) {
+		json_decref(items);
+		return (-1);
+	}
+	*view = json_incref(json_array_get(items, 0));
+	json_decref(items);
+	return (*view != NULL);
+}
+
+int
+store_intent_list(struct db *db, const char *status, int64_t limit,
+    json_t *items)
+{
+	sqlite3_stmt	*st;
+	int		 pending = strcmp(status, "pending") == 0;
+
+	if ((st = db_stmt(db, pending ? SQL_PENDING_LIST : SQL_CLOSED_LIST)) ==
+	    NULL)
+		return (-1);
+	if (pending)
+		sqlite3_bind_int64(st, 1, limit);
+	else {
+		db_bind_text(st, 1, status);
+		sqlite3_bind_int64(st, 2, limit);
+	}
+	return (store_views(db, st, items));
+}
+
+int
+store_approval_add(struct db *db, const char *id, const char *approver,
+    int64_t now, const char *comment, int *count)
+{
+	sqlite3_stmt	*st;
+	int		 added;
+
+	if ((st = db_stmt(db, SQL_APPROVAL_INSERT)) == NULL)
 		return (-1);
 	db_bind_text(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		store_row_record(st, &r);
-		*view = store_intent_json(&r);
-	}
-	sqlite3_reset(st);
-	if (rc == SQLITE_DONE)
-		return (0);
-	if (rc != SQLITE_ROW || *view == NULL ||
-	    store_approvals_into(db, id, json_object_get(*view,
-	    "approvals")) == -1) {
-		json_decref(*view);
-		*view = NULL;
+	db_bind_text(st, 2, approver);
+	sqlite3_bind_int64(st, 3, now);
+	db_bind_text(st, 4, comment);
+	if (db_step_done(db, st) == -1)
 		return (-1);
-	}
-	return (1);
+	added = sqlite3_changes(db->sql);
+	if ((st = db_stmt(db, SQL_APPROVAL_COUNT)) == NULL)
+		return (-1);
+	db_bind_text(st, 1, id);
+	*count = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) :
+	    -1;
+	sqlite3_reset(st);
+	if (*count < 0)
+		return (-1);
+	return (added ? 0 : 1);
+}
+
+int
+store_intent_close(struct db *db, const char *id, const char *status,
+    int64_t now, const char *by, const char *why)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = db_stmt(db, SQL_INTENT_CLOSE)) == NULL)
+		return (-1);
+	db_bind_text(st, 1, status);
+	sqlite3_bind_int64(st, 2, now);
+	db_bind_text(st, 3, by);
+	db_bind_text(st, 4, why);
+	db_bind_text(st, 5, id);
+	if (db_step_done(db, st) == -1)
+		return (-1);
+	return (sqlite3_changes(db->sql) == 1 ? 0 : 1);
+}
+
+int
+store_expired_due(struct db *db, int64_t now, int64_t limit, json_t *ids)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	if ((st = db_stmt(db, SQL_EXPIRED_DUE)) == NULL)
+		return (-1);
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(ids, json_string(COL_TEXT(st, 0)));
+	sqlite3_reset(st);
+	return (rc == SQLITE_DONE ? 0 : -1);
 }
 
 int

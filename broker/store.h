@@ -50,6 +50,8 @@ struct intent_record {
 	int64_t		 expires_at;
 	int64_t		 decided_at;
 	int64_t		 redeemed_at;
+	const char	*closed_by;	/* who rejected it */
+	const char	*closed_reason;
 	int		 approvals_required;
 };
 
@@ -76,6 +78,35 @@ json_t	*store_intent_json(const struct intent_record *r);
  * *view (new reference) when found, 0 when not, -1 on error.
  */
 int	store_intent_get(struct db *db, const char *id, json_t **view);
+
+/*
+ * Append to items the views of intents with status: "pending" oldest
+ * first, any other status (of intents that needed approval) newest first;
+ * at most limit.  0 or -1.
+ */
+int	store_intent_list(struct db *db, const char *status, int64_t limit,
+	    json_t *items);
+
+/*
+ * Record approver's approval of id (each approver counts once) and set
+ * *count to the approvals now held.  0 when added, 1 when approver had
+ * already approved, -1 on error.  Inside the caller's transaction.
+ */
+int	store_approval_add(struct db *db, const char *id, const char *approver,
+	    int64_t now, const char *comment, int *count);
+
+/*
+ * Move a pending intent to status ("allowed", "rejected", "expired") at
+ * now, noting by and why (may be NULL).  0 done, 1 when it was no longer
+ * pending, -1 on error.  Inside the caller's transaction.
+ */
+int	store_intent_close(struct db *db, const char *id, const char *status,
+	    int64_t now, const char *by, const char *why);
+
+/* Append to ids (array) up to limit pending intents whose expires_at has
+ * passed.  0 or -1. */
+int	store_expired_due(struct db *db, int64_t now, int64_t limit,
+	    json_t *ids);
 
 /* A fresh intent id: "in_" and 32 lowercase hex characters.  out >= 36. */
 int	store_new_id(char *out, size_t outlen);

@@ -234,6 +234,16 @@ worker_stop_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+worker_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+
+	if (w->idx == 0)
+		approvals_sweep(w);
+	wait_tick(w);
+}
+
+static void
 worker_prune_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker	*w = arg;
@@ -272,7 +282,7 @@ static void
 worker_init(struct broker *b, int idx, struct sockaddr *sa, socklen_t salen)
 {
 	struct worker	*w = &b->workers[idx];
-	struct timeval	 prune = { PRUNE_INTERVAL_S, 0 };
+	struct timeval	 prune = { PRUNE_INTERVAL_S, 0 }, tick = { 1, 0 };
 	char		 err[512], msg[700];
 
 	w->idx = idx;
@@ -284,8 +294,12 @@ worker_init(struct broker *b, int idx, struct sockaddr *sa, socklen_t salen)
 	    (w->stop_ev = event_new(w->base, -1, 0, worker_stop_cb, w)) ==
 	    NULL ||
 	    (w->prune_ev = event_new(w->base, -1, EV_PERSIST,
-	    worker_prune_cb, w)) == NULL)
+	    worker_prune_cb, w)) == NULL ||
+	    (w->tick_ev = event_new(w->base, -1, EV_PERSIST,
+	    worker_tick_cb, w)) == NULL || wait_init(w) == -1)
 		startup_exit("cannot create the event loop");
+	ks_cache_init(&w->ks);
+	event_add(w->tick_ev, &tick);
 	http_setup(w);
 	if (worker_listen(w, sa, salen) == -1) {
 		snprintf(msg, sizeof(msg), "cannot listen on %s:%d: %s",
@@ -310,6 +324,10 @@ worker_main(void *arg)
 static void
 worker_free(struct worker *w)
 {
+	wait_deinit(w);
+	if (w->tick_ev != NULL)
+		event_free(w->tick_ev);
+	ks_cache_clear(&w->ks);
 	if (w->http != NULL)
 		evhttp_free(w->http);
 	if (w->stop_ev != NULL)
