@@ -424,7 +424,7 @@ ks_trip(struct db *db, const char *actor, enum ks_scope scope,
 	    json_array();
 	if (ids == NULL)
 		goto fail;
-	d = json_pack("{sI ss s? ss sb sI}", "id", (json_int_t)id,
+	d = json_pack("{sI ss ss? ss sb sI}", "id", (json_int_t)id,
 	    "scope", scope_names[scope], "target", target, "reason", reason,
 	    "reject_pending", reject_pending ? 1 : 0,
 	    "rejected", (json_int_t)json_array_size(ids));
