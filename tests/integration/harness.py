@@ -233,11 +233,13 @@ def public_key_pem(cert_path):
 
 def claims(iss, tool, **kw):
     """Intent claims: aud toolgate, random jti, iat now, exp now+60, tool,
-    then kw (a value of DELETE removes that claim)."""
+    then kw (a value of DELETE, also for iss or tool, removes that
+    claim)."""
     now = int(time.time())
     c = {"iss": iss, "aud": "toolgate", "jti": secrets.token_hex(16),
          "iat": now, "exp": now + 60, "tool": tool}
-    for k, v in kw.items():
+    kw = dict(kw)
+    for k, v in list(c.items()) + list(kw.items()):
         if v is DELETE:
             c.pop(k, None)
         else:
@@ -398,7 +400,8 @@ class Client:
     def submit(self, tool="crm.lookup", **claims_overrides):
         """Sign claims(identity, tool, **overrides) with this client's key
         and post them.  Returns (status, headers, body)."""
-        c = claims(self.identity, tool, **claims_overrides)
+        iss = claims_overrides.pop("iss", self.identity)
+        c = claims(iss, tool, **claims_overrides)
         return self.post_intent(self.sign(c))
 
     def close(self):
