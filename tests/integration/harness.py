@@ -12,6 +12,7 @@ missing — the harness fails loudly instead):
   TOOLGATE_TEST_CTL      the toolgatectl binary under test
 """
 
+import atexit
 import base64
 import hashlib
 import hmac
@@ -158,6 +159,7 @@ def pki():
         if _pki_dir is not None:
             return _pki_dir
         d = tempfile.mkdtemp(prefix="toolgate-pki-")
+        atexit.register(shutil.rmtree, d, True)
         p = subprocess.run([os.path.join(ROOT, "scripts", "gen-dev-pki"), d],
                            capture_output=True, text=True)
         if p.returncode != 0:
