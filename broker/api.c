@@ -18,245 +18,38 @@
 #include "server.h"
 #include "store.h"
 
-static const char *const outcome_status[] = { "allowed", "pending", "denied" };
-static const char *const outcome_decision[] = { "allow", "pending", "deny" };
-
-int
-api_policy_refresh(struct worker *w)
+void
+api_answer_job(struct job *job)
 {
-	struct policy	*p;
-	int64_t		 version;
-	char		*body;
-	size_t		 len = 0;
+	struct request	 rq = { .req = job->req, .w = job->w };
+	struct decision	*d = &job->d;
+	json_t		*view;
 
-	if (store_policy_current(w->db, &version, NULL, NULL) == -1)
-		return (-1);
-	if (version == w->policy_version)
-		return (0);
-	if (store_policy_current(w->db, &version, &body, &len) == -1)
-		return (-1);
-	p = policy_parse(body, len, NULL);
-	free(body);
-	if (p == NULL) {
-		/* Validated before it was stored; if it no longer parses,
-		 * fail closed rather than keep deciding on a stale one. */
-		log_warnx("%s: stored policy version %lld does not load",
-		    __func__, (long long)version);
-		return (-1);
-	}
-	policy_free(w->policy);
-	w->policy = p;
-	w->policy_version = version;
-	log_info("thread %d: policy version %lld loaded", w->idx,
-	    (long long)version);
-	return (0);
-}
-
-/* The policy's view of a call; no policy at all means default deny, and
- * an engaged kill switch covering it overrides everything. */
-static void
-api_evaluate(struct worker *w, const struct intent *in, struct evaluation *ev)
-{
-	if (w->policy == NULL || ks_covers(&w->ks, in->iss, in->tool)) {
-		memset(ev, 0, sizeof(*ev));
-		ev->outcome = OUTCOME_DENY;
-		ev->reason = w->policy ? R_KILL_SWITCH : R_UNKNOWN_PRINCIPAL;
-		ev->tier_index = -1;
+	if (job->result != REASON_OK) {
+		http_reply_error(&rq, job->result, NULL);
 		return;
 	}
-	policy_evaluate(w->policy, in->iss, in->tool,
-	    in->has_amount ? &in->amount : NULL, ev);
-}
-
-static char *
-api_rule_json(const struct evaluation *ev, const struct intent *in)
-{
-	json_t	*rule;
-	char	*text;
-
-	if (ev->role == NULL)
-		return (NULL);
-	rule = json_pack("{ss sI ss}", "role", ev->role, "index",
-	    (json_int_t)ev->rule_index, "tool", ev->rule_tool);
-	if (rule != NULL && ev->tier_index >= 0) {
-		json_object_set_new(rule, "tier",
-		    json_integer(ev->tier_index));
-		json_object_set_new(rule, "max", json_string(ev->tier_max));
-		json_object_set_new(rule, "currency",
-		    json_string(in->amount.currency));
-	}
-	text = rule ? canon_dump(rule) : NULL;
-	json_decref(rule);
-	return (text);
-}
-
-static char *
-api_approver_roles_json(const struct evaluation *ev)
-{
-	json_t	*roles = json_array();
-	char	*text;
-	size_t	 i;
-
-	for (i = 0; i < ev->n_approver_roles; i++)
-		json_array_append_new(roles,
-		    json_string(ev->approver_roles[i]));
-	text = canon_dump(roles);
-	json_decref(roles);
-	return (text);
-}
-
-/* The args as the audit log keeps them: fields the policy names hidden. */
-static json_t *
-api_audit_args(const struct policy *p, const struct intent *in)
-{
-	json_t		*copy, *v;
-	const char	*key;
-
-	if (in->args == NULL)
-		return (json_object());
-	copy = json_copy(in->args);
-	if (p == NULL || copy == NULL)
-		return (copy);
-	json_object_foreach(copy, key, v)
-		if (policy_is_redacted(p, in->tool, key))
-			json_object_set_new(copy, key,
-			    json_string("[redacted]"));
-	return (copy);
-}
-
-static int
-api_audit_decision(struct worker *w, const struct intent_record *r,
-    const struct intent *in, int64_t now)
-{
-	json_t	*d;
-	int	 rc;
-
-	d = json_pack("{ss ss ss sI sI ss so}", "status", r->status,
-	    "reason_code", r->reason_code, "tool", r->tool,
-	    "policy_version", (json_int_t)r->policy_version,
-	    "approvals_required", (json_int_t)r->approvals_required,
-	    "intent_sha256", r->intent_sha256,
-	    "args", api_audit_args(w->policy, in));
-	if (d == NULL)
-		return (-1);
-	if (in->has_amount)
-		json_object_set_new(d, "amount", json_pack("{ss ss}",
-		    "value", in->amount_text, "currency",
-		    in->amount.currency));
-	rc = audit_append(w->db, now, in->iss, "decision", r->id, d);
-	json_decref(d);
-	return (rc);
-}
-
-struct decision {
-	struct intent_record	 rec;
-	char			 id[40];
-	char			*args, *rule, *approver_roles;
-	struct evaluation	 ev;
-};
-
-static void
-api_decision_fill(struct decision *d, struct worker *w,
-    const struct intent *in, int64_t now)
-{
-	struct intent_record	*r = &d->rec;
-
-	api_evaluate(w, in, &d->ev);
-	d->args = in->args ? canon_dump(in->args) : NULL;
-	d->rule = api_rule_json(&d->ev, in);
-	d->approver_roles = api_approver_roles_json(&d->ev);
-	memset(r, 0, sizeof(*r));
-	r->id = d->id;
-	r->agent = in->iss;
-	r->jti = in->jti;
-	r->tool = in->tool;
-	r->args = d->args;
-	r->amount_value = in->has_amount ? in->amount_text : NULL;
-	r->amount_currency = in->has_amount ? in->amount.currency : NULL;
-	r->agent_reason = in->reason;
-	r->status = outcome_status[d->ev.outcome];
-	r->decision = outcome_decision[d->ev.outcome];
-	r->reason_code = reason_code(d->ev.reason);
-	r->reason_text = reason_text(d->ev.reason);
-	r->policy_version = w->policy_version;
-	r->rule = d->rule;
-	r->approvals_required = d->ev.approvals_required;
-	r->approver_roles = d->approver_roles;
-	r->intent_sha256 = in->payload_sha256;
-	r->created_at = now;
-	if (d->ev.outcome == OUTCOME_PENDING)
-		r->expires_at = now + d->ev.approval_ttl;
-	else
-		r->decided_at = now;
-}
-
-static void
-api_decision_free(struct decision *d)
-{
-	free(d->args);
-	free(d->rule);
-	free(d->approver_roles);
-}
-
-/* Decide and record in one transaction.  REASON_OK, or the error to answer. */
-static enum reason
-api_decide_commit(struct worker *w, const struct intent *in,
-    struct decision *d, int64_t now)
-{
-	int	 seen;
-
-	if (store_new_id(d->id, sizeof(d->id)) == -1 || db_begin(w->db) == -1)
-		return (E_UNAVAILABLE);
-	if (api_policy_refresh(w) == -1 || ks_refresh(w->db, &w->ks) == -1)
-		goto unavailable;
-	/* Kept until exp + skew: after that the intent is refused as
-	 * expired anyway, so the row can go. */
-	seen = store_jti_claim(w->db, in->iss, in->jti, in->exp + INTENT_SKEW);
-	if (seen == 1) {
-		db_rollback(w->db);
-		return (E_REPLAY);
-	}
-	if (seen == -1)
-		goto unavailable;
-	api_decision_fill(d, w, in, now);
-	if (store_intent_insert(w->db, &d->rec) == -1 ||
-	    api_audit_decision(w, &d->rec, in, now) == -1 ||
-	    db_commit(w->db) == -1)
-		goto unavailable;
-	return (REASON_OK);
- unavailable:
-	db_rollback(w->db);
-	return (E_UNAVAILABLE);
-}
-
-static void
-api_answer_decision(struct request *rq, struct decision *d, int64_t now)
-{
-	json_t	*view = store_intent_json(&d->rec);
-	int	 status = reason_status(d->ev.reason);
-
-	metrics_decision(&rq->w->metrics, (int)d->ev.outcome);
+	metrics_decision(&rq.w->metrics, (int)d->ev.outcome);
 	log_info("decision %s: %s %s -> %s (%s)", d->rec.id, d->rec.agent,
 	    d->rec.tool, d->rec.status, d->rec.reason_code);
+	view = store_intent_json(&d->rec);
 	if (view == NULL || (d->ev.outcome == OUTCOME_ALLOW &&
-	    grant_attach(&rq->w->broker->grant, view, now) == -1)) {
+	    grant_attach(&rq.w->broker->grant, view, job->now) == -1)) {
 		json_decref(view);
-		http_reply_error(rq, E_INTERNAL, "the decision is recorded "
+		http_reply_error(&rq, E_INTERNAL, "the decision is recorded "
 		    "but its answer could not be built: GET it");
 		return;
 	}
-	http_reply_json(rq, status, view);
+	http_reply_json(&rq, reason_status(d->ev.reason), view);
 }
 
 void
 api_intent_post(struct request *rq)
 {
-	struct intent	 in;
-	struct decision	 d;
+	struct job	*job;
 	const char	*body, *msg = NULL;
 	size_t		 len;
 	enum reason	 r;
-	int64_t		 now = clock_now();
 
 	if (!http_content_type_is(rq, "application/jose")) {
 		http_reply_error(rq, E_UNSUPPORTED_MEDIA_TYPE,
@@ -269,21 +62,25 @@ api_intent_post(struct request *rq)
 		    "an intent is at most 64 KiB");
 		return;
 	}
+	if ((job = calloc(1, sizeof(*job))) == NULL) {
+		http_reply_error(rq, E_INTERNAL, "out of memory");
+		return;
+	}
+	job->now = clock_now();
 	r = intent_verify(body ? body : "", len, &rq->peer->key,
-	    rq->peer->identity, rq->w->broker->audience, now, &in, &msg);
+	    rq->peer->identity, rq->w->broker->audience, job->now, &job->in,
+	    &msg);
 	if (r != REASON_OK) {
+		free(job);
 		log_info("intent refused: %s: %s (%s)", rq->peer->identity,
 		    reason_code(r), msg);
 		http_reply_error(rq, r, msg);
 		return;
 	}
-	memset(&d, 0, sizeof(d));
-	if ((r = api_decide_commit(rq->w, &in, &d, now)) != REASON_OK)
-		http_reply_error(rq, r, NULL);
-	else
-		api_answer_decision(rq, &d, now);
-	api_decision_free(&d);
-	intent_clear(&in);
+	/* Answered from commit_done_cb once the decision is committed. */
+	job->w = rq->w;
+	job->req = rq->req;
+	commit_submit(rq->w->broker, job);
 }
 
 static int

@@ -136,6 +136,15 @@ db_open(const char *path, char *err, size_t errlen)
 	return (NULL);
 }
 
+int
+db_set_synchronous(struct db *db, int full)
+{
+	char	 why[128];
+
+	return (db_exec(db, full ? "PRAGMA synchronous = FULL" :
+	    "PRAGMA synchronous = NORMAL", why, sizeof(why)));
+}
+
 void
 db_close(struct db *db)
 {

@@ -37,6 +37,9 @@ struct db {
  */
 struct db	*db_open(const char *path, char *err, size_t errlen);
 void		 db_close(struct db *db);
+/* synchronous = FULL (1: an answered decision survives power loss) or
+ * NORMAL (0: it survives a process crash; WAL keeps it consistent).  0/-1. */
+int		 db_set_synchronous(struct db *db, int full);
 
 /*
  * The cached prepared statement for sql, reset and with bindings cleared.

@@ -20,6 +20,7 @@
 #include "killswitch.h"
 #include "metrics.h"
 #include "policy.h"
+#include "store.h"
 #include "tls.h"
 
 #define SERVER_MAX_THREADS	64
@@ -54,7 +55,51 @@ struct worker {
 	char			 inbox[WAIT_INBOX][40];
 	size_t			 inbox_n;
 	int			 inbox_overflow;
+	/* commit.c: decided jobs waiting to be answered on this thread */
+	pthread_mutex_t		 done_lock;
+	struct job		*done_head, **done_tail;
+	struct event		*done_ev;
+	int			 inflight;
 	struct metrics		 metrics;
+};
+
+/* decide.c: claims + snapshot + kill switches → a stored decision */
+struct decision {
+	struct intent_record	 rec;
+	char			 id[40];
+	char			*args, *rule, *approver_roles;
+	struct evaluation	 ev;
+};
+/*
+ * Inside the caller's transaction (after api_policy_refresh and
+ * ks_refresh): claim (iss, jti), evaluate, insert the intent and its audit
+ * record.  REASON_OK, E_REPLAY (nothing written for it), or E_UNAVAILABLE
+ * (the transaction must be rolled back).
+ */
+enum reason decide_in_tx(struct worker *w, const struct intent *in,
+	    struct decision *d, int64_t now);
+void	decision_free(struct decision *d);
+
+/* commit.c: one writer thread commits the decisions of every worker in
+ * batches (group commit); answers go back to the worker that owns the
+ * connection. */
+struct job {
+	struct job		*next;
+	struct worker		*w;
+	struct evhttp_request	*req;	/* NULL once its connection closed */
+	struct intent		 in;
+	struct decision		 d;
+	enum reason		 result;
+	int64_t			 now;
+};
+
+struct committer {
+	pthread_t		 thread;
+	pthread_mutex_t		 lock;
+	pthread_cond_t		 cond;
+	struct job		*head, **tail;
+	int			 stop;
+	struct worker		*ctx;	/* its own db and policy snapshot */
 };
 
 struct broker {
@@ -65,8 +110,11 @@ struct broker {
 	struct tls_files	 tls;
 	SSL_CTX			*ssl_ctx;
 	struct grant_signer	 grant;
+	int			 synchronous_full;
 	int			 nworkers;
 	struct worker		 workers[SERVER_MAX_THREADS];
+	struct worker		 commit_ctx;
+	struct committer	 commit;
 };
 
 /* http.c */
@@ -104,6 +152,16 @@ void	api_policy_get(struct request *rq);
 void	api_policy_put(struct request *rq);
 /* Bring the worker's policy snapshot up to date with the database. */
 int	api_policy_refresh(struct worker *w);
+
+int	commit_start(struct broker *b);
+/* Stop the writer after it has committed everything queued. */
+void	commit_stop(struct broker *b);
+/* Worker thread: queue job (owned by the commit path from now on). */
+void	commit_submit(struct broker *b, struct job *job);
+int	commit_worker_init(struct worker *w);
+void	commit_worker_deinit(struct worker *w);
+/* api.c: answer a decided job on its worker's thread. */
+void	api_answer_job(struct job *job);
 
 /* Answer GET /v1/intents/{id} with view (stolen); the grant goes only to
  * the agent. */

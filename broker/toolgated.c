@@ -62,6 +62,7 @@ startup_exit(const char *msg)
 struct options {
 	const char	*listen, *db, *ca, *cert, *key, *grant_key, *crl;
 	const char	*audience, *threads, *config, *log_level;
+	const char	*synchronous;	/* --config only */
 };
 
 static const struct option longopts[] = {
@@ -135,6 +136,10 @@ options_config(struct options *o, const char *path)
 		    end[-1] == '\t'); end--)
 			;
 		*end = '\0';
+		if (strcmp(name, "synchronous") == 0) {
+			o->synchronous = strdup(val);
+			continue;
+		}
 		for (lo = longopts; lo->name != NULL; lo++)
 			if (strcmp(lo->name, name) == 0)
 				break;
@@ -201,6 +206,14 @@ options_apply(const struct options *o, struct broker *b)
 	b->nworkers = n < 1 ? 1 : (n > SERVER_MAX_THREADS ?
 	    SERVER_MAX_THREADS : (int)n);
 	b->db_path = o->db;
+	b->synchronous_full = 1;
+	if (o->synchronous != NULL) {
+		if (strcmp(o->synchronous, "normal") == 0)
+			b->synchronous_full = 0;
+		else if (strcmp(o->synchronous, "full") != 0)
+			usage_exit("synchronous must be full or normal, not %s",
+			    o->synchronous);
+	}
 	b->audience = o->audience ? o->audience : INTENT_DEFAULT_AUDIENCE;
 	b->tls.ca = o->ca;
 	b->tls.cert = o->cert;
@@ -225,12 +238,18 @@ broker_load_keys(struct broker *b, const char *grant_key_path)
 	}
 }
 
+/* SIGTERM: leave the loop once every decision this thread queued has
+ * been committed and answered. */
 static void
 worker_stop_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker	*w = arg;
+	struct timeval	 again = { 0, 10000 };
 
-	event_base_loopexit(w->base, NULL);
+	if (w->inflight > 0)
+		event_add(w->stop_ev, &again);
+	else
+		event_base_loopexit(w->base, NULL);
 }
 
 static void
@@ -296,7 +315,8 @@ worker_init(struct broker *b, int idx, struct sockaddr *sa, socklen_t salen)
 	    (w->prune_ev = event_new(w->base, -1, EV_PERSIST,
 	    worker_prune_cb, w)) == NULL ||
 	    (w->tick_ev = event_new(w->base, -1, EV_PERSIST,
-	    worker_tick_cb, w)) == NULL || wait_init(w) == -1)
+	    worker_tick_cb, w)) == NULL || wait_init(w) == -1 ||
+	    commit_worker_init(w) == -1)
 		startup_exit("cannot create the event loop");
 	ks_cache_init(&w->ks);
 	event_add(w->tick_ev, &tick);
@@ -312,6 +332,26 @@ worker_init(struct broker *b, int idx, struct sockaddr *sa, socklen_t salen)
 		startup_exit("the stored policy cannot be loaded");
 }
 
+/* The commit thread's own connection and policy snapshot. */
+static void
+commit_init(struct broker *b)
+{
+	struct worker	*ctx = &b->commit_ctx;
+	char		 err[512];
+
+	ctx->idx = -1;
+	ctx->broker = b;
+	if ((ctx->db = db_open(b->db_path, err, sizeof(err))) == NULL)
+		startup_exit(err);
+	if (!b->synchronous_full && db_set_synchronous(ctx->db, 0) == -1)
+		startup_exit("cannot set synchronous = NORMAL");
+	ks_cache_init(&ctx->ks);
+	if (api_policy_refresh(ctx) == -1)
+		startup_exit("the stored policy cannot be loaded");
+	if (commit_start(b) == -1)
+		startup_exit("cannot start the commit thread");
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -325,6 +365,7 @@ static void
 worker_free(struct worker *w)
 {
 	wait_deinit(w);
+	commit_worker_deinit(w);
 	if (w->tick_ev != NULL)
 		event_free(w->tick_ev);
 	ks_cache_clear(&w->ks);
@@ -426,9 +467,14 @@ main(int argc, char **argv)
 	broker_resolve(&broker, &ss, &sslen);
 	for (i = 0; i < broker.nworkers; i++)
 		worker_init(&broker, i, (struct sockaddr *)&ss, sslen);
+	commit_init(&broker);
 	broker_run(&broker);
+	commit_stop(&broker);
 	for (i = 0; i < broker.nworkers; i++)
 		worker_free(&broker.workers[i]);
+	policy_free(broker.commit_ctx.policy);
+	ks_cache_clear(&broker.commit_ctx.ks);
+	db_close(broker.commit_ctx.db);
 	SSL_CTX_free(broker.ssl_ctx);
 	grant_signer_deinit(&broker.grant);
 	log_info("stopped");

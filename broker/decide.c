@@ -1,0 +1,210 @@
+/*
+ * decide: verified claims + the policy snapshot + engaged kill switches →
+ * a decision, stored with its audit record inside the caller's
+ * transaction.  Shared by the commit thread (which batches many decisions
+ * into one transaction) and nothing else; it never answers HTTP.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "canon.h"
+#include "log.h"
+#include "server.h"
+#include "store.h"
+
+static const char *const outcome_status[] = { "allowed", "pending", "denied" };
+static const char *const outcome_decision[] = { "allow", "pending", "deny" };
+
+int
+api_policy_refresh(struct worker *w)
+{
+	struct policy	*p;
+	int64_t		 version;
+	char		*body;
+	size_t		 len = 0;
+
+	if (store_policy_current(w->db, &version, NULL, NULL) == -1)
+		return (-1);
+	if (version == w->policy_version)
+		return (0);
+	if (store_policy_current(w->db, &version, &body, &len) == -1)
+		return (-1);
+	p = policy_parse(body, len, NULL);
+	free(body);
+	if (p == NULL) {
+		/* Validated before it was stored; if it no longer parses,
+		 * fail closed rather than keep deciding on a stale one. */
+		log_warnx("%s: stored policy version %lld does not load",
+		    __func__, (long long)version);
+		return (-1);
+	}
+	policy_free(w->policy);
+	w->policy = p;
+	w->policy_version = version;
+	log_info("thread %d: policy version %lld loaded", w->idx,
+	    (long long)version);
+	return (0);
+}
+
+/* The policy's view of a call; no policy at all means default deny, and
+ * an engaged kill switch covering it overrides everything. */
+static void
+decide_evaluate(struct worker *w, const struct intent *in, struct evaluation *ev)
+{
+	if (w->policy == NULL || ks_covers(&w->ks, in->iss, in->tool)) {
+		memset(ev, 0, sizeof(*ev));
+		ev->outcome = OUTCOME_DENY;
+		ev->reason = w->policy ? R_KILL_SWITCH : R_UNKNOWN_PRINCIPAL;
+		ev->tier_index = -1;
+		return;
+	}
+	policy_evaluate(w->policy, in->iss, in->tool,
+	    in->has_amount ? &in->amount : NULL, ev);
+}
+
+static char *
+decide_rule_json(const struct evaluation *ev, const struct intent *in)
+{
+	json_t	*rule;
+	char	*text;
+
+	if (ev->role == NULL)
+		return (NULL);
+	rule = json_pack("{ss sI ss}", "role", ev->role, "index",
+	    (json_int_t)ev->rule_index, "tool", ev->rule_tool);
+	if (rule != NULL && ev->tier_index >= 0) {
+		json_object_set_new(rule, "tier",
+		    json_integer(ev->tier_index));
+		json_object_set_new(rule, "max", json_string(ev->tier_max));
+		json_object_set_new(rule, "currency",
+		    json_string(in->amount.currency));
+	}
+	text = rule ? canon_dump(rule) : NULL;
+	json_decref(rule);
+	return (text);
+}
+
+static char *
+decide_approver_roles_json(const struct evaluation *ev)
+{
+	json_t	*roles = json_array();
+	char	*text;
+	size_t	 i;
+
+	for (i = 0; i < ev->n_approver_roles; i++)
+		json_array_append_new(roles,
+		    json_string(ev->approver_roles[i]));
+	text = canon_dump(roles);
+	json_decref(roles);
+	return (text);
+}
+
+/* The args as the audit log keeps them: fields the policy names hidden. */
+static json_t *
+decide_audit_args(const struct policy *p, const struct intent *in)
+{
+	json_t		*copy, *v;
+	const char	*key;
+
+	if (in->args == NULL)
+		return (json_object());
+	copy = json_copy(in->args);
+	if (p == NULL || copy == NULL)
+		return (copy);
+	json_object_foreach(copy, key, v)
+		if (policy_is_redacted(p, in->tool, key))
+			json_object_set_new(copy, key,
+			    json_string("[redacted]"));
+	return (copy);
+}
+
+static int
+decide_audit(struct worker *w, const struct intent_record *r,
+    const struct intent *in, int64_t now)
+{
+	json_t	*d;
+	int	 rc;
+
+	d = json_pack("{ss ss ss sI sI ss so}", "status", r->status,
+	    "reason_code", r->reason_code, "tool", r->tool,
+	    "policy_version", (json_int_t)r->policy_version,
+	    "approvals_required", (json_int_t)r->approvals_required,
+	    "intent_sha256", r->intent_sha256,
+	    "args", decide_audit_args(w->policy, in));
+	if (d == NULL)
+		return (-1);
+	if (in->has_amount)
+		json_object_set_new(d, "amount", json_pack("{ss ss}",
+		    "value", in->amount_text, "currency",
+		    in->amount.currency));
+	rc = audit_append(w->db, now, in->iss, "decision", r->id, d);
+	json_decref(d);
+	return (rc);
+}
+
+static void
+decide_fill(struct decision *d, struct worker *w,
+    const struct intent *in, int64_t now)
+{
+	struct intent_record	*r = &d->rec;
+
+	decide_evaluate(w, in, &d->ev);
+	d->args = in->args ? canon_dump(in->args) : NULL;
+	d->rule = decide_rule_json(&d->ev, in);
+	d->approver_roles = decide_approver_roles_json(&d->ev);
+	memset(r, 0, sizeof(*r));
+	r->id = d->id;
+	r->agent = in->iss;
+	r->jti = in->jti;
+	r->tool = in->tool;
+	r->args = d->args;
+	r->amount_value = in->has_amount ? in->amount_text : NULL;
+	r->amount_currency = in->has_amount ? in->amount.currency : NULL;
+	r->agent_reason = in->reason;
+	r->status = outcome_status[d->ev.outcome];
+	r->decision = outcome_decision[d->ev.outcome];
+	r->reason_code = reason_code(d->ev.reason);
+	r->reason_text = reason_text(d->ev.reason);
+	r->policy_version = w->policy_version;
+	r->rule = d->rule;
+	r->approvals_required = d->ev.approvals_required;
+	r->approver_roles = d->approver_roles;
+	r->intent_sha256 = in->payload_sha256;
+	r->created_at = now;
+	if (d->ev.outcome == OUTCOME_PENDING)
+		r->expires_at = now + d->ev.approval_ttl;
+	else
+		r->decided_at = now;
+}
+
+void
+decision_free(struct decision *d)
+{
+	free(d->args);
+	free(d->rule);
+	free(d->approver_roles);
+}
+
+enum reason
+decide_in_tx(struct worker *w, const struct intent *in, struct decision *d,
+    int64_t now)
+{
+	int	 seen;
+
+	if (store_new_id(d->id, sizeof(d->id)) == -1)
+		return (E_UNAVAILABLE);
+	/* Kept until exp + skew: after that the intent is refused as
+	 * expired anyway, so the row can go. */
+	seen = store_jti_claim(w->db, in->iss, in->jti, in->exp + INTENT_SKEW);
+	if (seen == 1)
+		return (E_REPLAY);
+	if (seen == -1)
+		return (E_UNAVAILABLE);
+	decide_fill(d, w, in, now);
+	if (store_intent_insert(w->db, &d->rec) == -1 ||
+	    decide_audit(w, &d->rec, in, now) == -1)
+		return (E_UNAVAILABLE);
+	return (REASON_OK);
+}
+
