@@ -451,6 +451,7 @@ class Broker:
                             policy_file], capture_output=True, text=True,
                            timeout=30)
         if p.returncode != 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
             raise AssertionError("toolgatectl --db policy apply %s exited "
                                  "%d:\n%s%s" % (policy_file, p.returncode,
                                                 p.stdout, p.stderr))
