@@ -5,11 +5,9 @@
  * when the broker is down.  Offline (--db) goes through store.c; online
  * through GET/PUT /v1/policy.  Both print the same lines.
  */
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -110,21 +108,6 @@ policy_check(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 	return (CTL_OK);
 }
 
-/* "cli:" and the login name, the actor of an offline apply. */
-static void
-offline_actor(char *out, size_t outlen)
-{
-	struct passwd	*pw = getpwuid(getuid());
-	const char	*user = getenv("USER");
-
-	if (pw != NULL && pw->pw_name != NULL)
-		user = pw->pw_name;
-	if (user != NULL && *user != '\0')
-		snprintf(out, outlen, "cli:%s", user);
-	else
-		snprintf(out, outlen, "cli:uid%u", (unsigned)getuid());
-}
-
 /* The {"version", "sha256"} answer of an apply, as lines or JSON. */
 static int
 print_applied(const struct ctl *ctl, const json_t *ans)
@@ -149,7 +132,7 @@ apply_offline(const struct ctl *ctl, const char *text, size_t len)
 
 	if ((db = ctl_db_open(ctl, 1)) == NULL)
 		return (CTL_FAIL);
-	offline_actor(actor, sizeof(actor));
+	ctl_actor(actor, sizeof(actor));
 	canon_sha256_hex(text, len, sha);
 	if (store_policy_apply(db, text, len, actor, &version) == -1)
 		rc = ctl_fail("%s: could not store the policy", ctl->db);

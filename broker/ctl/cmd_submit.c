@@ -3,11 +3,15 @@
  * against the contract's grammar locally (so mistakes are usage errors, not
  * round trips), sign it as a compact JWS with the caller's own key (iss is
  * the identity of --cert, alg follows from the key), POST it and print the
- * decision.  The amount value travels exactly as typed: no arithmetic.
+ * decision.  With --wait, a pending intent is followed with the broker's
+ * long-poll (GET /v1/intents/ID?wait=) until it is decided or the time is
+ * up.  The amount value travels exactly as typed: no arithmetic.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -24,6 +28,9 @@
 #define SUBMIT_DEFAULT_TTL	60
 #define SUBMIT_MAX_REASON	1024
 #define SUBMIT_MAX_ARGS		(60 * 1024)
+#define SUBMIT_MAX_WAIT		3600
+#define SUBMIT_POLL_MAX		60	/* the broker's cap on ?wait= */
+#define SUBMIT_POLL_SLACK	10	/* socket timeout beyond the wait */
 
 const struct ctl_opt cmd_submit_opts[] = {
 	{ "tool", "NAME", "tool to call, e.g. payments.transfer (required)" },
@@ -33,9 +40,12 @@ const struct ctl_opt cmd_submit_opts[] = {
 	{ "reason", "TEXT", "why, shown to approvers (<= 1024 characters)" },
 	{ "audience", "NAME", "the broker's audience (default toolgate)" },
 	{ "ttl", "SECONDS", "intent lifetime, 1..300 (default 60)" },
+	{ "wait", "SECONDS", "if approval is needed, wait up to 1..3600 s for "
+	    "the final decision" },
 	{ NULL, NULL, NULL }
 };
-enum { O_TOOL, O_AMOUNT, O_CURRENCY, O_ARGS, O_REASON, O_AUDIENCE, O_TTL };
+enum { O_TOOL, O_AMOUNT, O_CURRENCY, O_ARGS, O_REASON, O_AUDIENCE, O_TTL,
+	O_WAIT };
 
 struct submit {
 	const char	*tool;
@@ -45,6 +55,7 @@ struct submit {
 	const char	*audience;
 	json_t		*args;		/* object or NULL */
 	int64_t		 ttl;
+	int64_t		 wait;		/* seconds; 0 = do not wait */
 };
 
 /* Characters (not bytes) of a UTF-8 string. */
@@ -132,7 +143,9 @@ submit_parse(const struct ctl_cmd *cmd, const struct ctl_args *a,
 		    SUBMIT_MAX_REASON));
 	if (*s->audience == '\0')
 		return (ctl_usage(cmd, "--audience is empty"));
-	if ((rc = submit_parse_ttl(cmd, a->val[O_TTL], &s->ttl)) != 0)
+	if ((rc = submit_parse_ttl(cmd, a->val[O_TTL], &s->ttl)) != 0 ||
+	    (rc = ctl_parse_int(cmd, "--wait", a->val[O_WAIT], 1,
+	    SUBMIT_MAX_WAIT, &s->wait)) != 0)
 		return (rc);
 	return (submit_parse_args(cmd, a->val[O_ARGS], &s->args));
 }
@@ -222,23 +235,91 @@ submit_print_human(const json_t *d, int pending)
 	printf("ask an approver: toolgatectl approve %s\n", out_str(d, "id"));
 }
 
-/* Print the decision; 0 for allow and pending, 1 for deny. */
+/* Why the intent did not go through, on stderr.  Returns CTL_FAIL. */
 static int
-submit_print(const struct ctl *ctl, const json_t *d)
+submit_refused(const json_t *d, const char *status)
 {
-	const char	*decision = out_str(d, "decision");
-	int		 allow = strcmp(decision, "allow") == 0;
-	int		 pending = strcmp(decision, "pending") == 0;
+	if (json_is_string(json_object_get(d, "closed_by")))
+		return (out_fail("%s by %s: %s", status, out_str(d,
+		    "closed_by"), out_str(d, "closed_reason")));
+	if (strcmp(status, "expired") == 0)
+		return (out_fail("expired: no decision before %s",
+		    out_str(d, "expires_at")));
+	return (out_fail("%s: %s: %s", status, out_str(d, "reason_code"),
+	    out_str(d, "reason")));
+}
+
+/*
+ * Print the decision or intent view d.  0 for allowed, and for pending
+ * when we did not wait; 1 for anything refused and for still pending
+ * after waiting waited seconds.
+ */
+static int
+submit_print(const struct ctl *ctl, const json_t *d, int64_t waited)
+{
+	const char	*status = out_str(d, "status");
+	int		 allow = strcmp(status, "allowed") == 0;
+	int		 pending = strcmp(status, "pending") == 0;
 
 	if (ctl->json)
 		out_json(d);
 	else if (allow || pending)
 		submit_print_human(d, pending);
-	if (allow || pending)
+	if (allow || (pending && waited == 0))
 		return (CTL_OK);
-	return (out_fail("%s: %s: %s", strcmp(decision, "deny") == 0 ?
-	    "denied" : decision, out_str(d, "reason_code"),
-	    out_str(d, "reason")));
+	if (pending)
+		return (out_fail("still pending after %lld s",
+		    (long long)waited));
+	return (submit_refused(d, status));
+}
+
+static int64_t
+submit_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/*
+ * Follow the pending intent *d with long-polls of at most 60 s each until
+ * it leaves pending or secs run out; *d is replaced by each newer view.
+ * The socket timeout grows to cover each poll.  CTL_OK or an exit code.
+ */
+static int
+submit_wait(struct ctl *ctl, int64_t secs, json_t **d)
+{
+	int64_t		 deadline = submit_ms() + secs * 1000, left, w, t0;
+	const char	*id;
+	char		 path[96];
+	json_t		*v;
+	int		 rc, code;
+
+	while (strcmp(out_str(*d, "status"), "pending") == 0 &&
+	    (left = deadline - submit_ms()) > 0) {
+		id = out_str(*d, "id");
+		if (!ctl_intent_id_ok(id))
+			return (out_fail("%s answered with a bad intent id "
+			    "'%s'", ctl->url, id));
+		w = (left + 999) / 1000;
+		w = w > SUBMIT_POLL_MAX ? SUBMIT_POLL_MAX : w;
+		snprintf(path, sizeof(path), "/v1/intents/%s?wait=%lld", id,
+		    (long long)w);
+		ctl->timeout = (int)w + SUBMIT_POLL_SLACK;
+		t0 = submit_ms();
+		rc = ctl_call(ctl, "GET", path, NULL, NULL, 0, &code, &v);
+		ctl->timeout = CTL_TIMEOUT;
+		if (rc != CTL_OK)
+			return (rc);
+		json_decref(*d);
+		*d = v;
+		/* A broker that answers a wait at once must not make us spin. */
+		if (submit_ms() - t0 < 1000 && submit_ms() < deadline &&
+		    strcmp(out_str(v, "status"), "pending") == 0)
+			sleep(1);
+	}
+	return (CTL_OK);
 }
 
 int
@@ -265,8 +346,11 @@ cmd_submit(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 	if ((rc = submit_sign(ctl, claims, &jws)) != 0)
 		goto done;
 	if ((rc = ctl_call(ctl, "POST", "/v1/intents", "application/jose",
-	    jws, strlen(jws), &status, &ans)) == CTL_OK)
-		rc = submit_print(ctl, ans);
+	    jws, strlen(jws), &status, &ans)) != CTL_OK)
+		goto done;
+	if (s.wait > 0 && (rc = submit_wait(ctl, s.wait, &ans)) != CTL_OK)
+		goto done;
+	rc = submit_print(ctl, ans, s.wait);
  done:
 	json_decref(ans);
 	free(jws);

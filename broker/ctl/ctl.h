@@ -74,10 +74,14 @@ int	ctl_usage(const struct ctl_cmd *cmd, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 int	ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int	ctl_need_identity(const struct ctl *, const struct ctl_cmd *);
+int	ctl_online(const struct ctl *, const struct ctl_cmd *);
+int	ctl_intent_id_ok(const char *id);
+int	ctl_check_intent_id(const struct ctl_cmd *, const char *id);
+int	ctl_parse_int(const struct ctl_cmd *, const char *what, const char *v,
+	    int64_t min, int64_t max, int64_t *out);
+void	ctl_actor(char *out, size_t outlen);
 struct db *ctl_db_open(const struct ctl *, int create);
 int	ctl_read_file(const char *path, size_t max, char **text, size_t *len);
-int	ctl_not_implemented(struct ctl *, const struct ctl_cmd *,
-	    struct ctl_args *);
 
 /* client.c */
 struct client_answer {
@@ -100,9 +104,30 @@ void	out_kv(const char *key, const char *fmt, ...)
 void	out_problems(const json_t *problems);
 int	out_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *out_str(const json_t *obj, const char *key);
+void	out_json_line(const json_t *v);
+struct out_table;
+struct out_table *out_table_new(size_t ncols, const char *const head[]);
+int	out_table_row(struct out_table *, const char *const cells[]);
+void	out_table_warn(struct out_table *, size_t col);
+void	out_table_print(const struct out_table *);
+void	out_table_free(struct out_table *);
+void	out_duration(int64_t secs, char *buf, size_t len);
+int	out_time(const json_t *obj, const char *key, int64_t *t);
+void	out_amount(const json_t *amount, char *buf, size_t len);
+void	out_approvals(const json_t *view, char *buf, size_t len);
 
 /* Command groups. */
 extern const struct ctl_cmd cmd_policy[];
 extern const struct ctl_cmd cmd_audit[];
+extern const struct ctl_cmd cmd_killswitch[];
 extern const struct ctl_opt cmd_submit_opts[];
 int	cmd_submit(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
+
+/* cmd_approvals.c */
+extern const struct ctl_opt cmd_pending_opts[];
+extern const struct ctl_opt cmd_approve_opts[];
+extern const struct ctl_opt cmd_reject_opts[];
+int	cmd_pending(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
+int	cmd_show(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
+int	cmd_approve(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
+int	cmd_reject(struct ctl *, const struct ctl_cmd *, struct ctl_args *);

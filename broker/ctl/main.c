@@ -6,6 +6,7 @@
  * itself (client.c) and never formats answers (output.c).
  */
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,65 +37,28 @@ enum { G_URL, G_CERT, G_KEY, G_CA, G_DB, G_JSON, G_VERSION };
 
 static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL } };
 
-static const struct ctl_opt opts_approve[] = {
-	{ "comment", "TEXT", "note kept with the approval" },
-	{ NULL, NULL, NULL }
-};
-
-static const struct ctl_opt opts_reject[] = {
-	{ "reason", "TEXT", "why (required)" },
-	{ NULL, NULL, NULL }
-};
-
-static const struct ctl_opt opts_trip[] = {
-	{ "agent", "NAME", "stop one agent identity" },
-	{ "tool", "PATTERN", "stop one tool or a prefix.* pattern" },
-	{ "reason", "TEXT", "why (required)" },
-	{ "reject-pending", NULL, "also reject every pending intent covered" },
-	{ NULL, NULL, NULL }
-};
-
-static const struct ctl_opt opts_reset[] = {
-	{ "reason", "TEXT", "why (required)" },
-	{ NULL, NULL, NULL }
-};
-
-static const struct ctl_cmd cmd_killswitch[] = {
-	{ "trip", "killswitch trip", "[--agent NAME | --tool PATTERN] "
-	    "--reason TEXT", "stop intents, approvals and redemptions",
-	    "toolgatectl killswitch trip --tool 'payments.*' --reason incident",
-	    opts_trip, 0, ctl_not_implemented, NULL },
-	{ "status", "killswitch status", "", "show the engaged switches",
-	    "toolgatectl killswitch status",
-	    opts_none, 0, ctl_not_implemented, NULL },
-	{ "reset", "killswitch reset", "ID --reason TEXT",
-	    "release one switch", "toolgatectl killswitch reset ks_1 "
-	    "--reason 'incident closed'",
-	    opts_reset, 1, ctl_not_implemented, NULL },
-	{ NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL }
-};
-
 static const struct ctl_cmd cmd_main[] = {
 	{ "submit", "submit", "--tool T [options]",
 	    "sign an intent with --key and send it to the broker",
 	    "toolgatectl submit --tool payments.transfer --amount 12.50 "
 	    "--currency USD --args '{\"to\":\"acct-1\"}'",
 	    cmd_submit_opts, 0, cmd_submit, NULL },
-	{ "pending", "pending", "", "list intents waiting for approval",
-	    "toolgatectl pending",
-	    opts_none, 0, ctl_not_implemented, NULL },
-	{ "show", "show", "ID", "show one intent",
-	    "toolgatectl show in_0123456789abcdef0123456789abcdef",
-	    opts_none, 1, ctl_not_implemented, NULL },
+	{ "pending", "pending", "[--status S] [--limit N]",
+	    "list intents waiting for approval (or decided ones)",
+	    "toolgatectl pending --limit 20",
+	    cmd_pending_opts, 0, cmd_pending, NULL },
+	{ "show", "show", "ID", "show everything an approver needs about one "
+	    "intent", "toolgatectl show in_0123456789abcdef0123456789abcdef",
+	    opts_none, 1, cmd_show, NULL },
 	{ "approve", "approve", "ID [--comment TEXT]",
 	    "approve a pending intent",
 	    "toolgatectl approve in_0123456789abcdef0123456789abcdef "
 	    "--comment 'invoice 42'",
-	    opts_approve, 1, ctl_not_implemented, NULL },
+	    cmd_approve_opts, 1, cmd_approve, NULL },
 	{ "reject", "reject", "ID --reason TEXT", "reject a pending intent",
 	    "toolgatectl reject in_0123456789abcdef0123456789abcdef "
 	    "--reason 'unknown payee'",
-	    opts_reject, 1, ctl_not_implemented, NULL },
+	    cmd_reject_opts, 1, cmd_reject, NULL },
 	{ "killswitch", "killswitch", "COMMAND", "emergency stop",
 	    "toolgatectl killswitch status",
 	    opts_none, 0, NULL, cmd_killswitch },
@@ -145,13 +109,6 @@ ctl_fail(const char *fmt, ...)
 	return (CTL_FAIL);
 }
 
-int
-ctl_not_implemented(struct ctl *ctl, const struct ctl_cmd *cmd,
-    struct ctl_args *a)
-{
-	fprintf(stderr, "toolgatectl: %s: not implemented yet\n", cmd->path);
-	return (CTL_USAGE);
-}
 
 /* Online commands need all three files: usage error naming what is
  * missing, else 0. */
@@ -165,6 +122,71 @@ ctl_need_identity(const struct ctl *ctl, const struct ctl_cmd *cmd)
 	if (ctl->ca == NULL)
 		return (ctl_usage(cmd, "--ca (or TOOLGATE_CA) is needed"));
 	return (0);
+}
+
+/* Commands that only exist online (the broker decides): a usage error
+ * for --db or a missing identity file, else 0. */
+int
+ctl_online(const struct ctl *ctl, const struct ctl_cmd *cmd)
+{
+	if (ctl->db != NULL)
+		return (ctl_usage(cmd, "%s works only through the broker "
+		    "(drop --db)", cmd->path));
+	return (ctl_need_identity(ctl, cmd));
+}
+
+/* An intent id as the broker makes them, "in_" and 32 lowercase hex
+ * digits: checked before it goes into a URL path.  ok: 1 or 0; check: 0
+ * or a usage error. */
+int
+ctl_intent_id_ok(const char *id)
+{
+	return (strncmp(id, "in_", 3) == 0 && strlen(id) == 35 &&
+	    strspn(id + 3, "0123456789abcdef") == 32);
+}
+
+int
+ctl_check_intent_id(const struct ctl_cmd *cmd, const char *id)
+{
+	if (!ctl_intent_id_ok(id))
+		return (ctl_usage(cmd, "bad intent id '%s' (want in_ and 32 "
+		    "lowercase hex digits)", id));
+	return (0);
+}
+
+/* Decimal integer v in min..max into *out; usage error naming what
+ * ("--limit", "ID") or 0 (v NULL leaves *out alone). */
+int
+ctl_parse_int(const struct ctl_cmd *cmd, const char *what, const char *v,
+    int64_t min, int64_t max, int64_t *out)
+{
+	char		*end;
+	long long	 n;
+
+	if (v == NULL)
+		return (0);
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || errno != 0 || n < min || n > max)
+		return (ctl_usage(cmd, "%s must be %lld..%lld", what,
+		    (long long)min, (long long)max));
+	*out = n;
+	return (0);
+}
+
+/* "cli:" and the login name: the actor of offline changes. */
+void
+ctl_actor(char *out, size_t outlen)
+{
+	struct passwd	*pw = getpwuid(getuid());
+	const char	*user = getenv("USER");
+
+	if (pw != NULL && pw->pw_name != NULL)
+		user = pw->pw_name;
+	if (user != NULL && *user != '\0')
+		snprintf(out, outlen, "cli:%s", user);
+	else
+		snprintf(out, outlen, "cli:uid%u", (unsigned)getuid());
 }
 
 /*

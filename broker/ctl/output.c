@@ -4,18 +4,35 @@
  * failure 3, server error 1 with "toolgatectl: CODE: MESSAGE" on stderr),
  * aligned key/value lines for humans and pretty JSON for --json.  Text
  * that came from the server is stripped of control characters before it
- * reaches a terminal.  No colours (yet).
+ * reaches a terminal.  Tables are aligned from their data; colours only
+ * on a terminal without NO_COLOR.  Also the few renderings of an intent
+ * view that several commands share (amount, approvals n/m, durations).
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "ctl.h"
 
 #define OUT_KEY_WIDTH	11
+#define OUT_GAP		2	/* spaces between table columns */
+
+#define OUT_BOLD	"\033[1m"
+#define OUT_YELLOW	"\033[33m"
+#define OUT_RESET	"\033[0m"
+
+struct out_table {
+	size_t		 ncols;
+	size_t		 nrows;		/* including the header */
+	size_t		 cap;		/* rows */
+	char		**cell;		/* row-major, cleaned, malloc'd */
+	unsigned char	*warn;		/* per cell: highlight */
+};
 
 /* Replace control characters (escape sequences, CR, LF) in s with '?'. */
 static void
@@ -165,4 +182,196 @@ ctl_call(const struct ctl *ctl, const char *method, const char *path,
 	json_decref(j);
 	client_answer_free(&ans);
 	return (rc);
+}
+
+/* 1 when stdout is a terminal and NO_COLOR is not set (no-color.org). */
+static int
+out_colour(void)
+{
+	static int	 colour = -1;
+
+	if (colour == -1)
+		colour = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
+	return (colour);
+}
+
+/* Characters (not bytes) of a UTF-8 string, for alignment. */
+static size_t
+out_width(const char *s)
+{
+	size_t	 n = 0;
+
+	for (; *s != '\0'; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return (n);
+}
+
+/* A table whose first row is head (ncols strings).  NULL on ENOMEM. */
+struct out_table *
+out_table_new(size_t ncols, const char *const head[])
+{
+	struct out_table	*t;
+
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return (NULL);
+	t->ncols = ncols;
+	if (out_table_row(t, head) == -1) {
+		out_table_free(t);
+		return (NULL);
+	}
+	return (t);
+}
+
+/* Append a row of ncols strings (copied and cleaned; NULL reads "-"). */
+int
+out_table_row(struct out_table *t, const char *const cells[])
+{
+	char		**cell;
+	unsigned char	*warn;
+	size_t		 cap, i, base = t->nrows * t->ncols;
+
+	if (t->nrows == t->cap) {
+		cap = t->cap ? t->cap * 2 : 16;
+		if ((cell = reallocarray(t->cell, cap * t->ncols,
+		    sizeof(*cell))) == NULL)
+			return (-1);
+		t->cell = cell;
+		if ((warn = reallocarray(t->warn, cap * t->ncols, 1)) == NULL)
+			return (-1);
+		t->warn = warn;
+		t->cap = cap;
+	}
+	for (i = 0; i < t->ncols; i++) {
+		t->warn[base + i] = 0;
+		if ((t->cell[base + i] = strdup(cells[i] ? cells[i] : "-")) ==
+		    NULL) {
+			while (i-- > 0)
+				free(t->cell[base + i]);
+			return (-1);
+		}
+		out_clean(t->cell[base + i]);
+	}
+	t->nrows++;
+	return (0);
+}
+
+/* Highlight cell col of the last row added. */
+void
+out_table_warn(struct out_table *t, size_t col)
+{
+	if (t->nrows > 1 && col < t->ncols)
+		t->warn[(t->nrows - 1) * t->ncols + col] = 1;
+}
+
+/* The table on stdout: columns as wide as their widest cell, no trailing
+ * blanks, bold header and highlighted cells only in colour. */
+void
+out_table_print(const struct out_table *t)
+{
+	size_t	 r, c, w, *width;
+	int	 colour = out_colour();
+	char	*s;
+
+	if ((width = calloc(t->ncols, sizeof(*width))) == NULL)
+		return;
+	for (r = 0; r < t->nrows; r++)
+		for (c = 0; c < t->ncols; c++)
+			if ((w = out_width(t->cell[r * t->ncols + c])) >
+			    width[c])
+				width[c] = w;
+	for (r = 0; r < t->nrows; r++) {
+		if (colour && r == 0)
+			fputs(OUT_BOLD, stdout);
+		for (c = 0; c < t->ncols; c++) {
+			s = t->cell[r * t->ncols + c];
+			if (colour && t->warn[r * t->ncols + c])
+				printf(OUT_YELLOW "%s" OUT_RESET, s);
+			else
+				fputs(s, stdout);
+			if (c + 1 < t->ncols)
+				printf("%*s", (int)(width[c] - out_width(s) +
+				    OUT_GAP), "");
+		}
+		fputs(colour && r == 0 ? OUT_RESET "\n" : "\n", stdout);
+	}
+	free(width);
+}
+
+void
+out_table_free(struct out_table *t)
+{
+	size_t	 i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cell[i]);
+	free(t->cell);
+	free(t->warn);
+	free(t);
+}
+
+/* A duration for humans: "45s", "3m12s", "59m", "2h05m", "3d04h". */
+void
+out_duration(int64_t secs, char *buf, size_t len)
+{
+	if (secs < 0)
+		secs = 0;
+	if (secs < 60)
+		snprintf(buf, len, "%llds", (long long)secs);
+	else if (secs < 600)
+		snprintf(buf, len, "%lldm%02llds", (long long)(secs / 60),
+		    (long long)(secs % 60));
+	else if (secs < 3600)
+		snprintf(buf, len, "%lldm", (long long)(secs / 60));
+	else if (secs < 86400)
+		snprintf(buf, len, "%lldh%02lldm", (long long)(secs / 3600),
+		    (long long)(secs % 3600 / 60));
+	else
+		snprintf(buf, len, "%lldd%02lldh", (long long)(secs / 86400),
+		    (long long)(secs % 86400 / 3600));
+}
+
+/* The RFC 3339 time obj[key] as seconds.  0, or -1 when absent or bad. */
+int
+out_time(const json_t *obj, const char *key, int64_t *t)
+{
+	return (clock_parse_rfc3339(json_string_value(json_object_get(obj,
+	    key)), t));
+}
+
+/* "5000.00 USD" for an amount object, "-" for null or anything else. */
+void
+out_amount(const json_t *amount, char *buf, size_t len)
+{
+	const char	*v = json_string_value(json_object_get(amount, "value"));
+	const char	*c = json_string_value(json_object_get(amount,
+			    "currency"));
+
+	if (v != NULL && c != NULL)
+		snprintf(buf, len, "%s %s", v, c);
+	else
+		snprintf(buf, len, "-");
+}
+
+/* "n/m": approvals so far of approvals_required in an intent view. */
+void
+out_approvals(const json_t *view, char *buf, size_t len)
+{
+	snprintf(buf, len, "%zu/%" JSON_INTEGER_FORMAT,
+	    json_array_size(json_object_get(view, "approvals")),
+	    json_integer_value(json_object_get(view, "approvals_required")));
+}
+
+/* A JSON value as one compact line on stdout (JSON lines output). */
+void
+out_json_line(const json_t *v)
+{
+	char	*s;
+
+	if ((s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
+		return;
+	printf("%s\n", s);
+	free(s);
 }

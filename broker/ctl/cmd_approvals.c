@@ -1,0 +1,354 @@
+/*
+ * cmd_approvals: toolgatectl pending | show | approve | reject — the
+ * approver's side of the queue (CONTRACT §4).  Online only: whether an
+ * approval counts is the broker's decision, taken in its database, never
+ * this program's.  Everything shown to an approver comes from the
+ * broker's intent view and goes through output.c, which strips terminal
+ * control characters; args are shown ASCII-escaped so no Unicode trick in
+ * an agent's arguments can disguise a payee.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "clock.h"
+#include "ctl.h"
+
+#define PENDING_DEFAULT_LIMIT	100
+#define PENDING_MAX_LIMIT	1000
+#define PENDING_SOON		300	/* seconds: highlight "expires in" */
+
+const struct ctl_opt cmd_pending_opts[] = {
+	{ "status", "S", "pending (default), allowed, rejected or expired" },
+	{ "limit", "N", "at most N intents, 1..1000 (default 100)" },
+	{ NULL, NULL, NULL }
+};
+enum { P_STATUS, P_LIMIT };
+
+const struct ctl_opt cmd_approve_opts[] = {
+	{ "comment", "TEXT", "note kept with the approval" },
+	{ NULL, NULL, NULL }
+};
+
+const struct ctl_opt cmd_reject_opts[] = {
+	{ "reason", "TEXT", "why (required)" },
+	{ NULL, NULL, NULL }
+};
+
+/* --- pending --------------------------------------------------------- */
+
+static const char *const pending_head[] = {
+	"ID", "AGE", "AGENT", "TOOL", "AMOUNT", "APPROVALS", "EXPIRES IN"
+};
+#define PENDING_NCOLS	(sizeof(pending_head) / sizeof(pending_head[0]))
+
+/* One intent view as a table row; "expires in" highlighted when soon. */
+static int
+pending_row(struct out_table *t, const json_t *v, int64_t now)
+{
+	char		 age[32] = "-", amount[64], appr[48], exp[32] = "-";
+	const char	*cells[PENDING_NCOLS];
+	int64_t		 created, expires;
+	int		 soon = 0;
+
+	if (out_time(v, "created_at", &created) == 0)
+		out_duration(now - created, age, sizeof(age));
+	if (strcmp(out_str(v, "status"), "pending") == 0 &&
+	    out_time(v, "expires_at", &expires) == 0) {
+		if (expires <= now)
+			snprintf(exp, sizeof(exp), "expired");
+		else
+			out_duration(expires - now, exp, sizeof(exp));
+		soon = expires - now < PENDING_SOON;
+	}
+	out_amount(json_object_get(v, "amount"), amount, sizeof(amount));
+	out_approvals(v, appr, sizeof(appr));
+	cells[0] = out_str(v, "id");
+	cells[1] = age;
+	cells[2] = out_str(v, "agent");
+	cells[3] = out_str(v, "tool");
+	cells[4] = amount;
+	cells[5] = appr;
+	cells[6] = exp;
+	if (out_table_row(t, cells) == -1)
+		return (-1);
+	if (soon)
+		out_table_warn(t, PENDING_NCOLS - 1);
+	return (0);
+}
+
+static int
+pending_print(const json_t *items, const char *status)
+{
+	struct out_table	*t;
+	const json_t		*v;
+	int64_t			 now = clock_now();
+	size_t			 i;
+
+	if (json_array_size(items) == 0) {
+		printf("no %s intents\n", status);
+		return (CTL_OK);
+	}
+	if ((t = out_table_new(PENDING_NCOLS, pending_head)) == NULL)
+		return (ctl_fail("out of memory"));
+	json_array_foreach(items, i, v)
+		if (pending_row(t, v, now) == -1) {
+			out_table_free(t);
+			return (ctl_fail("out of memory"));
+		}
+	out_table_print(t);
+	out_table_free(t);
+	return (CTL_OK);
+}
+
+int
+cmd_pending(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
+{
+	const char	*status = a->val[P_STATUS] ? a->val[P_STATUS] : "pending";
+	char		 path[128];
+	int64_t		 limit = PENDING_DEFAULT_LIMIT;
+	json_t		*ans;
+	int		 rc, code;
+
+	if (strcmp(status, "pending") != 0 && strcmp(status, "allowed") != 0 &&
+	    strcmp(status, "rejected") != 0 && strcmp(status, "expired") != 0)
+		return (ctl_usage(cmd, "--status must be pending, allowed, "
+		    "rejected or expired"));
+	if ((rc = ctl_parse_int(cmd, "--limit", a->val[P_LIMIT], 1,
+	    PENDING_MAX_LIMIT, &limit)) != 0 ||
+	    (rc = ctl_online(ctl, cmd)) != 0)
+		return (rc);
+	snprintf(path, sizeof(path), "/v1/approvals?status=%s&limit=%lld",
+	    status, (long long)limit);
+	if ((rc = ctl_call(ctl, "GET", path, NULL, NULL, 0, &code, &ans)) !=
+	    CTL_OK)
+		return (rc);
+	if (ctl->json)
+		out_json(ans);
+	else if (!json_is_array(json_object_get(ans, "items")))
+		rc = ctl_fail("%s answered without an items list", ctl->url);
+	else
+		rc = pending_print(json_object_get(ans, "items"), status);
+	json_decref(ans);
+	return (rc);
+}
+
+/* --- show ------------------------------------------------------------ */
+
+/* "payments-agent #0 payments.transfer, tier 1 (up to 10000.00 USD)". */
+static void
+show_rule(const json_t *rule)
+{
+	const json_t	*tier = json_object_get(rule, "tier");
+	char		 t[48] = "", max[96] = "";
+
+	if (!json_is_object(rule)) {
+		out_kv("rule", "-");
+		return;
+	}
+	if (json_is_integer(tier))
+		snprintf(t, sizeof(t), ", tier %" JSON_INTEGER_FORMAT,
+		    json_integer_value(tier));
+	if (json_is_string(json_object_get(rule, "max")))
+		snprintf(max, sizeof(max), " (up to %s %s)",
+		    out_str(rule, "max"), out_str(rule, "currency"));
+	out_kv("rule", "role %s, rule #%" JSON_INTEGER_FORMAT " %s%s%s",
+	    out_str(rule, "role"), json_integer_value(json_object_get(rule,
+	    "index")), out_str(rule, "tool"), t, max);
+}
+
+/* "n/m" and then one line per approval: who, when, comment. */
+static void
+show_approvals(const json_t *v)
+{
+	const json_t	*ap, *roles = json_object_get(v, "approver_roles");
+	char		 nm[48], who[512] = "";
+	size_t		 i, off = 0;
+
+	json_array_foreach(roles, i, ap) {
+		if (off >= sizeof(who))
+			break;
+		off += (size_t)snprintf(who + off, sizeof(who) - off, "%s%s",
+		    i ? ", " : "", json_string_value(ap) ?
+		    json_string_value(ap) : "?");
+	}
+	out_approvals(v, nm, sizeof(nm));
+	out_kv("approvals", "%s%s%s%s", nm, who[0] ? " (approvers: " : "",
+	    who, who[0] ? ")" : "");
+	json_array_foreach(json_object_get(v, "approvals"), i, ap)
+		out_kv("", "%s at %s%s%s", out_str(ap, "by"), out_str(ap, "at"),
+		    json_is_string(json_object_get(ap, "comment")) ? ": " : "",
+		    json_is_string(json_object_get(ap, "comment")) ?
+		    out_str(ap, "comment") : "");
+}
+
+/* A time line "2026-11-26T23:59:59Z (3m12s ago)" / "(in 56m)". */
+static void
+show_time(const json_t *v, const char *key, const char *label)
+{
+	char	 d[32];
+	int64_t	 t, now = clock_now();
+
+	if (out_time(v, key, &t) == -1)
+		return;
+	out_duration(t > now ? t - now : now - t, d, sizeof(d));
+	out_kv(label, "%s (%s%s%s)", out_str(v, key), t > now ? "in " : "",
+	    d, t > now ? "" : " ago");
+}
+
+/* args as indented, ASCII-escaped JSON under the key column. */
+static void
+show_args(const json_t *args)
+{
+	char	*s, *line, *nl;
+
+	if (json_object_size(args) == 0) {
+		out_kv("args", "{}");
+		return;
+	}
+	if ((s = json_dumps(args, JSON_INDENT(2) | JSON_ENSURE_ASCII |
+	    JSON_ENCODE_ANY)) == NULL)
+		return;
+	for (line = s; line != NULL; line = nl) {
+		if ((nl = strchr(line, '\n')) != NULL)
+			*nl++ = '\0';
+		out_kv(line == s ? "args" : "", "%s", line);
+	}
+	free(s);
+}
+
+static void
+show_print(const json_t *v)
+{
+	const char	*status = out_str(v, "status");
+	char		 amount[64];
+
+	out_amount(json_object_get(v, "amount"), amount, sizeof(amount));
+	out_kv("id", "%s", out_str(v, "id"));
+	out_kv("status", "%s", status);
+	out_kv("agent", "%s", out_str(v, "agent"));
+	out_kv("tool", "%s", out_str(v, "tool"));
+	out_kv("amount", "%s", amount);
+	out_kv("reason", "%s", out_str(v, "agent_reason"));
+	show_rule(json_object_get(v, "rule"));
+	show_approvals(v);
+	show_time(v, "created_at", "created");
+	if (strcmp(status, "pending") == 0 || strcmp(status, "expired") == 0)
+		show_time(v, "expires_at", strcmp(status, "pending") == 0 ?
+		    "expires" : "expired");
+	show_time(v, "decided_at", "decided");
+	show_time(v, "redeemed_at", "redeemed");
+	if (json_is_string(json_object_get(v, "closed_by")))
+		out_kv(status, "by %s: %s", out_str(v, "closed_by"),
+		    out_str(v, "closed_reason"));
+	/* What the policy decided when the intent came in. */
+	out_kv("policy", "version %" JSON_INTEGER_FORMAT ": %s (%s)",
+	    json_integer_value(json_object_get(v, "policy_version")),
+	    out_str(v, "reason_code"), out_str(v, "reason"));
+	show_args(json_object_get(v, "args"));
+	if (json_is_string(json_object_get(v, "grant")))
+		out_kv("grant", "%s", out_str(v, "grant"));
+}
+
+int
+cmd_show(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
+{
+	char	 path[64];
+	json_t	*ans;
+	int	 rc, code;
+
+	if ((rc = ctl_check_intent_id(cmd, a->pos[0])) != 0 ||
+	    (rc = ctl_online(ctl, cmd)) != 0)
+		return (rc);
+	snprintf(path, sizeof(path), "/v1/intents/%s", a->pos[0]);
+	if ((rc = ctl_call(ctl, "GET", path, NULL, NULL, 0, &code, &ans)) !=
+	    CTL_OK)
+		return (rc);
+	if (ctl->json)
+		out_json(ans);
+	else
+		show_print(ans);
+	json_decref(ans);
+	return (CTL_OK);
+}
+
+/* --- approve, reject ------------------------------------------------- */
+
+/* The outcome of an approve or reject: status, n/m, what it means. */
+static void
+decide_print(const json_t *v)
+{
+	const char	*status = out_str(v, "status");
+	char		 nm[48];
+	int64_t		 need, have;
+
+	out_approvals(v, nm, sizeof(nm));
+	out_kv("id", "%s", out_str(v, "id"));
+	out_kv("status", "%s", status);
+	out_kv("approvals", "%s", nm);
+	if (json_is_string(json_object_get(v, "closed_by")))
+		out_kv(status, "by %s: %s", out_str(v, "closed_by"),
+		    out_str(v, "closed_reason"));
+	if (strcmp(status, "allowed") == 0)
+		printf("released: the agent's grant is ready\n");
+	else if (strcmp(status, "pending") == 0) {
+		need = json_integer_value(json_object_get(v,
+		    "approvals_required"));
+		have = (int64_t)json_array_size(json_object_get(v,
+		    "approvals"));
+		printf("waiting for %lld more approval%s\n",
+		    (long long)(need - have), need - have == 1 ? "" : "s");
+	}
+}
+
+/*
+ * POST /v1/approvals/ID/verb with {field: text} (text may be NULL: {}),
+ * then print the resulting intent.
+ */
+static int
+decide(struct ctl *ctl, const struct ctl_cmd *cmd, const char *id,
+    const char *verb, const char *field, const char *text)
+{
+	char	 path[96], *body = NULL;
+	json_t	*doc, *ans;
+	int	 rc, code;
+
+	if ((rc = ctl_check_intent_id(cmd, id)) != 0 ||
+	    (rc = ctl_online(ctl, cmd)) != 0)
+		return (rc);
+	doc = text != NULL ? json_pack("{ss}", field, text) : json_object();
+	if (doc == NULL || (body = json_dumps(doc, JSON_COMPACT)) == NULL) {
+		json_decref(doc);
+		return (ctl_usage(cmd, "--%s must be UTF-8 text", field));
+	}
+	json_decref(doc);
+	snprintf(path, sizeof(path), "/v1/approvals/%s/%s", id, verb);
+	rc = ctl_call(ctl, "POST", path, "application/json", body,
+	    strlen(body), &code, &ans);
+	free(body);
+	if (rc != CTL_OK)
+		return (rc);
+	if (ctl->json)
+		out_json(ans);
+	else
+		decide_print(ans);
+	json_decref(ans);
+	return (CTL_OK);
+}
+
+int
+cmd_approve(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
+{
+	return (decide(ctl, cmd, a->pos[0], "approve", "comment", a->val[0]));
+}
+
+int
+cmd_reject(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
+{
+	/* Refused here, before any request: a rejection must say why. */
+	if (a->val[0] == NULL || a->val[0][0] == '\0')
+		return (ctl_usage(cmd, "--reason is required"));
+	return (decide(ctl, cmd, a->pos[0], "reject", "reason", a->val[0]));
+}
