@@ -358,54 +358,112 @@ dechunk(struct buf *b, size_t off)
 	return (0);
 }
 
+/*
+ * The head of an answer in b (NUL-terminated at b->len): its status into
+ * ans, where the body starts (*off) and how it is delimited (chunked, or
+ * *clen bytes when has_len).  Cuts b at the end of the head.  0 or -1
+ * with err.
+ */
+static int
+answer_head(const char *url, struct buf *b, struct client_answer *ans,
+    size_t *off, int *chunked, int *has_len, size_t *clen, char *err,
+    size_t errlen)
+{
+	char	 v[64], *eoh;
+
+	if (b->len == 0 || (eoh = memmem(b->p, b->len, "\r\n\r\n", 4)) ==
+	    NULL || eoh - b->p > CLIENT_MAX_HEAD || sscanf(b->p,
+	    "HTTP/1.%*1[01] %3d", &ans->status) != 1 || ans->status < 100 ||
+	    ans->status > 599)
+		return (fail(err, errlen, -1, "%s did not answer with HTTP "
+		    "(connection closed or bad status line)", url));
+	*eoh = '\0';
+	*off = (size_t)(eoh - b->p) + 4;
+	*clen = 0;
+	*chunked = head_value(b->p, "Transfer-Encoding", v, sizeof(v)) !=
+	    NULL && strcasecmp(v, "chunked") == 0;
+	*has_len = !*chunked && head_value(b->p, "Content-Length", v,
+	    sizeof(v)) != NULL;
+	if (*has_len && (strspn(v, "0123456789") != strlen(v) ||
+	    v[0] == '\0' || (*clen = strtoul(v, NULL, 10)) > CLIENT_MAX_BODY))
+		return (fail(err, errlen, -1, "bad Content-Length from %s",
+		    url));
+	return (0);
+}
+
+/* The body of an answer whose bytes are all in b, as answer_head found
+ * it: de-chunked or cut to its length and handed to ans (which then owns
+ * b->p).  0 or -1 with err (b untouched but for the de-chunking). */
+static int
+answer_body(const char *url, struct buf *b, size_t off, int chunked,
+    int has_len, size_t clen, struct client_answer *ans, char *err,
+    size_t errlen)
+{
+	if ((has_len && b->len < off + clen) || (chunked && dechunk(b, off)))
+		return (fail(err, errlen, -1, "%s closed the connection before "
+		    "the whole answer", url));
+	if (has_len)
+		b->len = off + clen;
+	ans->len = b->len - off;
+	memmove(b->p, b->p + off, ans->len);
+	b->p[ans->len] = '\0';
+	ans->body = b->p;
+	return (0);
+}
+
 /* Read and parse one answer into ans.  0 or -1 with err. */
 static int
 read_answer(const struct ctl *ctl, SSL *ssl, struct client_answer *ans,
     char *err, size_t errlen)
 {
 	struct buf	 b = { NULL, 0, 0 };
-	char		 v[64], *eoh;
-	size_t		 off, clen = 0;
+	size_t		 off, clen;
 	int		 r, chunked, has_len;
 
-	if ((r = read_more(ctl, ssl, &b, 0, 1, err, errlen)) == -1)
+	if ((r = read_more(ctl, ssl, &b, 0, 1, err, errlen)) == -1 ||
+	    answer_head(ctl->url, &b, ans, &off, &chunked, &has_len, &clen,
+	    err, errlen) == -1)
 		goto bad;
-	if (b.len == 0 || (eoh = memmem(b.p, b.len, "\r\n\r\n", 4)) == NULL ||
-	    eoh - b.p > CLIENT_MAX_HEAD || sscanf(b.p, "HTTP/1.%*1[01] %3d",
-	    &ans->status) != 1 || ans->status < 100 || ans->status > 599) {
-		fail(err, errlen, -1, "%s did not answer with HTTP "
-		    "(connection closed or bad status line)", ctl->url);
-		goto bad;
-	}
-	*eoh = '\0';
-	off = (size_t)(eoh - b.p) + 4;
-	chunked = head_value(b.p, "Transfer-Encoding", v, sizeof(v)) != NULL &&
-	    strcasecmp(v, "chunked") == 0;
-	has_len = !chunked && head_value(b.p, "Content-Length", v,
-	    sizeof(v)) != NULL;
-	if (has_len && (strspn(v, "0123456789") != strlen(v) || v[0] == '\0' ||
-	    (clen = strtoul(v, NULL, 10)) > CLIENT_MAX_BODY)) {
-		fail(err, errlen, -1, "bad Content-Length from %s", ctl->url);
-		goto bad;
-	}
 	if (r == 0 && (r = read_more(ctl, ssl, &b, has_len ? off + clen : 0,
 	    0, err, errlen)) == -1)
 		goto bad;
-	if ((has_len && b.len < off + clen) || (chunked && dechunk(&b, off))) {
-		fail(err, errlen, -1, "%s closed the connection before the "
-		    "whole answer", ctl->url);
+	if (answer_body(ctl->url, &b, off, chunked, has_len, clen, ans, err,
+	    errlen) == -1)
 		goto bad;
-	}
-	if (has_len)
-		b.len = off + clen;
-	ans->len = b.len - off;
-	memmove(b.p, b.p + off, ans->len);
-	b.p[ans->len] = '\0';
-	ans->body = b.p;
 	return (0);
  bad:
 	free(b.p);
 	return (-1);
+}
+
+/*
+ * Parse a whole answer as read up to the broker's close (len bytes of data,
+ * may hold NULs) exactly as client_request would: for the fuzzer and tests.
+ * Fills ans (free with client_answer_free) and returns 0, or -1 with err.
+ */
+int
+client_parse_answer(const char *data, size_t len, struct client_answer *ans,
+    char *err, size_t errlen)
+{
+	struct buf	 b = { NULL, 0, 0 };
+	size_t		 off, clen;
+	int		 chunked, has_len;
+
+	memset(ans, 0, sizeof(*ans));
+	if (len > CLIENT_MAX_HEAD + CLIENT_MAX_BODY)
+		return (fail(err, errlen, -1, "answer is too large"));
+	if (buf_reserve(&b, len) == -1)
+		return (fail(err, errlen, -1, "out of memory"));
+	memcpy(b.p, data, len);
+	b.len = len;
+	b.p[len] = '\0';
+	if (answer_head("the broker", &b, ans, &off, &chunked, &has_len,
+	    &clen, err, errlen) == -1 || answer_body("the broker", &b, off,
+	    chunked, has_len, clen, ans, err, errlen) == -1) {
+		free(b.p);
+		return (-1);
+	}
+	return (0);
 }
 
 /* Write the request head and body.  0 or -1 with err. */

@@ -93,6 +93,8 @@ int	client_request(const struct ctl *, const char *method,
 	    const char *path, const char *ctype, const char *body, size_t len,
 	    struct client_answer *ans, char *err, size_t errlen);
 void	client_answer_free(struct client_answer *ans);
+int	client_parse_answer(const char *data, size_t len,
+	    struct client_answer *ans, char *err, size_t errlen);
 
 /* output.c */
 int	ctl_call(const struct ctl *, const char *method, const char *path,
