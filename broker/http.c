@@ -182,14 +182,24 @@ http_request_cb(struct evhttp_request *req, void *arg)
 {
 	struct request		 rq = { .req = req, .w = arg };
 	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
-	char			 id[128];
+	char			 id[128], retry[16];
 	uint64_t		 t0 = http_now_us();
+	int			 wait;
 
 	/* Fail closed: evhttp serves plaintext if TLS setup ever failed. */
-	if ((rq.peer = tls_peer(req)) == NULL) {
+	if ((rq.peer = conn_peer(req)) == NULL) {
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Connection", "close");
 		http_reply_error(&rq, E_UNAUTHENTICATED, NULL);
+		return;
+	}
+	if ((wait = ratelimit_take(rq.w->broker->rl, rq.peer->identity,
+	    t0)) > 0) {
+		snprintf(retry, sizeof(retry), "%d", wait);
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Retry-After", retry);
+		http_reply_error(&rq, E_RATE_LIMITED, "too many requests from "
+		    "this identity; retry after the Retry-After seconds");
 		return;
 	}
 	rq.path = uri ? evhttp_uri_get_path(uri) : NULL;
@@ -205,10 +215,10 @@ http_request_cb(struct evhttp_request *req, void *arg)
 void
 http_setup(struct worker *w)
 {
-	evhttp_set_bevcb(w->http, tls_bevcb, &w->broker->ssl_ctx);
+	evhttp_set_bevcb(w->http, conn_bevcb, w);
 	evhttp_set_max_headers_size(w->http, SERVER_MAX_HEADERS);
 	evhttp_set_max_body_size(w->http, SERVER_MAX_BODY);
-	evhttp_set_timeout(w->http, SERVER_TIMEOUT_S);
+	evhttp_set_timeout(w->http, w->broker->limits.idle_timeout);
 	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 	    EVHTTP_REQ_PUT);
 	evhttp_set_default_content_type(w->http, "application/json");

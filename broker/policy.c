@@ -183,7 +183,7 @@ htab_get(const struct htab *t, const char *key, size_t klen)
 struct tier {
 	struct amount	 max;
 	int		 approvals;
-	const char	*max_text;	/* canonical, from amount_format */
+	const char	*max_text;	/* as written in the policy */
 };
 
 struct currency {
@@ -1092,7 +1092,6 @@ b_rule(struct policy *p, struct rule *ru, json_t *r)
 	const char	*code;
 	struct currency	*c;
 	struct tier	*ti;
-	char		 txt[AMOUNT_MAX_TEXT];
 	size_t		 i, k;
 
 	if ((ru->tool = b_str(p, json_object_get(r, "tool"))) == NULL)
@@ -1141,9 +1140,10 @@ b_rule(struct policy *p, struct rule *ru, json_t *r)
 				return (-1);
 			ti->approvals = (int)json_integer_value(
 			    json_object_get(t, "approvals"));
-			amount_format(&ti->max, txt);
-			if ((ti->max_text = arena_strndup(&p->arena, txt,
-			    strlen(txt))) == NULL)
+			/* Shown to approvers as the policy wrote it. */
+			if ((ti->max_text = arena_strndup(&p->arena,
+			    json_string_value(mx), json_string_length(mx))) ==
+			    NULL)
 				return (-1);
 		}
 		c++;

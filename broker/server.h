@@ -20,13 +20,13 @@
 #include "killswitch.h"
 #include "metrics.h"
 #include "policy.h"
+#include "ratelimit.h"
 #include "store.h"
 #include "tls.h"
 
 #define SERVER_MAX_THREADS	64
 #define SERVER_MAX_HEADERS	(16 * 1024)
 #define SERVER_MAX_BODY		(4 * 1024 * 1024)
-#define SERVER_TIMEOUT_S	30
 #define WAIT_MAX_SECONDS	60
 #define WAIT_MAX_PER_WORKER	1024
 #define WAIT_INBOX		256
@@ -60,6 +60,7 @@ struct worker {
 	struct job		*done_head, **done_tail;
 	struct event		*done_ev;
 	int			 inflight;
+	int			 nconns;	/* conn.c */
 	struct metrics		 metrics;
 };
 
@@ -102,13 +103,26 @@ struct committer {
 	struct worker		*ctx;	/* its own db and policy snapshot */
 };
 
+/* Hardening knobs, set from --config (proto/config.md). */
+struct limits {
+	int			 max_connections;	/* whole broker */
+	int			 max_conns_per_thread;
+	int			 idle_timeout;		/* s, evhttp inactivity */
+	int			 request_timeout;	/* s, complete request */
+	uint32_t		 rate, burst;		/* per identity */
+};
+
 struct broker {
 	const char		*listen_host;
 	int			 listen_port;
 	const char		*db_path;
 	const char		*audience;
 	struct tls_files	 tls;
-	SSL_CTX			*ssl_ctx;
+	SSL_CTX			*ssl_ctx;	/* swapped on SIGHUP */
+	SSL_CTX			*retired_ctx;	/* freed at the next swap */
+	SSL_CTX			*refuse_ctx;	/* over max-connections */
+	struct limits		 limits;
+	struct ratelimit	*rl;
 	struct grant_signer	 grant;
 	int			 synchronous_full;
 	int			 nworkers;
@@ -116,6 +130,12 @@ struct broker {
 	struct worker		 commit_ctx;
 	struct committer	 commit;
 };
+
+/* conn.c: per-connection state */
+int	conn_init(void);
+struct bufferevent *conn_bevcb(struct event_base *base, void *worker);
+/* The verified peer of req's connection, or NULL (fail closed). */
+const struct tls_peer *conn_peer(struct evhttp_request *req);
 
 /* http.c */
 struct request;

@@ -1,9 +1,9 @@
 /*
  * tls: server-side mutual TLS.  Only our CA is trusted (never the system
  * store); client certificates must carry the clientAuth EKU; TLS 1.2 gets
- * ECDHE+AEAD ciphers only; renegotiation and compression are off.  The
- * peer's identity and parsed public key are computed once per connection
- * and cached on the SSL object, so requests pay nothing for them.
+ * ECDHE+AEAD ciphers only; renegotiation and compression are off.  What a
+ * verified peer proved (identity, parsed public key) is extracted here;
+ * conn.c caches it per connection.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,28 +17,6 @@
 
 #include "log.h"
 #include "tls.h"
-
-static int	tls_peer_idx = -1;
-
-static void
-tls_peer_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
-    long argl, void *argp)
-{
-	struct tls_peer	*p = ptr;
-
-	if (p == NULL)
-		return;
-	EVP_PKEY_free(p->key.pkey);
-	free(p);
-}
-
-int
-tls_init(void)
-{
-	tls_peer_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL,
-	    tls_peer_free);
-	return (tls_peer_idx < 0 ? -1 : 0);
-}
 
 /* Depth 0 must be a client certificate in the strict sense: EKU present
  * and naming clientAuth (OpenSSL lets a certificate without EKU pass). */
@@ -160,61 +138,37 @@ tls_server_ctx(const struct tls_files *f, char *err, size_t errlen)
 	return (NULL);
 }
 
-struct bufferevent *
-tls_bevcb(struct event_base *base, void *arg)
+int
+tls_peer_fill(SSL *ssl, struct tls_peer *p)
 {
-	SSL_CTX	*ctx = *(SSL_CTX **)arg;
-	SSL	*ssl;
+	X509	*cert = SSL_get0_peer_certificate(ssl);
 
-	/* If this returned NULL, evhttp would serve plaintext; tls_peer()
-	 * refuses every request on such a connection. */
-	if ((ssl = SSL_new(ctx)) == NULL) {
-		log_ssl("SSL_new");
-		return (NULL);
-	}
-	return (bufferevent_openssl_socket_new(base, -1, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE));
-}
-
-static struct tls_peer *
-tls_peer_make(SSL *ssl)
-{
-	struct tls_peer	*p;
-	X509		*cert = SSL_get0_peer_certificate(ssl);
-
-	if (cert == NULL || (p = calloc(1, sizeof(*p))) == NULL)
-		return (NULL);
+	if (cert == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
+		return (-1);
 	if (ident_from_cert(cert, p->identity, sizeof(p->identity)) == -1 ||
 	    (p->key.pkey = X509_get_pubkey(cert)) == NULL) {
 		log_warnx("%s: client certificate names no usable identity",
 		    __func__);
-		tls_peer_free(NULL, p, NULL, 0, 0, NULL);
-		return (NULL);
+		return (-1);
 	}
 	p->key.alg = jose_alg_for_key(p->key.pkey);
-	if (SSL_set_ex_data(ssl, tls_peer_idx, p) != 1) {
-		tls_peer_free(NULL, p, NULL, 0, 0, NULL);
-		return (NULL);
-	}
-	return (p);
+	return (0);
 }
 
-const struct tls_peer *
-tls_peer(struct evhttp_request *req)
+void
+tls_peer_clear(struct tls_peer *p)
 {
-	struct evhttp_connection	*conn;
-	struct bufferevent		*bev;
-	struct tls_peer			*p;
-	SSL				*ssl;
+	EVP_PKEY_free(p->key.pkey);
+	memset(p, 0, sizeof(*p));
+}
 
-	if ((conn = evhttp_request_get_connection(req)) == NULL ||
-	    (bev = evhttp_connection_get_bufferevent(conn)) == NULL ||
-	    (ssl = bufferevent_openssl_get_ssl(bev)) == NULL)
-		return (NULL);
-	if ((p = SSL_get_ex_data(ssl, tls_peer_idx)) != NULL)
-		return (p);
-	if (SSL_get0_peer_certificate(ssl) == NULL ||
-	    SSL_get_verify_result(ssl) != X509_V_OK)
-		return (NULL);
-	return (tls_peer_make(ssl));
+SSL_CTX *
+tls_refusing_ctx(void)
+{
+	SSL_CTX	*ctx = SSL_CTX_new(TLS_server_method());
+
+	/* No certificate: every handshake fails with an alert at once. */
+	if (ctx != NULL)
+		SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	return (ctx);
 }

@@ -7,7 +7,6 @@
 
 #include <stddef.h>
 
-#include <event2/http.h>
 #include <openssl/ssl.h>
 
 #include "ident.h"
@@ -30,17 +29,11 @@ struct tls_peer {
 /* Build the server context; NULL with a one-line reason naming the file. */
 SSL_CTX	*tls_server_ctx(const struct tls_files *f, char *err, size_t errlen);
 
-/* evhttp_set_bevcb callback: a TLS bufferevent for each new connection.
- * arg is a pointer to the SSL_CTX * to use. */
-struct bufferevent *tls_bevcb(struct event_base *base, void *arg);
+/* Fill p from a verified peer: 0, or -1 when the handshake did not verify
+ * a client certificate or it names no usable identity. */
+int	tls_peer_fill(SSL *ssl, struct tls_peer *p);
+void	tls_peer_clear(struct tls_peer *p);
 
-/*
- * The verified peer of req's connection, or NULL when the connection is not
- * TLS, has no certificate, failed verification, or its certificate names
- * no usable identity.  evhttp falls back to plaintext if the bevcb ever
- * fails, so every request goes through this check (fail closed).
- */
-const struct tls_peer *tls_peer(struct evhttp_request *req);
-
-/* Register the SSL ex_data slot; call once before threads start. */
-int	tls_init(void);
+/* A context that fails every handshake: how connections over the limit
+ * are refused (evhttp would serve plaintext if the bevcb returned NULL). */
+SSL_CTX	*tls_refusing_ctx(void);

@@ -7,9 +7,11 @@
  * signals: SIGTERM/SIGINT stop the loops after in-flight requests.
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -62,7 +64,22 @@ startup_exit(const char *msg)
 struct options {
 	const char	*listen, *db, *ca, *cert, *key, *grant_key, *crl;
 	const char	*audience, *threads, *config, *log_level;
-	const char	*synchronous;	/* --config only */
+	/* --config only: hardening and durability knobs (proto/config.md) */
+	const char	*synchronous, *max_connections, *idle_timeout;
+	const char	*request_timeout, *rate_limit, *rate_burst;
+};
+
+/* Settings that exist only in the --config file, not as flags. */
+static const struct {
+	const char	*name;
+	size_t		 off;
+} config_only[] = {
+	{ "synchronous",	offsetof(struct options, synchronous) },
+	{ "max-connections",	offsetof(struct options, max_connections) },
+	{ "idle-timeout",	offsetof(struct options, idle_timeout) },
+	{ "request-timeout",	offsetof(struct options, request_timeout) },
+	{ "rate-limit",		offsetof(struct options, rate_limit) },
+	{ "rate-burst",		offsetof(struct options, rate_burst) },
 };
 
 static const struct option longopts[] = {
@@ -106,6 +123,20 @@ options_set(struct options *o, int opt, const char *val, int from_config)
 	return (0);
 }
 
+static int
+options_config_only(struct options *o, const char *name, const char *val)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(config_only) / sizeof(config_only[0]); i++)
+		if (strcmp(config_only[i].name, name) == 0) {
+			*(const char **)((char *)o + config_only[i].off) =
+			    strdup(val);
+			return (1);
+		}
+	return (0);
+}
+
 /* --config FILE: "name = value" lines with the long flag names; '#'
  * starts a comment.  Values are kept for the life of the process. */
 static void
@@ -136,10 +167,8 @@ options_config(struct options *o, const char *path)
 		    end[-1] == '\t'); end--)
 			;
 		*end = '\0';
-		if (strcmp(name, "synchronous") == 0) {
-			o->synchronous = strdup(val);
+		if (options_config_only(o, name, val))
 			continue;
-		}
 		for (lo = longopts; lo->name != NULL; lo++)
 			if (strcmp(lo->name, name) == 0)
 				break;
@@ -172,6 +201,41 @@ options_parse(int argc, char **argv, struct options *o)
 		usage_exit("unexpected argument: %s", argv[optind]);
 	if (o->config != NULL)
 		options_config(o, o->config);
+}
+
+/* A config number in [min, max], or def when unset; exit 2 otherwise. */
+static long
+options_number(const char *name, const char *v, long def, long min, long max)
+{
+	char	*end;
+	long	 n;
+
+	if (v == NULL)
+		return (def);
+	n = strtol(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || n < min || n > max)
+		usage_exit("config %s must be a number in %ld..%ld, not %s",
+		    name, min, max, v);
+	return (n);
+}
+
+static void
+options_limits(const struct options *o, struct broker *b)
+{
+	struct limits	*l = &b->limits;
+
+	l->max_connections = (int)options_number("max-connections",
+	    o->max_connections, 10000, 1, 1000000);
+	l->max_conns_per_thread = (l->max_connections + b->nworkers - 1) /
+	    b->nworkers;
+	l->idle_timeout = (int)options_number("idle-timeout", o->idle_timeout,
+	    30, 1, 3600);
+	l->request_timeout = (int)options_number("request-timeout",
+	    o->request_timeout, 30, 1, 3600);
+	l->rate = (uint32_t)options_number("rate-limit", o->rate_limit, 1000,
+	    0, 10000000);
+	l->burst = (uint32_t)options_number("rate-burst", o->rate_burst,
+	    2 * (long)l->rate, 0, 20000000);
 }
 
 static void
@@ -219,6 +283,28 @@ options_apply(const struct options *o, struct broker *b)
 	b->tls.cert = o->cert;
 	b->tls.key = o->key;
 	b->tls.crl = o->crl;
+	options_limits(o, b);
+}
+
+/* Private keys readable by group or others are refused (httpd's
+ * check_file_secrecy): a key that leaked once is not a key. */
+static void
+check_secrecy(const char *path)
+{
+	struct stat	 st;
+	char		 msg[600];
+
+	if (stat(path, &st) == -1) {
+		snprintf(msg, sizeof(msg), "%s: cannot read key: %s", path,
+		    strerror(errno));
+		startup_exit(msg);
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(msg, sizeof(msg), "%s: private key is accessible by "
+		    "group or others (mode %04o): chmod 600 it", path,
+		    (unsigned)(st.st_mode & 07777));
+		startup_exit(msg);
+	}
 }
 
 static void
@@ -227,6 +313,12 @@ broker_load_keys(struct broker *b, const char *grant_key_path)
 	char		 err[512], msg[600];
 	const char	*why = NULL;
 	EVP_PKEY	*gk;
+
+	check_secrecy(b->tls.key);
+	check_secrecy(grant_key_path);
+	if ((b->refuse_ctx = tls_refusing_ctx()) == NULL ||
+	    (b->rl = ratelimit_new(b->limits.rate, b->limits.burst)) == NULL)
+		startup_exit("cannot set up connection limits");
 
 	if ((b->ssl_ctx = tls_server_ctx(&b->tls, err, sizeof(err))) == NULL)
 		startup_exit(err);
@@ -413,6 +505,30 @@ libevent_log(int severity, const char *msg)
 		log_debug("libevent: %s", msg);
 }
 
+/*
+ * SIGHUP: rebuild the TLS context from the same files (certificate, key,
+ * CA, CRL) and swap it in for new connections; established connections
+ * keep theirs.  On any error the old context stays.  The context before
+ * the old one is freed: SSL objects hold their own reference, and a
+ * worker that loaded the old pointer just now still finds it alive.
+ */
+static void
+broker_reload_tls(struct broker *b)
+{
+	SSL_CTX	*fresh, *old;
+	char	 err[512];
+
+	if ((fresh = tls_server_ctx(&b->tls, err, sizeof(err))) == NULL) {
+		log_warnx("SIGHUP: TLS reload failed, keeping the old "
+		    "certificates: %s", err);
+		return;
+	}
+	old = __atomic_exchange_n(&b->ssl_ctx, fresh, __ATOMIC_ACQ_REL);
+	SSL_CTX_free(b->retired_ctx);
+	b->retired_ctx = old;
+	log_info("SIGHUP: TLS certificates and CRL reloaded");
+}
+
 static int
 broker_run(struct broker *b)
 {
@@ -434,7 +550,7 @@ broker_run(struct broker *b)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			log_info("SIGHUP: nothing to reload yet");
+			broker_reload_tls(b);
 			continue;
 		}
 		break;
@@ -459,7 +575,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	options_parse(argc, argv, &o);
 	options_apply(&o, &broker);
-	if (evthread_use_pthreads() == -1 || tls_init() == -1)
+	if (evthread_use_pthreads() == -1 || conn_init() == -1)
 		fatalx("cannot initialise threads");
 	event_set_log_callback(libevent_log);
 	json_object_seed(0);
@@ -476,6 +592,9 @@ main(int argc, char **argv)
 	ks_cache_clear(&broker.commit_ctx.ks);
 	db_close(broker.commit_ctx.db);
 	SSL_CTX_free(broker.ssl_ctx);
+	SSL_CTX_free(broker.retired_ctx);
+	SSL_CTX_free(broker.refuse_ctx);
+	ratelimit_free(broker.rl);
 	grant_signer_deinit(&broker.grant);
 	log_info("stopped");
 	return (0);

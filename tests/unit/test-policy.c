@@ -594,37 +594,37 @@ run_ecases(const struct policy *p, const char *set, const struct ecase *c)
 static const struct ecase example_cases[] = {
 	/* USD tiers 1000/0, 10000/1, 100000/2, boundaries inclusive */
 	{ "agent-payments", "payments.transfer", "0", "USD", A,
-	  R_POLICY_ALLOW, 0, "payments-agent", 0, 0, "1000", NULL },
+	  R_POLICY_ALLOW, 0, "payments-agent", 0, 0, "1000.00", NULL },
 	{ "agent-payments", "payments.transfer", "1000.00", "USD", A,
-	  R_POLICY_ALLOW, 0, "payments-agent", 0, 0, "1000", NULL },
+	  R_POLICY_ALLOW, 0, "payments-agent", 0, 0, "1000.00", NULL },
 	{ "agent-payments", "payments.transfer", "1000.000001", "USD", P,
-	  R_APPROVAL_REQUIRED, 1, "payments-agent", 0, 1, "10000",
+	  R_APPROVAL_REQUIRED, 1, "payments-agent", 0, 1, "10000.00",
 	  "finance-approver" },
 	{ "agent-payments", "payments.transfer", "10000.00", "USD", P,
-	  R_APPROVAL_REQUIRED, 1, "payments-agent", 0, 1, "10000",
+	  R_APPROVAL_REQUIRED, 1, "payments-agent", 0, 1, "10000.00",
 	  "finance-approver" },
 	{ "agent-payments", "payments.transfer", "10000.01", "USD", P,
-	  R_APPROVAL_REQUIRED, 2, "payments-agent", 0, 2, "100000",
+	  R_APPROVAL_REQUIRED, 2, "payments-agent", 0, 2, "100000.00",
 	  "finance-approver" },
 	{ "agent-payments", "payments.transfer", "100000.00", "USD", P,
-	  R_APPROVAL_REQUIRED, 2, "payments-agent", 0, 2, "100000",
+	  R_APPROVAL_REQUIRED, 2, "payments-agent", 0, 2, "100000.00",
 	  "finance-approver" },
 	{ "agent-payments", "payments.transfer", "100000.000001", "USD", D,
-	  R_AMOUNT_OVER_LIMIT, 0, "payments-agent", 0, 2, "100000", NULL },
+	  R_AMOUNT_OVER_LIMIT, 0, "payments-agent", 0, 2, "100000.00", NULL },
 	{ "agent-payments", "payments.transfer", "999999999999999.999999",
-	  "USD", D, R_AMOUNT_OVER_LIMIT, 0, "payments-agent", 0, 2, "100000",
+	  "USD", D, R_AMOUNT_OVER_LIMIT, 0, "payments-agent", 0, 2, "100000.00",
 	  NULL },
 	/* EUR tiers 500/0, 5000/1 */
 	{ "agent-payments", "payments.transfer", "500.00", "EUR", A,
-	  R_POLICY_ALLOW, 0, "payments-agent", 0, 0, "500", NULL },
+	  R_POLICY_ALLOW, 0, "payments-agent", 0, 0, "500.00", NULL },
 	{ "agent-payments", "payments.transfer", "500.01", "EUR", P,
-	  R_APPROVAL_REQUIRED, 1, "payments-agent", 0, 1, "5000",
+	  R_APPROVAL_REQUIRED, 1, "payments-agent", 0, 1, "5000.00",
 	  "finance-approver" },
 	{ "agent-payments", "payments.transfer", "5000.00", "EUR", P,
-	  R_APPROVAL_REQUIRED, 1, "payments-agent", 0, 1, "5000",
+	  R_APPROVAL_REQUIRED, 1, "payments-agent", 0, 1, "5000.00",
 	  "finance-approver" },
 	{ "agent-payments", "payments.transfer", "5000.01", "EUR", D,
-	  R_AMOUNT_OVER_LIMIT, 0, "payments-agent", 0, 1, "5000", NULL },
+	  R_AMOUNT_OVER_LIMIT, 0, "payments-agent", 0, 1, "5000.00", NULL },
 	/* other currencies, missing amount */
 	{ "agent-payments", "payments.transfer", "1", "JPY", D,
 	  R_CURRENCY_NOT_ALLOWED, 0, "payments-agent", 0, -1, NULL, NULL },
@@ -948,7 +948,7 @@ reader_main(void *arg)
 		policy_evaluate(r->p, "agent-payments", "payments.transfer",
 		    &a, &ev);
 		if (ev.outcome != P || ev.approvals_required != 2 ||
-		    strcmp(ev.tier_max, "100000") != 0)
+		    strcmp(ev.tier_max, "100000.00") != 0)
 			r->bad++;
 		policy_evaluate(r->p, "agent-support", "email.send", NULL, &ev);
 		if (ev.outcome != P || ev.approvals_required != 1)
