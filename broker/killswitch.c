@@ -34,7 +34,7 @@ static const char SQL_INSERT[] =
     "tripped_at) VALUES (?, ?, ?, ?, ?)";
 static const char SQL_PENDING[] =
     "SELECT id, agent, tool FROM intents WHERE status = 'pending' "
-    "ORDER BY created_at, id";
+    "ORDER BY created_at, rowid";
 static const char SQL_REJECT[] =
     "UPDATE intents SET status = 'rejected', decided_at = ?, closed_by = ?, "
     "closed_reason = 'kill switch: ' || ? WHERE id = ? AND status = 'pending'";

@@ -163,6 +163,30 @@ class Approvals(unittest.TestCase):
         st, _, err = self.act("approver-bob", iid)
         self.assertEqual((st, err["error"]), (409, "already_decided"))
 
+    def test_approvals_are_frozen_under_a_kill_switch(self):
+        iid = self.pending()
+        olga = self.client("operator-olga")
+        st, _, sw = olga.request(
+            "POST", "/v1/killswitch", body=json.dumps(
+                {"scope": "agent", "target": "agent-payments",
+                 "reason": "test freeze"}),
+            content_type="application/json")
+        self.assertEqual(st, 201, sw)
+        try:
+            st, _, err = self.act("approver-alice", iid)
+            self.assertEqual((st, err["error"]), (423, "kill_switch"))
+            view = self.get("agent-payments", iid)[2]
+            self.assertEqual(view["status"], "pending")
+            self.assertEqual(view["approvals"], [])
+        finally:
+            st, _, _ = olga.request(
+                "POST", "/v1/killswitch/%d/reset" % sw["id"],
+                body=json.dumps({"reason": "test over"}),
+                content_type="application/json")
+            self.assertEqual(st, 200)
+        st, _, body = self.act("approver-alice", iid)
+        self.assertEqual((st, body["status"]), (200, "allowed"))
+
     def test_unknown_intent_is_404(self):
         st, _, body = self.act("approver-alice", "in_" + "0" * 32)
         self.assertEqual((st, body["error"]), (404, "not_found"))
