@@ -40,7 +40,7 @@ static const struct ctl_opt opts_reset[] = {
 
 const struct ctl_cmd cmd_killswitch[] = {
 	{ "trip", "killswitch trip", "[--agent NAME | --tool PATTERN] "
-	    "--reason TEXT", "stop intents, approvals and redemptions "
+	    "--reason TEXT [--reject-pending]", "stop intents, approvals and redemptions "
 	    "(neither --agent nor --tool: everything)",
 	    "toolgatectl killswitch trip --tool 'payments.*' --reason incident",
 	    opts_trip, 0, ks_cmd_trip, NULL },

@@ -40,8 +40,8 @@ const struct ctl_opt cmd_submit_opts[] = {
 	{ "reason", "TEXT", "why, shown to approvers (<= 1024 characters)" },
 	{ "audience", "NAME", "the broker's audience (default toolgate)" },
 	{ "ttl", "SECONDS", "intent lifetime, 1..300 (default 60)" },
-	{ "wait", "SECONDS", "if approval is needed, wait up to 1..3600 s for "
-	    "the final decision" },
+	{ "wait", "SECONDS", "if approval is needed, wait 1..3600 s for the "
+	    "decision" },
 	{ NULL, NULL, NULL }
 };
 enum { O_TOOL, O_AMOUNT, O_CURRENCY, O_ARGS, O_REASON, O_AUDIENCE, O_TTL,
@@ -215,11 +215,19 @@ submit_sign(const struct ctl *ctl, json_t *claims, char **jws)
 static void
 submit_print_human(const json_t *d, int pending)
 {
-	const json_t	*am = json_object_get(d, "amount");
+	const json_t	*am = json_object_get(d, "amount"), *ap;
+	const json_t	*list = json_object_get(d, "approvals");
+	size_t		 i;
 
 	out_kv(pending ? "pending" : "allowed", "%s   %s", out_str(d, "id"),
 	    out_str(d, "tool"));
-	out_kv("reason", "%s", out_str(d, "reason"));
+	/* Released by approvers: say who, not the policy's first word. */
+	if (!pending && json_array_size(list) > 0)
+		json_array_foreach(list, i, ap)
+			out_kv(i == 0 ? "approved" : "", "by %s at %s",
+			    out_str(ap, "by"), out_str(ap, "at"));
+	else
+		out_kv("reason", "%s", out_str(d, "reason"));
 	if (json_is_object(am))
 		out_kv("amount", "%s %s", out_str(am, "value"),
 		    out_str(am, "currency"));

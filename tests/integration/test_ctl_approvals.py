@@ -327,6 +327,7 @@ class Wait(CtlCase):
         self.assertEqual(proc.returncode, 0, out + err)
         self.assertLess(waited, 2.5)
         self.assertRegex(out, r"^allowed +%s +payments\.transfer\n" % iid)
+        self.assertRegex(out, r"(?m)^approved +by approver-alice at \S+Z$")
         self.assertRegex(out, r"(?m)^grant +[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"
                               r"\.[A-Za-z0-9_-]+$")
 
