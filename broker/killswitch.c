@@ -37,7 +37,8 @@ static const char SQL_PENDING[] =
     "ORDER BY created_at, rowid";
 static const char SQL_REJECT[] =
     "UPDATE intents SET status = 'rejected', decided_at = ?, closed_by = ?, "
-    "closed_reason = 'kill switch: ' || ? WHERE id = ? AND status = 'pending'";
+    "closed_reason = 'kill switch: ' || ?, reason_text = 'rejected by a kill switch' "
+    "WHERE id = ? AND status = 'pending'";
 static const char SQL_RESET[] =
     "UPDATE killswitches SET reset_by = ?, reset_at = ?, reset_reason = ? "
     "WHERE id = ? AND reset_at IS NULL";

@@ -53,7 +53,7 @@ static const char SQL_APPROVAL_COUNT[] =
     "SELECT count(*) FROM approvals WHERE intent_id = ?";
 static const char SQL_INTENT_CLOSE[] =
     "UPDATE intents SET status = ?, decided_at = ?, closed_by = ?, "
-    "closed_reason = ? WHERE id = ? AND status = 'pending'";
+    "closed_reason = ?, reason_text = ? WHERE id = ? AND status = 'pending'";
 static const char SQL_EXPIRED_DUE[] =
     "SELECT id FROM intents WHERE status = 'pending' AND expires_at <= ? "
     "ORDER BY expires_at LIMIT ?";
@@ -425,7 +425,12 @@ store_intent_close(struct db *db, const char *id, const char *status,
 	sqlite3_bind_int64(st, 2, now);
 	db_bind_text(st, 3, by);
 	db_bind_text(st, 4, why);
-	db_bind_text(st, 5, id);
+	/* The answer's human text follows the intent to its end. */
+	db_bind_text(st, 5, strcmp(status, "allowed") == 0 ?
+	    "approved by the required approvers" :
+	    strcmp(status, "rejected") == 0 ? "rejected by an approver" :
+	    "no approval before the approval window closed");
+	db_bind_text(st, 6, id);
 	if (db_step_done(db, st) == -1)
 		return (-1);
 	return (sqlite3_changes(db->sql) == 1 ? 0 : 1);
