@@ -126,7 +126,10 @@ intent_claim_times(json_t *c, int64_t now, struct intent *out,
 		FAIL(E_BAD_REQUEST, "iat and exp are required integers");
 	out->iat = json_integer_value(iat);
 	out->exp = json_integer_value(exp);
-	if (out->exp <= out->iat || out->exp - out->iat > INTENT_MAX_LIFETIME)
+	/* Unsigned difference: exact once exp > iat, where exp - iat as
+	 * int64 overflows (iat INT64_MIN, exp INT64_MAX passed as -1). */
+	if (out->exp <= out->iat ||
+	    (uint64_t)out->exp - (uint64_t)out->iat > INTENT_MAX_LIFETIME)
 		FAIL(E_BAD_REQUEST, "exp must be after iat and at most 300 s "
 		    "later");
 	if (out->exp < now - INTENT_SKEW)
