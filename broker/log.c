@@ -36,6 +36,9 @@ log_level_parse(const char *s, enum log_level *out)
 	return (-1);
 }
 
+static void	log_vline(enum log_level, const char *, const char *, va_list,
+		    const char *) __attribute__((format(printf, 3, 0)));
+
 static void
 log_vline(enum log_level lvl, const char *tag, const char *fmt, va_list ap,
     const char *suffix)
