@@ -452,6 +452,28 @@ class Reloads(unittest.TestCase):
             self.assertEqual(served_cert(old.conn.sock).serial_number,
                              s1.serial_number)
 
+    def test_signals_right_after_start_and_in_bursts(self):
+        """systemctl reload twice in a row, or a SIGHUP/SIGTERM that lands
+        just after "listening on": the daemon must neither die of the
+        signal's default action nor skip its orderly shutdown."""
+        with harness.Broker() as b:
+            b.proc.send_signal(signal.SIGHUP)   # right after listening on
+            for _ in range(20):
+                time.sleep(0.005)
+                b.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            self.assertIsNone(b.proc.poll(), "toolgated died of a SIGHUP "
+                              "burst (exit %r)" % b.proc.poll())
+            c = b.client("agent-payments")
+            self.assertEqual(c.submit("crm.lookup")[0], 200)
+        # stop() above required exit 0 on SIGTERM; now at once after start
+        for _ in range(3):
+            with harness.Broker() as b:
+                b.proc.send_signal(signal.SIGTERM)
+                rc = b.proc.wait(15)
+                self.assertEqual(rc, 0, "SIGTERM just after 'listening "
+                                 "on': exit %d, not the orderly 0" % rc)
+
     def gencrl(self, out):
         openssl("ca", "-gencrl", *self.ca_args(), "-out", out)
 
