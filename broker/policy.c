@@ -465,6 +465,10 @@ vquote(const char *s, char *buf, size_t bufsz)
 	for (i = 0; i < n && i < max; i++)
 		buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ?
 		    '?' : s[i];
+	/* Never cut inside a UTF-8 sequence: json_pack refuses the text
+	 * and the problem became "out of memory". */
+	while (i < n && i > 0 && ((unsigned char)s[i] & 0xc0) == 0x80)
+		i--;
 	if (i < n)
 		memcpy(buf + i, "...", 3), i += 3;
 	buf[i] = '\0';
@@ -1263,7 +1267,7 @@ one_error(json_t **errors, const char *fmt, ...)
 static void
 one_error(json_t **errors, const char *fmt, ...)
 {
-	char	 msg[512];
+	char	 msg[512], *c;
 	va_list	 ap;
 
 	if (errors == NULL)
@@ -1271,6 +1275,11 @@ one_error(json_t **errors, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* jansson's error text quotes the input's bytes, which need not be
+	 * UTF-8: json_pack would refuse it and the list would be empty. */
+	for (c = msg; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			*c = '?';
 	*errors = json_pack("[{s:s, s:s}]", "path", "$", "message", msg);
 }
 
