@@ -67,7 +67,10 @@ struct options {
 	/* --config only: hardening and durability knobs (proto/config.md) */
 	const char	*synchronous, *max_connections, *idle_timeout;
 	const char	*request_timeout, *rate_limit, *rate_burst;
+	char		*config_text;	/* owns the values read from --config */
 };
+
+#define CONFIG_MAX	(64 * 1024)
 
 /* Settings that exist only in the --config file, not as flags. */
 static const struct {
@@ -130,33 +133,42 @@ options_config_only(struct options *o, const char *name, const char *val)
 
 	for (i = 0; i < sizeof(config_only) / sizeof(config_only[0]); i++)
 		if (strcmp(config_only[i].name, name) == 0) {
-			*(const char **)((char *)o + config_only[i].off) =
-			    strdup(val);
+			*(const char **)((char *)o + config_only[i].off) = val;
 			return (1);
 		}
 	return (0);
 }
 
 /* --config FILE: "name = value" lines with the long flag names; '#'
- * starts a comment.  Values are kept for the life of the process. */
+ * starts a comment.  The file is read whole into o->config_text and the
+ * values point into it, so they live as long as the options. */
 static void
 options_config(struct options *o, const char *path)
 {
-	FILE		*f;
-	char		 line[1024], *name, *val, *end;
-	const struct option *lo;
-	int		 lineno = 0;
+	FILE			*f;
+	char			*line, *next, *name, *val, *end;
+	const struct option	*lo;
+	size_t			 n;
+	int			 lineno = 0;
 
 	if ((f = fopen(path, "r")) == NULL)
 		usage_exit("cannot read config file %s", path);
-	while (fgets(line, sizeof(line), f) != NULL) {
+	if ((o->config_text = calloc(1, CONFIG_MAX + 1)) == NULL)
+		usage_exit("%s", "out of memory");
+	n = fread(o->config_text, 1, CONFIG_MAX + 1, f);
+	fclose(f);
+	if (n > CONFIG_MAX)
+		usage_exit("config file %s is larger than 64 KiB", path);
+	for (line = o->config_text; line != NULL; line = next) {
 		lineno++;
-		line[strcspn(line, "#\r\n")] = '\0';
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		line[strcspn(line, "#\r")] = '\0';
 		name = line + strspn(line, " \t");
 		if (*name == '\0')
 			continue;
 		if ((val = strchr(name, '=')) == NULL)
-			usage_exit("%s: a line is not \"name = value\"", path);
+			usage_exit("%s:%d: not \"name = value\"", path, lineno);
 		for (end = val; end > name && (end[-1] == ' ' ||
 		    end[-1] == '\t'); end--)
 			;
@@ -172,11 +184,10 @@ options_config(struct options *o, const char *path)
 		for (lo = longopts; lo->name != NULL; lo++)
 			if (strcmp(lo->name, name) == 0)
 				break;
-		if (lo->name == NULL || options_set(o, lo->val,
-		    strdup(val), 1) == -1)
-			usage_exit("unknown setting in config file: %s", name);
+		if (lo->name == NULL || options_set(o, lo->val, val, 1) == -1)
+			usage_exit("%s:%d: unknown setting %s", path, lineno,
+			    name);
 	}
-	fclose(f);
 }
 
 static void
@@ -529,18 +540,25 @@ broker_reload_tls(struct broker *b)
 	log_info("SIGHUP: TLS certificates and CRL reloaded");
 }
 
+/* The signals the main thread takes with sigwait.  Blocked in main before
+ * any thread exists, so every thread inherits the mask and none of them
+ * can be killed by a SIGHUP or SIGTERM meant for sigwait. */
+static void
+signals_blocked(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+}
+
 static int
 broker_run(struct broker *b)
 {
 	sigset_t	 set;
 	int		 i, sig;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	/* Workers inherit the mask: only the main thread takes signals. */
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signals_blocked(&set);
 	for (i = 0; i < b->nworkers; i++)
 		if (pthread_create(&b->workers[i].thread, NULL, worker_main,
 		    &b->workers[i]) != 0)
@@ -569,8 +587,11 @@ main(int argc, char **argv)
 	struct options		 o;
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen;
+	sigset_t		 set;
 	int			 i;
 
+	signals_blocked(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	options_parse(argc, argv, &o);
@@ -596,6 +617,8 @@ main(int argc, char **argv)
 	SSL_CTX_free(broker.refuse_ctx);
 	ratelimit_free(broker.rl);
 	grant_signer_deinit(&broker.grant);
+	free(o.config_text);
+	free((char *)broker.listen_host);
 	log_info("stopped");
 	return (0);
 }
