@@ -55,6 +55,13 @@ audit_append(struct db *db, int64_t now, const char *actor,
 	}
 	sqlite3_reset(st);
 	/* json_pack's "O" takes a reference; a NULL details became {}. */
+	/* A record must read back (verify, export): bound its nesting. */
+	if (details != NULL && canon_depth(details, AUDIT_MAX_DEPTH + 1) >
+	    AUDIT_MAX_DEPTH) {
+		log_warnx("%s: %s details nest too deep to store", __func__,
+		    event);
+		return (-1);
+	}
 	if (details == NULL)
 		details = json_object();
 	else

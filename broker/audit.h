@@ -13,6 +13,7 @@
 
 #include "db.h"
 
+#define AUDIT_MAX_DEPTH	64	/* nesting of details; well under jansson's 2048 */
 #define AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 
 /* Append one record; details is borrowed (may be NULL).  0 or -1. */

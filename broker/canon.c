@@ -57,3 +57,26 @@ canon_ct_equal(const void *a, const void *b, size_t len)
 {
 	return (CRYPTO_memcmp(a, b, len) == 0);
 }
+
+int
+canon_depth(const json_t *v, int limit)
+{
+	json_t		*child;
+	const char	*key;
+	json_t		*mv = (json_t *)v;	/* jansson's iterators are not const */
+	size_t		 i;
+	int		 d, max = 0;
+
+	if (limit <= 0 || (!json_is_object(v) && !json_is_array(v)))
+		return (0);
+	if (json_is_object(v)) {
+		json_object_foreach(mv, key, child)
+			if ((d = canon_depth(child, limit - 1)) > max)
+				max = d;
+	} else {
+		json_array_foreach(mv, i, child)
+			if ((d = canon_depth(child, limit - 1)) > max)
+				max = d;
+	}
+	return (max + 1);
+}

@@ -19,5 +19,8 @@ void	canon_sha256_hex(const void *data, size_t len, char out[65]);
 /* Hex SHA-256 over a (alen bytes) followed by b (blen bytes). */
 void	canon_sha256_hex2(const void *a, size_t alen, const void *b,
 	    size_t blen, char out[65]);
+/* Nesting depth of v (a scalar is 0), counting no further than limit:
+ * bounds what may be stored, since jansson reads back at most 2048. */
+int	canon_depth(const json_t *v, int limit);
 /* Constant-time equality of two equal-length buffers. */
 int	canon_ct_equal(const void *a, const void *b, size_t len);

@@ -204,6 +204,9 @@ intent_claim_strings(json_t *c, struct intent *out, const char **msg)
 		    "like payments.transfer, at most 128 characters");
 	if (args != NULL && !json_is_object(args))
 		FAIL(E_BAD_REQUEST, "args, when present, must be a JSON object");
+	if (args != NULL && canon_depth(args, INTENT_MAX_ARGS_DEPTH + 1) >
+	    INTENT_MAX_ARGS_DEPTH)
+		FAIL(E_BAD_REQUEST, "args may nest at most 32 levels deep");
 	if (reason != NULL && (!json_is_string(reason) ||
 	    utf8_chars(json_string_value(reason)) > INTENT_MAX_REASON))
 		FAIL(E_BAD_REQUEST, "reason, when present, must be a string of "

@@ -27,6 +27,9 @@
 #define INTENT_MAX_JTI		128
 #define INTENT_MAX_TOOL		128
 #define INTENT_MAX_REASON	1024
+/* args are copied into audit records and grants, which add levels of
+ * their own; jansson reads back at most 2048. */
+#define INTENT_MAX_ARGS_DEPTH	32
 #define INTENT_DEFAULT_AUDIENCE	"toolgate"
 
 /* What the connection proved: its identity and its certificate's key. */

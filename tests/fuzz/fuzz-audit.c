@@ -6,7 +6,7 @@
  * (migrations and all).  Its "actor", "event" and "intent_id" members,
  * when strings, are used for those fields.  Invariants (abort when
  * broken): an append succeeds exactly when the details have a canonical
- * form (no reals); audit_verify then finds the whole chain intact with
+ * form (no reals) nesting at most AUDIT_MAX_DEPTH; audit_verify then finds the whole chain intact with
  * the right count; and audit_each gives every new record back with the
  * same details, actor, event and intent_id.  The database starts afresh
  * every FUZZ_AUDIT_RESET inputs to bound memory and time.
@@ -107,7 +107,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* Reals have no canonical form: such details must be refused. */
 	canon = canon_dump(details);
-	has_canon = canon != NULL;
+	/* Stored only when it has a canonical form and reads back. */
+	has_canon = canon != NULL &&
+	    canon_depth(details, AUDIT_MAX_DEPTH + 1) <= AUDIT_MAX_DEPTH;
 	free(canon);
 	memset(&x, 0, sizeof(x));
 	x.details = details;

@@ -181,6 +181,11 @@ static const struct claim_case {
 	{ "{\"iss\":\"agent-a\",\"aud\":\"toolgate\",\"jti\":\"j\",\"iat\":1795736400,\"exp\":1795736460,\"tool\":\"a.b\",\"amount\":{\"value\":\"1\",\"currency\":\"usd\"}}", E_INVALID_AMOUNT },
 	{ "{\"iss\":\"agent-a\",\"aud\":\"toolgate\",\"jti\":\"j\",\"iat\":1795736400,\"exp\":1795736460,\"tool\":\"a.b\",\"amount\":{\"value\":\"1\",\"currency\":\"USD\",\"x\":1}}", E_INVALID_AMOUNT },
 	{ "{\"iss\":\"agent-a\",\"aud\":\"toolgate\",\"jti\":\"j\",\"iat\":1795736400,\"exp\":1795736460,\"tool\":\"a.b\",\"amount\":\"12.50\"}", E_INVALID_AMOUNT },
+	/* exp - iat must not overflow into a short lifetime. */
+	{ "{\"iss\":\"agent-a\",\"aud\":\"toolgate\",\"jti\":\"j\",\"iat\":-9223372036854775808,\"exp\":9223372036854775807,\"tool\":\"a.b\"}", E_BAD_REQUEST },
+	/* args nest at most 32 levels (audit records and grants add more). */
+	{ "{\"iss\":\"agent-a\",\"aud\":\"toolgate\",\"jti\":\"j\",\"iat\":1795736400,\"exp\":1795736460,\"tool\":\"a.b\",\"args\":{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}", REASON_OK },
+	{ "{\"iss\":\"agent-a\",\"aud\":\"toolgate\",\"jti\":\"j\",\"iat\":1795736400,\"exp\":1795736460,\"tool\":\"a.b\",\"args\":{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}", E_BAD_REQUEST },
 	/* Duplicate keys: "last one wins" is refused, not resolved. */
 	{ "{\"iss\":\"agent-a\",\"iss\":\"agent-a\",\"aud\":\"toolgate\",\"jti\":\"j\",\"iat\":1795736400,\"exp\":1795736460,\"tool\":\"a.b\"}", E_BAD_REQUEST },
 	{ "[\"iss\"]", E_BAD_REQUEST },
