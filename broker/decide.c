@@ -24,7 +24,7 @@ api_policy_refresh(struct worker *w)
 	char		*body;
 	size_t		 len = 0;
 
-	if (store_policy_current(w->db, &version, NULL, NULL) == -1)
+	if (store_policy_version(w->db, &version) == -1)
 		return (-1);
 	if (version == w->policy_version)
 		return (0);

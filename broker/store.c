@@ -20,6 +20,9 @@
 
 static const char SQL_POLICY_CURRENT[] =
     "SELECT version, body FROM policy_versions ORDER BY version DESC LIMIT 1";
+/* Asked before every batch: must not read the (possibly megabyte) body. */
+static const char SQL_POLICY_VERSION[] =
+    "SELECT max(version) FROM policy_versions";
 static const char SQL_POLICY_INSERT[] =
     "INSERT INTO policy_versions (created_at, actor, sha256, body) "
     "VALUES (?, ?, ?, ?)";
@@ -63,6 +66,21 @@ static const char SQL_APPROVALS_GET[] =
     "ORDER BY id";
 
 int
+store_policy_version(struct db *db, int64_t *version)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	*version = 0;
+	if ((st = db_stmt(db, SQL_POLICY_VERSION)) == NULL)
+		return (-1);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*version = sqlite3_column_int64(st, 0);	/* NULL reads as 0 */
+	sqlite3_reset(st);
+	return (rc == SQLITE_ROW ? 0 : -1);
+}
+
+int
 store_policy_current(struct db *db, int64_t *version, char **body,
     size_t *len)
 {
@@ -70,25 +88,24 @@ store_policy_current(struct db *db, int64_t *version, char **body,
 	int		 rc;
 
 	*version = 0;
-	if (body != NULL)
-		*body = NULL;
+	if (body == NULL)
+		return (store_policy_version(db, version));
+	*body = NULL;
 	if ((st = db_stmt(db, SQL_POLICY_CURRENT)) == NULL)
 		return (-1);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		*version = sqlite3_column_int64(st, 0);
-		if (body != NULL) {
-			size_t n = (size_t)sqlite3_column_bytes(st, 1);
+		size_t n = (size_t)sqlite3_column_bytes(st, 1);
 
-			if ((*body = malloc(n + 1)) == NULL) {
-				sqlite3_reset(st);
-				return (-1);
-			}
-			memcpy(*body, sqlite3_column_text(st, 1), n);
-			(*body)[n] = '\0';
-			if (len != NULL)
-				*len = n;
+		*version = sqlite3_column_int64(st, 0);
+		if ((*body = malloc(n + 1)) == NULL) {
+			sqlite3_reset(st);
+			return (-1);
 		}
+		memcpy(*body, sqlite3_column_text(st, 1), n);
+		(*body)[n] = '\0';
+		if (len != NULL)
+			*len = n;
 	}
 	sqlite3_reset(st);
 	return (rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1);
