@@ -9,11 +9,15 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
 #include "log.h"
 #include "server.h"
+
+/* One TLS record's worth of plaintext. */
+#define HTTP_COALESCE_MAX	16384
 
 enum { M_GET = EVHTTP_REQ_GET, M_POST = EVHTTP_REQ_POST,
     M_PUT = EVHTTP_REQ_PUT };
@@ -62,11 +66,28 @@ http_status_text(int status)
 	}
 }
 
+/*
+ * evhttp queues the head and the body as two buffer chains, and
+ * bufferevent_openssl turns each chain into its own TLS record, write(2)
+ * and TCP segment.  Nothing is written before the event loop runs again,
+ * so joining a small answer into one chain here halves the records and
+ * system calls per answer (and the client's wake-ups).
+ */
+static void
+http_coalesce(struct bufferevent *bev)
+{
+	struct evbuffer	*out = bev ? bufferevent_get_output(bev) : NULL;
+
+	if (out != NULL && evbuffer_get_length(out) <= HTTP_COALESCE_MAX)
+		(void)evbuffer_pullup(out, -1);
+}
+
 void
 http_reply_text(struct request *rq, int status, const char *ctype,
     const char *text, size_t len)
 {
 	struct evkeyvalq	*h = evhttp_request_get_output_headers(rq->req);
+	struct evhttp_connection *conn = evhttp_request_get_connection(rq->req);
 	struct evbuffer		*buf = evbuffer_new();
 
 	evhttp_add_header(h, "Content-Type", ctype);
@@ -76,6 +97,8 @@ http_reply_text(struct request *rq, int status, const char *ctype,
 	evhttp_send_reply(rq->req, status, http_status_text(status), buf);
 	if (buf != NULL)
 		evbuffer_free(buf);
+	if (conn != NULL)
+		http_coalesce(evhttp_connection_get_bufferevent(conn));
 }
 
 void
