@@ -9,12 +9,12 @@
 #include <openssl/evp.h>
 
 #include "canon.h"
+#include "jsonw.h"
 
 char *
 canon_dump(const json_t *v)
 {
-	return (json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS |
-	    JSON_ENCODE_ANY));
+	return (jsonw_dump(v, 1, NULL));
 }
 
 static void

@@ -1,8 +1,9 @@
 /*
  * canon: canonical JSON bytes and SHA-256 hex helpers shared by the audit
  * chain, grants (intent_sha256) and policy versions.  Canonical here means
- * jansson's JSON_COMPACT | JSON_SORT_KEYS with no reals (callers keep
- * numbers integral): deterministic, and what we hash is the stored bytes.
+ * jansson's JSON_COMPACT | JSON_SORT_KEYS text (written by jsonw, which
+ * gives the same bytes faster): deterministic, and what we hash is the
+ * stored bytes.  A real in an agent's args is printed as jansson prints it.
  */
 #pragma once
 
@@ -12,7 +13,7 @@
 
 #define SHA256_HEX_LEN 64
 
-/* Canonical text of v (malloc'd) or NULL (e.g. a real inside). */
+/* Canonical text of v (malloc'd), or NULL when out of memory. */
 char	*canon_dump(const json_t *v);
 /* Lowercase hex SHA-256 of len bytes into out[65]. */
 void	canon_sha256_hex(const void *data, size_t len, char out[65]);

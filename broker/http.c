@@ -13,6 +13,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "jsonw.h"
 #include "log.h"
 #include "server.h"
 
@@ -104,7 +105,8 @@ http_reply_text(struct request *rq, int status, const char *ctype,
 void
 http_reply_json(struct request *rq, int status, json_t *body)
 {
-	char	*text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	size_t	 len = 0;
+	char	*text = body ? jsonw_dump(body, 0, &len) : NULL;
 
 	json_decref(body);
 	if (text == NULL) {
@@ -114,7 +116,7 @@ http_reply_json(struct request *rq, int status, json_t *body)
 		    sizeof(oom) - 1);
 		return;
 	}
-	http_reply_text(rq, status, "application/json", text, strlen(text));
+	http_reply_text(rq, status, "application/json", text, len);
 	free(text);
 }
 

@@ -28,6 +28,7 @@
 #include <openssl/rsa.h>
 
 #include "jose.h"
+#include "jsonw.h"
 
 /* Same cap as INTENT_MAX_BYTES (intent.h): the contract's 64 KiB body. */
 #define JOSE_MAX_BYTES		(64 * 1024)
@@ -338,7 +339,7 @@ jose_sign_compact(EVP_PKEY *pkey, enum jose_alg alg, json_t *header,
 
 	if (!json_is_object(header) || (payload == NULL && payload_len > 0))
 		goto done;
-	if ((hjson = json_dumps(header, JSON_COMPACT)) == NULL)
+	if ((hjson = jsonw_dump(header, 0, NULL)) == NULL)
 		goto done;
 	if ((h = jose_b64url_encode((const unsigned char *)hjson,
 	    strlen(hjson))) == NULL)

@@ -3,7 +3,8 @@
  * JSON the way the broker parses claims (duplicate keys refused); an
  * object becomes the details of 1 to 3 records appended, each in its own
  * BEGIN IMMEDIATE transaction, to an in-memory database made by db_open
- * (migrations and all).  Its "actor", "event" and "intent_id" members,
+ * (migrations and all).  Every parsed value is also written by jsonw and
+ * by jansson's json_dumps, sorted and not: the bytes must be the same.  Its "actor", "event" and "intent_id" members,
  * when strings, are used for those fields.  Invariants (abort when
  * broken): an append succeeds exactly when the details have a canonical
  * form (no reals) nesting at most AUDIT_MAX_DEPTH; audit_verify then finds the whole chain intact with
@@ -21,6 +22,7 @@
 #include "canon.h"
 #include "db.h"
 #include "fuzz.h"
+#include "jsonw.h"
 #include "log.h"
 
 #define FUZZ_AUDIT_MAX		(64 * 1024)
@@ -68,6 +70,26 @@ each_cb(json_t *rec, void *arg)
 	return (0);
 }
 
+/* jsonw is a faster json_dumps: any difference would break old chains. */
+static void
+same_as_jansson(const json_t *v)
+{
+	char	*ours, *theirs;
+	size_t	 len;
+	int	 sorted;
+
+	for (sorted = 0; sorted <= 1; sorted++) {
+		ours = jsonw_dump(v, sorted, &len);
+		theirs = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
+		    (sorted ? JSON_SORT_KEYS : 0));
+		FUZZ_ASSERT(ours != NULL && theirs != NULL);
+		FUZZ_ASSERT(len == strlen(ours));
+		FUZZ_ASSERT(strcmp(ours, theirs) == 0);
+		free(ours);
+		free(theirs);
+	}
+}
+
 static const char *
 member(json_t *o, const char *key, const char *dflt)
 {
@@ -100,12 +122,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (inputs++ % FUZZ_AUDIT_RESET == 0)
 		db_reset();
 	details = json_loadb((const char *)data, size,
-	    JSON_REJECT_DUPLICATES, NULL);
+	    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
+	if (details == NULL)
+		return (0);
+	same_as_jansson(details);
 	if (!json_is_object(details)) {
 		json_decref(details);
 		return (0);
 	}
-	/* Reals have no canonical form: such details must be refused. */
 	canon = canon_dump(details);
 	/* Stored only when it has a canonical form and reads back. */
 	has_canon = canon != NULL &&
