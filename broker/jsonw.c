@@ -62,7 +62,7 @@ jsonw_reserve(struct jsonw *w, size_t n)
 static void
 jsonw_put(struct jsonw *w, const char *s, size_t n)
 {
-	if (jsonw_reserve(w, n) == 0) {
+	if (n > 0 && jsonw_reserve(w, n) == 0) {
 		memcpy(w->buf + w->len, s, n);
 		w->len += n;
 	}
