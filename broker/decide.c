@@ -42,8 +42,12 @@ api_policy_refresh(struct worker *w)
 	policy_free(w->policy);
 	w->policy = p;
 	w->policy_version = version;
-	log_info("thread %d: policy version %lld loaded", w->idx,
-	    (long long)version);
+	if (w->idx < 0)		/* the commit writer's context */
+		log_info("writer: policy version %lld loaded",
+		    (long long)version);
+	else
+		log_info("thread %d: policy version %lld loaded", w->idx,
+		    (long long)version);
 	return (0);
 }
 
