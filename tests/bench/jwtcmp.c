@@ -40,7 +40,7 @@ now_us(void)
 	return ((double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3);
 }
 
-static void
+static void __attribute__((noreturn))
 die(const char *what)
 {
 	fprintf(stderr, "jwtcmp: %s\n", what);
@@ -76,7 +76,7 @@ static void
 libjwt_sign(const struct pems *p)
 {
 	jwt_t	*jwt = NULL;
-	char	*tok;
+	char	*tok = NULL;
 
 	if (jwt_new(&jwt) != 0 || jwt_set_alg(jwt, JWT_ALG_ES256,
 	    (const unsigned char *)p->priv, (int)p->privlen) != 0 ||
