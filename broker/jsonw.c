@@ -11,7 +11,7 @@
  *
  * Equality with jansson is what the audit chain depends on (records hashed
  * before this existed must still verify): tests/unit/test-jsonw.c and the
- * canon fuzz target compare the two on every input they see.  Reals, which
+ * audit fuzz target compare the two on every input they see.  Reals, which
  * only an agent's args can hold, are still printed by jansson.
  */
 #include <stdio.h>
@@ -26,12 +26,13 @@ struct jsonw {
 	int	 failed;
 };
 
-/* Keys of one object, for sorting; most objects fit on the stack. */
-#define JSONW_STACK_KEYS	32
+/* Members of one object, gathered to be sorted; most fit on the stack. */
+#define JSONW_STACK_MEMBERS	32
 
-struct jsonw_key {
+struct jsonw_member {
 	const char	*key;
 	size_t		 len;
+	const json_t	*value;
 };
 
 static int
@@ -135,10 +136,10 @@ jsonw_array(struct jsonw *w, const json_t *v, int sorted)
 
 /* jansson's order: memcmp over the shorter key, then the shorter first. */
 static int
-jsonw_key_cmp(const void *a, const void *b)
+jsonw_member_cmp(const void *a, const void *b)
 {
-	const struct jsonw_key	*x = a, *y = b;
-	int			 c;
+	const struct jsonw_member	*x = a, *y = b;
+	int				 c;
 
 	c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
 	if (c != 0)
@@ -146,61 +147,39 @@ jsonw_key_cmp(const void *a, const void *b)
 	return (x->len < y->len ? -1 : x->len > y->len);
 }
 
+/* Members in insertion order (jansson's, unsorted) or sorted by key.  The
+ * iterators want a non-const object; nothing is changed. */
 static void
-jsonw_member(struct jsonw *w, const char *key, size_t len, const json_t *val,
-    int sorted)
+jsonw_object(struct jsonw *w, json_t *v, int sorted)
 {
-	jsonw_string(w, key, len);
-	jsonw_char(w, ':');
-	jsonw_value(w, val, sorted);
-}
-
-static void
-jsonw_object_sorted(struct jsonw *w, json_t *v)
-{
-	struct jsonw_key	 stack[JSONW_STACK_KEYS], *keys = stack;
-	size_t			 i = 0, n = json_object_size(v);
+	struct jsonw_member	 stack[JSONW_STACK_MEMBERS], *m = stack;
+	size_t			 i, n = json_object_size(v);
 	void			*it;
 
-	if (n > JSONW_STACK_KEYS &&
-	    (keys = calloc(n, sizeof(*keys))) == NULL) {
+	if (n > JSONW_STACK_MEMBERS && (m = calloc(n, sizeof(*m))) == NULL) {
 		w->failed = 1;
 		return;
 	}
-	for (it = json_object_iter(v); it != NULL && i < n;
+	for (i = 0, it = json_object_iter(v); it != NULL && i < n;
 	    it = json_object_iter_next(v, it), i++) {
-		keys[i].key = json_object_iter_key(it);
-		keys[i].len = json_object_iter_key_len(it);
+		m[i].key = json_object_iter_key(it);
+		m[i].len = json_object_iter_key_len(it);
+		m[i].value = json_object_iter_value(it);
 	}
-	qsort(keys, i, sizeof(*keys), jsonw_key_cmp);
+	n = i;
+	if (sorted)
+		qsort(m, n, sizeof(*m), jsonw_member_cmp);
 	jsonw_char(w, '{');
-	for (n = i, i = 0; i < n; i++) {
+	for (i = 0; i < n; i++) {
 		if (i > 0)
 			jsonw_char(w, ',');
-		jsonw_member(w, keys[i].key, keys[i].len,
-		    json_object_getn(v, keys[i].key, keys[i].len), 1);
+		jsonw_string(w, m[i].key, m[i].len);
+		jsonw_char(w, ':');
+		jsonw_value(w, m[i].value, sorted);
 	}
 	jsonw_char(w, '}');
-	if (keys != stack)
-		free(keys);
-}
-
-static void
-jsonw_object(struct jsonw *w, json_t *v)
-{
-	void	*it;
-	int	 first = 1;
-
-	jsonw_char(w, '{');
-	for (it = json_object_iter(v); it != NULL;
-	    it = json_object_iter_next(v, it)) {
-		if (!first)
-			jsonw_char(w, ',');
-		first = 0;
-		jsonw_member(w, json_object_iter_key(it),
-		    json_object_iter_key_len(it), json_object_iter_value(it), 0);
-	}
-	jsonw_char(w, '}');
+	if (m != stack)
+		free(m);
 }
 
 /* A real, printed by jansson so that its digits are jansson's. */
@@ -246,11 +225,7 @@ jsonw_value(struct jsonw *w, const json_t *v, int sorted)
 		jsonw_array(w, v, sorted);
 		return;
 	case JSON_OBJECT:
-		/* The iterators want a non-const object; nothing is changed. */
-		if (sorted)
-			jsonw_object_sorted(w, (json_t *)(uintptr_t)v);
-		else
-			jsonw_object(w, (json_t *)(uintptr_t)v);
+		jsonw_object(w, (json_t *)(uintptr_t)v, sorted);
 		return;
 	}
 	w->failed = 1;
