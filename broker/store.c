@@ -88,8 +88,6 @@ store_policy_current(struct db *db, int64_t *version, char **body,
 	int		 rc;
 
 	*version = 0;
-	if (body == NULL)
-		return (store_policy_version(db, version));
 	*body = NULL;
 	if ((st = db_stmt(db, SQL_POLICY_CURRENT)) == NULL)
 		return (-1);

@@ -15,8 +15,8 @@
 /* Current policy version, 0 when none; never reads the body.  0 or -1. */
 int	store_policy_version(struct db *db, int64_t *version);
 
-/* Current policy version (0 when none) and, if body is not NULL, its text
- * (malloc'd).  0 or -1. */
+/* Current policy version (0 when none) and its text (malloc'd, NULL when
+ * none; *len when len is not NULL).  0 or -1. */
 int	store_policy_current(struct db *db, int64_t *version, char **body,
 	    size_t *len);
 
