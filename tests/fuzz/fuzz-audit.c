@@ -1,16 +1,17 @@
 /*
  * fuzz-audit: canonical JSON and the hash chain.  The input is parsed as
- * JSON the way the broker parses claims (duplicate keys refused); an
- * object becomes the details of 1 to 3 records appended, each in its own
- * BEGIN IMMEDIATE transaction, to an in-memory database made by db_open
- * (migrations and all).  Every parsed value is also written by jsonw and
- * by jansson's json_dumps, sorted and not: the bytes must be the same.  Its "actor", "event" and "intent_id" members,
- * when strings, are used for those fields.  Invariants (abort when
- * broken): an append succeeds exactly when the details have a canonical
- * form (no reals) nesting at most AUDIT_MAX_DEPTH; audit_verify then finds the whole chain intact with
- * the right count; and audit_each gives every new record back with the
- * same details, actor, event and intent_id.  The database starts afresh
- * every FUZZ_AUDIT_RESET inputs to bound memory and time.
+ * JSON the way the broker parses claims (duplicate keys refused); every
+ * parsed value must be written by jsonw exactly as jansson's json_dumps
+ * writes it, sorted and not.  An object then becomes the details of 1 to 3
+ * records appended, each in its own BEGIN IMMEDIATE transaction, to an
+ * in-memory database made by db_open (migrations and all).  Its "actor",
+ * "event" and "intent_id" members, when strings, are used for those
+ * fields.  Invariants (abort when broken): an append succeeds exactly when
+ * the details have a canonical form nesting at most AUDIT_MAX_DEPTH;
+ * audit_verify then finds the whole chain intact with the right count; and
+ * audit_each gives every new record back with the same details, actor,
+ * event and intent_id.  The database starts afresh every FUZZ_AUDIT_RESET
+ * inputs to bound memory and time.
  */
 #include <stdint.h>
 #include <stdlib.h>
