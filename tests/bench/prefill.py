@@ -11,7 +11,7 @@
       appends that many decided intents and one "decision" audit record each
       to a database that toolgated or toolgatectl --db has already migrated
       (schema migrations/0001 and 0002), in one transaction.  The audit
-      records continue the existing hash chain exactly as broker/audit.c
+      records continue the existing hash chain exactly as broker/core/audit.c
       writes it: record = canonical JSON (sorted keys, compact) of {actor,
       at, details, event, intent_id, seq}; hash = SHA-256 hex of prev_hash
       (hex text) followed by the record bytes; `toolgatectl --db DB audit
@@ -33,7 +33,7 @@ GENESIS = "0" * 64
 
 
 def canon(obj):
-    """The canonical bytes broker/canon.c writes (jansson JSON_COMPACT |
+    """The canonical bytes broker/core/canon.c writes (jansson JSON_COMPACT |
     JSON_SORT_KEYS); our content is ASCII, so escaping agrees."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False)

@@ -16,7 +16,7 @@
 
 #include <jansson.h>
 
-#include "ctl/ctl.h"
+#include "ctl.h"
 #include "fuzz.h"
 
 #define FUZZ_ANSWER_MAX	(1024 * 1024)

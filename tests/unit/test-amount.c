@@ -1,5 +1,5 @@
 /*
- * test-amount: broker/amount.c against tables of valid and invalid values,
+ * test-amount: broker/core/amount.c against tables of valid and invalid values,
  * exact comparisons at the edges of the range, and canonical formatting.
  */
 #undef NDEBUG

@@ -1,6 +1,6 @@
 /*
- * test-intent: the intent verifier (broker/intent.c) and grants
- * (broker/grant.c) against real keys.  The RFC 7515 A.3 token, produced
+ * test-intent: the intent verifier (broker/core/intent.c) and grants
+ * (broker/core/grant.c) against real keys.  The RFC 7515 A.3 token, produced
  * by an independent implementation, must verify; the libjwt 1.10 traps
  * (header-chosen alg, HS256 keyed with the public PEM) must be refused, and
  * the test first shows libjwt itself would accept that forgery; every claim

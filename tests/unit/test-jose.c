@@ -1,5 +1,5 @@
 /*
- * test-jose: unit tests for broker/jose.c — strict base64url, compact JWS
+ * test-jose: unit tests for broker/core/jose.c — strict base64url, compact JWS
  * shape, the RFC 7515 A.3 ES256 interop vector, ES256/RS256 round trips and
  * key/alg pairing, key loading, PEM export, JWK and RFC 7638 thumbprint.
  * Real OpenSSL keys throughout; nothing is mocked.

@@ -1,5 +1,5 @@
 /*
- * test-policy: broker/policy.c.  Validation: one document per kind of
+ * test-policy: broker/core/policy.c and policy_validate.c.  Validation: one document per kind of
  * problem, checking the exact JSON paths reported (and that nothing else
  * is).  Evaluation: a decision table over policies/example.json covering
  * every tier boundary, then small policies for deny-overrides, fewest

@@ -1,0 +1,821 @@
+/*
+ * policy: the policy snapshot of CONTRACT §5 — built from a document that
+ * policy_validate.c accepted, then evaluated: (principal, tool, amount) →
+ * outcome, and the role questions the API asks (operator? approver? may
+ * redeem?).
+ *
+ * It does no I/O, keeps no clock, never logs and never touches SQLite; the
+ * caller decides where the text comes from and what a decision leads to.
+ * A snapshot holds no jansson objects: everything lives in one arena owned
+ * by struct policy, is written only inside policy_parse and afterwards only
+ * read, so any number of threads may evaluate against it without locks.
+ *
+ * Speed: principals and roles are found through hash tables; every role
+ * indexes its rules by exact tool name and by "prefix.*" prefix, so
+ * evaluating "a.b.c" looks up "a.b.c", "a" and "a.b" in the principal's
+ * roles instead of scanning every rule.
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "amount.h"
+#include "arena.h"
+#include "policy.h"
+#include "policy_impl.h"
+#include "reason.h"
+
+/* ---- snapshot ---- */
+
+struct tier {
+	struct amount	 max;
+	int		 approvals;
+	const char	*max_text;	/* as written in the policy */
+};
+
+struct currency {
+	char		 code[4];
+	struct tier	*tiers;
+	size_t		 n_tiers;
+};
+
+struct rule {
+	const char	*tool;
+	int		 deny;
+	int		 approvals;	/* rules without currencies */
+	struct currency	*currencies;
+	size_t		 n_currencies;	/* 0: no "currencies" */
+	const char	**approvers;
+	size_t		 n_approvers;
+	int64_t		 ttl;
+};
+
+/* A run of rule indexes (ascending) inside role->idx. */
+struct span {
+	size_t		 start;
+	size_t		 n;
+};
+
+struct role {
+	const char	*name;
+	int		 operator;
+	int		 approver;	/* named in some rule's "approvers" */
+	struct rule	*rules;
+	size_t		 n_rules;
+	const char	**redeem;
+	size_t		 n_redeem;
+	struct htab	 exact;		/* tool -> struct span */
+	struct htab	 prefix;	/* "a.b" of "a.b.*" -> struct span */
+	int		*idx;
+};
+
+struct principal {
+	const char	*name;
+	int		 disabled;
+	struct role	**roles;
+	size_t		 n_roles;
+};
+
+struct redact {
+	const char	*pattern;
+	const char	**fields;
+	size_t		 n_fields;
+};
+
+struct policy {
+	struct arena	 arena;
+	struct htab	 principals;	/* name -> struct principal */
+	struct htab	 roles;		/* name -> struct role */
+	struct role	*role_list;
+	size_t		 n_roles;
+	struct redact	*redact;
+	size_t		 n_redact;
+};
+/* ---- names and patterns ---- */
+
+static int
+tool_char(char c)
+{
+	return ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	    c == '_' || c == '-');
+}
+
+int
+policy_tool_name_validn(const char *s, size_t len)
+{
+	size_t	 i;
+	int	 seg = 0;
+
+	if (len == 0 || len > POLICY_MAX_TOOL)
+		return (0);
+	for (i = 0; i < len; i++) {
+		if (tool_char(s[i]))
+			seg++;
+		else if (s[i] == '.' && seg > 0)
+			seg = 0;
+		else
+			return (0);
+	}
+	return (seg > 0);
+}
+
+int
+policy_tool_name_valid(const char *s)
+{
+	if (s == NULL)
+		return (0);
+	return (policy_tool_name_validn(s, strnlen(s, POLICY_MAX_TOOL + 1)));
+}
+
+/* 1 if s is an exact tool name or "prefix.*" with a valid prefix. */
+int
+policy_pattern_valid(const char *s, size_t len)
+{
+	if (len > 2 && s[len - 2] == '.' && s[len - 1] == '*')
+		return (policy_tool_name_validn(s, len - 2));
+	return (policy_tool_name_validn(s, len));
+}
+
+int
+policy_pattern_match(const char *pattern, const char *tool)
+{
+	size_t	 plen;
+
+	if (pattern == NULL || tool == NULL)
+		return (0);
+	plen = strlen(pattern);
+	if (plen >= 2 && pattern[plen - 2] == '.' && pattern[plen - 1] == '*')
+		return (strncmp(pattern, tool, plen - 1) == 0 &&
+		    tool[plen - 1] != '\0');
+	return (strcmp(pattern, tool) == 0);
+}
+
+/* Principal and role names: 1..256 bytes, no control characters. */
+int
+policy_name_valid(const char *s, size_t len)
+{
+	size_t	 i;
+
+	if (len == 0 || len > POLICY_MAX_NAME)
+		return (0);
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return (0);
+	return (1);
+}
+/* ---- building the snapshot from a validated document ---- */
+
+struct ikey {
+	const char	*key;
+	size_t		 klen;
+	int		 prefix;
+	int		 idx;
+};
+
+static int
+ikey_cmp(const void *a, const void *b)
+{
+	const struct ikey	*x = a, *y = b;
+	size_t			 n = x->klen < y->klen ? x->klen : y->klen;
+	int			 c;
+
+	if (x->prefix != y->prefix)
+		return (x->prefix - y->prefix);
+	if ((c = memcmp(x->key, y->key, n)) != 0)
+		return (c);
+	if (x->klen != y->klen)
+		return (x->klen < y->klen ? -1 : 1);
+	return (x->idx - y->idx);
+}
+
+/* Index a role's rules by exact tool and by prefix; rule order is kept
+ * inside each span. */
+static int
+b_index(struct policy *p, struct role *ro)
+{
+	struct ikey	*keys;
+	struct span	*sp;
+	size_t		 i, j, n = ro->n_rules, nex = 0, npre = 0, len;
+	int		 rc = -1;
+
+	if (n == 0)
+		return (0);
+	if ((keys = calloc(n, sizeof(*keys))) == NULL)
+		return (-1);
+	if ((ro->idx = arena_calloc(&p->arena, n, sizeof(*ro->idx))) == NULL)
+		goto done;
+	for (i = 0; i < n; i++) {
+		len = strlen(ro->rules[i].tool);
+		keys[i].key = ro->rules[i].tool;
+		keys[i].idx = (int)i;
+		if (len > 2 && ro->rules[i].tool[len - 1] == '*') {
+			keys[i].prefix = 1;
+			keys[i].klen = len - 2;
+		} else
+			keys[i].klen = len;
+	}
+	qsort(keys, n, sizeof(*keys), ikey_cmp);
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && keys[j].prefix == keys[i].prefix &&
+		    keys[j].klen == keys[i].klen &&
+		    memcmp(keys[j].key, keys[i].key, keys[i].klen) == 0; j++)
+			;
+		if (keys[i].prefix)
+			npre++;
+		else
+			nex++;
+	}
+	if (htab_init(&ro->exact, &p->arena, nex) == -1 ||
+	    htab_init(&ro->prefix, &p->arena, npre) == -1)
+		goto done;
+	for (i = 0; i < n; i++)
+		ro->idx[i] = keys[i].idx;
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && keys[j].prefix == keys[i].prefix &&
+		    keys[j].klen == keys[i].klen &&
+		    memcmp(keys[j].key, keys[i].key, keys[i].klen) == 0; j++)
+			;
+		if ((sp = arena_alloc(&p->arena, sizeof(*sp))) == NULL)
+			goto done;
+		sp->start = i;
+		sp->n = j - i;
+		htab_put(keys[i].prefix ? &ro->prefix : &ro->exact,
+		    keys[i].key, keys[i].klen, sp);
+	}
+	rc = 0;
+ done:
+	free(keys);
+	return (rc);
+}
+
+static const char *
+b_str(struct policy *p, json_t *j)
+{
+	return (arena_strndup(&p->arena, json_string_value(j),
+	    json_string_length(j)));
+}
+
+static int
+b_rule(struct policy *p, struct rule *ru, json_t *r)
+{
+	json_t		*j, *tiers, *t;
+	const char	*code;
+	struct currency	*c;
+	struct tier	*ti;
+	size_t		 i, k;
+
+	if ((ru->tool = b_str(p, json_object_get(r, "tool"))) == NULL)
+		return (-1);
+	j = json_object_get(r, "effect");
+	ru->deny = j != NULL && strcmp(json_string_value(j), "deny") == 0;
+	j = json_object_get(r, "approvals");
+	ru->approvals = j ? (int)json_integer_value(j) : 0;
+	j = json_object_get(r, "approval_ttl");
+	ru->ttl = j ? (int64_t)json_integer_value(j) : POLICY_DEFAULT_TTL;
+
+	if ((j = json_object_get(r, "approvers")) != NULL &&
+	    json_array_size(j) > 0) {
+		ru->n_approvers = json_array_size(j);
+		if ((ru->approvers = arena_calloc(&p->arena, ru->n_approvers,
+		    sizeof(*ru->approvers))) == NULL)
+			return (-1);
+		for (i = 0; i < ru->n_approvers; i++) {
+			struct role *ar = htab_get(&p->roles,
+			    json_string_value(json_array_get(j, i)),
+			    json_string_length(json_array_get(j, i)));
+			/* point at the role's own name: one copy */
+			ru->approvers[i] = ar->name;
+			ar->approver = 1;
+		}
+	}
+
+	if ((j = json_object_get(r, "currencies")) == NULL)
+		return (0);
+	ru->n_currencies = json_object_size(j);
+	if ((ru->currencies = arena_calloc(&p->arena, ru->n_currencies,
+	    sizeof(*ru->currencies))) == NULL)
+		return (-1);
+	c = ru->currencies;
+	json_object_foreach(j, code, tiers) {
+		memcpy(c->code, code, 4);
+		c->n_tiers = json_array_size(tiers);
+		if ((c->tiers = arena_calloc(&p->arena, c->n_tiers,
+		    sizeof(*c->tiers))) == NULL)
+			return (-1);
+		json_array_foreach(tiers, k, t) {
+			ti = &c->tiers[k];
+			json_t *mx = json_object_get(t, "max");
+			if (amount_parse_value(json_string_value(mx),
+			    json_string_length(mx), &ti->max) == -1)
+				return (-1);
+			ti->approvals = (int)json_integer_value(
+			    json_object_get(t, "approvals"));
+			/* Shown to approvers as the policy wrote it. */
+			if ((ti->max_text = arena_strndup(&p->arena,
+			    json_string_value(mx), json_string_length(mx))) ==
+			    NULL)
+				return (-1);
+		}
+		c++;
+	}
+	return (0);
+}
+
+static int
+b_document(struct policy *p, json_t *doc)
+{
+	json_t		*ros, *prs, *red, *j, *rules;
+	const char	*k;
+	struct role	*ro;
+	struct principal *pr;
+	struct redact	*rd;
+	size_t		 i, n;
+
+	ros = json_object_get(doc, "roles");
+	prs = json_object_get(doc, "principals");
+
+	/* Roles first, by name, so that approvers and principals can point
+	 * at them. */
+	p->n_roles = json_object_size(ros);
+	if ((p->role_list = arena_calloc(&p->arena, p->n_roles ? p->n_roles :
+	    1, sizeof(*p->role_list))) == NULL ||
+	    htab_init(&p->roles, &p->arena, p->n_roles) == -1)
+		return (-1);
+	ro = p->role_list;
+	json_object_foreach(ros, k, j) {
+		if ((ro->name = arena_strndup(&p->arena, k, strlen(k))) == NULL)
+			return (-1);
+		htab_put(&p->roles, ro->name, strlen(ro->name), ro);
+		ro++;
+	}
+	ro = p->role_list;
+	json_object_foreach(ros, k, j) {
+		ro->operator = json_is_true(json_object_get(j, "operator"));
+		if ((rules = json_object_get(j, "redeem")) != NULL &&
+		    (n = json_array_size(rules)) > 0) {
+			if ((ro->redeem = arena_calloc(&p->arena, n,
+			    sizeof(*ro->redeem))) == NULL)
+				return (-1);
+			for (i = 0; i < n; i++)
+				if ((ro->redeem[i] = b_str(p,
+				    json_array_get(rules, i))) == NULL)
+					return (-1);
+			ro->n_redeem = n;
+		}
+		if ((rules = json_object_get(j, "rules")) != NULL &&
+		    (n = json_array_size(rules)) > 0) {
+			if ((ro->rules = arena_calloc(&p->arena, n,
+			    sizeof(*ro->rules))) == NULL)
+				return (-1);
+			ro->n_rules = n;
+			for (i = 0; i < n; i++)
+				if (b_rule(p, &ro->rules[i],
+				    json_array_get(rules, i)) == -1)
+					return (-1);
+			if (b_index(p, ro) == -1)
+				return (-1);
+		}
+		ro++;
+	}
+
+	if (htab_init(&p->principals, &p->arena, json_object_size(prs)) == -1)
+		return (-1);
+	json_object_foreach(prs, k, j) {
+		if ((pr = arena_alloc(&p->arena, sizeof(*pr))) == NULL ||
+		    (pr->name = arena_strndup(&p->arena, k, strlen(k))) == NULL)
+			return (-1);
+		pr->disabled = json_is_true(json_object_get(j, "disabled"));
+		rules = json_object_get(j, "roles");
+		if ((n = json_array_size(rules)) > 0) {
+			if ((pr->roles = arena_calloc(&p->arena, n,
+			    sizeof(*pr->roles))) == NULL)
+				return (-1);
+			for (i = 0; i < n; i++) {
+				json_t *rn = json_array_get(rules, i);
+				pr->roles[i] = htab_get(&p->roles,
+				    json_string_value(rn),
+				    json_string_length(rn));
+			}
+			pr->n_roles = n;
+		}
+		htab_put(&p->principals, pr->name, strlen(pr->name), pr);
+	}
+
+	if ((red = json_object_get(doc, "redact")) != NULL &&
+	    (p->n_redact = json_object_size(red)) > 0) {
+		if ((p->redact = arena_calloc(&p->arena, p->n_redact,
+		    sizeof(*p->redact))) == NULL)
+			return (-1);
+		rd = p->redact;
+		json_object_foreach(red, k, j) {
+			if ((rd->pattern = arena_strndup(&p->arena, k,
+			    strlen(k))) == NULL)
+				return (-1);
+			rd->n_fields = json_array_size(j);
+			if (rd->n_fields > 0 && (rd->fields = arena_calloc(
+			    &p->arena, rd->n_fields, sizeof(*rd->fields))) ==
+			    NULL)
+				return (-1);
+			for (i = 0; i < rd->n_fields; i++)
+				if ((rd->fields[i] = b_str(p,
+				    json_array_get(j, i))) == NULL)
+					return (-1);
+			rd++;
+		}
+	}
+	return (0);
+}
+
+static void
+one_error(json_t **errors, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+one_error(json_t **errors, const char *fmt, ...)
+{
+	char	 msg[512], *c;
+	va_list	 ap;
+
+	if (errors == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* jansson's error text quotes the input's bytes, which need not be
+	 * UTF-8: json_pack would refuse it and the list would be empty. */
+	for (c = msg; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			*c = '?';
+	*errors = json_pack("[{s:s, s:s}]", "path", "$", "message", msg);
+}
+
+struct policy *
+policy_parse(const char *text, size_t len, json_t **errors)
+{
+	struct policy	*p = NULL;
+	json_t		*doc = NULL, *problems = NULL;
+	json_error_t	 jerr;
+	int		 rc;
+
+	if (errors != NULL)
+		*errors = NULL;
+	if (text == NULL) {
+		one_error(errors, "no policy text");
+		return (NULL);
+	}
+	if (len > POLICY_MAX_BYTES) {
+		one_error(errors, "policy is %zu bytes; at most %d allowed",
+		    len, POLICY_MAX_BYTES);
+		return (NULL);
+	}
+	if ((doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)) ==
+	    NULL) {
+		one_error(errors, "invalid JSON at line %d, column %d: %s",
+		    jerr.line, jerr.column, jerr.text);
+		return (NULL);
+	}
+	if ((rc = policy_validate(doc, &problems)) == 1) {
+		if (errors != NULL)
+			*errors = problems;
+		else
+			json_decref(problems);
+		goto done;
+	}
+	if (rc == 0 && (p = calloc(1, sizeof(*p))) != NULL &&
+	    b_document(p, doc) == -1) {
+		policy_free(p);
+		p = NULL;
+	}
+	if (p == NULL)
+		one_error(errors, "out of memory while reading the policy");
+ done:
+	json_decref(doc);
+	return (p);
+}
+
+void
+policy_free(struct policy *p)
+{
+	if (p == NULL)
+		return;
+	arena_free(&p->arena);
+	free(p);
+}
+
+/* ---- evaluation ---- */
+
+static const struct principal *
+find_principal(const struct policy *p, const char *name)
+{
+	if (p == NULL || name == NULL)
+		return (NULL);
+	return (htab_get(&p->principals, name, strlen(name)));
+}
+
+static const struct principal *
+find_enabled(const struct policy *p, const char *name)
+{
+	const struct principal	*pr = find_principal(p, name);
+
+	return (pr != NULL && !pr->disabled ? pr : NULL);
+}
+
+/* A candidate decision: which rule (in evaluation order), and what it
+ * yields. */
+struct pick {
+	int			 set;
+	size_t			 role_pos;	/* on the principal */
+	size_t			 rule;		/* index in the role */
+	const struct role	*role;
+	int			 value;		/* approvals, or failure rank */
+	int			 tier;
+	const struct tier	*tierp;
+	enum reason		 reason;
+};
+
+/* 1 if (role_pos, rule) comes before the pick in evaluation order. */
+static int
+pick_before(const struct pick *a, size_t role_pos, size_t rule)
+{
+	if (role_pos != a->role_pos)
+		return (role_pos < a->role_pos);
+	return (rule < a->rule);
+}
+
+/* Failure ranks: the furthest failure is reported. */
+#define FAIL_AMOUNT_REQUIRED	1
+#define FAIL_CURRENCY		2
+#define FAIL_OVER_LIMIT		3
+
+struct evalstate {
+	const struct amount	*amount;
+	struct pick		 deny, allow, fail;
+};
+
+static void
+pick_set(struct pick *pk, const struct role *ro, size_t role_pos, size_t ri,
+    int value, int tier, const struct tier *tierp, enum reason reason)
+{
+	pk->set = 1;
+	pk->role = ro;
+	pk->role_pos = role_pos;
+	pk->rule = ri;
+	pk->value = value;
+	pk->tier = tier;
+	pk->tierp = tierp;
+	pk->reason = reason;
+}
+
+static void
+eval_rule(struct evalstate *st, const struct role *ro, size_t role_pos,
+    size_t ri)
+{
+	const struct rule	*ru = &ro->rules[ri];
+	const struct currency	*c = NULL;
+	const struct tier	*t = NULL;
+	struct pick		*pk;
+	size_t			 i;
+	int			 value = 0, fail = 0;
+	enum reason		 reason;
+
+	if (ru->deny) {
+		pk = &st->deny;
+		if (!pk->set || pick_before(pk, role_pos, ri))
+			pick_set(pk, ro, role_pos, ri, 0, -1, NULL,
+			    R_NO_PERMISSION);
+		return;
+	}
+
+	if (ru->n_currencies == 0)
+		value = ru->approvals;
+	else if (st->amount == NULL)
+		fail = FAIL_AMOUNT_REQUIRED;
+	else {
+		for (i = 0; i < ru->n_currencies; i++)
+			if (strcmp(ru->currencies[i].code,
+			    st->amount->currency) == 0) {
+				c = &ru->currencies[i];
+				break;
+			}
+		if (c == NULL)
+			fail = FAIL_CURRENCY;
+		else {
+			/* first tier whose max >= value, inclusive */
+			for (i = 0; i < c->n_tiers; i++)
+				if (amount_cmp(&c->tiers[i].max,
+				    st->amount) >= 0)
+					break;
+			if (i < c->n_tiers)
+				value = c->tiers[i].approvals;
+			else {
+				/* report the last limit, the one exceeded */
+				i = c->n_tiers - 1;
+				fail = FAIL_OVER_LIMIT;
+			}
+			t = &c->tiers[i];
+		}
+	}
+
+	if (fail) {
+		pk = &st->fail;
+		if (pk->set && (fail < pk->value || (fail == pk->value &&
+		    !pick_before(pk, role_pos, ri))))
+			return;
+		reason = fail == FAIL_OVER_LIMIT ? R_AMOUNT_OVER_LIMIT :
+		    fail == FAIL_CURRENCY ? R_CURRENCY_NOT_ALLOWED :
+		    R_AMOUNT_REQUIRED;
+		pick_set(pk, ro, role_pos, ri, fail,
+		    t ? (int)(t - c->tiers) : -1, t, reason);
+		return;
+	}
+	pk = &st->allow;
+	if (pk->set && (value > pk->value || (value == pk->value &&
+	    !pick_before(pk, role_pos, ri))))
+		return;
+	pick_set(pk, ro, role_pos, ri, value, t ? (int)(t - c->tiers) : -1, t,
+	    value == 0 ? R_POLICY_ALLOW : R_APPROVAL_REQUIRED);
+}
+
+static void
+eval_span(struct evalstate *st, const struct role *ro, size_t role_pos,
+    const struct span *sp)
+{
+	size_t	 i;
+
+	if (sp == NULL)
+		return;
+	for (i = 0; i < sp->n; i++)
+		eval_rule(st, ro, role_pos, (size_t)ro->idx[sp->start + i]);
+}
+
+static void
+eval_fill(struct evaluation *ev, const struct pick *pk)
+{
+	const struct rule	*ru = &pk->role->rules[pk->rule];
+
+	ev->reason = pk->reason;
+	ev->role = pk->role->name;
+	ev->rule_index = (int)pk->rule;
+	ev->rule_tool = ru->tool;
+	ev->tier_index = pk->tier;
+	ev->tier_max = pk->tierp ? pk->tierp->max_text : NULL;
+}
+
+/*
+ * Evaluation order (proto/policy.md): unknown principal, disabled, any
+ * matching deny rule, the matching allow rule needing the fewest approvals
+ * (first in role-then-rule order on ties), else the furthest failure.  A
+ * tool that is not a valid tool name matches no rule.
+ */
+void
+policy_evaluate(const struct policy *p, const char *principal,
+    const char *tool, const struct amount *amount, struct evaluation *ev)
+{
+	const struct principal	*pr;
+	const struct role	*ro;
+	struct evalstate	 st;
+	size_t			 r, i, tlen;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->outcome = OUTCOME_DENY;
+	ev->reason = R_NO_PERMISSION;
+	ev->rule_index = -1;
+	ev->tier_index = -1;
+
+	if ((pr = find_principal(p, principal)) == NULL) {
+		ev->reason = R_UNKNOWN_PRINCIPAL;
+		return;
+	}
+	if (pr->disabled) {
+		ev->reason = R_PRINCIPAL_DISABLED;
+		return;
+	}
+	if (!policy_tool_name_valid(tool))
+		return;
+	tlen = strlen(tool);
+
+	memset(&st, 0, sizeof(st));
+	st.amount = amount;
+	for (r = 0; r < pr->n_roles; r++) {
+		ro = pr->roles[r];
+		if (ro->n_rules == 0)
+			continue;
+		eval_span(&st, ro, r, htab_get(&ro->exact, tool, tlen));
+		/* "a.b.c" is matched by "a.*" and "a.b.*" */
+		for (i = 1; i < tlen; i++)
+			if (tool[i] == '.')
+				eval_span(&st, ro, r,
+				    htab_get(&ro->prefix, tool, i));
+	}
+
+	if (st.deny.set) {
+		eval_fill(ev, &st.deny);
+		return;
+	}
+	if (st.allow.set) {
+		const struct rule *ru = &st.allow.role->rules[st.allow.rule];
+
+		eval_fill(ev, &st.allow);
+		ev->approval_ttl = ru->ttl;
+		if (st.allow.value == 0)
+			ev->outcome = OUTCOME_ALLOW;
+		else {
+			ev->outcome = OUTCOME_PENDING;
+			ev->approvals_required = st.allow.value;
+			ev->approver_roles = ru->approvers;
+			ev->n_approver_roles = ru->n_approvers;
+		}
+		return;
+	}
+	if (st.fail.set)
+		eval_fill(ev, &st.fail);
+}
+
+int
+policy_has_role(const struct policy *p, const char *principal,
+    const char *role)
+{
+	const struct principal	*pr = find_enabled(p, principal);
+	size_t			 i;
+
+	if (pr == NULL || role == NULL)
+		return (0);
+	for (i = 0; i < pr->n_roles; i++)
+		if (strcmp(pr->roles[i]->name, role) == 0)
+			return (1);
+	return (0);
+}
+
+int
+policy_is_operator(const struct policy *p, const char *principal)
+{
+	const struct principal	*pr = find_enabled(p, principal);
+	size_t			 i;
+
+	if (pr == NULL)
+		return (0);
+	for (i = 0; i < pr->n_roles; i++)
+		if (pr->roles[i]->operator)
+			return (1);
+	return (0);
+}
+
+int
+policy_is_approver(const struct policy *p, const char *principal)
+{
+	const struct principal	*pr = find_enabled(p, principal);
+	size_t			 i;
+
+	if (pr == NULL)
+		return (0);
+	for (i = 0; i < pr->n_roles; i++)
+		if (pr->roles[i]->approver)
+			return (1);
+	return (0);
+}
+
+int
+policy_may_redeem(const struct policy *p, const char *principal,
+    const char *tool)
+{
+	const struct principal	*pr = find_enabled(p, principal);
+	size_t			 i, k;
+
+	if (pr == NULL || !policy_tool_name_valid(tool))
+		return (0);
+	for (i = 0; i < pr->n_roles; i++)
+		for (k = 0; k < pr->roles[i]->n_redeem; k++)
+			if (policy_pattern_match(pr->roles[i]->redeem[k], tool))
+				return (1);
+	return (0);
+}
+
+int
+policy_knows(const struct policy *p, const char *principal)
+{
+	return (find_principal(p, principal) != NULL);
+}
+
+int
+policy_is_redacted(const struct policy *p, const char *tool,
+    const char *field)
+{
+	size_t	 i, k;
+
+	if (p == NULL || tool == NULL || field == NULL)
+		return (0);
+	for (i = 0; i < p->n_redact; i++) {
+		if (!policy_pattern_match(p->redact[i].pattern, tool))
+			continue;
+		for (k = 0; k < p->redact[i].n_fields; k++)
+			if (strcmp(p->redact[i].fields[k], field) == 0)
+				return (1);
+	}
+	return (0);
+}
