@@ -339,7 +339,7 @@ jose_sign_compact(EVP_PKEY *pkey, enum jose_alg alg, json_t *header,
 
 	if (!json_is_object(header) || (payload == NULL && payload_len > 0))
 		goto done;
-	if ((hjson = jsonw_dump(header, 0, NULL)) == NULL)
+	if ((hjson = jsonw_dump(header, JSONW_PLAIN, NULL)) == NULL)
 		goto done;
 	if ((h = jose_b64url_encode((const unsigned char *)hjson,
 	    strlen(hjson))) == NULL)

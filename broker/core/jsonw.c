@@ -1,33 +1,41 @@
 /*
- * jsonw: compact JSON text of a jansson value, byte for byte what jansson's
- * json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY [| JSON_SORT_KEYS]) gives.
+ * jsonw: compact JSON text of a jansson value, in one of three styles
+ * (jsonw.h): plain, RFC 8785 (JCS), or jansson's own sorted bytes.
  *
- * Why not json_dumps itself: it guards every array and object against
- * reference cycles by printing the container's address into a hash table,
- * and hands each output fragment to a callback, which made it a tenth of a
- * decision's CPU (the answer, the grant claims and three canonical dumps
- * per decision).  Our values are trees built or parsed by us, so the
+ * Why not json_dumps: it guards every array and object against reference
+ * cycles by printing the container's address into a hash table, and hands
+ * each output fragment to a callback, which made it a tenth of a
+ * decision's CPU.  Our values are trees built or parsed by us, so the
  * cycle check buys nothing; the rest is a straight walk into one buffer.
  *
- * Equality with jansson is what the audit chain depends on (records hashed
- * before this existed must still verify): tests/unit/test-jsonw.c and the
- * audit fuzz target compare the two on every input they see.  Reals, which
- * only an agent's args can hold, are still printed by jansson.
+ * JSONW_LEGACY must stay equal to jansson (audit records of format 1 are
+ * re-derived with it): tests/unit/test-jsonw.c and the audit fuzz target
+ * compare the two on every input they see, and its reals are still
+ * printed by jansson.  JSONW_JCS is checked against the RFC 8785 vectors
+ * and an independent implementation (tests/integration/test_jcs.py).
+ * This file never decides what may be stored: canon.c and intent.c do.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jsonw.h"
+#include "utf8.h"
 
 struct jsonw {
-	char	*buf;
-	size_t	 len, cap;
-	int	 failed;
+	char		*buf;
+	size_t		 len, cap;
+	enum jsonw_style style;
+	int		 failed;
 };
 
 /* Members of one object, gathered to be sorted; most fit on the stack. */
 #define JSONW_STACK_MEMBERS	32
+
+/* 2^53: above it not every integer is a double, so RFC 8785 readers (who
+ * read numbers as doubles) may see another value. */
+#define JSONW_MAX_SAFE		9007199254740992.0
 
 struct jsonw_member {
 	const char	*key;
@@ -76,13 +84,186 @@ jsonw_char(struct jsonw *w, char c)
 		w->buf[w->len++] = c;
 }
 
-/* jansson escapes exactly these: quote, backslash, control characters.
- * Its strings are valid UTF-8, which passes through unchanged. */
+/* --- numbers ----------------------------------------------------------- */
+
+/* A positive decimal d[0].d[1]...d[k-1] × 10^e, k ≤ 17. */
+struct jsonw_dec {
+	char	 d[18];
+	int	 k, e;
+};
+
+/* From printf's "%.*e" text of a positive number.  Only its digits and
+ * exponent are read, so the locale's decimal point does not matter. */
+static void
+jsonw_dec_parse(struct jsonw_dec *r, const char *s)
+{
+	r->k = 0;
+	for (; *s != '\0' && *s != 'e'; s++)
+		if (*s >= '0' && *s <= '9' && r->k < 17)
+			r->d[r->k++] = *s;
+	r->e = *s == 'e' ? atoi(s + 1) : 0;
+}
+
+/* The double nearest to r (strtod rounds correctly, ties to even), read
+ * from "DIGITSe<exp>" so that no decimal point is involved. */
+static double
+jsonw_dec_value(const struct jsonw_dec *r)
+{
+	char	 buf[40];
+
+	snprintf(buf, sizeof(buf), "%.*se%d", r->k, r->d, r->e - (r->k - 1));
+	return (strtod(buf, NULL));
+}
+
+/* r plus one unit in its last digit. */
+static void
+jsonw_dec_up(struct jsonw_dec *r)
+{
+	int	 i = r->k - 1;
+
+	while (i >= 0 && r->d[i] == '9')
+		r->d[i--] = '0';
+	if (i >= 0)
+		r->d[i]++;
+	else {
+		r->d[0] = '1';
+		r->e++;
+	}
+}
+
+/*
+ * The shortest decimal that reads back as x > 0, the closest of them if
+ * there are two.  For each length p, printf gives the p-digit decimal
+ * nearest to x (exactly, ties to even); if it does not read back, the
+ * only other p-digit candidate is the next one up, and only when the
+ * nearest lies below x (the gap below a power of two is half the gap
+ * above it).  17 digits always read back.
+ */
+static void
+jsonw_shortest(double x, struct jsonw_dec *r)
+{
+	struct jsonw_dec	 up;
+	char			 buf[40];
+	int			 p;
+
+	for (p = 1; p <= 17; p++) {
+		snprintf(buf, sizeof(buf), "%.*e", p - 1, x);
+		jsonw_dec_parse(r, buf);
+		if (jsonw_dec_value(r) == x)
+			break;
+		up = *r;
+		jsonw_dec_up(&up);
+		if (jsonw_dec_value(r) < x && jsonw_dec_value(&up) == x) {
+			*r = up;
+			break;
+		}
+	}
+	while (r->k > 1 && r->d[r->k - 1] == '0')
+		r->k--;
+}
+
+int
+jsonw_number(double d, char out[JSONW_NUMBER_MAX])
+{
+	struct jsonw_dec	 r;
+	char			*p = out;
+	int			 k, n;
+
+	if (!isfinite(d))
+		return (-1);
+	if (d == 0) {
+		memcpy(out, "0", 2);
+		return (1);
+	}
+	if (d < 0) {
+		*p++ = '-';
+		d = -d;
+	}
+	jsonw_shortest(d, &r);
+	k = r.k;
+	n = r.e + 1;		/* d = 0.DIGITS × 10^n, ECMA-262's n */
+	if (k <= n && n <= 21) {
+		memcpy(p, r.d, (size_t)k);
+		memset(p + k, '0', (size_t)(n - k));
+		p += n;
+	} else if (0 < n && n <= 21) {
+		memcpy(p, r.d, (size_t)n);
+		p[n] = '.';
+		memcpy(p + n + 1, r.d + n, (size_t)(k - n));
+		p += k + 1;
+	} else if (-6 < n && n <= 0) {
+		memcpy(p, "0.", 2);
+		memset(p + 2, '0', (size_t)-n);
+		memcpy(p + 2 - n, r.d, (size_t)k);
+		p += 2 - n + k;
+	} else {
+		*p++ = r.d[0];
+		if (k > 1) {
+			*p++ = '.';
+			memcpy(p, r.d + 1, (size_t)(k - 1));
+			p += k - 1;
+		}
+		p += snprintf(p, JSONW_NUMBER_MAX - (size_t)(p - out),
+		    "e%c%d", n - 1 < 0 ? '-' : '+', n - 1 < 0 ? 1 - n : n - 1);
+	}
+	*p = '\0';
+	return ((int)(p - out));
+}
+
+/* A real: jansson's own digits for the legacy form, else RFC 8785's, which
+ * refuses an integer literal above 2^53 (see jsonw.h). */
+static void
+jsonw_real(struct jsonw *w, const json_t *v)
+{
+	char	 num[JSONW_NUMBER_MAX], *text;
+	double	 d = json_real_value(v);
+	int	 n;
+
+	if (w->style == JSONW_LEGACY) {
+		if ((text = json_dumps(v, JSON_ENCODE_ANY)) == NULL) {
+			w->failed = 1;
+			return;
+		}
+		jsonw_put(w, text, strlen(text));
+		free(text);
+		return;
+	}
+	if ((n = jsonw_number(d, num)) < 0 || (w->style == JSONW_JCS &&
+	    fabs(d) > JSONW_MAX_SAFE && strpbrk(num, ".e") == NULL)) {
+		w->failed = 1;
+		return;
+	}
+	jsonw_put(w, num, (size_t)n);
+}
+
+static void
+jsonw_integer(struct jsonw *w, json_int_t i)
+{
+	char	 num[24];
+	int	 n;
+
+	/* RFC 8785 numbers are doubles: refuse rather than round. */
+	if (w->style == JSONW_JCS && (i > (json_int_t)JSONW_MAX_SAFE ||
+	    i < -(json_int_t)JSONW_MAX_SAFE)) {
+		w->failed = 1;
+		return;
+	}
+	n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, i);
+	jsonw_put(w, num, (size_t)n);
+}
+
+/* --- strings ----------------------------------------------------------- */
+
+/* Both jansson and RFC 8785 escape exactly these: quote, backslash and
+ * control characters, with the same short forms; jansson writes the other
+ * \u00XX in capitals, RFC 8785 (JSON.stringify) in small letters.
+ * Everything else, valid UTF-8, passes through unchanged. */
 static void
 jsonw_escape(struct jsonw *w, unsigned char c)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	char	 seq[6] = { '\\', 'u', '0', '0', 0, 0 };
+	const char	*hex = w->style == JSONW_LEGACY ? "0123456789ABCDEF" :
+			    "0123456789abcdef";
+	char		 seq[6] = { '\\', 'u', '0', '0', 0, 0 };
 
 	switch (c) {
 	case '"':  jsonw_put(w, "\\\"", 2); return;
@@ -118,10 +299,12 @@ jsonw_string(struct jsonw *w, const char *s, size_t len)
 	jsonw_char(w, '"');
 }
 
-static void jsonw_value(struct jsonw *, const json_t *, int);
+/* --- containers -------------------------------------------------------- */
+
+static void jsonw_value(struct jsonw *, const json_t *);
 
 static void
-jsonw_array(struct jsonw *w, const json_t *v, int sorted)
+jsonw_array(struct jsonw *w, const json_t *v)
 {
 	size_t	 i, n = json_array_size(v);
 
@@ -129,7 +312,7 @@ jsonw_array(struct jsonw *w, const json_t *v, int sorted)
 	for (i = 0; i < n; i++) {
 		if (i > 0)
 			jsonw_char(w, ',');
-		jsonw_value(w, json_array_get(v, i), sorted);
+		jsonw_value(w, json_array_get(v, i));
 	}
 	jsonw_char(w, ']');
 }
@@ -147,10 +330,60 @@ jsonw_member_cmp(const void *a, const void *b)
 	return (x->len < y->len ? -1 : x->len > y->len);
 }
 
-/* Members in insertion order (jansson's, unsorted) or sorted by key.  The
+/* The code point whose UTF-8 starts at s[i]; a stray byte stands for
+ * itself (jansson's strings are valid UTF-8 anyway). */
+static uint32_t
+jsonw_utf8_at(const unsigned char *s, size_t len, size_t i)
+{
+	uint32_t	 c;
+
+	return (utf8_decode(s + i, len - i, &c) > 0 ? c : s[i]);
+}
+
+/* The first UTF-16 code unit of code point c. */
+static uint32_t
+jsonw_utf16_lead(uint32_t c)
+{
+	return (c < 0x10000 ? c : 0xd800 + ((c - 0x10000) >> 10));
+}
+
+/*
+ * RFC 8785 §3.2.3: names compared as arrays of UTF-16 code units.  UTF-8
+ * byte order is code point order, which differs from UTF-16 order only
+ * where a character above U+FFFF (a surrogate pair, D800-DBFF first)
+ * meets one in U+E000-U+FFFF: so compare bytes up to the first
+ * difference, and decide there by the code points' first code units.
+ */
+static int
+jsonw_member_cmp_utf16(const void *a, const void *b)
+{
+	const struct jsonw_member	*x = a, *y = b;
+	const unsigned char		*p = (const unsigned char *)x->key;
+	const unsigned char		*q = (const unsigned char *)y->key;
+	size_t				 i, n = x->len < y->len ? x->len : y->len;
+	uint32_t			 cp, cq, up, uq;
+
+	for (i = 0; i < n && p[i] == q[i]; i++)
+		;
+	if (i == n)
+		return (x->len < y->len ? -1 : x->len > y->len);
+	while (i > 0 && (p[i] & 0xc0) == 0x80)
+		i--;		/* same prefix: the same code point start */
+	cp = jsonw_utf8_at(p, x->len, i);
+	cq = jsonw_utf8_at(q, y->len, i);
+	up = jsonw_utf16_lead(cp);
+	uq = jsonw_utf16_lead(cq);
+	if (up != uq)
+		return (up < uq ? -1 : 1);
+	if (cp != cq)
+		return (cp < cq ? -1 : 1);
+	return (jsonw_member_cmp(a, b));
+}
+
+/* Members in insertion order (plain) or sorted as the style says.  The
  * iterators want a non-const object; nothing is changed. */
 static void
-jsonw_object(struct jsonw *w, json_t *v, int sorted)
+jsonw_object(struct jsonw *w, json_t *v)
 {
 	struct jsonw_member	 stack[JSONW_STACK_MEMBERS], *m = stack;
 	size_t			 i, n = json_object_size(v);
@@ -167,41 +400,26 @@ jsonw_object(struct jsonw *w, json_t *v, int sorted)
 		m[i].value = json_object_iter_value(it);
 	}
 	n = i;
-	if (sorted)
+	if (w->style == JSONW_LEGACY)
 		qsort(m, n, sizeof(*m), jsonw_member_cmp);
+	else if (w->style == JSONW_JCS)
+		qsort(m, n, sizeof(*m), jsonw_member_cmp_utf16);
 	jsonw_char(w, '{');
 	for (i = 0; i < n; i++) {
 		if (i > 0)
 			jsonw_char(w, ',');
 		jsonw_string(w, m[i].key, m[i].len);
 		jsonw_char(w, ':');
-		jsonw_value(w, m[i].value, sorted);
+		jsonw_value(w, m[i].value);
 	}
 	jsonw_char(w, '}');
 	if (m != stack)
 		free(m);
 }
 
-/* A real, printed by jansson so that its digits are jansson's. */
 static void
-jsonw_real(struct jsonw *w, const json_t *v)
+jsonw_value(struct jsonw *w, const json_t *v)
 {
-	char	*text = json_dumps(v, JSON_ENCODE_ANY);
-
-	if (text == NULL) {
-		w->failed = 1;
-		return;
-	}
-	jsonw_put(w, text, strlen(text));
-	free(text);
-}
-
-static void
-jsonw_value(struct jsonw *w, const json_t *v, int sorted)
-{
-	char	num[24];
-	int	n;
-
 	if (v == NULL) {
 		w->failed = 1;
 		return;
@@ -211,9 +429,7 @@ jsonw_value(struct jsonw *w, const json_t *v, int sorted)
 	case JSON_TRUE:  jsonw_put(w, "true", 4); return;
 	case JSON_FALSE: jsonw_put(w, "false", 5); return;
 	case JSON_INTEGER:
-		n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-		    json_integer_value(v));
-		jsonw_put(w, num, (size_t)n);
+		jsonw_integer(w, json_integer_value(v));
 		return;
 	case JSON_REAL:
 		jsonw_real(w, v);
@@ -222,21 +438,21 @@ jsonw_value(struct jsonw *w, const json_t *v, int sorted)
 		jsonw_string(w, json_string_value(v), json_string_length(v));
 		return;
 	case JSON_ARRAY:
-		jsonw_array(w, v, sorted);
+		jsonw_array(w, v);
 		return;
 	case JSON_OBJECT:
-		jsonw_object(w, (json_t *)(uintptr_t)v, sorted);
+		jsonw_object(w, (json_t *)(uintptr_t)v);
 		return;
 	}
 	w->failed = 1;
 }
 
 char *
-jsonw_dump(const json_t *v, int sorted, size_t *len)
+jsonw_dump(const json_t *v, enum jsonw_style style, size_t *len)
 {
-	struct jsonw	 w = { NULL, 0, 0, 0 };
+	struct jsonw	 w = { NULL, 0, 0, style, 0 };
 
-	jsonw_value(&w, v, sorted);
+	jsonw_value(&w, v);
 	jsonw_char(&w, '\0');
 	if (w.failed) {
 		free(w.buf);

@@ -106,7 +106,7 @@ void
 http_reply_json(struct request *rq, int status, json_t *body)
 {
 	size_t	 len = 0;
-	char	*text = body ? jsonw_dump(body, 0, &len) : NULL;
+	char	*text = body ? jsonw_dump(body, JSONW_PLAIN, &len) : NULL;
 
 	json_decref(body);
 	if (text == NULL) {
