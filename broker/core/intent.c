@@ -3,17 +3,27 @@
  * contract's: the token's shape, then the header (alg must be exactly what
  * the certificate's key demands — never what the header asks for), then
  * the signature over the exact signing input with the connection's key,
- * and only then the claims, parsed again by us with duplicate keys refused.
- * Nothing here touches policy, storage or the clock.
+ * and only then the claims: first read as text (jsontext), so that a
+ * number in args whose value the canonical form would change is refused
+ * by its pointer and args' exact text is kept, then parsed again by
+ * jansson with duplicate keys refused.  Nothing here touches policy,
+ * storage or the clock.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "canon.h"
 #include "intent.h"
+#include "jsontext.h"
 #include "policy.h"
 
 #define FAIL(code, text) do { *msg = (text); return (code); } while (0)
+
+#define INTENT_MAX_WHY		384	/* a message naming a pointer */
+#define INTENT_MAX_WHERE	128	/* of which the pointer, at most */
+
+/* Messages built for one refusal; each thread answers its own. */
+static _Thread_local char intent_why[INTENT_MAX_WHY];
 
 static json_t *
 intent_json_segment(const char *seg, size_t len)
@@ -244,6 +254,61 @@ intent_claims(json_t *c, const char *identity, const char *audience,
 	return (intent_claim_amount(c, out, msg));
 }
 
+/* A pointer fit for a message: controls shown as '?', a cut one marked. */
+static void
+intent_where_clean(char *where, size_t size)
+{
+	size_t	 n = strlen(where);
+	char	*p;
+
+	for (p = where; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	if (n == size - 1)
+		memcpy(where + size - 4, "...", 3);
+}
+
+/*
+ * The args as text, before jansson turns their numbers into doubles:
+ * every number must keep its value in the RFC 8785 form args are stored,
+ * audited and granted in (CONTRACT §10), else 400 naming it; and the
+ * exact text is kept for reading amounts from it.
+ */
+static enum reason
+intent_args_text(const unsigned char *payload, size_t plen,
+    struct intent *out, const char **msg)
+{
+	struct jsontext_value	 v;
+	enum canon_number	 bad;
+	char			 where[INTENT_MAX_WHERE];
+
+	switch (canon_numbers_check((const char *)payload, plen, "/args", &bad,
+	    where, sizeof(where))) {
+	case -1:
+		FAIL(E_BAD_REQUEST, "the claims must be one JSON object "
+		    "without duplicate keys");
+	case 1:
+		if (where[0] == '\0')
+			FAIL(E_BAD_REQUEST, "args, when present, must be a JSON "
+			    "object");
+		intent_where_clean(where, sizeof(where));
+		snprintf(intent_why, sizeof(intent_why), "the number at %s in "
+		    "args %s", where, canon_number_problem(bad));
+		FAIL(E_BAD_REQUEST, intent_why);
+	default:
+		break;
+	}
+	if (jsontext_find((const char *)payload, plen, "/args", 5, &v) !=
+	    JSONTEXT_OK)
+		return (REASON_OK);	/* none; or two, which jansson refuses */
+	if ((out->args_json = malloc(v.len + 1)) == NULL)
+		FAIL(E_INTERNAL, "out of memory");
+	memcpy(out->args_json, v.text, v.len);
+	out->args_json[v.len] = '\0';
+	out->args_json_len = v.len;
+	return (REASON_OK);
+}
+
 enum reason
 intent_verify(const char *tok, size_t len, const struct peer_key *peer,
     const char *identity, const char *audience, int64_t now,
@@ -259,6 +324,11 @@ intent_verify(const char *tok, size_t len, const struct peer_key *peer,
 	if (r != REASON_OK)
 		return (r);
 	canon_sha256_hex(payload, plen, out->payload_sha256);
+	if ((r = intent_args_text(payload, plen, out, msg)) != REASON_OK) {
+		free(payload);
+		intent_clear(out);
+		return (r);
+	}
 	claims = json_loadb((const char *)payload, plen,
 	    JSON_REJECT_DUPLICATES, NULL);
 	free(payload);
@@ -266,6 +336,7 @@ intent_verify(const char *tok, size_t len, const struct peer_key *peer,
 	 * a claim from one reader and show it to another. */
 	if (claims == NULL || !json_is_object(claims)) {
 		json_decref(claims);
+		intent_clear(out);
 		FAIL(E_BAD_REQUEST, "the claims must be one JSON object "
 		    "without duplicate keys");
 	}
@@ -283,6 +354,7 @@ intent_clear(struct intent *in)
 	free(in->jti);
 	free(in->tool);
 	free(in->reason);
+	free(in->args_json);
 	json_decref(in->args);
 	memset(in, 0, sizeof(*in));
 }

@@ -43,6 +43,12 @@ struct intent {
 	char		*jti;
 	char		*tool;
 	json_t		*args;		/* object or NULL */
+	/* The args claim exactly as signed: its JSON text inside the
+	 * payload (NUL-terminated), or NULL.  Numbers in args keep their
+	 * original digits here (jansson's args hold doubles): read them with
+	 * jsontext_number_at(args_json, args_json_len, pointer, ...). */
+	char		*args_json;
+	size_t		 args_json_len;
 	int		 has_amount;
 	struct amount	 amount;
 	char		 amount_text[AMOUNT_MAX_TEXT];	/* as signed */
@@ -55,8 +61,10 @@ struct intent {
  * Verify tok (len bytes, the request body) against the peer key and check
  * every claim rule for identity at time now with the given audience.  On
  * success fills *out (release with intent_clear) and returns 0; otherwise
- * returns the E_* code to answer with and, when msg is not NULL, points it
- * at a static human message.
+ * returns the E_* code to answer with and points *msg at a human message:
+ * static text, or this thread's buffer, valid until the thread's next
+ * intent_verify (a number in args the canonical form cannot keep is
+ * named there by its JSON Pointer into args).
  */
 enum reason intent_verify(const char *tok, size_t len,
 	    const struct peer_key *peer, const char *identity,

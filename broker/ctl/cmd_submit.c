@@ -5,7 +5,8 @@
  * the identity of --cert, alg follows from the key), POST it and print the
  * decision.  With --wait, a pending intent is followed with the broker's
  * long-poll (GET /v1/intents/ID?wait=) until it is decided or the time is
- * up.  The amount value travels exactly as typed: no arithmetic.
+ * up.  The amount value travels exactly as typed: no arithmetic; numbers
+ * in --args keep their value (one RFC 8785 would change is refused).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +19,12 @@
 #include <openssl/rand.h>
 
 #include "amount.h"
+#include "canon.h"
 #include "clock.h"
 #include "ctl.h"
 #include "ident.h"
 #include "jose.h"
+#include "jsonw.h"
 #include "policy.h"
 
 #define SUBMIT_MAX_TTL		300
@@ -90,7 +93,9 @@ submit_parse_ttl(const struct ctl_cmd *cmd, const char *v, int64_t *ttl)
 static int
 submit_parse_args(const struct ctl_cmd *cmd, const char *v, json_t **args)
 {
-	json_error_t	 jerr;
+	json_error_t		 jerr;
+	enum canon_number	 bad;
+	char			 where[128];
 
 	*args = NULL;
 	if (v == NULL)
@@ -104,6 +109,15 @@ submit_parse_args(const struct ctl_cmd *cmd, const char *v, json_t **args)
 		json_decref(*args);
 		*args = NULL;
 		return (ctl_usage(cmd, "--args must be a JSON object"));
+	}
+	/* jansson has made doubles of the numbers: refuse here what the
+	 * broker would refuse, rather than send a rounded value. */
+	if (canon_numbers_check(v, strlen(v), "", &bad, where,
+	    sizeof(where)) != 0) {
+		json_decref(*args);
+		*args = NULL;
+		return (ctl_usage(cmd, "--args: the number at %s %s", where,
+		    canon_number_problem(bad)));
 	}
 	return (0);
 }
@@ -201,7 +215,9 @@ submit_sign(const struct ctl *ctl, json_t *claims, char **jws)
 		    "or RSA of 2048 bits or more)", ctl->key));
 	}
 	header = json_pack("{ss ss}", "alg", jose_alg_name(alg), "typ", "JWT");
-	payload = json_dumps(claims, JSON_COMPACT);
+	/* jsonw writes each number back as the shortest text for its
+	 * double: the value typed (checked above), not 17 digits of it. */
+	payload = jsonw_dump(claims, JSONW_PLAIN, NULL);
 	if (header != NULL && payload != NULL)
 		*jws = jose_sign_compact(key, alg, header, payload,
 		    strlen(payload));

@@ -206,6 +206,10 @@ decide_in_tx(struct worker *w, const struct intent *in, struct decision *d,
 	if (seen == -1)
 		return (E_UNAVAILABLE);
 	decide_fill(d, w, in, now);
+	/* Never store an intent without the args it was signed with (out
+	 * of memory: intent_verify let through only args RFC 8785 keeps). */
+	if (in->args != NULL && d->args == NULL)
+		return (E_UNAVAILABLE);
 	if (store_intent_insert(w->db, &d->rec) == -1 ||
 	    decide_audit(w, &d->rec, in, now) == -1)
 		return (E_UNAVAILABLE);

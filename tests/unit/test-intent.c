@@ -241,6 +241,78 @@ test_claims(void)
 	EVP_PKEY_free(key);
 }
 
+/* args as text: numbers the canonical form would change are refused by
+ * their pointer into args; args_json is args exactly as signed. */
+static void
+test_args_numbers(void)
+{
+	static const struct {
+		const char	*args;
+		enum reason	 want;
+		const char	*names;		/* in the message */
+	} t[] = {
+		{ "{\"a\":0.1,\"b\":1e3,\"c\":-0,\"d\":1e21}", REASON_OK, NULL },
+		{ "{\"x\":{\"y\":[1,12345678901234567.89]}}", E_BAD_REQUEST,
+		    "at /x/y/1 in args has more than 17 significant digits" },
+		{ "{\"tiny\":1e-400}", E_BAD_REQUEST, "at /tiny in args is too "
+		    "small" },
+		{ "{\"n\":9007199254740993}", E_BAD_REQUEST, "at /n in args is "
+		    "an integer above 2^53" },
+		{ "{\"big\":1e400}", E_BAD_REQUEST, "at /big in args is beyond" },
+		{ "{\"a/b\":{\"~\":0.10000000000000001}}", E_BAD_REQUEST,
+		    "at /a~1b/~0 in args is not kept exactly" },
+		{ "{\"k\\nl\":1e400}", E_BAD_REQUEST, "at /k?l in args" },
+		{ "1e400", E_BAD_REQUEST, "must be a JSON object" },
+	};
+	EVP_PKEY	*key = new_ec_key();
+	struct peer_key	 peer = { key, JOSE_ES256 };
+	struct intent	 in;
+	const char	*msg;
+	char		*tok, *payload;
+	enum reason	 got;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		assert(asprintf(&payload, "{\"iss\":\"agent-a\",\"aud\":"
+		    "\"toolgate\",\"jti\":\"j\",\"iat\":1795736400,\"exp\":"
+		    "1795736460,\"tool\":\"a.b\",\"args\": %s ,\"n\":1e999}",
+		    t[i].args) > 0);
+		tok = make_token(key, JOSE_ES256, "{\"alg\":\"ES256\"}",
+		    payload);
+		msg = NULL;
+		got = intent_verify(tok, strlen(tok), &peer, "agent-a",
+		    "toolgate", NOW, &in, &msg);
+		/* 1e999 outside args: jansson refuses the whole payload. */
+		if (t[i].want == REASON_OK)
+			CHECK(got == E_BAD_REQUEST && strstr(msg, "one JSON "
+			    "object") != NULL);
+		else {
+			if (got != t[i].want || strstr(msg, t[i].names) == NULL)
+				fprintf(stderr, "%s: %s\n", t[i].args, msg);
+			CHECK(got == t[i].want && strstr(msg, t[i].names));
+		}
+		free(tok);
+		free(payload);
+	}
+	/* Kept numbers: args_json holds them as written. */
+	assert(asprintf(&payload, "{\"iss\":\"agent-a\",\"aud\":\"toolgate\","
+	    "\"jti\":\"j\",\"iat\":1795736400,\"exp\":1795736460,\"tool\":"
+	    "\"a.b\",\"args\": {\"amount\": 12345678901234.56, \"e\": 1e3} }")
+	    > 0);
+	tok = make_token(key, JOSE_ES256, "{\"alg\":\"ES256\"}", payload);
+	CHECK(intent_verify(tok, strlen(tok), &peer, "agent-a", "toolgate",
+	    NOW, &in, &msg) == REASON_OK);
+	CHECK(in.args_json != NULL && strcmp(in.args_json, "{\"amount\": "
+	    "12345678901234.56, \"e\": 1e3}") == 0);
+	CHECK(in.args_json_len == strlen(in.args_json));
+	CHECK(json_real_value(json_object_get(in.args, "e")) == 1000.0);
+	intent_clear(&in);
+	CHECK(in.args_json == NULL);
+	free(tok);
+	free(payload);
+	EVP_PKEY_free(key);
+}
+
 static void
 test_grant_verifies_with_libjwt(void)
 {
@@ -285,6 +357,7 @@ main(void)
 	test_rfc7515_a3();
 	test_alg_confusion();
 	test_claims();
+	test_args_numbers();
 	test_grant_verifies_with_libjwt();
 	printf("intent: %d passed, 0 failed\n", passed);
 	return (0);
