@@ -1,9 +1,12 @@
 /*
- * audit: append and verify the hash chain of CONTRACT §6.  The record
- * column holds the exact canonical bytes that were hashed; verification
- * recomputes every hash from them and checks the linkage and the seq, event
- * and intent_id columns against them, so editing any stored field shows.
- * Appends must run inside the caller's BEGIN IMMEDIATE transaction.
+ * audit: append and verify the hash chain of CONTRACT §6 (proto/audit.md).
+ * The record column holds the exact canonical bytes that were hashed;
+ * verification recomputes every hash from them, checks that they are the
+ * canonical form of the record they hold (so every exported record
+ * verifies for a third party too), and checks the linkage and the seq,
+ * event and intent_id columns against them, so editing any stored field
+ * shows.  Appends must run inside the caller's BEGIN IMMEDIATE
+ * transaction.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,9 +33,9 @@ audit_body(int64_t seq, int64_t now, const char *actor, const char *event,
 	char	 at[RFC3339_LEN];
 
 	clock_rfc3339(now, at);
-	return (json_pack("{sI ss ss ss ss? sO}", "seq", (json_int_t)seq,
+	return (json_pack("{sI ss ss ss ss? sO si}", "seq", (json_int_t)seq,
 	    "at", at, "actor", actor, "event", event, "intent_id", intent_id,
-	    "details", details));
+	    "details", details, "format", AUDIT_FORMAT));
 }
 
 int
@@ -88,9 +91,47 @@ audit_append(struct db *db, int64_t now, const char *actor,
 	return (rc);
 }
 
+const char *
+audit_canonical(const json_t *body, int *last, char **text, size_t *len)
+{
+	const json_t	*f = json_object_get(body, "format");
+	int		 format = f == NULL ? 1 : AUDIT_FORMAT;
+
+	*text = NULL;
+	if (f != NULL && (!json_is_integer(f) ||
+	    json_integer_value(f) != AUDIT_FORMAT))
+		return ("record has an unknown format");
+	if (format < *last)
+		return ("a format 1 record follows a format 2 record");
+	*last = format;
+	*text = format == 1 ? canon_dump_legacy(body) : canon_dump(body);
+	if (*text == NULL)
+		return ("record has no canonical form");
+	*len = strlen(*text);
+	return (NULL);
+}
+
+/* Why the stored bytes are not the canonical form of the record they
+ * hold (in its format), or NULL. */
+static const char *
+audit_check_canonical(const json_t *rec, const char *record, size_t len,
+    int *last)
+{
+	const char	*why;
+	char		*text;
+	size_t		 tlen;
+
+	if ((why = audit_canonical(rec, last, &text, &tlen)) != NULL)
+		return (why);
+	if (tlen != len || memcmp(text, record, len) != 0)
+		why = "record is not in its canonical form";
+	free(text);
+	return (why);
+}
+
 static const char *
 audit_check_row(sqlite3_stmt *st, const char *expect_prev, int64_t expect_seq,
-    char hash_out[65])
+    int *format, char hash_out[65])
 {
 	const char	*event = (const char *)sqlite3_column_text(st, 1);
 	const char	*intent = (const char *)sqlite3_column_text(st, 2);
@@ -124,6 +165,9 @@ audit_check_row(sqlite3_stmt *st, const char *expect_prev, int64_t expect_seq,
 	else if ((intent == NULL) != (r_intent == NULL) ||
 	    (intent != NULL && strcmp(intent, r_intent) != 0))
 		why = "intent_id column differs from the hashed record";
+	else
+		why = audit_check_canonical(rec, record,
+		    (size_t)sqlite3_column_bytes(st, 3), format);
 	json_decref(rec);
 	return (why);
 }
@@ -134,7 +178,7 @@ audit_verify(struct db *db, struct audit_check *r)
 	sqlite3_stmt	*st;
 	char		 prev[65], hash[65];
 	const char	*why;
-	int		 rc;
+	int		 rc, format = 0;
 
 	memset(r, 0, sizeof(*r));
 	snprintf(prev, sizeof(prev), "%s", AUDIT_GENESIS);
@@ -143,7 +187,7 @@ audit_verify(struct db *db, struct audit_check *r)
 	sqlite3_bind_int64(st, 1, 0);
 	sqlite3_bind_int64(st, 2, -1);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		why = audit_check_row(st, prev, r->count + 1, hash);
+		why = audit_check_row(st, prev, r->count + 1, &format, hash);
 		if (why != NULL) {
 			r->bad_seq = r->count + 1;
 			snprintf(r->why, sizeof(r->why), "%s", why);

@@ -3,9 +3,11 @@
  * database itself (audit.c), so they work with the broker down and do not
  * take a broker's word about its own log.  Without --db they page through
  * GET /v1/audit; verify then recomputes every hash here, from the records
- * the broker served, with the same canonical bytes audit.c hashes.  Both
- * print the same lines either way.
+ * the broker served, with the same canonical bytes audit.c hashes (each
+ * record in the form its format names, proto/audit.md).  Both print the
+ * same lines either way.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,19 +165,22 @@ audit_cmd_export(struct ctl *ctl, const struct ctl_cmd *cmd,
 struct verify_walk {
 	struct audit_check	 r;
 	char			 prev[SHA256_HEX_LEN + 1];
+	int			 format;	/* of the previous record */
 };
 
 /* Why rec (the expect-th record, after prev) does not verify, or NULL
  * with its hash in hash. */
 static const char *
-verify_one(const json_t *rec, const char *prev, int64_t expect,
+verify_one(const json_t *rec, const char *prev, int64_t expect, int *format,
     char hash[SHA256_HEX_LEN + 1])
 {
 	const char	*ph = json_string_value(json_object_get(rec,
 			    "prev_hash"));
 	const char	*h = json_string_value(json_object_get(rec, "hash"));
+	const char	*why;
 	json_t		*body;
 	char		*text;
+	size_t		 len;
 
 	if (json_integer_value(json_object_get(rec, "seq")) != expect)
 		return ("sequence gap: a record is missing");
@@ -183,19 +188,16 @@ verify_one(const json_t *rec, const char *prev, int64_t expect,
 		return ("a column is NULL");
 	if (strlen(ph) != SHA256_HEX_LEN || strcmp(ph, prev) != 0)
 		return ("prev_hash does not match the previous record's hash");
-	/* The hashed body is exactly these six members, canonical. */
-	body = json_pack("{sO sO sO sO sO sO}",
-	    "seq", json_object_get(rec, "seq"),
-	    "at", json_object_get(rec, "at"),
-	    "actor", json_object_get(rec, "actor"),
-	    "event", json_object_get(rec, "event"),
-	    "intent_id", json_object_get(rec, "intent_id"),
-	    "details", json_object_get(rec, "details"));
-	text = body != NULL ? canon_dump(body) : NULL;
+	/* The hashed body is the record without its two hashes. */
+	if ((body = json_copy((json_t *)(uintptr_t)rec)) == NULL)
+		return ("out of memory");
+	json_object_del(body, "prev_hash");
+	json_object_del(body, "hash");
+	why = audit_canonical(body, format, &text, &len);
 	json_decref(body);
-	if (text == NULL)
-		return ("record is not a valid audit body");
-	canon_sha256_hex2(prev, SHA256_HEX_LEN, text, strlen(text), hash);
+	if (why != NULL)
+		return (why);
+	canon_sha256_hex2(prev, SHA256_HEX_LEN, text, len, hash);
 	free(text);
 	if (strcmp(h, hash) != 0)
 		return ("hash does not match the record's contents");
@@ -209,7 +211,8 @@ verify_record(json_t *rec, void *arg)
 	char			 hash[SHA256_HEX_LEN + 1];
 	const char		*why;
 
-	if ((why = verify_one(rec, w->prev, w->r.count + 1, hash)) != NULL) {
+	if ((why = verify_one(rec, w->prev, w->r.count + 1, &w->format,
+	    hash)) != NULL) {
 		w->r.bad_seq = w->r.count + 1;
 		snprintf(w->r.why, sizeof(w->r.why), "%s", why);
 		return (1);

@@ -18,6 +18,7 @@
 
 #include "clock.h"
 #include "ctl.h"
+#include "jsonw.h"
 
 #define OUT_KEY_WIDTH	11
 #define OUT_GAP		2	/* spaces between table columns */
@@ -370,7 +371,8 @@ out_json_line(const json_t *v)
 {
 	char	*s;
 
-	if ((s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
+	/* jsonw: numbers as RFC 8785 writes them (0.1, not 17 digits). */
+	if ((s = jsonw_dump(v, JSONW_PLAIN, NULL)) == NULL)
 		return;
 	printf("%s\n", s);
 	free(s);
