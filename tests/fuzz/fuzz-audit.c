@@ -1,16 +1,17 @@
 /*
  * fuzz-audit: canonical JSON and the hash chain.  The input is parsed as
  * JSON the way the broker parses claims (duplicate keys refused); every
- * parsed value must be written by jsonw exactly as jansson's json_dumps
- * writes it, sorted and not.  An object then becomes the details of 1 to 3
+ * parsed value must be written by jsonw's legacy style exactly as
+ * jansson's sorted json_dumps writes it (format 1 records are re-derived
+ * with it).  An object then becomes the details of 1 to 3
  * records appended, each in its own BEGIN IMMEDIATE transaction, to an
  * in-memory database made by db_open (migrations and all).  Its "actor",
  * "event" and "intent_id" members, when strings, are used for those
  * fields.  Invariants (abort when broken): an append succeeds exactly when
  * the details have a canonical form nesting at most AUDIT_MAX_DEPTH;
  * audit_verify then finds the whole chain intact with the right count; and
- * audit_each gives every new record back with the same details, actor,
- * event and intent_id.  The database starts afresh every FUZZ_AUDIT_RESET
+ * audit_each gives every new record back with the same details (numbers
+ * by value: "1e3" comes back as 1000), actor, event and intent_id.  The database starts afresh every FUZZ_AUDIT_RESET
  * inputs to bound memory and time.
  */
 #include <stdint.h>
@@ -58,7 +59,8 @@ each_cb(json_t *rec, void *arg)
 	const char	*id = json_string_value(json_object_get(rec,
 			    "intent_id"));
 
-	FUZZ_ASSERT(json_equal(json_object_get(rec, "details"), x->details));
+	FUZZ_ASSERT(fuzz_json_same(json_object_get(rec, "details"),
+	    x->details));
 	FUZZ_ASSERT(strcmp(json_string_value(json_object_get(rec, "actor")),
 	    x->actor) == 0);
 	FUZZ_ASSERT(strcmp(json_string_value(json_object_get(rec, "event")),
@@ -106,7 +108,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
 	if (details == NULL)
 		return (0);
-	/* jsonw is a faster json_dumps: a difference would break old chains. */
+	/* jsonw's legacy style is a faster json_dumps: a difference would
+	 * break old chains. */
 	FUZZ_ASSERT(jsonw_diff(details) == NULL);
 	if (!json_is_object(details)) {
 		json_decref(details);

@@ -16,7 +16,10 @@
  *         must fail whatever the claims say.
  * Invariants (abort when broken): a failure leaves *out empty and has a
  * code with a 4xx/5xx status and a message; a success satisfies every
- * claim rule of CONTRACT §3 as re-checked here.
+ * claim rule of CONTRACT §3 as re-checked here, and its args have an RFC
+ * 8785 form (what is stored and granted) that reads back as the same
+ * value and the same bytes, with args_json (the args as signed) reading
+ * as that value too.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -78,7 +81,38 @@ static int
 is_empty(const struct intent *in)
 {
 	return (in->iss == NULL && in->jti == NULL && in->tool == NULL &&
-	    in->args == NULL && in->reason == NULL && !in->has_amount);
+	    in->args == NULL && in->args_json == NULL && in->reason == NULL &&
+	    !in->has_amount);
+}
+
+/* What the broker stores, audits and grants is canon_dump(args): it must
+ * exist, read back as the same value, and write back as the same bytes;
+ * args_json, the signed text, is the same value. */
+static void
+check_args(const struct intent *in)
+{
+	json_t	*back, *signed_args;
+	char	*canon, *again;
+
+	if (in->args == NULL) {
+		FUZZ_ASSERT(in->args_json == NULL);
+		return;
+	}
+	FUZZ_ASSERT(in->args_json != NULL &&
+	    strlen(in->args_json) == in->args_json_len);
+	FUZZ_ASSERT((canon = canon_dump(in->args)) != NULL);
+	FUZZ_ASSERT((back = json_loads(canon, JSON_REJECT_DUPLICATES,
+	    NULL)) != NULL);
+	FUZZ_ASSERT(fuzz_json_same(back, in->args));
+	FUZZ_ASSERT((again = canon_dump(back)) != NULL);
+	FUZZ_ASSERT(strcmp(canon, again) == 0);
+	signed_args = json_loadb(in->args_json, in->args_json_len,
+	    JSON_REJECT_DUPLICATES, NULL);
+	FUZZ_ASSERT(signed_args != NULL && fuzz_json_same(signed_args, in->args));
+	json_decref(signed_args);
+	json_decref(back);
+	free(again);
+	free(canon);
 }
 
 static void
@@ -106,6 +140,7 @@ check_ok(const struct intent *in, const char *payload, size_t plen)
 		    strlen(in->amount_text), &again) == 0);
 		FUZZ_ASSERT(amount_cmp(&again, &in->amount) == 0);
 	}
+	check_args(in);
 	FUZZ_ASSERT(strlen(in->payload_sha256) == 64);
 	if (payload != NULL) {
 		canon_sha256_hex(payload, plen, sha);
