@@ -186,7 +186,7 @@ jsonw_number(double d, char out[JSONW_NUMBER_MAX])
 		memcpy(p, r.d, (size_t)k);
 		memset(p + k, '0', (size_t)(n - k));
 		p += n;
-	} else if (0 < n && n <= 21) {
+	} else if (0 < n && n < k) {		/* so n <= 16 */
 		memcpy(p, r.d, (size_t)n);
 		p[n] = '.';
 		memcpy(p + n + 1, r.d + n, (size_t)(k - n));
@@ -211,7 +211,8 @@ jsonw_number(double d, char out[JSONW_NUMBER_MAX])
 }
 
 /* A real: jansson's own digits for the legacy form, else RFC 8785's, which
- * refuses an integer literal above 2^53 (see jsonw.h). */
+ * refuses an integer literal above 2^53 (see jsonw.h); plain marks an
+ * integral real with ".0" and keeps the sign of -0.0. */
 static void
 jsonw_real(struct jsonw *w, const json_t *v)
 {
@@ -233,7 +234,12 @@ jsonw_real(struct jsonw *w, const json_t *v)
 		w->failed = 1;
 		return;
 	}
+	/* Plain keeps jansson's type: a reader sees a real again. */
+	if (w->style == JSONW_PLAIN && d == 0 && signbit(d))
+		jsonw_char(w, '-');
 	jsonw_put(w, num, (size_t)n);
+	if (w->style == JSONW_PLAIN && strpbrk(num, ".e") == NULL)
+		jsonw_put(w, ".0", 2);
 }
 
 static void

@@ -10,8 +10,12 @@
  * How jsonw writes a value.  All three are compact (no whitespace).
  *
  * JSONW_PLAIN   members in the value's own (insertion) order; strings and
- *               reals as RFC 8785 writes them; integers exactly.  For
- *               answers and JOSE headers, where no one re-derives bytes.
+ *               reals as RFC 8785 writes them, except that a real with an
+ *               integral value keeps a ".0" ("1000.0", "-0.0") so that a
+ *               reader gets a real back; integers exactly.  For answers,
+ *               exports and JOSE headers: what RFC 8785 stored reads back
+ *               and prints as the same text, and a format 1 audit record
+ *               exported this way still re-derives its jansson bytes.
  * JSONW_JCS     RFC 8785 (JSON Canonicalization Scheme): members sorted
  *               by the UTF-16 code units of their names, strings escaped
  *               as ECMAScript's JSON.stringify does, numbers in

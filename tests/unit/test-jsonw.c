@@ -368,18 +368,28 @@ jcs_refusals(void)
 	}
 }
 
-/* Plain: insertion order, JCS strings and numbers, exact integers. */
+/* Plain: insertion order, JCS strings and numbers (an integral real
+ * keeps ".0"), exact integers. */
 static void
 plain(void)
 {
-	json_t	*v = json_loads("{\"z\":0.1,\"a\":[1e3,\"\\u001f\"],"
-		    "\"m\":9007199254740993}", 0, NULL);
+	json_t	*v = json_loads("{\"z\":0.1,\"a\":[1e3,\"\\u001f\",1000,"
+		    "-0.0,1e21,2.5],\"m\":9007199254740993}", 0, NULL);
 	char	*s;
 
 	CHECK(v != NULL);
 	s = jsonw_dump(v, JSONW_PLAIN, NULL);
-	CHECK(s != NULL && strcmp(s, "{\"z\":0.1,\"a\":[1000,\"\\u001f\"],"
-	    "\"m\":9007199254740993}") == 0);
+	if (s == NULL || strcmp(s, "{\"z\":0.1,\"a\":[1000.0,\"\\u001f\","
+	    "1000,-0.0,1e+21,2.5],\"m\":9007199254740993}") != 0)
+		fprintf(stderr, "plain: %s\n", s ? s : "(null)");
+	CHECK(s != NULL && strcmp(s, "{\"z\":0.1,\"a\":[1000.0,\"\\u001f\","
+	    "1000,-0.0,1e+21,2.5],\"m\":9007199254740993}") == 0);
+	free(s);
+	/* The same value in RFC 8785: 1000 either way, -0 is 0. */
+	json_object_del(v, "m");
+	s = jsonw_dump(v, JSONW_JCS, NULL);
+	CHECK(s != NULL && strcmp(s, "{\"a\":[1000,\"\\u001f\",1000,0,"
+	    "1e+21,2.5],\"z\":0.1}") == 0);
 	free(s);
 	json_decref(v);
 }
