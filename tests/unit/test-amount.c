@@ -9,19 +9,9 @@
 #include <string.h>
 
 #include "amount.h"
+#include "check.h"
 
 static int	passed, failed;
-
-#define CHECK(cond, ...) do {						\
-	if (cond)							\
-		passed++;						\
-	else {								\
-		failed++;						\
-		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);	\
-		fprintf(stderr, __VA_ARGS__);				\
-		fputc('\n', stderr);					\
-	}								\
-} while (0)
 
 static const struct {
 	const char	*text;

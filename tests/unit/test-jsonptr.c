@@ -10,19 +10,9 @@
 #include <jansson.h>
 
 #include "jsonptr.h"
+#include "check.h"
 
 static int	passed, failed;
-
-#define CHECK(cond, ...) do {						\
-	if (cond)							\
-		passed++;						\
-	else {								\
-		failed++;						\
-		fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);	\
-		fprintf(stderr, __VA_ARGS__);				\
-		fputc('\n', stderr);					\
-	}								\
-} while (0)
 
 static void
 syntax(void)
