@@ -12,10 +12,10 @@
       to a database that toolgated or toolgatectl --db has already migrated
       (schema migrations/0001 and 0002), in one transaction.  The audit
       records continue the existing hash chain exactly as broker/core/audit.c
-      writes it: record = canonical JSON (sorted keys, compact) of {actor,
-      at, details, event, intent_id, seq}; hash = SHA-256 hex of prev_hash
-      (hex text) followed by the record bytes; `toolgatectl --db DB audit
-      verify` must pass afterwards.
+      writes it (proto/audit.md, format 2): record = RFC 8785 JSON of
+      {actor, at, details, event, format: 2, intent_id, seq}; hash =
+      SHA-256 hex of prev_hash (hex text) followed by the record bytes;
+      `toolgatectl --db DB audit verify` must pass afterwards.
 
 Python standard library only (sqlite3, json, hashlib).  Owns nothing of the
 broker: it writes rows the way the broker would, it never changes a schema.
@@ -33,8 +33,9 @@ GENESIS = "0" * 64
 
 
 def canon(obj):
-    """The canonical bytes broker/core/canon.c writes (jansson JSON_COMPACT |
-    JSON_SORT_KEYS); our content is ASCII, so escaping agrees."""
+    """The canonical bytes broker/core/canon.c writes (RFC 8785): for our
+    content (ASCII names and strings, small integers, no reals) that is
+    compact JSON with sorted keys."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False)
 
@@ -154,7 +155,7 @@ def cmd_db(a):
                    "intent_sha256": sha, "args": args}
         rec = canon({"seq": seq, "at": rfc3339(t), "actor": agent,
                      "event": "decision", "intent_id": iid,
-                     "details": details})
+                     "details": details, "format": 2})
         h = hashlib.sha256((prev + rec).encode()).hexdigest()
         audits.append((seq, "decision", iid, rec, prev, h))
         prev = h

@@ -359,9 +359,9 @@ class Client:
         self.conn = http.client.HTTPSConnection("127.0.0.1", port,
                                                 context=ctx, timeout=timeout)
 
-    def request(self, method, path, body=None, content_type=None,
-                headers=None):
-        """(status, headers dict (lower-case names), JSON or text)."""
+    def request_raw(self, method, path, body=None, content_type=None,
+                    headers=None):
+        """(status, headers dict (lower-case names), body bytes as sent)."""
         h = dict(headers or {})
         if content_type is not None:
             h["Content-Type"] = content_type
@@ -374,7 +374,13 @@ class Client:
         except Exception:
             self.conn.close()
             raise
-        rh = {k.lower(): v for k, v in resp.getheaders()}
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, raw
+
+    def request(self, method, path, body=None, content_type=None,
+                headers=None):
+        """(status, headers dict (lower-case names), JSON or text)."""
+        status, rh, raw = self.request_raw(method, path, body, content_type,
+                                           headers)
         text = raw.decode("utf-8", "replace")
         data = text
         if rh.get("content-type", "").split(";")[0].strip() in (
@@ -383,7 +389,7 @@ class Client:
                 data = json.loads(text)
             except ValueError:
                 data = text
-        return resp.status, rh, data
+        return status, rh, data
 
     def get(self, path):
         return self.request("GET", path)

@@ -259,8 +259,8 @@ class Audit(CtlCase):
             self.assertIn(e, events)
         for r in online:
             self.assertEqual(set(r), {"seq", "at", "actor", "event",
-                                      "intent_id", "details", "prev_hash",
-                                      "hash"})
+                                      "intent_id", "details", "format",
+                                      "prev_hash", "hash"})
         for a, b in zip(online, online[1:]):
             self.assertEqual(b["prev_hash"], a["hash"])
 

@@ -23,6 +23,7 @@ from jsonschema import Draft202012Validator
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import verify_audit  # noqa: E402
 from harness import DELETE, b64url, claims, sign  # noqa: E402
 
 PROTO = os.path.join(harness.ROOT, "proto")
@@ -1033,9 +1034,10 @@ class TestPolicyChange(BrokerCase):
 
 def audit_records(db):
     """The audit chain read straight from SQLite, checked independently:
-    each stored record is the canonical JSON (compact, sorted keys) of
-    {seq, at, actor, event, intent_id, details}; hash = SHA-256 of the
-    previous hash's hex text followed by those bytes."""
+    each stored record is the canonical form (proto/audit.md, recomputed
+    by verify_audit) of {seq, at, actor, event, intent_id, details,
+    format}; hash = SHA-256 of the previous hash's hex text followed by
+    those bytes."""
     import sqlite3
     con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
     try:
@@ -1048,8 +1050,7 @@ def audit_records(db):
     for i, (seq, event, intent_id, record, prev_hash, h) in enumerate(
             rows, 1):
         body = json.loads(record)
-        canon = json.dumps(body, separators=(",", ":"), sort_keys=True,
-                           ensure_ascii=False)
+        canon = verify_audit.canonical_bytes(body).decode("utf-8")
         assert canon == record, "record %d is not canonical" % seq
         assert seq == i and body["seq"] == seq, "seq gap at %d" % seq
         assert (body["event"], body["intent_id"]) == (event, intent_id)

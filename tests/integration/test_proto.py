@@ -3,12 +3,14 @@ test_proto: proto/ is self-consistent.  Every schema is a valid draft
 2020-12 schema, every example validates against its schema, and the
 examples agree with each other where the contract ties them together (the
 grant inside decision-allowed verifies against jwks.json and carries
-grant-claims.json; the audit example's hash is right).  Needs no daemon.
+grant-claims.json; the audit examples' hashes are right, in examples/ and
+in audit.md, recomputed by the independent verifier).  Needs no daemon.
 """
 
 import hashlib
 import json
 import os
+import re
 import sys
 import unittest
 
@@ -17,6 +19,7 @@ from jsonschema import Draft202012Validator
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import verify_audit  # noqa: E402
 
 PROTO = os.path.join(harness.ROOT, "proto")
 
@@ -39,6 +42,9 @@ def load(*parts):
 
 def validator(schema_name):
     return Draft202012Validator(load(schema_name))
+
+
+AUDIT = validator("audit-record.schema.json")
 
 
 class TestSchemas(unittest.TestCase):
@@ -137,6 +143,8 @@ class TestSchemasRefuse(unittest.TestCase):
         r2 = dict(r)
         del r2["intent_id"]
         self.invalid("audit-record.schema.json", r2)
+        for f in (1, 3, "2", 2.5):
+            self.invalid("audit-record.schema.json", dict(r, format=f))
 
 
 class TestExamplesAgree(unittest.TestCase):
@@ -155,14 +163,33 @@ class TestExamplesAgree(unittest.TestCase):
 
     def test_audit_example_hash(self):
         r = load("examples", "audit-record.json")
-        body = {k: r[k] for k in ("seq", "at", "actor", "event",
-                                  "intent_id", "details")}
-        canon = json.dumps(body, separators=(",", ":"), sort_keys=True,
-                           ensure_ascii=False).encode()
         self.assertEqual(r["prev_hash"], "0" * 64)
-        self.assertEqual(
-            hashlib.sha256(r["prev_hash"].encode() + canon).hexdigest(),
-            r["hash"])
+        self.assertEqual(r["format"], 2)
+        self.assertEqual(verify_audit.verify([r]), 1)
+
+    def test_audit_md_examples(self):
+        """Each record of proto/audit.md with the bytes shown after it:
+        they are its canonical form, its hash is theirs, and the first
+        follows examples/audit-record.json in one chain."""
+        with open(os.path.join(PROTO, "audit.md"), encoding="utf-8") as f:
+            text = f.read()
+        blocks = re.findall(r"```json\n(.*?)```\n\n```text\n(.*?)\n```",
+                            text, re.S)
+        self.assertEqual(len(blocks), 2)
+        for record, canon in blocks:
+            r = json.loads(record)
+            AUDIT.validate(r)
+            body = {k: v for k, v in r.items()
+                    if k not in ("prev_hash", "hash")}
+            self.assertEqual(verify_audit.canonical_bytes(body),
+                             canon.encode("utf-8"))
+            self.assertEqual(hashlib.sha256(
+                r["prev_hash"].encode() + canon.encode()).hexdigest(),
+                r["hash"])
+        first = load("examples", "audit-record.json")
+        self.assertEqual(verify_audit.verify(
+            [first, json.loads(blocks[0][0])]), 2)
+        self.assertNotIn("format", json.loads(blocks[1][0]))
 
 
 if __name__ == "__main__":
