@@ -4,7 +4,10 @@
  * broken):
  *  - jsontext accepts what jansson (JSON_DECODE_ANY) accepts, and when it
  *    accepts what jansson refuses, jansson's complaint is a number it
- *    cannot hold (an integer beyond int64, a real beyond double);
+ *    cannot hold (an integer beyond int64, a real beyond double).  Inputs
+ *    with a NUL byte are not compared: jansson takes a NUL after a
+ *    top-level scalar ("2\0") for the end of the text, jsontext refuses
+ *    it (claims are objects, where jansson refuses it too);
  *  - every visited value has a pointer jsonptr_check accepts (up to
  *    JSONPTR_MAX_LEN) and an exact text that is the value's own token;
  *  - when jansson also read the text without duplicate names, each
@@ -130,15 +133,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&w, 0, sizeof(w));
 	w.text = (const char *)data;
 	w.len = size;
-	any = json_loadb(w.text, size, JSON_DECODE_ANY, &err);
-	w.root = json_loadb(w.text, size, JSON_DECODE_ANY |
-	    JSON_REJECT_DUPLICATES, NULL);
+	if (memchr(data, '\0', size) == NULL) {
+		any = json_loadb(w.text, size, JSON_DECODE_ANY, &err);
+		w.root = json_loadb(w.text, size, JSON_DECODE_ANY |
+		    JSON_REJECT_DUPLICATES, NULL);
+	} else
+		any = NULL;
 	r = jsontext_walk(w.text, size, visit, &w);
 	FUZZ_ASSERT(r == JSONTEXT_OK || r == JSONTEXT_INVALID);
 	if (any != NULL)
 		FUZZ_ASSERT(r == JSONTEXT_OK);
-	else if (r == JSONTEXT_OK)
+	else if (r == JSONTEXT_OK && memchr(data, '\0', size) == NULL)
 		FUZZ_ASSERT(strstr(err.text, "too big integer") != NULL ||
+		    strstr(err.text, "too big negative integer") != NULL ||
 		    strstr(err.text, "real number overflow") != NULL);
 	json_decref(any);
 	json_decref(w.root);
