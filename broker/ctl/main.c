@@ -18,8 +18,7 @@
 
 #include "ctl.h"
 #include "log.h"
-
-#define CTL_VERSION	"0.1.0"	/* keep in step with meson.build */
+#include "version.h"
 
 static const struct ctl_opt global_opts[] = {
 	{ "url", "URL", "broker URL (TOOLGATE_URL; default "
@@ -372,7 +371,7 @@ parse_option(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a,
 	if (k == -1)
 		return (ctl_usage(cmd, "unknown option: %s", arg));
 	if (k == G_VERSION) {
-		printf("toolgatectl %s\n", CTL_VERSION);
+		printf("toolgatectl %s\n", TOOLGATE_VERSION);
 		return (CTL_OK);
 	}
 	global_set(ctl, k, val);
