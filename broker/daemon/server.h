@@ -121,6 +121,7 @@ struct broker {
 	SSL_CTX			*ssl_ctx;	/* swapped on SIGHUP */
 	SSL_CTX			*retired_ctx;	/* freed at the next swap */
 	SSL_CTX			*refuse_ctx;	/* over max-connections */
+	int			 listen_fd;	/* shared by every worker */
 	struct limits		 limits;
 	struct ratelimit	*rl;
 	struct grant_signer	 grant;

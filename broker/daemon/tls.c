@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "file.h"
 #include "log.h"
 #include "tls.h"
 
@@ -47,53 +48,98 @@ tls_ssl_error(void)
 	return (buf);
 }
 
+/* Every CRL in the PEM file (one per issuing CA) into ctx's store, and
+ * CRL checking on.  0 or -1 with err. */
 static int
 tls_load_crl(SSL_CTX *ctx, const char *path, char *err, size_t errlen)
 {
 	X509_STORE	*store = SSL_CTX_get_cert_store(ctx);
 	X509_CRL	*crl;
 	BIO		*bio;
+	int		 n = 0, ok = 1;
 
 	if ((bio = BIO_new_file(path, "r")) == NULL) {
-		snprintf(err, errlen, "%s: cannot read CRL", path);
-		return (-1);
-	}
-	crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
-	BIO_free(bio);
-	if (crl == NULL || X509_STORE_add_crl(store, crl) != 1) {
-		X509_CRL_free(crl);
-		snprintf(err, errlen, "%s: not a PEM CRL (%s)", path,
+		snprintf(err, errlen, "--crl %s: cannot read CRL (%s)", path,
 		    tls_ssl_error());
 		return (-1);
 	}
-	X509_CRL_free(crl);
+	while (ok && (crl = PEM_read_bio_X509_CRL(bio, NULL, NULL,
+	    NULL)) != NULL) {
+		ok = X509_STORE_add_crl(store, crl) == 1;
+		X509_CRL_free(crl);
+		n++;
+	}
+	BIO_free(bio);
+	/* A clean end of the file reads as PEM "no start line". */
+	if (n > 0 && ok && ERR_GET_REASON(ERR_peek_last_error()) ==
+	    PEM_R_NO_START_LINE)
+		ERR_clear_error();
+	else {
+		snprintf(err, errlen, "--crl %s: not a PEM CRL (%s)", path,
+		    tls_ssl_error());
+		return (-1);
+	}
 	/* Fails closed: a CA without a CRL makes its leaves unverifiable. */
 	X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
 	return (0);
+}
+
+/* After a failed SSL_CTX_use_PrivateKey_file: 1 when the key itself
+ * loaded and only does not fit the certificate loaded before it. */
+static int
+tls_key_mismatch(void)
+{
+	unsigned long	 e = ERR_peek_last_error();
+
+	return (ERR_GET_LIB(e) == ERR_LIB_X509 &&
+	    ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH);
+}
+
+/* "--flag FILE: reason" into err unless path can be read.  0 or -1. */
+static int
+tls_file(const char *flag, const char *path, char *err, size_t errlen)
+{
+	char	 why[256];
+
+	if (file_readable(path, why, sizeof(why)) == 0)
+		return (0);
+	snprintf(err, errlen, "%s %s: %s", flag, path, why);
+	return (-1);
 }
 
 static int
 tls_load_files(SSL_CTX *ctx, const struct tls_files *f, char *err,
     size_t errlen)
 {
+	if (tls_file("--cert", f->cert, err, errlen) == -1 ||
+	    tls_file("--key", f->key, err, errlen) == -1 ||
+	    tls_file("--ca", f->ca, err, errlen) == -1 ||
+	    (f->crl != NULL && tls_file("--crl", f->crl, err, errlen) == -1))
+		return (-1);
 	if (SSL_CTX_use_certificate_chain_file(ctx, f->cert) != 1) {
-		snprintf(err, errlen, "%s: cannot load certificate (%s)",
+		snprintf(err, errlen, "--cert %s: not a PEM certificate (%s)",
 		    f->cert, tls_ssl_error());
 		return (-1);
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, f->key, SSL_FILETYPE_PEM) != 1) {
-		snprintf(err, errlen, "%s: cannot load private key (%s)",
-		    f->key, tls_ssl_error());
+	/* A key that loads but does not fit fails here already (OpenSSL
+	 * checks it against the certificate): that is the pairing's fault,
+	 * said below. */
+	if (SSL_CTX_use_PrivateKey_file(ctx, f->key, SSL_FILETYPE_PEM) != 1 &&
+	    !tls_key_mismatch()) {
+		snprintf(err, errlen, "--key %s: not a PEM private key, or "
+		    "encrypted (%s)", f->key, tls_ssl_error());
 		return (-1);
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		snprintf(err, errlen, "%s: key does not match certificate %s",
-		    f->key, f->cert);
+		/* Both files load: it is the pair that is wrong. */
+		snprintf(err, errlen, "--cert %s and --key %s do not belong "
+		    "together: the key is not the one the certificate names",
+		    f->cert, f->key);
 		ERR_clear_error();
 		return (-1);
 	}
 	if (SSL_CTX_load_verify_locations(ctx, f->ca, NULL) != 1) {
-		snprintf(err, errlen, "%s: cannot load CA certificate (%s)",
+		snprintf(err, errlen, "--ca %s: not a PEM CA certificate (%s)",
 		    f->ca, tls_ssl_error());
 		return (-1);
 	}
