@@ -62,7 +62,7 @@ static const char help_text[] =
 "\n"
 "options:\n"
 "  --crl FILE           CRLs (PEM) of the CAs in --ca: revoked certificates\n"
-"                       are refused\n"
+"                       are refused, also on open connections after SIGHUP\n"
 "  --audience NAME      the aud intents must name (default toolgate)\n"
 "  --threads N          worker threads, 1..64 (default: one per CPU)\n"
 "  --config FILE        \"name = value\" settings: any flag above by its\n"
@@ -74,8 +74,8 @@ static const char help_text[] =
 "  -h, --help           show this help and exit\n"
 "\n"
 "Logs go to stderr; \"listening on HOST:PORT\" once ready.  SIGHUP reloads\n"
-"the certificate, key, CA and CRL for new connections; SIGTERM finishes\n"
-"in-flight requests and exits 0.\n"
+"the certificate, key, CA and CRL and closes connections whose certificate\n"
+"is no longer trusted; SIGTERM finishes in-flight requests and exits 0.\n"
 "Exit 2: a bad flag or setting, an unusable file or key, or the address in\n"
 "use.  Documentation: README.md, proto/config.md, proto/identities.md.\n";
 
@@ -105,6 +105,7 @@ struct options {
 	/* --config only: hardening and durability knobs (proto/config.md) */
 	const char	*synchronous, *max_connections, *idle_timeout;
 	const char	*request_timeout, *rate_limit, *rate_burst;
+	const char	*max_conn_age;
 	char		*config_text;	/* owns the values read from --config */
 };
 
@@ -121,6 +122,7 @@ static const struct {
 	{ "request-timeout",	offsetof(struct options, request_timeout) },
 	{ "rate-limit",		offsetof(struct options, rate_limit) },
 	{ "rate-burst",		offsetof(struct options, rate_burst) },
+	{ "max-connection-age",	offsetof(struct options, max_conn_age) },
 };
 
 static const struct option longopts[] = {
@@ -295,6 +297,8 @@ options_limits(const struct options *o, struct broker *b)
 	    0, 10000000);
 	l->burst = (uint32_t)options_number("rate-burst", o->rate_burst,
 	    2 * (long)l->rate, 0, 20000000);
+	l->max_conn_age = (int)options_number("max-connection-age",
+	    o->max_conn_age, 3600, 1, 31536000);
 }
 
 /* Name every required flag that is missing, and exit 2. */
@@ -404,6 +408,7 @@ broker_load_keys(struct broker *b, const char *grant_key_path)
 
 	check_secrecy("--key", b->tls.key);
 	check_secrecy("--grant-key", grant_key_path);
+	pthread_mutex_init(&b->tls_lock, NULL);
 	if ((b->refuse_ctx = tls_refusing_ctx()) == NULL ||
 	    (b->rl = ratelimit_new(b->limits.rate, b->limits.burst)) == NULL)
 		startup_exit("cannot set up connection limits");
@@ -674,14 +679,14 @@ libevent_log(int severity, const char *msg)
 /*
  * SIGHUP: rebuild the TLS context from the same files (certificate, key,
  * CA, CRL) and swap it in for new connections; established connections
- * keep theirs.  On any error the old context stays.  The context before
- * the old one is freed: SSL objects hold their own reference, and a
- * worker that loaded the old pointer just now still finds it alive.
+ * keep theirs, unless the new CA or CRL refuses their certificate: those
+ * are closed once their request in flight is answered (conn.c).  On any
+ * error the old context stays.
  */
 static void
 broker_reload_tls(struct broker *b)
 {
-	SSL_CTX	*fresh, *old;
+	SSL_CTX	*fresh;
 	char	 err[512];
 
 	if ((fresh = tls_server_ctx(&b->tls, err, sizeof(err))) == NULL) {
@@ -689,10 +694,9 @@ broker_reload_tls(struct broker *b)
 		    "certificates: %s", err);
 		return;
 	}
-	old = __atomic_exchange_n(&b->ssl_ctx, fresh, __ATOMIC_ACQ_REL);
-	SSL_CTX_free(b->retired_ctx);
-	b->retired_ctx = old;
-	log_info("SIGHUP: TLS certificates and CRL reloaded");
+	conn_tls_swap(b, fresh);
+	log_info("SIGHUP: TLS certificates and CRL reloaded; checking open "
+	    "connections against them");
 }
 
 /* The signals the main thread takes with sigwait.  Blocked in main before
@@ -771,7 +775,6 @@ main(int argc, char **argv)
 	db_close(broker.commit_ctx.db);
 	close(broker.listen_fd);
 	SSL_CTX_free(broker.ssl_ctx);
-	SSL_CTX_free(broker.retired_ctx);
 	SSL_CTX_free(broker.refuse_ctx);
 	ratelimit_free(broker.rl);
 	grant_signer_deinit(&broker.grant);
