@@ -21,20 +21,20 @@
 #define PENDING_SOON		300	/* seconds: highlight "expires in" */
 
 const struct ctl_opt cmd_pending_opts[] = {
-	{ "status", "S", "pending (default), allowed, rejected or expired" },
-	{ "limit", "N", "at most N intents, 1..1000 (default 100)" },
-	{ NULL, NULL, NULL }
+	{ "status", "S", "pending (default), allowed, rejected or expired", 0 },
+	{ "limit", "N", "at most N intents, 1..1000 (default 100)", 0 },
+	{ NULL, NULL, NULL, 0 }
 };
 enum { P_STATUS, P_LIMIT };
 
 const struct ctl_opt cmd_approve_opts[] = {
-	{ "comment", "TEXT", "note kept with the approval" },
-	{ NULL, NULL, NULL }
+	{ "comment", "TEXT", "note kept with the approval", 0 },
+	{ NULL, NULL, NULL, 0 }
 };
 
 const struct ctl_opt cmd_reject_opts[] = {
-	{ "reason", "TEXT", "why (required)" },
-	{ NULL, NULL, NULL }
+	{ "reason", "TEXT", "why (required)", 0 },
+	{ NULL, NULL, NULL, 0 }
 };
 
 /* --- pending --------------------------------------------------------- */

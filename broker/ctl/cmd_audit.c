@@ -26,12 +26,12 @@ static int	audit_cmd_verify(struct ctl *, const struct ctl_cmd *,
 static int	audit_cmd_export(struct ctl *, const struct ctl_cmd *,
 		    struct ctl_args *);
 
-static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL } };
+static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL, 0 } };
 
 static const struct ctl_opt opts_export[] = {
-	{ "after", "SEQ", "only records with a larger seq (default 0)" },
-	{ "limit", "N", "at most N records" },
-	{ NULL, NULL, NULL }
+	{ "after", "SEQ", "only records with a larger seq (default 0)", 0 },
+	{ "limit", "N", "at most N records", 0 },
+	{ NULL, NULL, NULL, 0 }
 };
 enum { E_AFTER, E_LIMIT };
 

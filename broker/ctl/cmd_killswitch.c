@@ -22,20 +22,20 @@ static int	ks_cmd_status(struct ctl *, const struct ctl_cmd *,
 static int	ks_cmd_reset(struct ctl *, const struct ctl_cmd *,
 		    struct ctl_args *);
 
-static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL } };
+static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL, 0 } };
 
 static const struct ctl_opt opts_trip[] = {
-	{ "agent", "NAME", "stop one agent identity" },
-	{ "tool", "PATTERN", "stop one tool or a prefix.* pattern" },
-	{ "reason", "TEXT", "why (required)" },
-	{ "reject-pending", NULL, "also reject every pending intent covered" },
-	{ NULL, NULL, NULL }
+	{ "agent", "NAME", "stop one agent identity", 0 },
+	{ "tool", "PATTERN", "stop one tool or a prefix.* pattern", 0 },
+	{ "reason", "TEXT", "why (required)", 0 },
+	{ "reject-pending", NULL, "also reject every pending intent covered", 0 },
+	{ NULL, NULL, NULL, 0 }
 };
 enum { T_AGENT, T_TOOL, T_REASON, T_REJECT };
 
 static const struct ctl_opt opts_reset[] = {
-	{ "reason", "TEXT", "why (required)" },
-	{ NULL, NULL, NULL }
+	{ "reason", "TEXT", "why (required)", 0 },
+	{ NULL, NULL, NULL, 0 }
 };
 
 const struct ctl_cmd cmd_killswitch[] = {

@@ -23,7 +23,7 @@ static int	policy_apply(struct ctl *, const struct ctl_cmd *,
 static int	policy_show(struct ctl *, const struct ctl_cmd *,
 		    struct ctl_args *);
 
-static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL } };
+static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL, 0 } };
 
 const struct ctl_cmd cmd_policy[] = {
 	{ "check", "policy check", "FILE",

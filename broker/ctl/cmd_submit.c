@@ -33,16 +33,16 @@
 #define SUBMIT_POLL_SLACK	10	/* socket timeout beyond the wait */
 
 const struct ctl_opt cmd_submit_opts[] = {
-	{ "tool", "NAME", "tool to call, e.g. payments.transfer (required)" },
-	{ "amount", "VALUE", "decimal amount exactly as text, e.g. 12.50" },
-	{ "currency", "CODE", "currency of --amount, e.g. USD" },
-	{ "args", "JSON", "arguments for the tool, a JSON object" },
-	{ "reason", "TEXT", "why, shown to approvers (<= 1024 characters)" },
-	{ "audience", "NAME", "the broker's audience (default toolgate)" },
-	{ "ttl", "SECONDS", "intent lifetime, 1..300 (default 60)" },
+	{ "tool", "NAME", "tool to call, e.g. payments.transfer (required)", 0 },
+	{ "amount", "VALUE", "decimal amount exactly as text, e.g. 12.50", 0 },
+	{ "currency", "CODE", "currency of --amount, e.g. USD", 0 },
+	{ "args", "JSON", "arguments for the tool, a JSON object", 0 },
+	{ "reason", "TEXT", "why, shown to approvers (<= 1024 characters)", 0 },
+	{ "audience", "NAME", "the broker's audience (default toolgate)", 0 },
+	{ "ttl", "SECONDS", "intent lifetime, 1..300 (default 60)", 0 },
 	{ "wait", "SECONDS", "if approval is needed, wait 1..3600 s for the "
-	    "decision" },
-	{ NULL, NULL, NULL }
+	    "decision", 0 },
+	{ NULL, NULL, NULL, 0 }
 };
 enum { O_TOOL, O_AMOUNT, O_CURRENCY, O_ARGS, O_REASON, O_AUDIENCE, O_TTL,
 	O_WAIT };

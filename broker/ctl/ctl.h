@@ -33,11 +33,13 @@ struct ctl {
 	int		 timeout;	/* seconds */
 };
 
-/* One option of a command: --name ARG (arg NULL for a flag). */
+/* One option of a command: --name ARG (arg NULL for a flag), and -c
+ * when shortopt is not '\0'. */
 struct ctl_opt {
 	const char	*name;
 	const char	*arg;
 	const char	*help;
+	char		 shortopt;
 };
 
 /* A parsed command line: option values indexed like the command's opts
@@ -82,6 +84,10 @@ int	ctl_parse_int(const struct ctl_cmd *, const char *what, const char *v,
 void	ctl_actor(char *out, size_t outlen);
 struct db *ctl_db_open(const struct ctl *, int create);
 int	ctl_read_file(const char *path, size_t max, char **text, size_t *len);
+
+/* help.c */
+int	ctl_help(const struct ctl_cmd *cmd, const struct ctl_opt *global_opts,
+	    int root);
 
 /* client.c */
 struct client_answer {

@@ -22,19 +22,19 @@
 
 static const struct ctl_opt global_opts[] = {
 	{ "url", "URL", "broker URL (TOOLGATE_URL; default "
-	    CTL_DEFAULT_URL ")" },
-	{ "cert", "FILE", "client certificate, PEM (TOOLGATE_CERT)" },
-	{ "key", "FILE", "client private key, PEM (TOOLGATE_KEY)" },
+	    CTL_DEFAULT_URL ")", 0 },
+	{ "cert", "FILE", "client certificate, PEM (TOOLGATE_CERT)", 0 },
+	{ "key", "FILE", "client private key, PEM (TOOLGATE_KEY)", 0 },
 	{ "ca", "FILE", "CA that signed the broker's certificate "
-	    "(TOOLGATE_CA)" },
-	{ "db", "PATH", "work offline on this database" },
-	{ "json", NULL, "machine output: JSON on stdout" },
-	{ "version", NULL, "print the version and exit" },
-	{ NULL, NULL, NULL }
+	    "(TOOLGATE_CA)", 0 },
+	{ "db", "PATH", "work offline on this database", 0 },
+	{ "json", NULL, "machine output: JSON on stdout", 0 },
+	{ "version", NULL, "print the version and exit", 0 },
+	{ NULL, NULL, NULL, 0 }
 };
 enum { G_URL, G_CERT, G_KEY, G_CA, G_DB, G_JSON, G_VERSION };
 
-static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL } };
+static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL, 0 } };
 
 static const struct ctl_cmd cmd_main[] = {
 	{ "submit", "submit", "--tool T [options]",
@@ -78,8 +78,11 @@ static const struct ctl_cmd cmd_root = {
 	opts_none, 0, NULL, cmd_main
 };
 
-static int	help_width(const struct ctl_cmd *, const struct ctl_opt *);
-static int	help(const struct ctl_cmd *cmd);
+static int
+help(const struct ctl_cmd *cmd)
+{
+	return (ctl_help(cmd, global_opts, cmd == &cmd_root));
+}
 
 int
 ctl_usage(const struct ctl_cmd *cmd, const char *fmt, ...)
@@ -343,6 +346,29 @@ find_sub(const struct ctl_cmd *group, const char *name)
 	return (NULL);
 }
 
+/* A one-letter option ("-q") of cmd at argv[*i]: -1 to go on, else the
+ * usage error's exit code. */
+static int
+parse_short(const struct ctl_cmd *cmd, struct ctl_args *a, int argc,
+    char **argv, int *i)
+{
+	const char	*arg = argv[*i];
+	int		 k;
+
+	for (k = 0; k < CTL_MAX_OPTS && cmd->opts[k].name != NULL; k++)
+		if (cmd->opts[k].shortopt == arg[1])
+			break;
+	if (k == CTL_MAX_OPTS || cmd->opts[k].name == NULL)
+		return (ctl_usage(cmd, "unknown option: %s", arg));
+	if (cmd->opts[k].arg == NULL)
+		a->val[k] = "";
+	else if (*i + 1 < argc)
+		a->val[k] = argv[++*i];
+	else
+		return (ctl_usage(cmd, "%s needs %s", arg, cmd->opts[k].arg));
+	return (-1);
+}
+
 /*
  * One option at argv[*i]: the command's own first, then the global ones
  * (accepted anywhere).  Returns -1 to go on, else an exit code (help,
@@ -357,6 +383,8 @@ parse_option(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a,
 
 	if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
 		return (help(cmd));
+	if (arg[1] != '-' && arg[2] == '\0')
+		return (parse_short(cmd, a, argc, argv, i));
 	if (strncmp(arg, "--", 2) != 0)
 		return (ctl_usage(cmd, "unknown option: %s", arg));
 	if ((k = opt_match(cmd, cmd->opts, argc, argv, i, &val, &rc)) >= 0) {
@@ -414,83 +442,6 @@ dispatch(struct ctl *ctl, int argc, char **argv, struct ctl_args *a)
 		return (ctl_usage(cmd, "missing argument: %s %s", cmd->path,
 		    cmd->synopsis));
 	return (cmd->run(ctl, cmd, a));
-}
-
-/* Width of the left column: the longest entry plus a gap, at most 32. */
-static int
-help_width(const struct ctl_cmd *cmd, const struct ctl_opt *opts)
-{
-	const struct ctl_cmd	*c;
-	int			 k, n, w = (int)strlen("-h, --help");
-
-	for (k = 0; opts[k].name != NULL; k++) {
-		n = 3 + (int)strlen(opts[k].name) +
-		    (opts[k].arg ? (int)strlen(opts[k].arg) : 0);
-		w = n > w ? n : w;
-	}
-	for (c = cmd->sub; c != NULL && c->name != NULL; c++) {
-		n = 1 + (int)strlen(c->name) + (int)strlen(c->sub ? "COMMAND" :
-		    c->synopsis);
-		w = n > w ? n : w;
-	}
-	return (w > 32 ? 32 : w);
-}
-
-/* One aligned row; a left part wider than w gets a line of its own. */
-static void
-help_row(int w, const char *left, const char *text)
-{
-	if ((int)strlen(left) > w)
-		printf("  %s\n  %-*s  %s\n", left, w, "", text);
-	else
-		printf("  %-*s  %s\n", w, left, text);
-}
-
-static void
-help_opts(const char *title, const struct ctl_opt *opts, int w)
-{
-	char	 left[64];
-	int	 k;
-
-	printf("\n%s:\n", title);
-	for (k = 0; opts[k].name != NULL; k++) {
-		snprintf(left, sizeof(left), "--%s%s%s", opts[k].name,
-		    opts[k].arg ? " " : "", opts[k].arg ? opts[k].arg : "");
-		help_row(w, left, opts[k].help);
-	}
-	help_row(w, "-h, --help", "show this help");
-}
-
-/* Usage of cmd on stdout, from the tables; exit 0. */
-static int
-help(const struct ctl_cmd *cmd)
-{
-	const struct ctl_cmd	*c;
-	const struct ctl_opt	*opts;
-	char			 left[64];
-	int			 root = cmd == &cmd_root, w;
-
-	opts = root ? global_opts : cmd->opts;
-	w = help_width(cmd, opts);
-	printf("usage: toolgatectl [global options]%s%s %s\n\n%s\n",
-	    cmd->path[0] ? " " : "", cmd->path, cmd->synopsis, cmd->summary);
-	if (cmd->sub != NULL) {
-		printf("\ncommands:\n");
-		for (c = cmd->sub; c->name != NULL; c++) {
-			snprintf(left, sizeof(left), "%s %s", c->name,
-			    c->sub != NULL ? "COMMAND" : c->synopsis);
-			help_row(w, left, c->summary);
-		}
-	}
-	help_opts(root ? "global options" : "options", opts, w);
-	if (!root)
-		printf("\nglobal options (--url --cert --key --ca --db --json) "
-		    "may come anywhere: see 'toolgatectl --help'\n");
-	printf("\nexample:\n  %s\n", cmd->example);
-	if (root)
-		printf("\nexit codes: 0 done, 1 refused or failed, 2 usage, "
-		    "3 connection or TLS failure\n");
-	return (CTL_OK);
 }
 
 int
