@@ -120,8 +120,8 @@ ks_trip_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
 	json_t			*sw = NULL;
 	int			 r, rc;
 
-	if ((db = ctl_db_open(ctl, 0)) == NULL)
-		return (CTL_FAIL);
+	if ((rc = ctl_db_open(ctl, 0, &db)) != CTL_OK)
+		return (rc);
 	ctl_actor(actor, sizeof(actor));
 	r = ks_trip(db, actor, scope, target, reason, reject, &res, &why);
 	if (r == -2)
@@ -248,8 +248,8 @@ ks_cmd_status(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 	int		 rc, code;
 
 	if (ctl->db != NULL) {
-		if ((db = ctl_db_open(ctl, 0)) == NULL)
-			return (CTL_FAIL);
+		if ((rc = ctl_db_open(ctl, 0, &db)) != CTL_OK)
+			return (rc);
 		st = ks_status(db);
 		db_close(db);
 		if (st == NULL)
@@ -289,8 +289,8 @@ ks_reset_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
 	json_t		*sw = NULL;
 	int		 r, rc;
 
-	if ((db = ctl_db_open(ctl, 0)) == NULL)
-		return (CTL_FAIL);
+	if ((rc = ctl_db_open(ctl, 0, &db)) != CTL_OK)
+		return (rc);
 	ctl_actor(actor, sizeof(actor));
 	r = ks_reset(db, actor, id, reason, &why);
 	if (r == -2)

@@ -20,6 +20,7 @@
 #include "amount.h"
 #include "clock.h"
 #include "ctl.h"
+#include "file.h"
 #include "ident.h"
 #include "jose.h"
 #include "policy.h"
@@ -187,18 +188,26 @@ submit_sign(const struct ctl *ctl, json_t *claims, char **jws)
 {
 	EVP_PKEY	*key;
 	const char	*why;
+	char		 fwhy[256];
 	enum jose_alg	 alg;
 	json_t		*header = NULL;
 	char		*payload = NULL;
 
 	*jws = NULL;
-	if ((key = jose_load_private_key(ctl->key, &why)) == NULL)
-		return (ctl_fail("%s: %s", ctl->key, why));
+	if (file_readable(ctl->key, fwhy, sizeof(fwhy)) == -1) {
+		ctl_fail("--key %s: %s", ctl->key, fwhy);
+		return (CTL_USAGE);
+	}
+	if ((key = jose_load_private_key(ctl->key, &why)) == NULL) {
+		ctl_fail("--key %s: %s", ctl->key, why);
+		return (CTL_USAGE);
+	}
 	/* alg comes from the key: ES256 for P-256, RS256 for RSA >= 2048. */
 	if ((alg = jose_alg_for_key(key)) == JOSE_ALG_NONE_OK) {
 		EVP_PKEY_free(key);
-		return (ctl_fail("%s: key cannot sign intents (need EC P-256 "
-		    "or RSA of 2048 bits or more)", ctl->key));
+		ctl_fail("--key %s: key cannot sign intents (need EC P-256 or "
+		    "RSA of 2048 bits or more)", ctl->key);
+		return (CTL_USAGE);
 	}
 	header = json_pack("{ss ss}", "alg", jose_alg_name(alg), "typ", "JWT");
 	payload = json_dumps(claims, JSON_COMPACT);
@@ -341,11 +350,8 @@ cmd_submit(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 	if ((rc = submit_parse(cmd, a, &s)) != 0 ||
 	    (rc = ctl_need_identity(ctl, cmd)) != 0)
 		goto done;
-	if (ident_from_file(ctl->cert, iss, sizeof(iss)) == -1) {
-		rc = ctl_fail("%s: no usable identity (URI SAN or CN) in this "
-		    "certificate", ctl->cert);
+	if ((rc = ctl_cert_identity(ctl, iss, sizeof(iss))) != 0)
 		goto done;
-	}
 	if ((claims = submit_claims(&s, iss)) == NULL) {
 		rc = ctl_usage(cmd, "could not build the intent (text must be "
 		    "UTF-8)");

@@ -82,7 +82,8 @@ int	ctl_check_intent_id(const struct ctl_cmd *, const char *id);
 int	ctl_parse_int(const struct ctl_cmd *, const char *what, const char *v,
 	    int64_t min, int64_t max, int64_t *out);
 void	ctl_actor(char *out, size_t outlen);
-struct db *ctl_db_open(const struct ctl *, int create);
+int	ctl_db_open(const struct ctl *, int create, struct db **dbp);
+int	ctl_cert_identity(const struct ctl *, char *out, size_t outlen);
 int	ctl_read_file(const char *path, size_t max, char **text, size_t *len);
 
 /* help.c */

@@ -196,7 +196,8 @@ ctl_help(const struct ctl_cmd *cmd, const struct ctl_opt *global_opts,
 	if (root) {
 		putchar('\n');
 		help_para("", 0, "exit codes: 0 done, 1 refused or failed, "
-		    "2 usage, 3 connection or TLS failure", 0);
+		    "2 usage (also an unreadable local file), 3 connection or "
+		    "TLS failure", 0);
 	}
 	return (CTL_OK);
 }

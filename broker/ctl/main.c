@@ -17,6 +17,8 @@
 #include <jansson.h>
 
 #include "ctl.h"
+#include "file.h"
+#include "ident.h"
 #include "log.h"
 #include "version.h"
 
@@ -192,22 +194,47 @@ ctl_actor(char *out, size_t outlen)
 }
 
 /*
- * Open --db (migrating it).  Unless create is set the file must exist, so
- * a typo does not silently make an empty database.  Prints why on failure.
+ * Open --db (migrating it) into *dbp.  Unless create is set the file must
+ * exist, so a typo does not silently make an empty database.  CTL_OK, or
+ * the exit code after saying why: CTL_USAGE for a file that is not
+ * there, CTL_FAIL when the database itself cannot be used.
  */
-struct db *
-ctl_db_open(const struct ctl *ctl, int create)
+int
+ctl_db_open(const struct ctl *ctl, int create, struct db **dbp)
 {
-	struct db	*db;
-	char		 err[256];
+	char	 err[256];
 
-	if (!create && access(ctl->db, F_OK) == -1) {
-		ctl_fail("%s: %s", ctl->db, strerror(errno));
-		return (NULL);
+	*dbp = NULL;
+	if (!create && file_readable(ctl->db, err, sizeof(err)) == -1) {
+		ctl_fail("--db %s: %s", ctl->db, err);
+		return (CTL_USAGE);
 	}
-	if ((db = db_open(ctl->db, err, sizeof(err))) == NULL)
+	if ((*dbp = db_open(ctl->db, err, sizeof(err))) == NULL) {
 		ctl_fail("%s: %s", ctl->db, err);
-	return (db);
+		return (CTL_FAIL);
+	}
+	return (CTL_OK);
+}
+
+/*
+ * The identity of --cert (URI SAN, else CN) into out.  CTL_OK, or
+ * CTL_USAGE after naming the file and what is wrong with it.
+ */
+int
+ctl_cert_identity(const struct ctl *ctl, char *out, size_t outlen)
+{
+	char	 why[256];
+
+	if (file_readable(ctl->cert, why, sizeof(why)) == -1) {
+		ctl_fail("--cert %s: %s", ctl->cert, why);
+		return (CTL_USAGE);
+	}
+	if (ident_from_file(ctl->cert, out, outlen) == -1) {
+		ctl_fail("--cert %s: not a PEM certificate naming an identity "
+		    "(a URI SAN or a subject CN)", ctl->cert);
+		return (CTL_USAGE);
+	}
+	return (CTL_OK);
 }
 
 /* Read a whole file ("-" = stdin) of at most max bytes into a malloc'd,
@@ -216,11 +243,12 @@ int
 ctl_read_file(const char *path, size_t max, char **text, size_t *len)
 {
 	FILE	*f = stdin;
-	char	*buf;
+	char	*buf, why[256] = "";
 	size_t	 n;
 
-	if (strcmp(path, "-") != 0 && (f = fopen(path, "rb")) == NULL) {
-		ctl_fail("%s: %s", path, strerror(errno));
+	if (strcmp(path, "-") != 0 && (file_readable(path, why,
+	    sizeof(why)) == -1 || (f = fopen(path, "rb")) == NULL)) {
+		ctl_fail("%s: %s", path, why[0] ? why : strerror(errno));
 		return (-1);
 	}
 	if ((buf = malloc(max + 1)) == NULL) {
@@ -230,8 +258,10 @@ ctl_read_file(const char *path, size_t max, char **text, size_t *len)
 	}
 	n = fread(buf, 1, max + 1, f);
 	if (ferror(f) || n > max) {
-		ctl_fail("%s: %s", path, ferror(f) ? "read error" :
-		    "file too large");
+		if (ferror(f))
+			ctl_fail("%s: read error", path);
+		else
+			ctl_fail("%s: larger than %zu bytes", path, max);
 		free(buf);
 		buf = NULL;
 	} else
