@@ -17,6 +17,7 @@
 #define CTL_FAIL	1	/* refused or failed */
 #define CTL_USAGE	2	/* bad command line */
 #define CTL_CONN	3	/* connection or TLS failure */
+#define CTL_PENDING	4	/* the intent is still pending (CONTRACT §12) */
 
 #define CTL_DEFAULT_URL		"https://127.0.0.1:8443"
 #define CTL_TIMEOUT		30	/* seconds, socket reads and writes */
@@ -29,6 +30,7 @@ struct ctl {
 	const char	*key;
 	const char	*ca;
 	const char	*db;
+	int		 db_from_env;	/* db is TOOLGATE_DB, not --db */
 	int		 json;
 	int		 timeout;	/* seconds */
 };
@@ -130,13 +132,17 @@ extern const struct ctl_cmd cmd_policy[];
 extern const struct ctl_cmd cmd_audit[];
 extern const struct ctl_cmd cmd_killswitch[];
 extern const struct ctl_opt cmd_submit_opts[];
+extern const struct ctl_opt cmd_wait_opts[];
 int	cmd_submit(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
+int	cmd_wait(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
 
 /* cmd_approvals.c */
 extern const struct ctl_opt cmd_pending_opts[];
 extern const struct ctl_opt cmd_approve_opts[];
 extern const struct ctl_opt cmd_reject_opts[];
 int	cmd_pending(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
+int	ctl_get_intent(const struct ctl *, const struct ctl_cmd *,
+	    const char *id, json_t **view);
 int	cmd_show(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
 int	cmd_approve(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
 int	cmd_reject(struct ctl *, const struct ctl_cmd *, struct ctl_args *);

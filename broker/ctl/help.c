@@ -160,8 +160,8 @@ help_opts(const char *title, const struct ctl_opt *opts, int w)
 
 /*
  * The help of cmd on stdout: usage, summary, sub-commands, options (the
- * global ones for the root), example; root also lists exit codes.
- * Returns CTL_OK.
+ * global ones for the root), example; root also lists exit codes and
+ * environment.  Returns CTL_OK.
  */
 int
 ctl_help(const struct ctl_cmd *cmd, const struct ctl_opt *global_opts,
@@ -197,7 +197,13 @@ ctl_help(const struct ctl_cmd *cmd, const struct ctl_opt *global_opts,
 		putchar('\n');
 		help_para("", 0, "exit codes: 0 done, 1 refused or failed, "
 		    "2 usage (also an unreadable local file), 3 connection or "
-		    "TLS failure", 0);
+		    "TLS failure, 4 still pending (submit without --wait, or "
+		    "a wait that timed out)", 0);
+		putchar('\n');
+		help_para("", 0, "environment: TOOLGATE_URL, TOOLGATE_CERT, "
+		    "TOOLGATE_KEY, TOOLGATE_CA stand in for the global options "
+		    "of the same name; TOOLGATE_DB for --db, unless --url is "
+		    "given (commands that exist only online ignore it)", 0);
 	}
 	return (CTL_OK);
 }

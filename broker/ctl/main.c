@@ -29,7 +29,7 @@ static const struct ctl_opt global_opts[] = {
 	{ "key", "FILE", "client private key, PEM (TOOLGATE_KEY)", 0 },
 	{ "ca", "FILE", "CA that signed the broker's certificate "
 	    "(TOOLGATE_CA)", 0 },
-	{ "db", "PATH", "work offline on this database", 0 },
+	{ "db", "PATH", "work offline on this database (TOOLGATE_DB)", 0 },
 	{ "json", NULL, "machine output: JSON on stdout", 0 },
 	{ "version", NULL, "print the version and exit", 0 },
 	{ NULL, NULL, NULL, 0 }
@@ -44,7 +44,12 @@ static const struct ctl_cmd cmd_main[] = {
 	    "toolgatectl submit --tool payments.transfer --amount 12.50 "
 	    "--currency USD --args '{\"to\":\"acct-1\"}'",
 	    cmd_submit_opts, 0, cmd_submit, NULL },
-	{ "pending", "pending", "[--status S] [--limit N]",
+	{ "wait", "wait", "ID [--timeout S]",
+	    "wait for a pending intent to be decided (exit 4: still pending)",
+	    "toolgatectl wait in_0123456789abcdef0123456789abcdef "
+	    "--timeout 600",
+	    cmd_wait_opts, 1, cmd_wait, NULL },
+	{ "pending", "pending", "[--status S] [--limit N] [-q]",
 	    "list intents waiting for approval (or decided ones)",
 	    "toolgatectl pending --limit 20",
 	    cmd_pending_opts, 0, cmd_pending, NULL },
@@ -133,7 +138,9 @@ ctl_need_identity(const struct ctl *ctl, const struct ctl_cmd *cmd)
 int
 ctl_online(const struct ctl *ctl, const struct ctl_cmd *cmd)
 {
-	if (ctl->db != NULL)
+	/* TOOLGATE_DB serves the commands that can work offline; these
+	 * cannot, so they go online despite it. */
+	if (ctl->db != NULL && !ctl->db_from_env)
 		return (ctl_usage(cmd, "%s works only through the broker "
 		    "(drop --db)", cmd->path));
 	return (ctl_need_identity(ctl, cmd));
@@ -292,6 +299,8 @@ ctl_init(struct ctl *ctl)
 	ctl->cert = env("TOOLGATE_CERT");
 	ctl->key = env("TOOLGATE_KEY");
 	ctl->ca = env("TOOLGATE_CA");
+	if ((ctl->db = env("TOOLGATE_DB")) != NULL)
+		ctl->db_from_env = 1;
 	ctl->timeout = CTL_TIMEOUT;
 }
 
@@ -299,11 +308,21 @@ static void
 global_set(struct ctl *ctl, int idx, const char *val)
 {
 	switch (idx) {
-	case G_URL:	ctl->url = val; break;
+	case G_URL:
+		/* An explicit --url means online: TOOLGATE_DB steps aside. */
+		ctl->url = val;
+		if (ctl->db_from_env) {
+			ctl->db = NULL;
+			ctl->db_from_env = 0;
+		}
+		break;
 	case G_CERT:	ctl->cert = val; break;
 	case G_KEY:	ctl->key = val; break;
 	case G_CA:	ctl->ca = val; break;
-	case G_DB:	ctl->db = val; break;
+	case G_DB:
+		ctl->db = val;
+		ctl->db_from_env = 0;
+		break;
 	case G_JSON:	ctl->json = 1; break;
 	default:	break;
 	}

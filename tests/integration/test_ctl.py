@@ -267,13 +267,13 @@ class Online(Tmp):
     def test_submit_pending(self):
         p = self.ctl("submit", "--tool", "payments.transfer",
                      "--amount", "5000.00", "--currency", "USD")
-        self.assertExit(p, 0)
+        self.assertExit(p, 4)                   # 4: still pending
         self.assertRegex(p.stdout, r"^pending +in_[0-9a-f]{32} +"
                                    r"payments\.transfer\n")
         self.assertIn("toolgatectl approve in_", p.stdout)
         p = self.ctl("--json", "submit", "--tool", "payments.transfer",
                      "--amount", "5000.00", "--currency", "USD")
-        self.assertExit(p, 0)
+        self.assertExit(p, 4)
         d = json.loads(p.stdout)
         self.assertEqual((d["decision"], d["approvals_required"]),
                          ("pending", 1))

@@ -1,28 +1,35 @@
 """
-test_ctl_ops: toolgatectl for scripts and approvers (issue 16): help
-that fits 80 columns without cutting words, and errors that name the
-local file at fault (exit 2, not 1).
+test_ctl_ops: toolgatectl for scripts and approvers (issue 16, points 7,
+9 and 12) against a real toolgated: exit 4 while an intent is still
+pending, `toolgatectl wait ID`, `submit --wait` printing the id before it
+waits also into a pipe, `pending -q`, TOOLGATE_DB, `--args @FILE` and
+`--args -`, help that fits 80 columns without cutting words, and errors
+that name the local file at fault (exit 2, not 1).
 """
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
+ID = r"in_[0-9a-f]{32}"
+
 COMMANDS = [
-    [], ["submit"], ["pending"], ["show"], ["approve"],
+    [], ["submit"], ["wait"], ["pending"], ["show"], ["approve"],
     ["reject"], ["killswitch"], ["killswitch", "trip"],
     ["killswitch", "status"], ["killswitch", "reset"], ["policy"],
     ["policy", "check"], ["policy", "apply"], ["policy", "show"], ["audit"],
     ["audit", "verify"], ["audit", "export"],
 ]
-
 
 def clean_env(**kw):
     e = dict(os.environ)
@@ -80,6 +87,12 @@ class Help(Case):
                          "--reason TEXT [--reject-pending]")
         for line in text.splitlines():
             self.assertEqual(line.count("["), line.count("]"), line)
+
+    def test_root_help_names_exit_4_and_the_environment(self):
+        text = " ".join(self.help_of([]).split())
+        self.assertIn("4 still pending", text)
+        self.assertIn("TOOLGATE_DB", text)
+        self.assertIn("wait ID [--timeout S]", text)
 
 
 class LocalFiles(Case):
@@ -149,6 +162,207 @@ class LocalFiles(Case):
                 "verify")
         self.assertExit(p, 2)
         self.assertIn("absent.db: No such file or directory", p.stderr)
+
+
+class Online(Case):
+    @classmethod
+    def setUpClass(cls):
+        cls.broker = harness.Broker()
+        cls.broker.__enter__()
+        cls.tmp = tempfile.mkdtemp(prefix="test_ctl_ops.")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.__exit__(None, None, None)
+        shutil.rmtree(cls.tmp, True)
+
+    def argv(self, who, *args):
+        k = self.broker.pki
+        return [harness.CTL, "--url", self.broker.url,
+                "--ca", os.path.join(k, "ca.pem"),
+                "--cert", os.path.join(k, who + ".pem"),
+                "--key", os.path.join(k, who + ".key")] + list(args)
+
+    def ctl(self, *args, who="agent-payments", input=None, env=None):
+        return subprocess.run(self.argv(who, *args), capture_output=True,
+                              text=True, input=input, timeout=60,
+                              env=env or clean_env())
+
+    def pending_intent(self, reason=None):
+        args = ["--json", "submit", "--tool", "payments.transfer",
+                "--amount", "5000.00", "--currency", "USD"]
+        if reason is not None:
+            args += ["--reason", reason]
+        p = self.ctl(*args)
+        self.assertExit(p, 4)
+        d = json.loads(p.stdout)
+        self.assertEqual(d["status"], "pending")
+        return d["id"]
+
+    def approve(self, iid):
+        self.assertExit(self.ctl("approve", iid, who="approver-alice"), 0)
+
+    # -- exit 4 and wait
+
+    def test_pending_submit_exits_4(self):
+        p = self.ctl("submit", "--tool", "payments.transfer", "--amount",
+                     "5000.00", "--currency", "USD")
+        self.assertExit(p, 4)
+        self.assertRegex(p.stdout, r"^pending +%s +payments\.transfer\n" % ID)
+        # allowed is still 0, refused still 1
+        self.assertExit(self.ctl("submit", "--tool", "crm.lookup"), 0)
+        self.assertExit(self.ctl("submit", "--tool", "nope.nothing"), 1)
+
+    def test_wait_looks_once_with_timeout_0(self):
+        iid = self.pending_intent()
+        t0 = time.monotonic()
+        p = self.ctl("wait", iid, "--timeout", "0")
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertExit(p, 4)
+        self.assertRegex(p.stdout, r"^pending +%s +payments\.transfer\n" %
+                         iid)
+
+    def test_wait_returns_when_approved(self):
+        iid = self.pending_intent()
+        proc = subprocess.Popen(self.argv("agent-payments", "wait", iid,
+                                          "--timeout", "60"),
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True,
+                                env=clean_env())
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        time.sleep(0.5)
+        self.assertIsNone(proc.poll(), "wait returned before the approval")
+        self.approve(iid)
+        out, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 0, out + err)
+        self.assertRegex(out, r"^allowed +%s +payments\.transfer\n" % iid)
+        self.assertRegex(out, r"(?m)^grant +[\w-]+\.[\w-]+\.[\w-]+$")
+        # an approver may wait on it as well (and gets no grant)
+        p = self.ctl("--json", "wait", iid, who="approver-bob")
+        self.assertExit(p, 0)
+        self.assertNotIn("grant", json.loads(p.stdout))
+
+    def test_wait_times_out_with_4_and_refusals_are_1(self):
+        iid = self.pending_intent()
+        t0 = time.monotonic()
+        p = self.ctl("wait", iid, "--timeout", "2")
+        self.assertGreaterEqual(time.monotonic() - t0, 1.9)
+        self.assertExit(p, 4)
+        self.assertIn("still pending after 2 s", p.stderr)
+        self.assertExit(self.ctl("reject", iid, "--reason", "no",
+                                 who="approver-alice"), 0)
+        p = self.ctl("wait", iid, "--timeout", "5")
+        self.assertExit(p, 1)
+        self.assertIn("rejected by approver-alice: no", p.stderr)
+
+    def test_wait_usage(self):
+        for args in (["wait"], ["wait", "in_123"],
+                     ["wait", "in_" + "0" * 32, "--timeout", "3601"],
+                     ["wait", "in_" + "0" * 32, "--timeout", "-1"]):
+            p = self.ctl(*args)
+            self.assertExit(p, 2)
+        p = self.ctl("wait", "in_" + "0" * 32, "--timeout", "0")
+        self.assertExit(p, 1)
+        self.assertIn("not_found", p.stderr)
+
+    def test_submit_wait_prints_the_id_first_into_a_pipe(self):
+        reason = "pipe-%d" % time.monotonic_ns()
+        proc = subprocess.Popen(self.argv(
+            "agent-payments", "submit", "--tool", "payments.transfer",
+            "--amount", "5000.00", "--currency", "USD", "--reason", reason,
+            "--wait", "60"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=clean_env())
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        lines, got = [], threading.Event()
+
+        def read():
+            for line in proc.stdout:
+                lines.append(line)
+                got.set()
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        self.assertTrue(got.wait(30), "nothing on stdout while waiting")
+        m = re.match(r"^pending +(%s) +payments\.transfer$" % ID, lines[0])
+        self.assertTrue(m, lines[0])
+        self.assertIsNone(proc.poll(), "it did not wait")
+        self.approve(m.group(1))
+        self.assertEqual(proc.wait(30), 0, proc.stderr.read())
+        reader.join(10)
+        out = "".join(lines)
+        self.assertIn("waiting up to 60 s", out)
+        self.assertRegex(out, r"(?m)^allowed +%s +payments\.transfer$" %
+                         m.group(1))
+
+    # -- pending -q
+
+    def test_pending_quiet_prints_ids_only(self):
+        iid = self.pending_intent()
+        for args in (["pending", "-q"], ["pending", "--quiet"],
+                     ["--json", "pending", "-q"]):
+            p = self.ctl(*args, who="approver-alice")
+            self.assertExit(p, 0)
+            lines = p.stdout.splitlines()
+            self.assertIn(iid, lines)
+            for line in lines:
+                self.assertRegex(line, "^%s$" % ID)
+
+    # -- TOOLGATE_DB
+
+    def test_toolgate_db_for_offline_commands(self):
+        env = clean_env(TOOLGATE_DB=self.broker.db)
+        p = run("policy", "show", env=env)
+        self.assertExit(p, 0)
+        self.assertTrue(p.stdout.startswith("version "), p.stdout)
+        p = run("killswitch", "status", env=env)
+        self.assertExit(p, 0)
+        # a --url on the command line means online: TOOLGATE_DB steps aside
+        env = clean_env(TOOLGATE_DB=os.path.join(self.tmp, "absent.db"))
+        self.assertExit(run("killswitch", "status", env=env), 2)
+        p = subprocess.run(self.argv("operator-olga", "killswitch",
+                                     "status"), capture_output=True,
+                           text=True, env=env, timeout=60)
+        self.assertExit(p, 0)
+        # commands that exist only online ignore it
+        p = self.ctl("pending", who="approver-alice",
+                     env=clean_env(TOOLGATE_DB=self.broker.db))
+        self.assertExit(p, 0)
+
+    # -- --args @FILE and -
+
+    def grant_args(self, p):
+        self.assertExit(p, 0)
+        grant = json.loads(p.stdout)["grant"]
+        return json.loads(harness.b64url_decode(grant.split(".")[1]))["args"]
+
+    def test_args_from_a_file_and_from_stdin(self):
+        path = os.path.join(self.tmp, "args.json")
+        with open(path, "w") as f:
+            json.dump({"id": 42, "note": "from a file"}, f)
+        p = self.ctl("--json", "submit", "--tool", "crm.lookup", "--args",
+                     "@" + path)
+        self.assertEqual(self.grant_args(p), {"id": 42,
+                                              "note": "from a file"})
+        p = self.ctl("--json", "submit", "--tool", "crm.lookup", "--args",
+                     "-", input='{"id": 7}\n')
+        self.assertEqual(self.grant_args(p), {"id": 7})
+
+    def test_args_file_problems_are_usage_errors(self):
+        bad = os.path.join(self.tmp, "bad.json")
+        with open(bad, "w") as f:
+            f.write("[1, 2]")
+        cases = [("@" + os.path.join(self.tmp, "absent.json"),
+                  "absent.json: No such file or directory"),
+                 ("@" + bad, "--args from %s must be a JSON object" % bad),
+                 ("@" + self.tmp, "is a directory")]
+        for arg, want in cases:
+            p = self.ctl("submit", "--tool", "crm.lookup", "--args", arg)
+            self.assertExit(p, 2)
+            self.assertIn(want, p.stderr)
+        p = self.ctl("submit", "--tool", "crm.lookup", "--args", "-",
+                     input="{nope")
+        self.assertExit(p, 2)
+        self.assertIn("--args from standard input is not valid JSON",
+                      p.stderr)
 
 
 if __name__ == "__main__":
