@@ -1,10 +1,11 @@
 """
 test_ctl_ops: toolgatectl for scripts and approvers (issue 16, points 7,
-9 and 12) against a real toolgated: exit 4 while an intent is still
+9, 10 and 12) against a real toolgated: exit 4 while an intent is still
 pending, `toolgatectl wait ID`, `submit --wait` printing the id before it
 waits also into a pipe, `pending -q`, TOOLGATE_DB, `--args @FILE` and
-`--args -`, help that fits 80 columns without cutting words, and errors
-that name the local file at fault (exit 2, not 1).
+`--args -`, show and pending neutralising C1 and bidi controls, help that
+fits 80 columns without cutting words, and errors that name the local
+file at fault (exit 2, not 1).
 """
 
 import json
@@ -30,6 +31,12 @@ COMMANDS = [
     ["policy", "check"], ["policy", "apply"], ["policy", "show"], ["audit"],
     ["audit", "verify"], ["audit", "export"],
 ]
+
+# Characters a terminal acts on instead of showing: C1 controls (U+009B is
+# a one-character CSI) and bidirectional overrides and isolates.
+UNSAFE = ["\u0085", "\u009b", "\u202a", "\u202b", "\u202c", "\u202d",
+          "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"]
+
 
 def clean_env(**kw):
     e = dict(os.environ)
@@ -363,6 +370,79 @@ class Online(Case):
         self.assertExit(p, 2)
         self.assertIn("--args from standard input is not valid JSON",
                       p.stderr)
+
+    # -- the approver's terminal
+
+    def test_show_neutralises_c1_and_bidi_controls(self):
+        reason = "pay " + "".join(UNSAFE) + " evil.com"
+        iid = self.pending_intent(reason=reason)
+        p = self.ctl("show", iid, who="approver-alice")
+        self.assertExit(p, 0)
+        for ch in UNSAFE:
+            self.assertNotIn(ch, p.stdout, "U+%04X reached the terminal" %
+                             ord(ch))
+        self.assertRegex(p.stdout, r"(?m)^reason +pay \?{%d} evil\.com$" %
+                         len(UNSAFE))
+        # ordinary non-ASCII text is kept
+        iid = self.pending_intent(reason="Zahlung an Müller")
+        p = self.ctl("show", iid, who="approver-alice")
+        self.assertRegex(p.stdout, r"(?m)^reason +Zahlung an Müller$")
+
+
+class HostileAgentName(Case):
+    """An identity is agent-controlled text too: a CA may issue a CN with
+    a right-to-left override; pending must not pass it to the terminal."""
+    NAME = "agent-\u202eevil\u009b2J"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="test_ctl_ops.")
+        k = harness.pki()
+        cls.cert = os.path.join(cls.tmp, "odd.pem")
+        cls.key = os.path.join(cls.tmp, "odd.key")
+        cnf = os.path.join(cls.tmp, "odd.cnf")
+        with open(cnf, "w") as f:
+            f.write("[req]\ndistinguished_name = dn\nprompt = no\n[dn]\n"
+                    "[ext]\nbasicConstraints = critical, CA:false\n"
+                    "keyUsage = critical, digitalSignature\n"
+                    "extendedKeyUsage = clientAuth\n")
+        subprocess.run(["openssl", "req", "-x509", "-utf8", "-config", cnf,
+                        "-extensions", "ext", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-noenc", "-keyout",
+                        cls.key, "-out", cls.cert, "-subj", "/CN=" + cls.NAME,
+                        "-days", "2", "-CA", os.path.join(k, "ca.pem"),
+                        "-CAkey", os.path.join(k, "ca.key")],
+                       check=True, capture_output=True)
+        self_id = harness.cert_identity(cls.cert)
+        assert self_id == cls.NAME, repr(self_id)
+        policy = harness.load_example_policy()
+        policy["principals"][cls.NAME] = {"roles": ["payments-agent"]}
+        cls.broker = harness.Broker(policy=policy)
+        cls.broker.__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.__exit__(None, None, None)
+        shutil.rmtree(cls.tmp, True)
+
+    def test_pending_neutralises_the_agent_name(self):
+        k = self.broker.pki
+        base = [harness.CTL, "--url", self.broker.url,
+                "--ca", os.path.join(k, "ca.pem")]
+        p = subprocess.run(base + ["--cert", self.cert, "--key", self.key,
+                                   "submit", "--tool", "payments.transfer",
+                                   "--amount", "5000.00", "--currency",
+                                   "USD"], capture_output=True, text=True,
+                           env=clean_env(), timeout=60)
+        self.assertExit(p, 4)
+        p = subprocess.run(base + [
+            "--cert", os.path.join(k, "approver-alice.pem"),
+            "--key", os.path.join(k, "approver-alice.key"), "pending"],
+            capture_output=True, text=True, env=clean_env(), timeout=60)
+        self.assertExit(p, 0)
+        self.assertNotIn("\u202e", p.stdout)
+        self.assertNotIn("\u009b", p.stdout)
+        self.assertIn("agent-?evil?2J", p.stdout)
 
 
 if __name__ == "__main__":
