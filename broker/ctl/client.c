@@ -26,6 +26,7 @@
 #include <openssl/x509v3.h>
 
 #include "ctl.h"
+#include "file.h"
 
 #define CLIENT_MAX_HEAD		(64 * 1024)
 #define CLIENT_MAX_BODY		(16 * 1024 * 1024)
@@ -74,6 +75,63 @@ ssl_why(char *out, size_t outlen)
 	else
 		ERR_error_string_n(last, out, outlen);
 	return (out);
+}
+
+/*
+ * What to do about a TLS failure whose reason (OpenSSL's text, e.g. the
+ * broker's alert "sslv3 alert unsupported certificate") is why: a hint
+ * starting with "; ", or "".  An alert says only which check failed;
+ * the broker's log says more.
+ */
+static const char *
+tls_hint(const char *why)
+{
+	static const struct {
+		const char	*match;
+		const char	*hint;
+	} hints[] = {
+		{ "unsupported certificate", "; the broker refused --cert: a "
+		    "client certificate needs the clientAuth extended key "
+		    "usage (proto/identities.md)" },
+		{ "unknown ca", "; the broker does not trust the CA that "
+		    "issued --cert" },
+		{ "certificate revoked", "; --cert is revoked in the broker's "
+		    "CRL" },
+		{ "certificate expired", "; --cert has expired (or is not "
+		    "valid yet)" },
+		{ "certificate required", "; the broker needs a client "
+		    "certificate (--cert, --key)" },
+		{ "bad certificate", "; the broker refused --cert (its log "
+		    "says why)" },
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(hints) / sizeof(hints[0]); i++)
+		if (strstr(why, hints[i].match) != NULL)
+			return (hints[i].hint);
+	return ("");
+}
+
+/* The hint for a broker certificate that did not verify (error vr). */
+static const char *
+verify_hint(long vr)
+{
+	switch (vr) {
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+		return ("; is --ca (TOOLGATE_CA) the CA that issued the "
+		    "broker's certificate?");
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
+		return ("; the host in --url (TOOLGATE_URL) must be a name or "
+		    "address the broker's certificate holds");
+	default:
+		return ("");
+	}
 }
 
 /* https://host[:port][/prefix], host a name, IPv4 or [IPv6].  0 or -1. */
@@ -188,15 +246,41 @@ tcp_connect(const struct ctl *ctl, const struct url *u, char *err,
 	return (fd);
 }
 
+/* A local file the TLS context needs: "--cert FILE: reason" into err
+ * unless it can be read.  0 or -1. */
+static int
+tls_file(const char *flag, const char *path, char *err, size_t errlen)
+{
+	char	 why[256];
+
+	if (file_readable(path, why, sizeof(why)) == 0)
+		return (0);
+	return (fail(err, errlen, -1, "%s %s: %s", flag, path, why));
+}
+
+/* After a failed SSL_CTX_use_PrivateKey_file: 1 when the key itself
+ * loaded and only does not fit the certificate loaded before it. */
+static int
+tls_key_mismatch(void)
+{
+	unsigned long	 e = ERR_peek_last_error();
+
+	return (ERR_GET_LIB(e) == ERR_LIB_X509 &&
+	    ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH);
+}
+
 /* TLS 1.2+ context with our certificate and key, trusting only --ca.
- * NULL with err (exit 1: these are local files). */
+ * NULL with err (exit 2: these are local files). */
 static SSL_CTX *
 tls_ctx(const struct ctl *ctl, char *err, size_t errlen)
 {
 	SSL_CTX		*ctx;
 	char		 why[256];
-	const char	*what = NULL, *file = NULL;
 
+	if (tls_file("--ca", ctl->ca, err, errlen) == -1 ||
+	    tls_file("--cert", ctl->cert, err, errlen) == -1 ||
+	    tls_file("--key", ctl->key, err, errlen) == -1)
+		return (NULL);
 	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
 		fail(err, errlen, 0, "TLS: %s", ssl_why(why, sizeof(why)));
 		return (NULL);
@@ -206,21 +290,25 @@ tls_ctx(const struct ctl *ctl, char *err, size_t errlen)
 	    SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	if (SSL_CTX_load_verify_locations(ctx, ctl->ca, NULL) != 1)
-		what = "cannot load CA", file = ctl->ca;
+		fail(err, errlen, 0, "--ca %s: not a PEM CA certificate (%s)",
+		    ctl->ca, ssl_why(why, sizeof(why)));
 	else if (SSL_CTX_use_certificate_chain_file(ctx, ctl->cert) != 1)
-		what = "cannot load certificate", file = ctl->cert;
+		fail(err, errlen, 0, "--cert %s: not a PEM certificate (%s)",
+		    ctl->cert, ssl_why(why, sizeof(why)));
 	else if (SSL_CTX_use_PrivateKey_file(ctx, ctl->key,
-	    SSL_FILETYPE_PEM) != 1)
-		what = "cannot load private key", file = ctl->key;
-	else if (SSL_CTX_check_private_key(ctx) != 1)
-		what = "key does not match the certificate", file = ctl->key;
-	if (what != NULL) {
-		fail(err, errlen, 0, "%s: %s (%s)", file, what,
-		    ssl_why(why, sizeof(why)));
-		SSL_CTX_free(ctx);
-		return (NULL);
-	}
-	return (ctx);
+	    SSL_FILETYPE_PEM) != 1 && !tls_key_mismatch())
+		fail(err, errlen, 0, "--key %s: not a PEM private key, or "
+		    "encrypted (%s)", ctl->key, ssl_why(why, sizeof(why)));
+	else if (SSL_CTX_check_private_key(ctx) != 1) {
+		/* Both files load: it is the pair that is wrong. */
+		ERR_clear_error();
+		fail(err, errlen, 0, "--cert %s and --key %s do not belong "
+		    "together: the key is not the one the certificate names",
+		    ctl->cert, ctl->key);
+	} else
+		return (ctx);
+	SSL_CTX_free(ctx);
+	return (NULL);
 }
 
 /* Handshake on fd, checking the broker's name or address.  0 or -1. */
@@ -247,10 +335,12 @@ tls_open(const struct ctl *ctl, SSL *ssl, int fd, const struct url *u,
 	if ((vr = SSL_get_verify_result(ssl)) != X509_V_OK) {
 		ERR_clear_error();
 		return (fail(err, errlen, -1, "certificate verify failed for "
-		    "%s: %s", ctl->url, X509_verify_cert_error_string(vr)));
+		    "%s: %s%s", ctl->url, X509_verify_cert_error_string(vr),
+		    verify_hint(vr)));
 	}
-	return (fail(err, errlen, -1, "TLS handshake with %s failed: %s",
-	    ctl->url, ssl_why(why, sizeof(why))));
+	ssl_why(why, sizeof(why));
+	return (fail(err, errlen, -1, "TLS handshake with %s failed: %s%s",
+	    ctl->url, why, tls_hint(why)));
 }
 
 static int
@@ -302,8 +392,9 @@ read_more(const struct ctl *ctl, SSL *ssl, struct buf *b, size_t want,
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return (fail(err, errlen, -1, "no answer from %s within "
 			    "%d s", ctl->url, ctl->timeout));
-		return (fail(err, errlen, -1, "TLS failure talking to %s: %s",
-		    ctl->url, ssl_why(why, sizeof(why))));
+		ssl_why(why, sizeof(why));
+		return (fail(err, errlen, -1, "TLS failure talking to %s: %s%s",
+		    ctl->url, why, tls_hint(why)));
 	}
 }
 
@@ -491,8 +582,9 @@ send_request(const struct ctl *ctl, SSL *ssl, const struct url *u,
 		 * now: read the broker's alert, it says why. */
 		ERR_clear_error();
 		SSL_read(ssl, why, 1);
-		rc = fail(err, errlen, -1, "TLS failure talking to %s: %s",
-		    ctl->url, ssl_why(why, sizeof(why)));
+		ssl_why(why, sizeof(why));
+		rc = fail(err, errlen, -1, "TLS failure talking to %s: %s%s",
+		    ctl->url, why, tls_hint(why));
 	}
 	free(head);
 	return (rc);
@@ -502,7 +594,7 @@ send_request(const struct ctl *ctl, SSL *ssl, const struct url *u,
  * Send one request (body may be NULL) and read the answer into ans (free
  * with client_answer_free).  Returns CTL_OK for any HTTP answer, whatever
  * its status; otherwise the exit code with a one-line reason in err:
- * CTL_USAGE for a bad URL, CTL_FAIL for unusable local files, CTL_CONN for
+ * CTL_USAGE for a bad URL or unusable local files, CTL_CONN for
  * connection, TLS and timeout failures.
  */
 int
@@ -522,7 +614,7 @@ client_request(const struct ctl *ctl, const char *method, const char *path,
 	if (len > INT32_MAX)
 		return (fail(err, errlen, CTL_FAIL, "request too large"));
 	if ((ctx = tls_ctx(ctl, err, errlen)) == NULL)
-		return (CTL_FAIL);
+		return (CTL_USAGE);
 	if ((fd = tcp_connect(ctl, &u, err, errlen)) == -1)
 		goto done;
 	if ((ssl = SSL_new(ctx)) == NULL) {

@@ -21,20 +21,22 @@
 #define PENDING_SOON		300	/* seconds: highlight "expires in" */
 
 const struct ctl_opt cmd_pending_opts[] = {
-	{ "status", "S", "pending (default), allowed, rejected or expired" },
-	{ "limit", "N", "at most N intents, 1..1000 (default 100)" },
-	{ NULL, NULL, NULL }
+	{ "status", "S", "pending (default), allowed, rejected or expired", 0 },
+	{ "limit", "N", "at most N intents, 1..1000 (default 100)", 0 },
+	{ "quiet", NULL, "print only the intent ids, one a line (for "
+	    "scripts)", 'q' },
+	{ NULL, NULL, NULL, 0 }
 };
-enum { P_STATUS, P_LIMIT };
+enum { P_STATUS, P_LIMIT, P_QUIET };
 
 const struct ctl_opt cmd_approve_opts[] = {
-	{ "comment", "TEXT", "note kept with the approval" },
-	{ NULL, NULL, NULL }
+	{ "comment", "TEXT", "note kept with the approval", 0 },
+	{ NULL, NULL, NULL, 0 }
 };
 
 const struct ctl_opt cmd_reject_opts[] = {
-	{ "reason", "TEXT", "why (required)" },
-	{ NULL, NULL, NULL }
+	{ "reason", "TEXT", "why (required)", 0 },
+	{ NULL, NULL, NULL, 0 }
 };
 
 /* --- pending --------------------------------------------------------- */
@@ -103,6 +105,22 @@ pending_print(const json_t *items, const char *status)
 	return (CTL_OK);
 }
 
+/* -q: the ids alone, checked, so a script can loop over them safely. */
+static int
+pending_print_ids(const struct ctl *ctl, const json_t *items)
+{
+	const json_t	*v;
+	size_t		 i;
+
+	json_array_foreach(items, i, v) {
+		if (!ctl_intent_id_ok(out_str(v, "id")))
+			return (out_fail("%s answered with a bad intent id "
+			    "'%s'", ctl->url, out_str(v, "id")));
+		printf("%s\n", out_str(v, "id"));
+	}
+	return (CTL_OK);
+}
+
 int
 cmd_pending(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 {
@@ -125,10 +143,12 @@ cmd_pending(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 	if ((rc = ctl_call(ctl, "GET", path, NULL, NULL, 0, &code, &ans)) !=
 	    CTL_OK)
 		return (rc);
-	if (ctl->json)
+	if (ctl->json && a->val[P_QUIET] == NULL)
 		out_json(ans);
 	else if (!json_is_array(json_object_get(ans, "items")))
 		rc = ctl_fail("%s answered without an items list", ctl->url);
+	else if (a->val[P_QUIET] != NULL)
+		rc = pending_print_ids(ctl, json_object_get(ans, "items"));
 	else
 		rc = pending_print(json_object_get(ans, "items"), status);
 	json_decref(ans);
@@ -136,6 +156,28 @@ cmd_pending(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 }
 
 /* --- show ------------------------------------------------------------ */
+
+/*
+ * GET /v1/intents/ID for cmd (show, and
+ * toolgatectl wait), after checking id (usage error) and that we
+ * are online with an identity.  CTL_OK with *view (new reference), or the
+ * exit code (printed).
+ */
+int
+ctl_get_intent(const struct ctl *ctl, const struct ctl_cmd *cmd,
+    const char *id, json_t **view)
+{
+	char	 path[64];
+	int	 rc, code;
+
+	*view = NULL;
+	if ((rc = ctl_check_intent_id(cmd, id)) != 0 ||
+	    (rc = ctl_online(ctl, cmd)) != 0)
+		return (rc);
+	snprintf(path, sizeof(path), "/v1/intents/%s", id);
+	return (ctl_call(ctl, "GET", path, NULL, NULL, 0, &code, view));
+}
+
 
 /* "payments-agent #0 payments.transfer, tier 1 (up to 10000.00 USD)". */
 static void
@@ -255,16 +297,10 @@ show_print(const json_t *v)
 int
 cmd_show(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 {
-	char	 path[64];
 	json_t	*ans;
-	int	 rc, code;
+	int	 rc;
 
-	if ((rc = ctl_check_intent_id(cmd, a->pos[0])) != 0 ||
-	    (rc = ctl_online(ctl, cmd)) != 0)
-		return (rc);
-	snprintf(path, sizeof(path), "/v1/intents/%s", a->pos[0]);
-	if ((rc = ctl_call(ctl, "GET", path, NULL, NULL, 0, &code, &ans)) !=
-	    CTL_OK)
+	if ((rc = ctl_get_intent(ctl, cmd, a->pos[0], &ans)) != CTL_OK)
 		return (rc);
 	if (ctl->json)
 		out_json(ans);

@@ -28,12 +28,12 @@ static int	audit_cmd_verify(struct ctl *, const struct ctl_cmd *,
 static int	audit_cmd_export(struct ctl *, const struct ctl_cmd *,
 		    struct ctl_args *);
 
-static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL } };
+static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL, 0 } };
 
 static const struct ctl_opt opts_export[] = {
-	{ "after", "SEQ", "only records with a larger seq (default 0)" },
-	{ "limit", "N", "at most N records" },
-	{ NULL, NULL, NULL }
+	{ "after", "SEQ", "only records with a larger seq (default 0)", 0 },
+	{ "limit", "N", "at most N records", 0 },
+	{ NULL, NULL, NULL, 0 }
 };
 enum { E_AFTER, E_LIMIT };
 
@@ -121,12 +121,12 @@ audit_walk(const struct ctl *ctl, int64_t after, int64_t limit, audit_cb cb,
     void *arg)
 {
 	struct db	*db;
-	int		 r;
+	int		 r, rc;
 
 	if (ctl->db == NULL)
 		return (audit_fetch(ctl, after, limit, cb, arg));
-	if ((db = ctl_db_open(ctl, 0)) == NULL)
-		return (CTL_FAIL);
+	if ((rc = ctl_db_open(ctl, 0, &db)) != CTL_OK)
+		return (rc);
 	r = audit_each(db, after, limit, cb, arg);
 	db_close(db);
 	return (r == 0 ? CTL_OK : ctl_fail("%s: could not read the audit log",
@@ -263,8 +263,8 @@ audit_cmd_verify(struct ctl *ctl, const struct ctl_cmd *cmd,
 			return (rc);
 		return (verify_report(ctl, w.r.bad_seq != 0, &w.r));
 	}
-	if ((db = ctl_db_open(ctl, 0)) == NULL)
-		return (CTL_FAIL);
+	if ((rc = ctl_db_open(ctl, 0, &db)) != CTL_OK)
+		return (rc);
 	v = audit_verify(db, &w.r);
 	db_close(db);
 	if (v == -1)

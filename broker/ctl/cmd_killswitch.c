@@ -22,20 +22,20 @@ static int	ks_cmd_status(struct ctl *, const struct ctl_cmd *,
 static int	ks_cmd_reset(struct ctl *, const struct ctl_cmd *,
 		    struct ctl_args *);
 
-static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL } };
+static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL, 0 } };
 
 static const struct ctl_opt opts_trip[] = {
-	{ "agent", "NAME", "stop one agent identity" },
-	{ "tool", "PATTERN", "stop one tool or a prefix.* pattern" },
-	{ "reason", "TEXT", "why (required)" },
-	{ "reject-pending", NULL, "also reject every pending intent covered" },
-	{ NULL, NULL, NULL }
+	{ "agent", "NAME", "stop one agent identity", 0 },
+	{ "tool", "PATTERN", "stop one tool or a prefix.* pattern", 0 },
+	{ "reason", "TEXT", "why (required)", 0 },
+	{ "reject-pending", NULL, "also reject every pending intent covered", 0 },
+	{ NULL, NULL, NULL, 0 }
 };
 enum { T_AGENT, T_TOOL, T_REASON, T_REJECT };
 
 static const struct ctl_opt opts_reset[] = {
-	{ "reason", "TEXT", "why (required)" },
-	{ NULL, NULL, NULL }
+	{ "reason", "TEXT", "why (required)", 0 },
+	{ NULL, NULL, NULL, 0 }
 };
 
 const struct ctl_cmd cmd_killswitch[] = {
@@ -120,8 +120,8 @@ ks_trip_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
 	json_t			*sw = NULL;
 	int			 r, rc;
 
-	if ((db = ctl_db_open(ctl, 0)) == NULL)
-		return (CTL_FAIL);
+	if ((rc = ctl_db_open(ctl, 0, &db)) != CTL_OK)
+		return (rc);
 	ctl_actor(actor, sizeof(actor));
 	r = ks_trip(db, actor, scope, target, reason, reject, &res, &why);
 	if (r == -2)
@@ -248,8 +248,8 @@ ks_cmd_status(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 	int		 rc, code;
 
 	if (ctl->db != NULL) {
-		if ((db = ctl_db_open(ctl, 0)) == NULL)
-			return (CTL_FAIL);
+		if ((rc = ctl_db_open(ctl, 0, &db)) != CTL_OK)
+			return (rc);
 		st = ks_status(db);
 		db_close(db);
 		if (st == NULL)
@@ -289,8 +289,8 @@ ks_reset_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
 	json_t		*sw = NULL;
 	int		 r, rc;
 
-	if ((db = ctl_db_open(ctl, 0)) == NULL)
-		return (CTL_FAIL);
+	if ((rc = ctl_db_open(ctl, 0, &db)) != CTL_OK)
+		return (rc);
 	ctl_actor(actor, sizeof(actor));
 	r = ks_reset(db, actor, id, reason, &why);
 	if (r == -2)

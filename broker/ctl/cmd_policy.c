@@ -23,7 +23,7 @@ static int	policy_apply(struct ctl *, const struct ctl_cmd *,
 static int	policy_show(struct ctl *, const struct ctl_cmd *,
 		    struct ctl_args *);
 
-static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL } };
+static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL, 0 } };
 
 const struct ctl_cmd cmd_policy[] = {
 	{ "check", "policy check", "FILE",
@@ -65,7 +65,7 @@ policy_load(const struct ctl *ctl, const char *path, char **text,
 	json_t		*problems = NULL, *out;
 
 	if (ctl_read_file(path, POLICY_MAX_BYTES, text, len) == -1)
-		return (CTL_FAIL);
+		return (CTL_USAGE);
 	if ((p = policy_parse(*text, *len, &problems)) != NULL) {
 		policy_free(p);
 		return (CTL_OK);
@@ -130,8 +130,8 @@ apply_offline(const struct ctl *ctl, const char *text, size_t len)
 	json_t		*ans;
 	int		 rc;
 
-	if ((db = ctl_db_open(ctl, 1)) == NULL)
-		return (CTL_FAIL);
+	if ((rc = ctl_db_open(ctl, 1, &db)) != CTL_OK)
+		return (rc);
 	ctl_actor(actor, sizeof(actor));
 	canon_sha256_hex(text, len, sha);
 	if (store_policy_apply(db, text, len, actor, &version) == -1)
@@ -194,8 +194,8 @@ show_offline(const struct ctl *ctl)
 	json_t		*ans = NULL;
 	int		 rc;
 
-	if ((db = ctl_db_open(ctl, 0)) == NULL)
-		return (CTL_FAIL);
+	if ((rc = ctl_db_open(ctl, 0, &db)) != CTL_OK)
+		return (rc);
 	if (store_policy_current(db, &version, &body, &len) == -1)
 		rc = ctl_fail("%s: could not read the policy", ctl->db);
 	else if (version == 0)

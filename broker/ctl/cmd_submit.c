@@ -5,8 +5,11 @@
  * the identity of --cert, alg follows from the key), POST it and print the
  * decision.  With --wait, a pending intent is followed with the broker's
  * long-poll (GET /v1/intents/ID?wait=) until it is decided or the time is
- * up.  The amount value travels exactly as typed: no arithmetic; numbers
- * in --args keep their value (one RFC 8785 would change is refused).
+ * up; toolgatectl wait does the same for an intent submitted earlier.
+ * Still pending at the end is exit 4, so scripts can tell it from a
+ * refusal.  The amount value travels exactly as typed: no arithmetic;
+ * numbers in --args keep their value (one RFC 8785 would change is
+ * refused).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,7 @@
 #include "canon.h"
 #include "clock.h"
 #include "ctl.h"
+#include "file.h"
 #include "ident.h"
 #include "jose.h"
 #include "jsonw.h"
@@ -34,18 +38,26 @@
 #define SUBMIT_MAX_WAIT		3600
 #define SUBMIT_POLL_MAX		60	/* the broker's cap on ?wait= */
 #define SUBMIT_POLL_SLACK	10	/* socket timeout beyond the wait */
+#define WAIT_DEFAULT		300	/* toolgatectl wait --timeout */
 
 const struct ctl_opt cmd_submit_opts[] = {
-	{ "tool", "NAME", "tool to call, e.g. payments.transfer (required)" },
-	{ "amount", "VALUE", "decimal amount exactly as text, e.g. 12.50" },
-	{ "currency", "CODE", "currency of --amount, e.g. USD" },
-	{ "args", "JSON", "arguments for the tool, a JSON object" },
-	{ "reason", "TEXT", "why, shown to approvers (<= 1024 characters)" },
-	{ "audience", "NAME", "the broker's audience (default toolgate)" },
-	{ "ttl", "SECONDS", "intent lifetime, 1..300 (default 60)" },
-	{ "wait", "SECONDS", "if approval is needed, wait 1..3600 s for the "
-	    "decision" },
-	{ NULL, NULL, NULL }
+	{ "tool", "NAME", "tool to call, e.g. payments.transfer (required)", 0 },
+	{ "amount", "VALUE", "decimal amount exactly as text, e.g. 12.50", 0 },
+	{ "currency", "CODE", "currency of --amount, e.g. USD", 0 },
+	{ "args", "JSON", "arguments for the tool, a JSON object; @FILE reads "
+	    "it from FILE, - from standard input", 0 },
+	{ "reason", "TEXT", "why, shown to approvers (<= 1024 characters)", 0 },
+	{ "audience", "NAME", "the broker's audience (default toolgate)", 0 },
+	{ "ttl", "SECONDS", "intent lifetime, 1..300 (default 60)", 0 },
+	{ "wait", "SECONDS", "if approval is needed, print the pending id, "
+	    "then wait 1..3600 s for the decision", 0 },
+	{ NULL, NULL, NULL, 0 }
+};
+
+const struct ctl_opt cmd_wait_opts[] = {
+	{ "timeout", "SECONDS", "give up after 0..3600 s (default 300; 0: "
+	    "look once)", 0 },
+	{ NULL, NULL, NULL, 0 }
 };
 enum { O_TOOL, O_AMOUNT, O_CURRENCY, O_ARGS, O_REASON, O_AUDIENCE, O_TTL,
 	O_WAIT };
@@ -90,36 +102,50 @@ submit_parse_ttl(const struct ctl_cmd *cmd, const char *v, int64_t *ttl)
 	return (0);
 }
 
+/* --args JSON, @FILE or - (standard input) into *args (an object or
+ * NULL).  0 or the usage exit code (printed): a file that cannot be read
+ * is a usage error too. */
 static int
 submit_parse_args(const struct ctl_cmd *cmd, const char *v, json_t **args)
 {
 	json_error_t		 jerr;
 	enum canon_number	 bad;
-	char			 where[128];
+	char			 where[128], *text = NULL, label[300] = "--args";
+	const char		*path;
+	size_t			 len;
+	int			 rc = 0;
 
 	*args = NULL;
 	if (v == NULL)
 		return (0);
-	if (strlen(v) > SUBMIT_MAX_ARGS)
+	if (strcmp(v, "-") == 0 || v[0] == '@') {
+		path = v[0] == '@' ? v + 1 : "-";
+		if (ctl_read_file(path, SUBMIT_MAX_ARGS, &text, &len) == -1)
+			return (CTL_USAGE);
+		snprintf(label, sizeof(label), "--args from %s", v[0] == '@' ?
+		    path : "standard input");
+	} else if ((len = strlen(v)) > SUBMIT_MAX_ARGS)
 		return (ctl_usage(cmd, "--args is too large"));
-	if ((*args = json_loads(v, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
-		return (ctl_usage(cmd, "--args is not valid JSON: %s",
-		    jerr.text));
-	if (!json_is_object(*args)) {
-		json_decref(*args);
-		*args = NULL;
-		return (ctl_usage(cmd, "--args must be a JSON object"));
-	}
+	else if ((text = strdup(v)) == NULL)
+		return (ctl_fail("out of memory"));
+	if ((*args = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)) ==
+	    NULL)
+		rc = ctl_usage(cmd, "%s is not valid JSON: %s", label,
+		    jerr.text);
+	else if (!json_is_object(*args))
+		rc = ctl_usage(cmd, "%s must be a JSON object", label);
 	/* jansson has made doubles of the numbers: refuse here what the
 	 * broker would refuse, rather than send a rounded value. */
-	if (canon_numbers_check(v, strlen(v), "", &bad, where,
-	    sizeof(where)) != 0) {
+	else if (canon_numbers_check(text, len, "", &bad, where,
+	    sizeof(where)) != 0)
+		rc = ctl_usage(cmd, "%s: the number at %s %s", label, where,
+		    canon_number_problem(bad));
+	free(text);
+	if (rc != 0) {
 		json_decref(*args);
 		*args = NULL;
-		return (ctl_usage(cmd, "--args: the number at %s %s", where,
-		    canon_number_problem(bad)));
 	}
-	return (0);
+	return (rc);
 }
 
 /* Flags into s, checked against the contract's claim rules; 0 or the
@@ -201,18 +227,26 @@ submit_sign(const struct ctl *ctl, json_t *claims, char **jws)
 {
 	EVP_PKEY	*key;
 	const char	*why;
+	char		 fwhy[256];
 	enum jose_alg	 alg;
 	json_t		*header = NULL;
 	char		*payload = NULL;
 
 	*jws = NULL;
-	if ((key = jose_load_private_key(ctl->key, &why)) == NULL)
-		return (ctl_fail("%s: %s", ctl->key, why));
+	if (file_readable(ctl->key, fwhy, sizeof(fwhy)) == -1) {
+		ctl_fail("--key %s: %s", ctl->key, fwhy);
+		return (CTL_USAGE);
+	}
+	if ((key = jose_load_private_key(ctl->key, &why)) == NULL) {
+		ctl_fail("--key %s: %s", ctl->key, why);
+		return (CTL_USAGE);
+	}
 	/* alg comes from the key: ES256 for P-256, RS256 for RSA >= 2048. */
 	if ((alg = jose_alg_for_key(key)) == JOSE_ALG_NONE_OK) {
 		EVP_PKEY_free(key);
-		return (ctl_fail("%s: key cannot sign intents (need EC P-256 "
-		    "or RSA of 2048 bits or more)", ctl->key));
+		ctl_fail("--key %s: key cannot sign intents (need EC P-256 or "
+		    "RSA of 2048 bits or more)", ctl->key);
+		return (CTL_USAGE);
 	}
 	header = json_pack("{ss ss}", "alg", jose_alg_name(alg), "typ", "JWT");
 	/* jsonw writes each number back as the shortest text for its
@@ -273,28 +307,56 @@ submit_refused(const json_t *d, const char *status)
 	    out_str(d, "reason")));
 }
 
+static int
+is_pending(const json_t *d)
+{
+	return (strcmp(out_str(d, "status"), "pending") == 0);
+}
+
 /*
- * Print the decision or intent view d.  0 for allowed, and for pending
- * when we did not wait; 1 for anything refused and for still pending
- * after waiting waited seconds.
+ * Print the decision or intent view d and return the exit code: 0
+ * allowed, 4 still pending, 1 anything refused.  shown: the pending
+ * view was printed already (before waiting), so a human gets only what
+ * changed; waited: seconds waited, for the still-pending message.
  */
 static int
-submit_print(const struct ctl *ctl, const json_t *d, int64_t waited)
+submit_print(const struct ctl *ctl, const json_t *d, int shown,
+    int64_t waited)
 {
 	const char	*status = out_str(d, "status");
 	int		 allow = strcmp(status, "allowed") == 0;
-	int		 pending = strcmp(status, "pending") == 0;
+	int		 pending = is_pending(d);
 
 	if (ctl->json)
 		out_json(d);
-	else if (allow || pending)
+	else if (allow || (pending && !shown))
 		submit_print_human(d, pending);
-	if (allow || (pending && waited == 0))
+	if (allow)
 		return (CTL_OK);
-	if (pending)
-		return (out_fail("still pending after %lld s",
-		    (long long)waited));
+	if (pending) {
+		if (waited > 0)
+			out_fail("still pending after %lld s; wait again with: "
+			    "toolgatectl wait %s", (long long)waited,
+			    out_str(d, "id"));
+		return (CTL_PENDING);
+	}
 	return (submit_refused(d, status));
+}
+
+/* Before a wait: the pending intent's id must be out at once, also
+ * into a pipe, so a script or a human can act on it while we wait. */
+static void
+submit_announce(const struct ctl *ctl, const json_t *d, int64_t secs)
+{
+	if (ctl->json)
+		out_fail("pending %s: waiting up to %lld s for the decision",
+		    out_str(d, "id"), (long long)secs);
+	else {
+		submit_print_human(d, 1);
+		printf("waiting up to %lld s for the decision\n",
+		    (long long)secs);
+	}
+	fflush(stdout);
 }
 
 static int64_t
@@ -320,8 +382,7 @@ submit_wait(struct ctl *ctl, int64_t secs, json_t **d)
 	json_t		*v;
 	int		 rc, code;
 
-	while (strcmp(out_str(*d, "status"), "pending") == 0 &&
-	    (left = deadline - submit_ms()) > 0) {
+	while (is_pending(*d) && (left = deadline - submit_ms()) > 0) {
 		id = out_str(*d, "id");
 		if (!ctl_intent_id_ok(id))
 			return (out_fail("%s answered with a bad intent id "
@@ -340,7 +401,7 @@ submit_wait(struct ctl *ctl, int64_t secs, json_t **d)
 		*d = v;
 		/* A broker that answers a wait at once must not make us spin. */
 		if (submit_ms() - t0 < 1000 && submit_ms() < deadline &&
-		    strcmp(out_str(v, "status"), "pending") == 0)
+		    is_pending(v))
 			sleep(1);
 	}
 	return (CTL_OK);
@@ -352,16 +413,13 @@ cmd_submit(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 	struct submit	 s;
 	char		 iss[IDENT_MAX], *jws = NULL;
 	json_t		*claims = NULL, *ans = NULL;
-	int		 rc, status;
+	int		 rc, status, shown = 0;
 
 	if ((rc = submit_parse(cmd, a, &s)) != 0 ||
 	    (rc = ctl_need_identity(ctl, cmd)) != 0)
 		goto done;
-	if (ident_from_file(ctl->cert, iss, sizeof(iss)) == -1) {
-		rc = ctl_fail("%s: no usable identity (URI SAN or CN) in this "
-		    "certificate", ctl->cert);
+	if ((rc = ctl_cert_identity(ctl, iss, sizeof(iss))) != 0)
 		goto done;
-	}
 	if ((claims = submit_claims(&s, iss)) == NULL) {
 		rc = ctl_usage(cmd, "could not build the intent (text must be "
 		    "UTF-8)");
@@ -372,13 +430,39 @@ cmd_submit(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 	if ((rc = ctl_call(ctl, "POST", "/v1/intents", "application/jose",
 	    jws, strlen(jws), &status, &ans)) != CTL_OK)
 		goto done;
-	if (s.wait > 0 && (rc = submit_wait(ctl, s.wait, &ans)) != CTL_OK)
-		goto done;
-	rc = submit_print(ctl, ans, s.wait);
+	if (s.wait > 0 && is_pending(ans)) {
+		submit_announce(ctl, ans, s.wait);
+		shown = 1;
+		if ((rc = submit_wait(ctl, s.wait, &ans)) != CTL_OK)
+			goto done;
+	}
+	rc = submit_print(ctl, ans, shown && !ctl->json, s.wait);
  done:
 	json_decref(ans);
 	free(jws);
 	json_decref(claims);
 	json_decref(s.args);
+	return (rc);
+}
+
+/* toolgatectl wait ID: look once, then follow it until decided or
+ * --timeout.  Exit codes as for submit. */
+int
+cmd_wait(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
+{
+	int64_t	 secs = WAIT_DEFAULT;
+	json_t	*ans;
+	int	 rc;
+
+	if ((rc = ctl_parse_int(cmd, "--timeout", a->val[0], 0,
+	    SUBMIT_MAX_WAIT, &secs)) != 0 ||
+	    (rc = ctl_get_intent(ctl, cmd, a->pos[0], &ans)) != CTL_OK)
+		return (rc);
+	if (secs > 0 && (rc = submit_wait(ctl, secs, &ans)) != CTL_OK) {
+		json_decref(ans);
+		return (rc);
+	}
+	rc = submit_print(ctl, ans, 0, secs);
+	json_decref(ans);
 	return (rc);
 }

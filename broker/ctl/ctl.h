@@ -17,6 +17,7 @@
 #define CTL_FAIL	1	/* refused or failed */
 #define CTL_USAGE	2	/* bad command line */
 #define CTL_CONN	3	/* connection or TLS failure */
+#define CTL_PENDING	4	/* the intent is still pending (CONTRACT §12) */
 
 #define CTL_DEFAULT_URL		"https://127.0.0.1:8443"
 #define CTL_TIMEOUT		30	/* seconds, socket reads and writes */
@@ -29,15 +30,18 @@ struct ctl {
 	const char	*key;
 	const char	*ca;
 	const char	*db;
+	int		 db_from_env;	/* db is TOOLGATE_DB, not --db */
 	int		 json;
 	int		 timeout;	/* seconds */
 };
 
-/* One option of a command: --name ARG (arg NULL for a flag). */
+/* One option of a command: --name ARG (arg NULL for a flag), and -c
+ * when shortopt is not '\0'. */
 struct ctl_opt {
 	const char	*name;
 	const char	*arg;
 	const char	*help;
+	char		 shortopt;
 };
 
 /* A parsed command line: option values indexed like the command's opts
@@ -80,8 +84,13 @@ int	ctl_check_intent_id(const struct ctl_cmd *, const char *id);
 int	ctl_parse_int(const struct ctl_cmd *, const char *what, const char *v,
 	    int64_t min, int64_t max, int64_t *out);
 void	ctl_actor(char *out, size_t outlen);
-struct db *ctl_db_open(const struct ctl *, int create);
+int	ctl_db_open(const struct ctl *, int create, struct db **dbp);
+int	ctl_cert_identity(const struct ctl *, char *out, size_t outlen);
 int	ctl_read_file(const char *path, size_t max, char **text, size_t *len);
+
+/* help.c */
+int	ctl_help(const struct ctl_cmd *cmd, const struct ctl_opt *global_opts,
+	    int root);
 
 /* client.c */
 struct client_answer {
@@ -123,13 +132,17 @@ extern const struct ctl_cmd cmd_policy[];
 extern const struct ctl_cmd cmd_audit[];
 extern const struct ctl_cmd cmd_killswitch[];
 extern const struct ctl_opt cmd_submit_opts[];
+extern const struct ctl_opt cmd_wait_opts[];
 int	cmd_submit(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
+int	cmd_wait(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
 
 /* cmd_approvals.c */
 extern const struct ctl_opt cmd_pending_opts[];
 extern const struct ctl_opt cmd_approve_opts[];
 extern const struct ctl_opt cmd_reject_opts[];
 int	cmd_pending(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
+int	ctl_get_intent(const struct ctl *, const struct ctl_cmd *,
+	    const char *id, json_t **view);
 int	cmd_show(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
 int	cmd_approve(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
 int	cmd_reject(struct ctl *, const struct ctl_cmd *, struct ctl_args *);

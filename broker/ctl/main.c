@@ -17,25 +17,26 @@
 #include <jansson.h>
 
 #include "ctl.h"
+#include "file.h"
+#include "ident.h"
 #include "log.h"
-
-#define CTL_VERSION	"0.1.0"	/* keep in step with meson.build */
+#include "version.h"
 
 static const struct ctl_opt global_opts[] = {
 	{ "url", "URL", "broker URL (TOOLGATE_URL; default "
-	    CTL_DEFAULT_URL ")" },
-	{ "cert", "FILE", "client certificate, PEM (TOOLGATE_CERT)" },
-	{ "key", "FILE", "client private key, PEM (TOOLGATE_KEY)" },
+	    CTL_DEFAULT_URL ")", 0 },
+	{ "cert", "FILE", "client certificate, PEM (TOOLGATE_CERT)", 0 },
+	{ "key", "FILE", "client private key, PEM (TOOLGATE_KEY)", 0 },
 	{ "ca", "FILE", "CA that signed the broker's certificate "
-	    "(TOOLGATE_CA)" },
-	{ "db", "PATH", "work offline on this database" },
-	{ "json", NULL, "machine output: JSON on stdout" },
-	{ "version", NULL, "print the version and exit" },
-	{ NULL, NULL, NULL }
+	    "(TOOLGATE_CA)", 0 },
+	{ "db", "PATH", "work offline on this database (TOOLGATE_DB)", 0 },
+	{ "json", NULL, "machine output: JSON on stdout", 0 },
+	{ "version", NULL, "print the version and exit", 0 },
+	{ NULL, NULL, NULL, 0 }
 };
 enum { G_URL, G_CERT, G_KEY, G_CA, G_DB, G_JSON, G_VERSION };
 
-static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL } };
+static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL, 0 } };
 
 static const struct ctl_cmd cmd_main[] = {
 	{ "submit", "submit", "--tool T [options]",
@@ -43,7 +44,12 @@ static const struct ctl_cmd cmd_main[] = {
 	    "toolgatectl submit --tool payments.transfer --amount 12.50 "
 	    "--currency USD --args '{\"to\":\"acct-1\"}'",
 	    cmd_submit_opts, 0, cmd_submit, NULL },
-	{ "pending", "pending", "[--status S] [--limit N]",
+	{ "wait", "wait", "ID [--timeout S]",
+	    "wait for a pending intent to be decided (exit 4: still pending)",
+	    "toolgatectl wait in_0123456789abcdef0123456789abcdef "
+	    "--timeout 600",
+	    cmd_wait_opts, 1, cmd_wait, NULL },
+	{ "pending", "pending", "[--status S] [--limit N] [-q]",
 	    "list intents waiting for approval (or decided ones)",
 	    "toolgatectl pending --limit 20",
 	    cmd_pending_opts, 0, cmd_pending, NULL },
@@ -79,8 +85,11 @@ static const struct ctl_cmd cmd_root = {
 	opts_none, 0, NULL, cmd_main
 };
 
-static int	help_width(const struct ctl_cmd *, const struct ctl_opt *);
-static int	help(const struct ctl_cmd *cmd);
+static int
+help(const struct ctl_cmd *cmd)
+{
+	return (ctl_help(cmd, global_opts, cmd == &cmd_root));
+}
 
 int
 ctl_usage(const struct ctl_cmd *cmd, const char *fmt, ...)
@@ -129,7 +138,9 @@ ctl_need_identity(const struct ctl *ctl, const struct ctl_cmd *cmd)
 int
 ctl_online(const struct ctl *ctl, const struct ctl_cmd *cmd)
 {
-	if (ctl->db != NULL)
+	/* TOOLGATE_DB serves the commands that can work offline; these
+	 * cannot, so they go online despite it. */
+	if (ctl->db != NULL && !ctl->db_from_env)
 		return (ctl_usage(cmd, "%s works only through the broker "
 		    "(drop --db)", cmd->path));
 	return (ctl_need_identity(ctl, cmd));
@@ -190,22 +201,47 @@ ctl_actor(char *out, size_t outlen)
 }
 
 /*
- * Open --db (migrating it).  Unless create is set the file must exist, so
- * a typo does not silently make an empty database.  Prints why on failure.
+ * Open --db (migrating it) into *dbp.  Unless create is set the file must
+ * exist, so a typo does not silently make an empty database.  CTL_OK, or
+ * the exit code after saying why: CTL_USAGE for a file that is not
+ * there, CTL_FAIL when the database itself cannot be used.
  */
-struct db *
-ctl_db_open(const struct ctl *ctl, int create)
+int
+ctl_db_open(const struct ctl *ctl, int create, struct db **dbp)
 {
-	struct db	*db;
-	char		 err[256];
+	char	 err[256];
 
-	if (!create && access(ctl->db, F_OK) == -1) {
-		ctl_fail("%s: %s", ctl->db, strerror(errno));
-		return (NULL);
+	*dbp = NULL;
+	if (!create && file_readable(ctl->db, err, sizeof(err)) == -1) {
+		ctl_fail("--db %s: %s", ctl->db, err);
+		return (CTL_USAGE);
 	}
-	if ((db = db_open(ctl->db, err, sizeof(err))) == NULL)
+	if ((*dbp = db_open(ctl->db, err, sizeof(err))) == NULL) {
 		ctl_fail("%s: %s", ctl->db, err);
-	return (db);
+		return (CTL_FAIL);
+	}
+	return (CTL_OK);
+}
+
+/*
+ * The identity of --cert (URI SAN, else CN) into out.  CTL_OK, or
+ * CTL_USAGE after naming the file and what is wrong with it.
+ */
+int
+ctl_cert_identity(const struct ctl *ctl, char *out, size_t outlen)
+{
+	char	 why[256];
+
+	if (file_readable(ctl->cert, why, sizeof(why)) == -1) {
+		ctl_fail("--cert %s: %s", ctl->cert, why);
+		return (CTL_USAGE);
+	}
+	if (ident_from_file(ctl->cert, out, outlen) == -1) {
+		ctl_fail("--cert %s: not a PEM certificate naming an identity "
+		    "(a URI SAN or a subject CN)", ctl->cert);
+		return (CTL_USAGE);
+	}
+	return (CTL_OK);
 }
 
 /* Read a whole file ("-" = stdin) of at most max bytes into a malloc'd,
@@ -214,11 +250,12 @@ int
 ctl_read_file(const char *path, size_t max, char **text, size_t *len)
 {
 	FILE	*f = stdin;
-	char	*buf;
+	char	*buf, why[256] = "";
 	size_t	 n;
 
-	if (strcmp(path, "-") != 0 && (f = fopen(path, "rb")) == NULL) {
-		ctl_fail("%s: %s", path, strerror(errno));
+	if (strcmp(path, "-") != 0 && (file_readable(path, why,
+	    sizeof(why)) == -1 || (f = fopen(path, "rb")) == NULL)) {
+		ctl_fail("%s: %s", path, why[0] ? why : strerror(errno));
 		return (-1);
 	}
 	if ((buf = malloc(max + 1)) == NULL) {
@@ -228,8 +265,10 @@ ctl_read_file(const char *path, size_t max, char **text, size_t *len)
 	}
 	n = fread(buf, 1, max + 1, f);
 	if (ferror(f) || n > max) {
-		ctl_fail("%s: %s", path, ferror(f) ? "read error" :
-		    "file too large");
+		if (ferror(f))
+			ctl_fail("%s: read error", path);
+		else
+			ctl_fail("%s: larger than %zu bytes", path, max);
 		free(buf);
 		buf = NULL;
 	} else
@@ -260,6 +299,8 @@ ctl_init(struct ctl *ctl)
 	ctl->cert = env("TOOLGATE_CERT");
 	ctl->key = env("TOOLGATE_KEY");
 	ctl->ca = env("TOOLGATE_CA");
+	if ((ctl->db = env("TOOLGATE_DB")) != NULL)
+		ctl->db_from_env = 1;
 	ctl->timeout = CTL_TIMEOUT;
 }
 
@@ -267,11 +308,21 @@ static void
 global_set(struct ctl *ctl, int idx, const char *val)
 {
 	switch (idx) {
-	case G_URL:	ctl->url = val; break;
+	case G_URL:
+		/* An explicit --url means online: TOOLGATE_DB steps aside. */
+		ctl->url = val;
+		if (ctl->db_from_env) {
+			ctl->db = NULL;
+			ctl->db_from_env = 0;
+		}
+		break;
 	case G_CERT:	ctl->cert = val; break;
 	case G_KEY:	ctl->key = val; break;
 	case G_CA:	ctl->ca = val; break;
-	case G_DB:	ctl->db = val; break;
+	case G_DB:
+		ctl->db = val;
+		ctl->db_from_env = 0;
+		break;
 	case G_JSON:	ctl->json = 1; break;
 	default:	break;
 	}
@@ -344,6 +395,29 @@ find_sub(const struct ctl_cmd *group, const char *name)
 	return (NULL);
 }
 
+/* A one-letter option ("-q") of cmd at argv[*i]: -1 to go on, else the
+ * usage error's exit code. */
+static int
+parse_short(const struct ctl_cmd *cmd, struct ctl_args *a, int argc,
+    char **argv, int *i)
+{
+	const char	*arg = argv[*i];
+	int		 k;
+
+	for (k = 0; k < CTL_MAX_OPTS && cmd->opts[k].name != NULL; k++)
+		if (cmd->opts[k].shortopt == arg[1])
+			break;
+	if (k == CTL_MAX_OPTS || cmd->opts[k].name == NULL)
+		return (ctl_usage(cmd, "unknown option: %s", arg));
+	if (cmd->opts[k].arg == NULL)
+		a->val[k] = "";
+	else if (*i + 1 < argc)
+		a->val[k] = argv[++*i];
+	else
+		return (ctl_usage(cmd, "%s needs %s", arg, cmd->opts[k].arg));
+	return (-1);
+}
+
 /*
  * One option at argv[*i]: the command's own first, then the global ones
  * (accepted anywhere).  Returns -1 to go on, else an exit code (help,
@@ -358,6 +432,8 @@ parse_option(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a,
 
 	if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
 		return (help(cmd));
+	if (arg[1] != '-' && arg[2] == '\0')
+		return (parse_short(cmd, a, argc, argv, i));
 	if (strncmp(arg, "--", 2) != 0)
 		return (ctl_usage(cmd, "unknown option: %s", arg));
 	if ((k = opt_match(cmd, cmd->opts, argc, argv, i, &val, &rc)) >= 0) {
@@ -372,7 +448,7 @@ parse_option(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a,
 	if (k == -1)
 		return (ctl_usage(cmd, "unknown option: %s", arg));
 	if (k == G_VERSION) {
-		printf("toolgatectl %s\n", CTL_VERSION);
+		printf("toolgatectl %s\n", TOOLGATE_VERSION);
 		return (CTL_OK);
 	}
 	global_set(ctl, k, val);
@@ -415,83 +491,6 @@ dispatch(struct ctl *ctl, int argc, char **argv, struct ctl_args *a)
 		return (ctl_usage(cmd, "missing argument: %s %s", cmd->path,
 		    cmd->synopsis));
 	return (cmd->run(ctl, cmd, a));
-}
-
-/* Width of the left column: the longest entry plus a gap, at most 32. */
-static int
-help_width(const struct ctl_cmd *cmd, const struct ctl_opt *opts)
-{
-	const struct ctl_cmd	*c;
-	int			 k, n, w = (int)strlen("-h, --help");
-
-	for (k = 0; opts[k].name != NULL; k++) {
-		n = 3 + (int)strlen(opts[k].name) +
-		    (opts[k].arg ? (int)strlen(opts[k].arg) : 0);
-		w = n > w ? n : w;
-	}
-	for (c = cmd->sub; c != NULL && c->name != NULL; c++) {
-		n = 1 + (int)strlen(c->name) + (int)strlen(c->sub ? "COMMAND" :
-		    c->synopsis);
-		w = n > w ? n : w;
-	}
-	return (w > 32 ? 32 : w);
-}
-
-/* One aligned row; a left part wider than w gets a line of its own. */
-static void
-help_row(int w, const char *left, const char *text)
-{
-	if ((int)strlen(left) > w)
-		printf("  %s\n  %-*s  %s\n", left, w, "", text);
-	else
-		printf("  %-*s  %s\n", w, left, text);
-}
-
-static void
-help_opts(const char *title, const struct ctl_opt *opts, int w)
-{
-	char	 left[64];
-	int	 k;
-
-	printf("\n%s:\n", title);
-	for (k = 0; opts[k].name != NULL; k++) {
-		snprintf(left, sizeof(left), "--%s%s%s", opts[k].name,
-		    opts[k].arg ? " " : "", opts[k].arg ? opts[k].arg : "");
-		help_row(w, left, opts[k].help);
-	}
-	help_row(w, "-h, --help", "show this help");
-}
-
-/* Usage of cmd on stdout, from the tables; exit 0. */
-static int
-help(const struct ctl_cmd *cmd)
-{
-	const struct ctl_cmd	*c;
-	const struct ctl_opt	*opts;
-	char			 left[64];
-	int			 root = cmd == &cmd_root, w;
-
-	opts = root ? global_opts : cmd->opts;
-	w = help_width(cmd, opts);
-	printf("usage: toolgatectl [global options]%s%s %s\n\n%s\n",
-	    cmd->path[0] ? " " : "", cmd->path, cmd->synopsis, cmd->summary);
-	if (cmd->sub != NULL) {
-		printf("\ncommands:\n");
-		for (c = cmd->sub; c->name != NULL; c++) {
-			snprintf(left, sizeof(left), "%s %s", c->name,
-			    c->sub != NULL ? "COMMAND" : c->synopsis);
-			help_row(w, left, c->summary);
-		}
-	}
-	help_opts(root ? "global options" : "options", opts, w);
-	if (!root)
-		printf("\nglobal options (--url --cert --key --ca --db --json) "
-		    "may come anywhere: see 'toolgatectl --help'\n");
-	printf("\nexample:\n  %s\n", cmd->example);
-	if (root)
-		printf("\nexit codes: 0 done, 1 refused or failed, 2 usage, "
-		    "3 connection or TLS failure\n");
-	return (CTL_OK);
 }
 
 int

@@ -3,12 +3,13 @@
  * performs a request and maps its outcome to an exit code (transport
  * failure 3, server error 1 with "toolgatectl: CODE: MESSAGE" on stderr),
  * aligned key/value lines for humans and pretty JSON for --json.  Text
- * that came from the server is stripped of control characters before it
- * reaches a terminal.  Tables are aligned from their data; colours only
+ * that came from the server is stripped of control characters (C0, C1)
+ * and bidirectional overrides before it reaches a terminal.  Tables are aligned from their data; colours only
  * on a terminal without NO_COLOR.  Also the few renderings of an intent
  * view that several commands share (amount, approvals n/m, durations).
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,13 +36,75 @@ struct out_table {
 	unsigned char	*warn;		/* per cell: highlight */
 };
 
-/* Replace control characters (escape sequences, CR, LF) in s with '?'. */
+/*
+ * Length of the valid UTF-8 sequence at s (1..4) and its code point in
+ * *cp, or 0 when the bytes there are not valid UTF-8 (overlong forms,
+ * surrogates and values past U+10FFFF included).
+ */
+static size_t
+out_utf8(const unsigned char *s, uint32_t *cp)
+{
+	size_t	 n, i;
+	uint32_t c = s[0];
+
+	if (c < 0x80) {
+		*cp = c;
+		return (1);
+	}
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, c &= 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, c &= 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, c &= 0x07;
+	else
+		return (0);
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return (0);
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
+	    (n == 4 && (c < 0x10000 || c > 0x10ffff)))
+		return (0);
+	*cp = c;
+	return (n);
+}
+
+/*
+ * Characters a terminal may act on instead of showing: C0 and C1
+ * controls (ESC sequences, CR, LF; U+009B is a one-character CSI), DEL,
+ * and the bidirectional controls that let text display in another order
+ * than it is stored (an agent could make "evil.com" read "moc.live").
+ */
+static int
+out_unsafe(uint32_t cp)
+{
+	return (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) ||
+	    cp == 0x061c || cp == 0x200e || cp == 0x200f ||
+	    (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069));
+}
+
+/* Replace each unsafe character, and each byte that is not UTF-8, in s
+ * with one '?' (in place: the text can only shrink). */
 static void
 out_clean(char *s)
 {
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = '?';
+	unsigned char	*r = (unsigned char *)s, *w = r;
+	uint32_t	 cp;
+	size_t		 n;
+
+	while (*r != '\0') {
+		if ((n = out_utf8(r, &cp)) == 0 || out_unsafe(cp)) {
+			*w++ = '?';
+			r += n ? n : 1;
+			continue;
+		}
+		memmove(w, r, n);
+		w += n;
+		r += n;
+	}
+	*w = '\0';
 }
 
 /* The string member key of obj, or "-" when missing or not a string. */

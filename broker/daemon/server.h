@@ -61,6 +61,7 @@ struct worker {
 	struct event		*done_ev;
 	int			 inflight;
 	int			 nconns;	/* conn.c */
+	LIST_HEAD(conn_list, conn) conns;	/* conn.c: this thread's */
 	struct metrics		 metrics;
 };
 
@@ -110,6 +111,7 @@ struct limits {
 	int			 idle_timeout;		/* s, evhttp inactivity */
 	int			 request_timeout;	/* s, complete request */
 	uint32_t		 rate, burst;		/* per identity */
+	int			 max_conn_age;		/* s, then closed */
 };
 
 struct broker {
@@ -118,9 +120,11 @@ struct broker {
 	const char		*db_path;
 	const char		*audience;
 	struct tls_files	 tls;
+	pthread_mutex_t		 tls_lock;	/* ssl_ctx and tls_gen */
 	SSL_CTX			*ssl_ctx;	/* swapped on SIGHUP */
-	SSL_CTX			*retired_ctx;	/* freed at the next swap */
+	uint64_t		 tls_gen;	/* +1 at every swap */
 	SSL_CTX			*refuse_ctx;	/* over max-connections */
+	int			 listen_fd;	/* shared by every worker */
 	struct limits		 limits;
 	struct ratelimit	*rl;
 	struct grant_signer	 grant;
@@ -136,6 +140,13 @@ int	conn_init(void);
 struct bufferevent *conn_bevcb(struct event_base *base, void *worker);
 /* The verified peer of req's connection, or NULL (fail closed). */
 const struct tls_peer *conn_peer(struct evhttp_request *req);
+/*
+ * Main thread, SIGHUP: make fresh (stolen) the context of new connections,
+ * then have every worker close the established connections whose
+ * certificate fresh's CA and CRL refuse (after answering the request in
+ * flight).
+ */
+void	conn_tls_swap(struct broker *b, SSL_CTX *fresh);
 
 /* http.c */
 struct request;

@@ -2,9 +2,13 @@
  * toolgated: start-up and shut-down.  Parses flags (and --config), loads
  * and checks every key and certificate before anything listens (exit 2
  * with one line naming the file on any problem), migrates the database,
- * then runs one event base + evhttp + SQLite connection per thread, each
- * with its own SO_REUSEPORT listener.  The main thread only waits for
- * signals: SIGTERM/SIGINT stop the loops after in-flight requests.
+ * binds the one listening socket (exit 2 when the address is in use: no
+ * SO_REUSEPORT, so a second broker cannot share the port), warns about
+ * what an operator must know at start (no policy, kill switches engaged),
+ * then runs one event base + evhttp + SQLite connection per thread, all
+ * accepting on that socket.  The main thread only waits for signals:
+ * SIGHUP reloads TLS, SIGTERM/SIGINT stop the loops after in-flight
+ * requests.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -30,14 +34,50 @@
 #include <openssl/err.h>
 
 #include "clock.h"
+#include "file.h"
 #include "jose.h"
 #include "log.h"
 #include "server.h"
 #include "store.h"
+#include "version.h"
 
 #define PRUNE_INTERVAL_S 60
 
 static struct broker	 broker;
+
+static const char help_text[] =
+"usage: toolgated --listen HOST:PORT --db PATH --ca FILE --cert FILE\n"
+"                 --key FILE --grant-key FILE [options]\n"
+"\n"
+"The toolgate broker: decides AI agents' tool-call intents over mutual TLS.\n"
+"\n"
+"required (as flags or in --config):\n"
+"  --listen HOST:PORT   address to listen on; in use already: exit 2\n"
+"  --db PATH            SQLite database, created and migrated at start\n"
+"  --ca FILE            CA certificates (PEM) client certificates must\n"
+"                       chain to\n"
+"  --cert FILE          the broker's certificate chain (PEM)\n"
+"  --key FILE           its private key (PEM, mode 0600)\n"
+"  --grant-key FILE     EC P-256 key (PEM, mode 0600) that signs grants\n"
+"\n"
+"options:\n"
+"  --crl FILE           CRLs (PEM) of the CAs in --ca: revoked certificates\n"
+"                       are refused, also on open connections after SIGHUP\n"
+"  --audience NAME      the aud intents must name (default toolgate)\n"
+"  --threads N          worker threads, 1..64 (default: one per CPU)\n"
+"  --config FILE        \"name = value\" settings: any flag above by its\n"
+"                       long name, and the limits of proto/config.md\n"
+"  --log-level LEVEL    debug, info (default), warn or error\n"
+"  --log-format FORMAT  text (default; RFC 3339 time first) or json (one\n"
+"                       object per line)\n"
+"  --version            print the version and exit\n"
+"  -h, --help           show this help and exit\n"
+"\n"
+"Logs go to stderr; \"listening on HOST:PORT\" once ready.  SIGHUP reloads\n"
+"the certificate, key, CA and CRL and closes connections whose certificate\n"
+"is no longer trusted; SIGTERM finishes in-flight requests and exits 0.\n"
+"Exit 2: a bad flag or setting, an unusable file or key, or the address in\n"
+"use.  Documentation: README.md, proto/config.md, proto/identities.md.\n";
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
 usage_exit(const char *fmt, ...)
@@ -48,10 +88,7 @@ usage_exit(const char *fmt, ...)
 	fprintf(stderr, "toolgated: ");
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nusage: toolgated --listen HOST:PORT --db PATH "
-	    "--ca FILE --cert FILE --key FILE --grant-key FILE [--crl FILE] "
-	    "[--audience NAME] [--threads N] [--config FILE] "
-	    "[--log-level debug|info|warn|error]\n");
+	fputc('\n', stderr);
 	exit(2);
 }
 
@@ -64,10 +101,11 @@ startup_exit(const char *msg)
 
 struct options {
 	const char	*listen, *db, *ca, *cert, *key, *grant_key, *crl;
-	const char	*audience, *threads, *config, *log_level;
+	const char	*audience, *threads, *config, *log_level, *log_format;
 	/* --config only: hardening and durability knobs (proto/config.md) */
 	const char	*synchronous, *max_connections, *idle_timeout;
 	const char	*request_timeout, *rate_limit, *rate_burst;
+	const char	*max_conn_age;
 	char		*config_text;	/* owns the values read from --config */
 };
 
@@ -84,6 +122,7 @@ static const struct {
 	{ "request-timeout",	offsetof(struct options, request_timeout) },
 	{ "rate-limit",		offsetof(struct options, rate_limit) },
 	{ "rate-burst",		offsetof(struct options, rate_burst) },
+	{ "max-connection-age",	offsetof(struct options, max_conn_age) },
 };
 
 static const struct option longopts[] = {
@@ -98,6 +137,8 @@ static const struct option longopts[] = {
 	{ "threads",	required_argument, NULL, 't' },
 	{ "config",	required_argument, NULL, 'f' },
 	{ "log-level",	required_argument, NULL, 'v' },
+	{ "log-format",	required_argument, NULL, 'F' },
+	{ "version",	no_argument,	   NULL, 'V' },
 	{ "help",	no_argument,	   NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
 };
@@ -120,6 +161,7 @@ options_set(struct options *o, int opt, const char *val, int from_config)
 	case 'u': slot = &o->audience; break;
 	case 't': slot = &o->threads; break;
 	case 'v': slot = &o->log_level; break;
+	case 'F': slot = &o->log_format; break;
 	default: return (-1);
 	}
 	if (!from_config || *slot == NULL)
@@ -199,14 +241,21 @@ options_parse(int argc, char **argv, struct options *o)
 	memset(o, 0, sizeof(*o));
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		if (ch == 'h')
-			usage_exit("%s", "help");
+		if (ch == 'h') {
+			fputs(help_text, stdout);
+			exit(0);
+		}
+		if (ch == 'V') {
+			printf("toolgated %s\n", TOOLGATE_VERSION);
+			exit(0);
+		}
 		if (ch == 'f') {
 			o->config = optarg;
 			continue;
 		}
 		if (ch == '?' || ch == ':' || options_set(o, ch, optarg, 0))
-			usage_exit("unknown or incomplete flag: %s",
+			usage_exit("unknown or incomplete flag: %s "
+			    "(toolgated --help lists every flag)",
 			    argv[optind - 1]);
 	}
 	if (optind < argc)
@@ -248,22 +297,53 @@ options_limits(const struct options *o, struct broker *b)
 	    0, 10000000);
 	l->burst = (uint32_t)options_number("rate-burst", o->rate_burst,
 	    2 * (long)l->rate, 0, 20000000);
+	l->max_conn_age = (int)options_number("max-connection-age",
+	    o->max_conn_age, 3600, 1, 31536000);
+}
+
+/* Name every required flag that is missing, and exit 2. */
+static void __attribute__((noreturn))
+options_missing(const struct options *o)
+{
+	const struct {
+		const char	*flag;
+		const char	*val;
+	} req[] = {
+		{ "--listen", o->listen }, { "--db", o->db }, { "--ca", o->ca },
+		{ "--cert", o->cert }, { "--key", o->key },
+		{ "--grant-key", o->grant_key },
+	};
+	char	 missing[128] = "";
+	size_t	 i, n = 0, used = 0;
+
+	for (i = 0; i < sizeof(req) / sizeof(req[0]); i++)
+		if (req[i].val == NULL && used < sizeof(missing))
+			used += (size_t)snprintf(missing + used,
+			    sizeof(missing) - used, "%s%s", n++ ? " " : "",
+			    req[i].flag);
+	usage_exit("missing required flag%s %s (on the command line or in "
+	    "--config; see toolgated --help)", n > 1 ? "s" : "", missing);
 }
 
 static void
 options_apply(const struct options *o, struct broker *b)
 {
 	enum log_level	 lvl = LOG_LVL_INFO;
+	enum log_format	 fmt = LOG_FMT_TEXT;
 	char		*colon, *end;
 	long		 port, n;
 
 	if (o->log_level && log_level_parse(o->log_level, &lvl) == -1)
 		usage_exit("--log-level must be debug, info, warn or error, "
 		    "not %s", o->log_level);
+	if (o->log_format && log_format_parse(o->log_format, &fmt) == -1)
+		usage_exit("--log-format must be text or json, not %s",
+		    o->log_format);
 	log_init(lvl, "toolgated");
+	log_set_format(fmt);
 	if (!o->listen || !o->db || !o->ca || !o->cert || !o->key ||
 	    !o->grant_key)
-		usage_exit("%s", "missing a required flag");
+		options_missing(o);
 	colon = strrchr(o->listen, ':');
 	if (colon == NULL || colon == o->listen)
 		usage_exit("--listen must be HOST:PORT, not %s", o->listen);
@@ -301,20 +381,20 @@ options_apply(const struct options *o, struct broker *b)
 /* Private keys readable by group or others are refused (httpd's
  * check_file_secrecy): a key that leaked once is not a key. */
 static void
-check_secrecy(const char *path)
+check_secrecy(const char *flag, const char *path)
 {
-	struct stat	 st;
-	char		 msg[600];
+	mode_t	 mode;
+	char	 msg[600], why[256];
 
-	if (stat(path, &st) == -1) {
-		snprintf(msg, sizeof(msg), "%s: cannot read key: %s", path,
-		    strerror(errno));
+	if (file_check(path, &mode, why, sizeof(why)) == -1) {
+		snprintf(msg, sizeof(msg), "%s %s: cannot read key: %s", flag,
+		    path, why);
 		startup_exit(msg);
 	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(msg, sizeof(msg), "%s: private key is accessible by "
-		    "group or others (mode %04o): chmod 600 it", path,
-		    (unsigned)(st.st_mode & 07777));
+	if (mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(msg, sizeof(msg), "%s %s: private key is accessible "
+		    "by group or others (mode %04o): chmod 600 it", flag, path,
+		    (unsigned)(mode & 07777));
 		startup_exit(msg);
 	}
 }
@@ -326,8 +406,9 @@ broker_load_keys(struct broker *b, const char *grant_key_path)
 	const char	*why = NULL;
 	EVP_PKEY	*gk;
 
-	check_secrecy(b->tls.key);
-	check_secrecy(grant_key_path);
+	check_secrecy("--key", b->tls.key);
+	check_secrecy("--grant-key", grant_key_path);
+	pthread_mutex_init(&b->tls_lock, NULL);
 	if ((b->refuse_ctx = tls_refusing_ctx()) == NULL ||
 	    (b->rl = ratelimit_new(b->limits.rate, b->limits.burst)) == NULL)
 		startup_exit("cannot set up connection limits");
@@ -336,8 +417,8 @@ broker_load_keys(struct broker *b, const char *grant_key_path)
 		startup_exit(err);
 	if ((gk = jose_load_private_key(grant_key_path, &why)) == NULL ||
 	    grant_signer_init(&b->grant, gk, &why) == -1) {
-		snprintf(msg, sizeof(msg), "%s: %s", grant_key_path,
-		    why ? why : "cannot load grant key");
+		snprintf(msg, sizeof(msg), "--grant-key %s: %s",
+		    grant_key_path, why ? why : "cannot load grant key");
 		startup_exit(msg);
 	}
 }
@@ -377,23 +458,19 @@ worker_prune_cb(evutil_socket_t fd, short what, void *arg)
 		db_rollback(w->db);
 }
 
+/* This worker accepts on the broker's one listening socket too: the
+ * kernel wakes the threads waiting on it and one of them accepts. */
 static int
-worker_listen(struct worker *w, struct sockaddr *sa, socklen_t salen)
+worker_listen(struct worker *w, int fd)
 {
 	struct evconnlistener	*l;
-	int			 one = 1;
 
-	l = evconnlistener_new_bind(w->base, NULL, NULL,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-	    LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC, 1024, sa,
-	    (int)salen);
+	/* Backlog 0: already listening.  Not LEV_OPT_CLOSE_ON_FREE: the
+	 * socket is shared; main closes it after every worker is gone. */
+	l = evconnlistener_new(w->base, NULL, NULL, LEV_OPT_CLOSE_ON_EXEC, 0,
+	    fd);
 	if (l == NULL)
 		return (-1);
-	/* Accepted sockets inherit it: without it, a response written as
-	 * two TLS records waits for the client's delayed ACK (40 ms). */
-	if (setsockopt(evconnlistener_get_fd(l), IPPROTO_TCP, TCP_NODELAY,
-	    &one, sizeof(one)) == -1)
-		log_warn("%s: TCP_NODELAY", __func__);
 	if (evhttp_bind_listener(w->http, l) == NULL) {
 		evconnlistener_free(l);
 		return (-1);
@@ -419,7 +496,7 @@ worker_base_new(void)
 }
 
 static void
-worker_init(struct broker *b, int idx, struct sockaddr *sa, socklen_t salen)
+worker_init(struct broker *b, int idx)
 {
 	struct worker	*w = &b->workers[idx];
 	struct timeval	 prune = { PRUNE_INTERVAL_S, 0 }, tick = { 1, 0 };
@@ -442,8 +519,8 @@ worker_init(struct broker *b, int idx, struct sockaddr *sa, socklen_t salen)
 	ks_cache_init(&w->ks);
 	event_add(w->tick_ev, &tick);
 	http_setup(w);
-	if (worker_listen(w, sa, salen) == -1) {
-		snprintf(msg, sizeof(msg), "cannot listen on %s:%d: %s",
+	if (worker_listen(w, b->listen_fd) == -1) {
+		snprintf(msg, sizeof(msg), "cannot accept on %s:%d: %s",
 		    b->listen_host, b->listen_port, strerror(errno));
 		startup_exit(msg);
 	}
@@ -502,12 +579,19 @@ worker_free(struct worker *w)
 	db_close(w->db);
 }
 
+/*
+ * The one listening socket of this broker, bound to --listen.  No
+ * SO_REUSEPORT: with it a second toolgated could bind the same address
+ * and silently take part of the connections with its own database.
+ * SO_REUSEADDR only lets a restart bind while old connections linger in
+ * TIME_WAIT; an address someone listens on is refused (exit 2).
+ */
 static void
-broker_resolve(struct broker *b, struct sockaddr_storage *ss,
-    socklen_t *len)
+broker_listen(struct broker *b)
 {
 	struct evutil_addrinfo	 hints, *res = NULL;
 	char			 port[8], msg[512];
+	int			 fd, one = 1, e;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -520,9 +604,67 @@ broker_resolve(struct broker *b, struct sockaddr_storage *ss,
 		    b->listen_host);
 		startup_exit(msg);
 	}
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*len = (socklen_t)res->ai_addrlen;
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+	    sizeof(one)) == -1 || bind(fd, res->ai_addr,
+	    (socklen_t)res->ai_addrlen) == -1 || listen(fd, 1024) == -1) {
+		e = errno;
+		snprintf(msg, sizeof(msg), "cannot listen on %s:%d: %s%s",
+		    b->listen_host, b->listen_port, strerror(e),
+		    e == EADDRINUSE ? " (another toolgated, or another "
+		    "program, is listening there: stop it or pick another "
+		    "--listen)" : "");
+		startup_exit(msg);
+	}
 	evutil_freeaddrinfo(res);
+	/* Accepted sockets inherit it: without it, a response written as
+	 * two TLS records waits for the client's delayed ACK (40 ms). */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		log_warn("%s: TCP_NODELAY", __func__);
+	b->listen_fd = fd;
+}
+
+/*
+ * What an operator must know before the first intent: with no policy
+ * every intent is denied and nobody can apply one online; engaged kill
+ * switches stop whatever they cover until an operator resets them.
+ */
+static void
+broker_startup_warnings(const struct broker *b)
+{
+	struct db	*db;
+	json_t		*st, *sw;
+	int64_t		 version = 0;
+	size_t		 i;
+	char		 err[512];
+
+	if ((db = db_open(b->db_path, err, sizeof(err))) == NULL)
+		startup_exit(err);
+	if (store_policy_version(db, &version) == 0 && version == 0)
+		log_warnx("no policy applied: every intent is denied "
+		    "unknown_principal, and no operator exists to apply one "
+		    "online; bootstrap with: toolgatectl --db %s policy apply "
+		    "POLICY.json", b->db_path);
+	if ((st = ks_status(db)) != NULL)
+		json_array_foreach(json_object_get(st, "switches"), i, sw)
+			log_warnx("kill switch %" JSON_INTEGER_FORMAT
+			    " engaged (%s%s%s) by %s at %s: %s; reset with: "
+			    "toolgatectl killswitch reset %" JSON_INTEGER_FORMAT
+			    " --reason TEXT",
+			    json_integer_value(json_object_get(sw, "id")),
+			    json_string_value(json_object_get(sw, "scope")),
+			    json_is_string(json_object_get(sw, "target")) ?
+			    " " : "",
+			    json_is_string(json_object_get(sw, "target")) ?
+			    json_string_value(json_object_get(sw, "target")) :
+			    "",
+			    json_string_value(json_object_get(sw, "by")),
+			    json_string_value(json_object_get(sw, "at")),
+			    json_string_value(json_object_get(sw, "reason")),
+			    json_integer_value(json_object_get(sw, "id")));
+	json_decref(st);
+	db_close(db);
 }
 
 static void
@@ -537,14 +679,14 @@ libevent_log(int severity, const char *msg)
 /*
  * SIGHUP: rebuild the TLS context from the same files (certificate, key,
  * CA, CRL) and swap it in for new connections; established connections
- * keep theirs.  On any error the old context stays.  The context before
- * the old one is freed: SSL objects hold their own reference, and a
- * worker that loaded the old pointer just now still finds it alive.
+ * keep theirs, unless the new CA or CRL refuses their certificate: those
+ * are closed once their request in flight is answered (conn.c).  On any
+ * error the old context stays.
  */
 static void
 broker_reload_tls(struct broker *b)
 {
-	SSL_CTX	*fresh, *old;
+	SSL_CTX	*fresh;
 	char	 err[512];
 
 	if ((fresh = tls_server_ctx(&b->tls, err, sizeof(err))) == NULL) {
@@ -552,10 +694,9 @@ broker_reload_tls(struct broker *b)
 		    "certificates: %s", err);
 		return;
 	}
-	old = __atomic_exchange_n(&b->ssl_ctx, fresh, __ATOMIC_ACQ_REL);
-	SSL_CTX_free(b->retired_ctx);
-	b->retired_ctx = old;
-	log_info("SIGHUP: TLS certificates and CRL reloaded");
+	conn_tls_swap(b, fresh);
+	log_info("SIGHUP: TLS certificates and CRL reloaded; checking open "
+	    "connections against them");
 }
 
 /* The signals the main thread takes with sigwait.  Blocked in main before
@@ -603,8 +744,6 @@ int
 main(int argc, char **argv)
 {
 	struct options		 o;
-	struct sockaddr_storage	 ss;
-	socklen_t		 sslen;
 	sigset_t		 set;
 	int			 i;
 
@@ -622,10 +761,11 @@ main(int argc, char **argv)
 	event_set_log_callback(libevent_log);
 	json_object_seed(0);
 	broker_load_keys(&broker, o.grant_key);
-	broker_resolve(&broker, &ss, &sslen);
+	broker_listen(&broker);
 	for (i = 0; i < broker.nworkers; i++)
-		worker_init(&broker, i, (struct sockaddr *)&ss, sslen);
+		worker_init(&broker, i);
 	commit_init(&broker);
+	broker_startup_warnings(&broker);
 	broker_run(&broker);
 	commit_stop(&broker);
 	for (i = 0; i < broker.nworkers; i++)
@@ -633,8 +773,8 @@ main(int argc, char **argv)
 	policy_free(broker.commit_ctx.policy);
 	ks_cache_clear(&broker.commit_ctx.ks);
 	db_close(broker.commit_ctx.db);
+	close(broker.listen_fd);
 	SSL_CTX_free(broker.ssl_ctx);
-	SSL_CTX_free(broker.retired_ctx);
 	SSL_CTX_free(broker.refuse_ctx);
 	ratelimit_free(broker.rl);
 	grant_signer_deinit(&broker.grant);

@@ -19,6 +19,7 @@ import hmac
 import http.client
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -427,9 +428,13 @@ def free_port():
 class Broker:
     """A toolgated on 127.0.0.1:PORT with its own database, as a context
     manager.  The policy (None → policies/example.json, a dict, or a file
-    path) is applied offline with toolgatectl --db before the first start."""
+    path) is applied offline with toolgatectl --db before the first start.
+    flags replace (or add) flags of the usual command line, {"--cert": X};
+    a value of None drops that flag."""
 
-    def __init__(self, policy=None, threads=2, audience=None, extra_args=()):
+    def __init__(self, policy=None, threads=2, audience=None, extra_args=(),
+                 flags=None):
+        self.flags = dict(flags or {})
         self.pki = pki()
         self.dir = tempfile.mkdtemp(prefix="toolgate-broker-")
         self.db = os.path.join(self.dir, "toolgate.db")
@@ -475,6 +480,15 @@ class Broker:
                 "--threads", str(self.threads), "--log-level", "info"]
         if self.audience is not None:
             argv += ["--audience", self.audience]
+        for flag, value in self.flags.items():
+            if flag in argv:
+                i = argv.index(flag)
+                if value is None:
+                    del argv[i:i + 2]
+                else:
+                    argv[i + 1] = value
+            elif value is not None:
+                argv += [flag, value]
         return argv + list(self.extra_args)
 
     def _read(self, proc, listening):
@@ -560,6 +574,31 @@ class Broker:
         with self._lines_lock:
             return list(self._lines)
 
+    def wait_log(self, pattern, start=0, timeout=20):
+        """The first log line from index start on that matches the regular
+        expression pattern; AssertionError after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log_lines()[start:]:
+                if re.search(pattern, line):
+                    return line
+            time.sleep(0.05)
+        raise AssertionError("no log line matching %r within %d s:\n%s" %
+                             (pattern, timeout,
+                              "\n".join(self.log_lines()[start:])))
+
+    def hup(self):
+        """SIGHUP; returns the reload's log line once it is there."""
+        n = len(self.log_lines())
+        self.proc.send_signal(signal.SIGHUP)
+        return self.wait_log("SIGHUP", n)
+
+    def start_fails(self):
+        """Run toolgated with this broker's flags, expecting it to stop
+        before listening: the finished process (stderr captured)."""
+        return subprocess.run(self._argv(), capture_output=True, text=True,
+                              timeout=30, stdin=subprocess.DEVNULL)
+
     def __enter__(self):
         try:
             return self.start()
@@ -606,6 +645,21 @@ class Broker:
         return subprocess.run([CTL, "--db", self.db] + list(args),
                               capture_output=True, text=True, check=check,
                               input=input, timeout=timeout)
+
+
+class BrokerCase:
+    """Mixin for a unittest.TestCase whose tests share one Broker(policy)
+    started for the class: self.broker."""
+    policy = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.broker = Broker(policy=cls.policy)
+        cls.broker.__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.__exit__(None, None, None)
 
 
 def load_example_policy():

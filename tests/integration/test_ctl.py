@@ -172,9 +172,11 @@ class PolicyOffline(Tmp):
         p = run("policy", "check", self.write("x.json", "{not json"))
         self.assertExit(p, 1)
         self.assertIn("invalid JSON", p.stderr)
+        # a local file that is not there is a usage error (2), not a
+        # refusal (1)
         p = run("policy", "check", os.path.join(self.tmp, "absent.json"))
-        self.assertExit(p, 1)
-        self.assertIn("No such file", p.stderr)
+        self.assertExit(p, 2)
+        self.assertIn("absent.json: No such file or directory", p.stderr)
 
     def test_apply_offline_then_show(self):
         db = os.path.join(self.tmp, "t.db")
@@ -205,7 +207,8 @@ class PolicyOffline(Tmp):
         self.assertExit(p, 1)
         self.assertIn("$.roles.r.rules[0].tool", p.stderr)
         p = run("--db", db, "policy", "show")
-        self.assertExit(p, 1)
+        self.assertExit(p, 2)                   # no database was made
+        self.assertIn("No such file or directory", p.stderr)
 
     def test_offline_audit_actor_is_cli_user(self):
         db = os.path.join(self.tmp, "t.db")
@@ -219,7 +222,8 @@ class PolicyOffline(Tmp):
     def test_show_on_missing_db_does_not_create_it(self):
         db = os.path.join(self.tmp, "absent.db")
         p = run("--db", db, "policy", "show")
-        self.assertExit(p, 1)
+        self.assertExit(p, 2)
+        self.assertIn("--db %s: No such file or directory" % db, p.stderr)
         self.assertFalse(os.path.exists(db))
 
 
@@ -263,13 +267,13 @@ class Online(Tmp):
     def test_submit_pending(self):
         p = self.ctl("submit", "--tool", "payments.transfer",
                      "--amount", "5000.00", "--currency", "USD")
-        self.assertExit(p, 0)
+        self.assertExit(p, 4)                   # 4: still pending
         self.assertRegex(p.stdout, r"^pending +in_[0-9a-f]{32} +"
                                    r"payments\.transfer\n")
         self.assertIn("toolgatectl approve in_", p.stdout)
         p = self.ctl("--json", "submit", "--tool", "payments.transfer",
                      "--amount", "5000.00", "--currency", "USD")
-        self.assertExit(p, 0)
+        self.assertExit(p, 4)
         d = json.loads(p.stdout)
         self.assertEqual((d["decision"], d["approvals_required"]),
                          ("pending", 1))
@@ -347,6 +351,9 @@ class Online(Tmp):
         p = self.direct("submit", "--tool", "crm.lookup", ca=ca)
         self.assertExit(p, 3)
         self.assertIn("certificate verify failed", p.stderr)
+        # and says what to check
+        self.assertIn("is --ca (TOOLGATE_CA) the CA that issued the "
+                      "broker's certificate?", p.stderr)
 
     def test_host_name_is_checked(self):
         # The broker certificate names localhost and 127.0.0.1 only.

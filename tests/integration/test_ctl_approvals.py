@@ -4,7 +4,7 @@ toolgatectl against a real toolgated (CONTRACT section 7, issue 3):
 pending (aligned table, colours only on a terminal), show, approve,
 reject, and submit --wait woken by an approval from another process.
 Exit codes are part of the contract: 0 done, 1 refused or failed, 2 usage,
-3 connection or TLS failure.
+3 connection or TLS failure, 4 still pending.
 """
 
 import json
@@ -86,7 +86,7 @@ class CtlCase(unittest.TestCase):
         if reason is not None:
             args += ["--reason", reason]
         p = self.ctl(*args)
-        self.assertExit(p, 0)
+        self.assertExit(p, 4)               # 4: still pending
         d = json.loads(p.stdout)
         self.assertEqual(d["status"], "pending", d)
         return d
@@ -326,7 +326,9 @@ class Wait(CtlCase):
         waited = time.monotonic() - t0
         self.assertEqual(proc.returncode, 0, out + err)
         self.assertLess(waited, 2.5)
-        self.assertRegex(out, r"^allowed +%s +payments\.transfer\n" % iid)
+        # the pending id came first (before the wait), then the outcome
+        self.assertRegex(out, r"^pending +%s +payments\.transfer\n" % iid)
+        self.assertRegex(out, r"(?m)^allowed +%s +payments\.transfer$" % iid)
         self.assertRegex(out, r"(?m)^approved +by approver-alice at \S+Z$")
         self.assertRegex(out, r"(?m)^grant +[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"
                               r"\.[A-Za-z0-9_-]+$")
@@ -349,7 +351,9 @@ class Wait(CtlCase):
                                  who="approver-alice"), 0)
         out, err = proc.communicate(timeout=20)
         self.assertEqual(proc.returncode, 1, out + err)
-        self.assertEqual(out, "")
+        # what was printed before the wait, and nothing after it
+        self.assertRegex(out, r"^pending +%s +payments\.transfer\n" % iid)
+        self.assertNotIn("allowed", out)
         self.assertIn("toolgatectl: rejected by approver-alice: no invoice",
                       err)
 
@@ -358,9 +362,10 @@ class Wait(CtlCase):
         p = self.ctl("submit", "--tool", "payments.transfer", "--amount",
                      "5000.00", "--currency", "USD", "--wait", "2")
         took = time.monotonic() - t0
-        self.assertExit(p, 1)
+        self.assertExit(p, 4)                   # 4: still pending
         self.assertRegex(p.stdout, r"^pending +%s" % ID)
         self.assertIn("still pending after 2 s", p.stderr)
+        self.assertIn("toolgatectl wait in_", p.stderr)
         self.assertGreaterEqual(took, 1.9)
         self.assertLess(took, 8)
 

@@ -187,7 +187,7 @@ class KillSwitch(CtlCase):
         for v in ("5000.00", "20000.00"):
             p = self.ctl("--json", "submit", "--tool", "payments.transfer",
                          "--amount", v, "--currency", "USD")
-            self.assertExit(p, 0)
+            self.assertExit(p, 4)           # still pending
             ids.append(json.loads(p.stdout)["id"])
         p = self.ctl("--json", "pending", who="approver-alice")
         covered = [i["id"] for i in json.loads(p.stdout)["items"]
@@ -211,7 +211,7 @@ class KillSwitch(CtlCase):
     def test_reject_pending_offline_json(self):
         p = self.ctl("--json", "submit", "--tool", "email.send",
                      who="agent-support")
-        self.assertExit(p, 0)
+        self.assertExit(p, 4)
         iid = json.loads(p.stdout)["id"]
         p = self.broker.ctl_db("--json", "killswitch", "trip", "--agent",
                                "agent-support", "--reason", "spam",

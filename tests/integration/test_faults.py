@@ -55,26 +55,8 @@ def intent_count(db):
         c.close()
 
 
-class FlagBroker(harness.Broker):
-    """A Broker whose flags can be replaced (--cert X instead of the dev
-    PKI's) rather than repeated."""
-
-    def __init__(self, *a, flags=None, **kw):
-        self.flags = dict(flags or {})
-        super().__init__(*a, **kw)
-
-    def _argv(self):
-        argv = super()._argv()
-        for flag, value in self.flags.items():
-            if flag in argv:
-                i = argv.index(flag)
-                if value is None:
-                    del argv[i:i + 2]
-                else:
-                    argv[i + 1] = value
-            elif value is not None:
-                argv += [flag, value]
-        return argv
+# A Broker with flags replaced: harness.Broker(flags=...) does it.
+FlagBroker = harness.Broker
 
 
 class FaultMixin:
