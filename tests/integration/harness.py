@@ -608,6 +608,18 @@ class Broker:
                               input=input, timeout=timeout)
 
 
+def payment(value, currency="USD", claim=False, **args):
+    """Claims for a payments.transfer under policies/example.json, whose
+    rule reads the amount from args /amount and /currency (amount_from,
+    CONTRACT §8.1): {"args": {"amount": value, "currency": currency,
+    **args}}, plus the equal "amount" claim when claim is true.  Pass as
+    client.submit("payments.transfer", **payment("5000.00"))."""
+    kw = {"args": dict(args, amount=value, currency=currency)}
+    if claim:
+        kw["amount"] = {"value": value, "currency": currency}
+    return kw
+
+
 def load_example_policy():
     with open(EXAMPLE_POLICY) as f:
         return json.load(f)

@@ -252,23 +252,40 @@ class Online(Tmp):
         self.assertEqual(d["agent"], "agent-payments")
 
     def test_submit_amount_travels_exactly(self):
+        # the claim beside the same amount in args, where the demo policy
+        # reads it: any drift in the claim would be 400 amount_mismatch
         p = self.ctl("--json", "submit", "--tool", "payments.transfer",
                      "--amount", "12.50", "--currency", "USD",
+                     "--args", '{"amount": "12.50", "currency": "USD"}',
                      "--reason", "lunch")
         self.assertExit(p, 0)
         d = json.loads(p.stdout)
         self.assertEqual(d["amount"], {"value": "12.50", "currency": "USD"})
         self.assertEqual(d["agent_reason"], "lunch")
+        # a rule that does not bind it carries the claim as typed
+        p = self.ctl("--json", "submit", "--tool", "crm.lookup",
+                     "--amount", "12.50", "--currency", "USD")
+        self.assertExit(p, 0)
+        self.assertEqual(json.loads(p.stdout)["amount"],
+                         {"value": "12.50", "currency": "USD"})
+
+    def test_submit_declared_amount_differs_from_args_is_1(self):
+        p = self.ctl("submit", "--tool", "payments.transfer",
+                     "--amount", "1.00", "--currency", "USD",
+                     "--args", '{"amount": "50000", "currency": "USD"}')
+        self.assertExit(p, 1)
+        self.assertIn("amount_mismatch", p.stderr)
+        self.assertEqual(p.stdout, "")
 
     def test_submit_pending(self):
         p = self.ctl("submit", "--tool", "payments.transfer",
-                     "--amount", "5000.00", "--currency", "USD")
+                     "--args", '{"amount": "5000.00", "currency": "USD"}')
         self.assertExit(p, 0)
         self.assertRegex(p.stdout, r"^pending +in_[0-9a-f]{32} +"
                                    r"payments\.transfer\n")
         self.assertIn("toolgatectl approve in_", p.stdout)
         p = self.ctl("--json", "submit", "--tool", "payments.transfer",
-                     "--amount", "5000.00", "--currency", "USD")
+                     "--args", '{"amount": "5000.00", "currency": "USD"}')
         self.assertExit(p, 0)
         d = json.loads(p.stdout)
         self.assertEqual((d["decision"], d["approvals_required"]),
@@ -282,7 +299,7 @@ class Online(Tmp):
         self.assertIn("denied: no_permission: ", p.stderr)
         self.assertEqual(p.stdout, "")
         p = self.ctl("submit", "--tool", "payments.transfer",
-                     "--amount", "100000.01", "--currency", "USD")
+                     "--args", '{"amount": "100000.01", "currency": "USD"}')
         self.assertExit(p, 1)
         self.assertIn("amount_over_limit", p.stderr)
 
