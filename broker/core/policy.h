@@ -176,6 +176,22 @@ void	policy_limit_uses_free(struct policy_limit_use *uses, size_t n);
 size_t	policy_limit_count(const struct policy *p);
 const struct policy_limit *policy_limit_at(const struct policy *p, size_t i);
 
+/*
+ * What "policy check" warns about (CONTRACT §8.4): problems that do not
+ * make the document invalid but mean it cannot work as written.  A new
+ * array (NULL when out of memory) of {"path", "code", "message"}:
+ *  - "never_approvable" (path of a rule, or of a limit's "over"): it can
+ *    need more approvals than there are enabled principals holding its
+ *    approver roles — counting, for each agent that holds the rule,
+ *    approvers other than that agent, since nobody approves their own
+ *    intent;
+ *  - "self_approver" (path of a principal): it holds an approver role of
+ *    a rule of its own roles, so it could approve its own intents if the
+ *    broker let it (it answers 403 self_approval).
+ * At most POLICY_MAX_ERRORS entries.
+ */
+json_t	*policy_warnings(const struct policy *p);
+
 /* 1 if the principal exists, is not disabled and holds role, else 0. */
 int	policy_has_role(const struct policy *p, const char *principal,
 	    const char *role);

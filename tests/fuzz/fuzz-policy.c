@@ -9,7 +9,7 @@
  * never a decision, an amount found is in the contract's grammar, a
  * non-deny names a rule of a role the principal holds whose pattern
  * matches the tool, and evaluating twice gives the same answer.  The
- * limits that apply are computed too.
+ * limits that apply and the warnings are computed too.
  */
 #include <stdint.h>
 #include <string.h>
@@ -219,6 +219,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (a = 0; a < 3; a++)
 		FUZZ_ASSERT((args[a] = json_loads(fixed_args[a], 0, NULL)) !=
 		    NULL);
+	json_decref(policy_warnings(p));
 	for (i = 0; i < who.n; i++) {
 		if (policy_is_operator(p, who.v[i]) ||
 		    policy_is_approver(p, who.v[i]))

@@ -151,8 +151,50 @@ class PolicyOffline(Tmp):
             doc = json.load(f)
         p = run("policy", "check", EXAMPLE)
         self.assertExit(p, 0)
-        self.assertEqual(p.stdout, "policy OK: %d principals, %d roles\n" %
-                         (len(doc["principals"]), len(doc["roles"])))
+        self.assertEqual(p.stdout, "policy OK: %d principals, %d roles, "
+                         "%d limit\n" % (len(doc["principals"]),
+                                         len(doc["roles"]),
+                                         len(doc["limits"])))
+        self.assertEqual(p.stderr, "")
+        p = run("--json", "policy", "check", EXAMPLE)
+        self.assertExit(p, 0)
+        out = json.loads(p.stdout)
+        self.assertEqual((out["valid"], out["limits"], out["warnings"]),
+                         (True, 1, []))
+
+    def test_check_warns_but_does_not_fail(self):
+        # agent-x approves its own rule; nobody holds "ghosts"
+        doc = {"principals": {"agent-x": {"roles": ["pay", "fin"]},
+                              "alice": {"roles": ["fin"]},
+                              "bob": {"roles": ["fin"]}},
+               "roles": {"fin": {}, "ghosts": {},
+                         "pay": {"rules": [
+                             {"tool": "p.x", "approvals": 2,
+                              "approvers": ["fin"]},
+                             {"tool": "p.y", "approvals": 1,
+                              "approvers": ["ghosts"]}]}}}
+        path = self.write("warn.json", json.dumps(doc))
+        p = run("policy", "check", path)
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout, "policy OK: 3 principals, 3 roles "
+                         "(2 warnings)\n")
+        self.assertEqual([line.split(": ")[1] for line in
+                          p.stderr.splitlines()],
+                         ["$.principals.agent-x", "$.roles.pay.rules[1]"])
+        self.assertTrue(all(line.startswith("warning: ")
+                            for line in p.stderr.splitlines()))
+        self.assertIn("self_approval", p.stderr)
+        p = run("--json", "policy", "check", path)
+        self.assertExit(p, 0)
+        out = json.loads(p.stdout)
+        self.assertEqual([(w["code"], w["path"]) for w in out["warnings"]],
+                         [("self_approver", "$.principals.agent-x"),
+                          ("never_approvable", "$.roles.pay.rules[1]")])
+        # a warning is no reason to refuse: apply stores it, and warns
+        db = os.path.join(self.tmp, "w.db")
+        p = run("--db", db, "policy", "apply", path)
+        self.assertExit(p, 0)
+        self.assertIn("warning: $.roles.pay.rules[1]: ", p.stderr)
 
     def test_check_invalid_prints_paths_and_exits_1(self):
         path = self.write("bad.json", BAD_POLICY)

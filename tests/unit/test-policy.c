@@ -1,15 +1,15 @@
 /*
- * test-policy: broker/core/policy.c, policy_validate.c and policy_args.c.
- * Validation: one document per kind of problem, checking the exact JSON
- * paths reported (and that nothing else is), v2's
+ * test-policy: broker/core/policy.c, policy_validate.c, policy_args.c and
+ * policy_warn.c.  Validation: one document per kind of problem, checking
+ * the exact JSON paths reported (and that nothing else is), v2's
  * amount_from, conditions and limits included.  Evaluation: a decision
  * table over policies/example.json covering every tier boundary with the
  * amount in args, then small policies for deny-overrides, fewest
  * approvals, rule order, prefixes, disabled principals and redaction;
  * decision tables for amount_from (strings, numbers, scales, mismatches),
  * every condition, deny rules with conditions; the limits that apply to
- * a call and their keys; the helpers; concurrent readers; and a policy
- * of benchmark size.
+ * a call and their keys; policy check warnings; the helpers; concurrent
+ * readers; and a policy of benchmark size.
  *
  * The source root comes from argv[1], else TOOLGATE_SOURCE_ROOT (set by
  * tests/meson.build), else the current directory.
@@ -1794,6 +1794,97 @@ test_limits(void)
 	free(doc);
 }
 
+/* ---- v2: policy check warnings (CONTRACT §8.4) ---- */
+
+struct wcase {
+	const char	*name;
+	const char	*doc;		/* ' for " */
+	const char	*want[6];	/* "code path" in order */
+};
+
+static const struct wcase wcases[] = {
+	{ "nobody_approves",
+	  "{'principals': {'a': {'roles': ['r']}},"
+	  " 'roles': {'fin': {}, 'r': {'rules': [{'tool': 'x', 'approvals': 1,"
+	  "  'approvers': ['fin']}, {'tool': 'y'}]}}}",
+	  { "never_approvable $.roles.r.rules[0]" } },
+	{ "too_few_for_the_top_tier_and_disabled_do_not_count",
+	  "{'principals': {'a': {'roles': ['r']}, 'al': {'roles': ['fin']},"
+	  "  'bo': {'roles': ['fin'], 'disabled': true}},"
+	  " 'roles': {'fin': {}, 'r': {'rules': [{'tool': 'x',"
+	  "  'approvers': ['fin'], 'currencies': {'USD': ["
+	  "  {'max': '1', 'approvals': 1}, {'max': '2', 'approvals': 2}]}}]}}}",
+	  { "never_approvable $.roles.r.rules[0]" } },
+	{ "self_approver_and_then_too_few",
+	  "{'principals': {'x y': {'roles': ['r', 'fin']},"
+	  "  'al': {'roles': ['fin']}},"
+	  " 'roles': {'fin': {}, 'r': {'rules': [{'tool': 'x', 'approvals': 2,"
+	  "  'approvers': ['fin']}, {'tool': 'z', 'approvals': 1,"
+	  "  'approvers': ['fin']}]}}}",
+	  { "self_approver $.principals[\"x y\"]",
+	    "never_approvable $.roles.r.rules[0]" } },
+	{ "self_approver_with_enough_others",
+	  "{'principals': {'x': {'roles': ['r', 'fin']},"
+	  "  'al': {'roles': ['fin']}, 'bo': {'roles': ['fin']}},"
+	  " 'roles': {'fin': {}, 'r': {'rules': [{'tool': 'x', 'approvals': 2,"
+	  "  'approvers': ['fin']}]}}}",
+	  { "self_approver $.principals.x" } },
+	{ "limit_over_nobody",
+	  "{'principals': {'a': {'roles': []}},"
+	  " 'roles': {'fin': {}},"
+	  " 'limits': [{'name': 'l', 'tools': ['x'], 'window': 60,"
+	  "  'max_count': 1, 'over': {'approvals': 1, 'approvers': ['fin']}}]}",
+	  { "never_approvable $.limits[0].over" } },
+	{ "all_fine",
+	  "{'principals': {'a': {'roles': ['r']}, 'al': {'roles': ['fin']}},"
+	  " 'roles': {'fin': {}, 'r': {'rules': [{'tool': 'x', 'approvals': 1,"
+	  "  'approvers': ['fin']}, {'tool': 'd', 'effect': 'deny'}]}}}",
+	  { NULL } },
+	{ NULL, NULL, { NULL } }
+};
+
+static void
+test_warnings(void)
+{
+	const struct wcase	*c;
+	struct policy		*p;
+	json_t			*w, *e;
+	char			*doc, got[300], *dump;
+	size_t			 n, i;
+	int			 ok;
+
+	p = load_file("policies/example.json");
+	w = policy_warnings(p);
+	CHECK(json_is_array(w) && json_array_size(w) == 0,
+	    "example.json has no warnings");
+	json_decref(w);
+	policy_free(p);
+
+	for (c = wcases; c->name != NULL; c++) {
+		doc = unquote(c->doc);
+		p = load_text(doc);
+		w = policy_warnings(p);
+		for (n = 0; n < 6 && c->want[n] != NULL; n++)
+			;
+		ok = json_is_array(w) && json_array_size(w) == n;
+		for (i = 0; ok && i < n; i++) {
+			e = json_array_get(w, i);
+			snprintf(got, sizeof(got), "%s %s",
+			    json_string_value(json_object_get(e, "code")),
+			    json_string_value(json_object_get(e, "path")));
+			ok = strcmp(got, c->want[i]) == 0 &&
+			    json_string_length(json_object_get(e,
+			    "message")) > 20;
+		}
+		dump = json_dumps(w, JSON_INDENT(1));
+		CHECK(ok, "warnings %s: got %s", c->name, dump);
+		free(dump);
+		json_decref(w);
+		policy_free(p);
+		free(doc);
+	}
+}
+
 static void
 test_patterns(void)
 {
@@ -2022,6 +2113,7 @@ main(int argc, char *argv[])
 	test_amount_from();
 	test_conditions();
 	test_limits();
+	test_warnings();
 	test_threads();
 	test_big();
 
