@@ -620,6 +620,19 @@ eval_error(struct evalstate *st, const struct pick *c, enum reason error,
 	snprintf(st->message, sizeof(st->message), "%s", message);
 }
 
+/* The claim's value as text: as signed when given, else canonical. */
+static void
+claim_text(const struct policy_call *call, char out[AMOUNT_MAX_TEXT])
+{
+	size_t	 len;
+
+	if (call->amount_text != NULL &&
+	    (len = strlen(call->amount_text)) < AMOUNT_MAX_TEXT)
+		memcpy(out, call->amount_text, len + 1);
+	else
+		amount_format(call->amount, out);
+}
+
 static void
 eval_fail(struct evalstate *st, const struct pick *c)
 {
@@ -648,12 +661,7 @@ eval_amount(struct evalstate *st, const struct rule *ru, struct pick *c)
 			return (0);
 		c->has_amount = 1;
 		c->amount = *call->amount;
-		if (call->amount_text != NULL &&
-		    strlen(call->amount_text) < sizeof(c->amount_text))
-			memcpy(c->amount_text, call->amount_text,
-			    strlen(call->amount_text) + 1);
-		else
-			amount_format(call->amount, c->amount_text);
+		claim_text(call, c->amount_text);
 		return (0);
 	}
 	switch (policy_amount_read(ru->af, call, &c->amount, c->amount_text,
@@ -819,12 +827,7 @@ eval_claim(struct evaluation *ev, const struct policy_call *call)
 		return;
 	ev->has_amount = 1;
 	ev->amount = *call->amount;
-	if (call->amount_text != NULL &&
-	    strlen(call->amount_text) < sizeof(ev->amount_text))
-		memcpy(ev->amount_text, call->amount_text,
-		    strlen(call->amount_text) + 1);
-	else
-		amount_format(call->amount, ev->amount_text);
+	claim_text(call, ev->amount_text);
 }
 
 /*

@@ -166,7 +166,8 @@ struct policy_limit_use {
  * tools match call->tool and whose principals (if any) list
  * call->principal, with the key of each computed from the call.  Pure:
  * no counting.  0 with *uses (free with policy_limit_uses_free; NULL when
- * *n is 0), or -1 when out of memory.
+ * *n is 0), or -1 when out of memory (or a name in the key is not UTF-8,
+ * or an args member cannot be written in RFC 8785 form): fail closed.
  */
 int	policy_limits_for(const struct policy *p,
 	    const struct policy_call *call, struct policy_limit_use **uses,

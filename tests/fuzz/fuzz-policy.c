@@ -107,8 +107,8 @@ check_errors(json_t *errors)
 /* args the evaluations see: none, amounts in several forms, arrays. */
 static const char *const fixed_args[] = {
 	"{\"amount\": \"5000.00\", \"currency\": \"USD\", \"to\": \"x\"}",
-	"{\"amount\": 0.1, \"currency\": \"EUR\", \"cents\": 123456, "
-	    "\"items\": [1, \"2\", {\"a\": null}], \"to\": \"DE89\"}",
+	("{\"amount\": 0.1, \"currency\": \"EUR\", \"cents\": 123456, "
+	    "\"items\": [1, \"2\", {\"a\": null}], \"to\": \"DE89\"}"),
 	"{\"amount\": 1e3, \"currency\": \"usd\", \"to\": [true]}",
 };
 

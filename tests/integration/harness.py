@@ -620,6 +620,13 @@ def payment(value, currency="USD", claim=False, **args):
     return kw
 
 
+def schema(name):
+    """A draft 2020-12 validator for proto/NAME."""
+    from jsonschema import Draft202012Validator
+    with open(os.path.join(ROOT, "proto", name)) as f:
+        return Draft202012Validator(json.load(f))
+
+
 def load_example_policy():
     with open(EXAMPLE_POLICY) as f:
         return json.load(f)

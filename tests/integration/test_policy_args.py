@@ -20,23 +20,13 @@ import sys
 import time
 import unittest
 
-from jsonschema import Draft202012Validator
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import claims, payment  # noqa: E402
 
-PROTO = os.path.join(harness.ROOT, "proto")
-
-
-def _schema(name):
-    with open(os.path.join(PROTO, name)) as f:
-        return Draft202012Validator(json.load(f))
-
-
-DECISION = _schema("decision.schema.json")
-ERROR = _schema("error.schema.json")
-GRANT = _schema("grant-claims.schema.json")
+DECISION = harness.schema("decision.schema.json")
+ERROR = harness.schema("error.schema.json")
+GRANT = harness.schema("grant-claims.schema.json")
 
 BLOCKED = "DE00000000000000000000"
 
