@@ -1,8 +1,10 @@
 /*
- * policy: the policy snapshot of CONTRACT §5 — built from a document that
- * policy_validate.c accepted, then evaluated: (principal, tool, amount) →
- * outcome, and the role questions the API asks (operator? approver? may
- * redeem?).
+ * policy: the policy snapshot of CONTRACT §5 and §8 — built from a
+ * document that policy_validate.c accepted, then evaluated: a call
+ * (principal, tool, args, amount claim) → outcome, the limits that apply
+ * to a call, and the role questions the API asks (operator? approver? may
+ * redeem?).  What a rule reads in args (amounts, conditions, usage keys)
+ * is policy_args.c's; what policy check warns about is policy_warn.c's.
  *
  * It does no I/O, keeps no clock, never logs and never touches SQLite; the
  * caller decides where the text comes from and what a decision leads to.
@@ -31,72 +33,7 @@
 #include "policy_impl.h"
 #include "reason.h"
 
-/* ---- snapshot ---- */
 
-struct tier {
-	struct amount	 max;
-	int		 approvals;
-	const char	*max_text;	/* as written in the policy */
-};
-
-struct currency {
-	char		 code[4];
-	struct tier	*tiers;
-	size_t		 n_tiers;
-};
-
-struct rule {
-	const char	*tool;
-	int		 deny;
-	int		 approvals;	/* rules without currencies */
-	struct currency	*currencies;
-	size_t		 n_currencies;	/* 0: no "currencies" */
-	const char	**approvers;
-	size_t		 n_approvers;
-	int64_t		 ttl;
-};
-
-/* A run of rule indexes (ascending) inside role->idx. */
-struct span {
-	size_t		 start;
-	size_t		 n;
-};
-
-struct role {
-	const char	*name;
-	int		 operator;
-	int		 approver;	/* named in some rule's "approvers" */
-	struct rule	*rules;
-	size_t		 n_rules;
-	const char	**redeem;
-	size_t		 n_redeem;
-	struct htab	 exact;		/* tool -> struct span */
-	struct htab	 prefix;	/* "a.b" of "a.b.*" -> struct span */
-	int		*idx;
-};
-
-struct principal {
-	const char	*name;
-	int		 disabled;
-	struct role	**roles;
-	size_t		 n_roles;
-};
-
-struct redact {
-	const char	*pattern;
-	const char	**fields;
-	size_t		 n_fields;
-};
-
-struct policy {
-	struct arena	 arena;
-	struct htab	 principals;	/* name -> struct principal */
-	struct htab	 roles;		/* name -> struct role */
-	struct role	*role_list;
-	size_t		 n_roles;
-	struct redact	*redact;
-	size_t		 n_redact;
-};
 /* ---- names and patterns ---- */
 
 static int
@@ -276,8 +213,15 @@ b_rule(struct policy *p, struct rule *ru, json_t *r)
 	ru->deny = j != NULL && strcmp(json_string_value(j), "deny") == 0;
 	j = json_object_get(r, "approvals");
 	ru->approvals = j ? (int)json_integer_value(j) : 0;
+	ru->max_approvals = ru->approvals;
 	j = json_object_get(r, "approval_ttl");
 	ru->ttl = j ? (int64_t)json_integer_value(j) : POLICY_DEFAULT_TTL;
+	if ((j = json_object_get(r, "amount_from")) != NULL &&
+	    policy_build_amount_from(&p->arena, j, &ru->af) == -1)
+		return (-1);
+	if ((j = json_object_get(r, "args")) != NULL &&
+	    policy_build_conds(&p->arena, j, &ru->conds, &ru->n_conds) == -1)
+		return (-1);
 
 	if ((j = json_object_get(r, "approvers")) != NULL &&
 	    json_array_size(j) > 0) {
@@ -316,6 +260,8 @@ b_rule(struct policy *p, struct rule *ru, json_t *r)
 				return (-1);
 			ti->approvals = (int)json_integer_value(
 			    json_object_get(t, "approvals"));
+			if (ti->approvals > ru->max_approvals)
+				ru->max_approvals = ti->approvals;
 			/* Shown to approvers as the policy wrote it. */
 			if ((ti->max_text = arena_strndup(&p->arena,
 			    json_string_value(mx), json_string_length(mx))) ==
@@ -323,6 +269,94 @@ b_rule(struct policy *p, struct rule *ru, json_t *r)
 				return (-1);
 		}
 		c++;
+	}
+	return (0);
+}
+
+/* An array of strings into the arena; *n its size. */
+static int
+b_strings(struct policy *p, json_t *arr, const char ***out, size_t *n)
+{
+	size_t	 i;
+
+	*n = json_array_size(arr);
+	*out = NULL;
+	if (*n == 0)
+		return (0);
+	if ((*out = arena_calloc(&p->arena, *n, sizeof(**out))) == NULL)
+		return (-1);
+	for (i = 0; i < *n; i++)
+		if (((*out)[i] = b_str(p, json_array_get(arr, i))) == NULL)
+			return (-1);
+	return (0);
+}
+
+static int
+b_limit(struct policy *p, struct policy_limit *l, struct htab *who,
+    json_t *j)
+{
+	static const char *const per_default[] = { "agent" };
+	json_t	*v, *over;
+	size_t	 i;
+
+	if ((l->name = b_str(p, json_object_get(j, "name"))) == NULL ||
+	    b_strings(p, json_object_get(j, "tools"), &l->tools,
+	    &l->n_tools) == -1 ||
+	    b_strings(p, json_object_get(j, "principals"), &l->principals,
+	    &l->n_principals) == -1)
+		return (-1);
+	if (htab_init(who, &p->arena, l->n_principals) == -1)
+		return (-1);
+	for (i = 0; i < l->n_principals; i++)
+		htab_put(who, l->principals[i], strlen(l->principals[i]),
+		    (void *)l->principals[i]);
+	if ((v = json_object_get(j, "per")) != NULL) {
+		if (b_strings(p, v, &l->per, &l->n_per) == -1)
+			return (-1);
+	} else {
+		l->per = (const char **)per_default;
+		l->n_per = 1;
+	}
+	l->window = json_integer_value(json_object_get(j, "window"));
+	if ((v = json_object_get(j, "max_amount")) != NULL) {
+		l->by_amount = 1;
+		if (amount_parse_value(json_string_value(v),
+		    json_string_length(v), &l->max_amount) == -1 ||
+		    (l->max_amount_text = b_str(p, v)) == NULL)
+			return (-1);
+		memcpy(l->max_amount.currency, json_string_value(
+		    json_object_get(j, "currency")), 4);
+	} else
+		l->max_count = json_integer_value(json_object_get(j,
+		    "max_count"));
+	if ((over = json_object_get(j, "over")) != NULL &&
+	    json_is_object(over)) {
+		l->over_approvals = (int)json_integer_value(
+		    json_object_get(over, "approvals"));
+		if (b_strings(p, json_object_get(over, "approvers"),
+		    &l->over_approvers, &l->n_over_approvers) == -1)
+			return (-1);
+	}
+	return (0);
+}
+
+static int
+b_limits(struct policy *p, json_t *arr)
+{
+	size_t	 i;
+
+	if ((p->n_limits = json_array_size(arr)) == 0)
+		return (0);
+	if ((p->limits = arena_calloc(&p->arena, p->n_limits,
+	    sizeof(*p->limits))) == NULL ||
+	    (p->limit_principals = arena_calloc(&p->arena, p->n_limits,
+	    sizeof(*p->limit_principals))) == NULL)
+		return (-1);
+	for (i = 0; i < p->n_limits; i++) {
+		p->limits[i].index = i;
+		if (b_limit(p, &p->limits[i], &p->limit_principals[i],
+		    json_array_get(arr, i)) == -1)
+			return (-1);
 	}
 	return (0);
 }
@@ -384,7 +418,9 @@ b_document(struct policy *p, json_t *doc)
 		ro++;
 	}
 
-	if (htab_init(&p->principals, &p->arena, json_object_size(prs)) == -1)
+	if (htab_init(&p->principals, &p->arena, json_object_size(prs)) == -1 ||
+	    (p->principal_list = arena_calloc(&p->arena,
+	    json_object_size(prs) + 1, sizeof(*p->principal_list))) == NULL)
 		return (-1);
 	json_object_foreach(prs, k, j) {
 		if ((pr = arena_alloc(&p->arena, sizeof(*pr))) == NULL ||
@@ -405,6 +441,7 @@ b_document(struct policy *p, json_t *doc)
 			pr->n_roles = n;
 		}
 		htab_put(&p->principals, pr->name, strlen(pr->name), pr);
+		p->principal_list[p->n_principals++] = pr;
 	}
 
 	if ((red = json_object_get(doc, "redact")) != NULL &&
@@ -429,7 +466,7 @@ b_document(struct policy *p, json_t *doc)
 			rd++;
 		}
 	}
-	return (0);
+	return (b_limits(p, json_object_get(doc, "limits")));
 }
 
 static void
@@ -480,7 +517,7 @@ policy_parse(const char *text, size_t len, json_t **errors)
 		    jerr.line, jerr.column, jerr.text);
 		return (NULL);
 	}
-	if ((rc = policy_validate(doc, &problems)) == 1) {
+	if ((rc = policy_validate(doc, text, len, &problems)) == 1) {
 		if (errors != NULL)
 			*errors = problems;
 		else
@@ -526,8 +563,8 @@ find_enabled(const struct policy *p, const char *name)
 	return (pr != NULL && !pr->disabled ? pr : NULL);
 }
 
-/* A candidate decision: which rule (in evaluation order), and what it
- * yields. */
+/* A candidate decision: which rule (in evaluation order), what it
+ * yields, and the amount it saw. */
 struct pick {
 	int			 set;
 	size_t			 role_pos;	/* on the principal */
@@ -537,6 +574,11 @@ struct pick {
 	int			 tier;
 	const struct tier	*tierp;
 	enum reason		 reason;
+	int			 has_amount;
+	int			 bound;		/* amount from args */
+	struct amount		 amount;
+	char			 amount_text[AMOUNT_MAX_TEXT];
+	struct cond_failure	 why;		/* R_ARGS_NOT_ALLOWED */
 };
 
 /* 1 if (role_pos, rule) comes before the pick in evaluation order. */
@@ -548,28 +590,104 @@ pick_before(const struct pick *a, size_t role_pos, size_t rule)
 	return (rule < a->rule);
 }
 
-/* Failure ranks: the furthest failure is reported. */
+/* Failure ranks: the furthest failure is reported; conditions that do
+ * not hold outrank the amount (CONTRACT §8.2: when no other rule allows,
+ * the answer is args_not_allowed). */
 #define FAIL_AMOUNT_REQUIRED	1
 #define FAIL_CURRENCY		2
 #define FAIL_OVER_LIMIT		3
+#define FAIL_ARGS		4
 
 struct evalstate {
-	const struct amount	*amount;
+	const struct policy_call *call;
 	struct pick		 deny, allow, fail;
+	/* the first 400 error in evaluation order, if any */
+	enum reason		 error;
+	size_t			 error_role_pos, error_rule;
+	char			 message[POLICY_MESSAGE_MAX];
 };
 
 static void
-pick_set(struct pick *pk, const struct role *ro, size_t role_pos, size_t ri,
-    int value, int tier, const struct tier *tierp, enum reason reason)
+eval_error(struct evalstate *st, const struct pick *c, enum reason error,
+    const char *message)
 {
-	pk->set = 1;
-	pk->role = ro;
-	pk->role_pos = role_pos;
-	pk->rule = ri;
-	pk->value = value;
-	pk->tier = tier;
-	pk->tierp = tierp;
-	pk->reason = reason;
+	if (st->error != REASON_OK && (st->error_role_pos < c->role_pos ||
+	    (st->error_role_pos == c->role_pos && st->error_rule < c->rule)))
+		return;
+	st->error = error;
+	st->error_role_pos = c->role_pos;
+	st->error_rule = c->rule;
+	snprintf(st->message, sizeof(st->message), "%s", message);
+}
+
+/* The claim's value as text: as signed when given, else canonical. */
+static void
+claim_text(const struct policy_call *call, char out[AMOUNT_MAX_TEXT])
+{
+	size_t	 len;
+
+	if (call->amount_text != NULL &&
+	    (len = strlen(call->amount_text)) < AMOUNT_MAX_TEXT)
+		memcpy(out, call->amount_text, len + 1);
+	else
+		amount_format(call->amount, out);
+}
+
+static void
+eval_fail(struct evalstate *st, const struct pick *c)
+{
+	struct pick	*pk = &st->fail;
+
+	if (pk->set && (c->value < pk->value || (c->value == pk->value &&
+	    !pick_before(pk, c->role_pos, c->rule))))
+		return;
+	*pk = *c;
+}
+
+/*
+ * The amount rule ru sees into c: from args through amount_from, else
+ * the claim.  0 when the rule can go on (c->has_amount says whether
+ * there is one); -1 when the call is refused (an error was recorded).
+ */
+static int
+eval_amount(struct evalstate *st, const struct rule *ru, struct pick *c)
+{
+	const struct policy_call	*call = st->call;
+	char				 msg[POLICY_MESSAGE_MAX];
+	char				 a[AMOUNT_MAX_TEXT], b[AMOUNT_MAX_TEXT];
+
+	if (ru->af == NULL) {
+		if (call->amount == NULL)
+			return (0);
+		c->has_amount = 1;
+		c->amount = *call->amount;
+		claim_text(call, c->amount_text);
+		return (0);
+	}
+	switch (policy_amount_read(ru->af, call, &c->amount, c->amount_text,
+	    msg, sizeof(msg))) {
+	case AMOUNT_READ_MISSING:
+		return (0);
+	case AMOUNT_READ_INVALID:
+		eval_error(st, c, E_INVALID_AMOUNT, msg);
+		return (-1);
+	case AMOUNT_READ_OK:
+		break;
+	}
+	c->has_amount = c->bound = 1;
+	/* The tool executes args: a claim beside them must say the same. */
+	if (call->amount != NULL && (amount_cmp(call->amount, &c->amount) !=
+	    0 || strcmp(call->amount->currency, c->amount.currency) != 0)) {
+		amount_format(call->amount, a);
+		amount_format(&c->amount, b);
+		snprintf(msg, sizeof(msg), "the amount claim (%s %s) differs "
+		    "from the amount in args (%s %s), which the tool executes: "
+		    "send the same amount in both, or only in args", a,
+		    call->amount->currency, b, c->amount.currency);
+		eval_error(st, c, E_AMOUNT_MISMATCH, msg);
+		return (-1);
+	}
+	return (0);
 }
 
 static void
@@ -577,69 +695,85 @@ eval_rule(struct evalstate *st, const struct role *ro, size_t role_pos,
     size_t ri)
 {
 	const struct rule	*ru = &ro->rules[ri];
-	const struct currency	*c = NULL;
-	const struct tier	*t = NULL;
-	struct pick		*pk;
+	const struct currency	*cur = NULL;
+	struct pick		 c, *pk;
+	enum cond_result	 cr = COND_HOLDS;
 	size_t			 i;
-	int			 value = 0, fail = 0;
-	enum reason		 reason;
+	int			 fail = 0;
 
+	memset(&c, 0, sizeof(c));
+	c.set = 1;
+	c.role = ro;
+	c.role_pos = role_pos;
+	c.rule = ri;
+	c.tier = -1;
+
+	if (ru->n_conds > 0)
+		cr = policy_conds_check(ru->conds, ru->n_conds,
+		    st->call->args, &c.why);
 	if (ru->deny) {
-		pk = &st->deny;
-		if (!pk->set || pick_before(pk, role_pos, ri))
-			pick_set(pk, ro, role_pos, ri, 0, -1, NULL,
-			    R_NO_PERMISSION);
+		/* a deny rule denies unless its conditions surely fail */
+		if (cr == COND_FAILS)
+			return;
+		c.reason = R_DENIED_BY_RULE;
+		if (!st->deny.set || pick_before(&st->deny, role_pos, ri))
+			st->deny = c;
 		return;
 	}
+	if (cr != COND_HOLDS) {
+		c.value = FAIL_ARGS;
+		c.reason = R_ARGS_NOT_ALLOWED;
+		eval_fail(st, &c);
+		return;
+	}
+	if (eval_amount(st, ru, &c) == -1)
+		return;
 
-	if (ru->n_currencies == 0)
-		value = ru->approvals;
-	else if (st->amount == NULL)
+	/* a bound amount is required even without tiers: limits count it */
+	if (!c.has_amount && (ru->af != NULL || ru->n_currencies > 0))
 		fail = FAIL_AMOUNT_REQUIRED;
+	else if (ru->n_currencies == 0)
+		c.value = ru->approvals;
 	else {
 		for (i = 0; i < ru->n_currencies; i++)
 			if (strcmp(ru->currencies[i].code,
-			    st->amount->currency) == 0) {
-				c = &ru->currencies[i];
+			    c.amount.currency) == 0) {
+				cur = &ru->currencies[i];
 				break;
 			}
-		if (c == NULL)
+		if (cur == NULL)
 			fail = FAIL_CURRENCY;
 		else {
 			/* first tier whose max >= value, inclusive */
-			for (i = 0; i < c->n_tiers; i++)
-				if (amount_cmp(&c->tiers[i].max,
-				    st->amount) >= 0)
+			for (i = 0; i < cur->n_tiers; i++)
+				if (amount_cmp(&cur->tiers[i].max,
+				    &c.amount) >= 0)
 					break;
-			if (i < c->n_tiers)
-				value = c->tiers[i].approvals;
+			if (i < cur->n_tiers)
+				c.value = cur->tiers[i].approvals;
 			else {
 				/* report the last limit, the one exceeded */
-				i = c->n_tiers - 1;
+				i = cur->n_tiers - 1;
 				fail = FAIL_OVER_LIMIT;
 			}
-			t = &c->tiers[i];
+			c.tier = (int)i;
+			c.tierp = &cur->tiers[i];
 		}
 	}
-
 	if (fail) {
-		pk = &st->fail;
-		if (pk->set && (fail < pk->value || (fail == pk->value &&
-		    !pick_before(pk, role_pos, ri))))
-			return;
-		reason = fail == FAIL_OVER_LIMIT ? R_AMOUNT_OVER_LIMIT :
+		c.value = fail;
+		c.reason = fail == FAIL_OVER_LIMIT ? R_AMOUNT_OVER_LIMIT :
 		    fail == FAIL_CURRENCY ? R_CURRENCY_NOT_ALLOWED :
 		    R_AMOUNT_REQUIRED;
-		pick_set(pk, ro, role_pos, ri, fail,
-		    t ? (int)(t - c->tiers) : -1, t, reason);
+		eval_fail(st, &c);
 		return;
 	}
 	pk = &st->allow;
-	if (pk->set && (value > pk->value || (value == pk->value &&
+	if (pk->set && (c.value > pk->value || (c.value == pk->value &&
 	    !pick_before(pk, role_pos, ri))))
 		return;
-	pick_set(pk, ro, role_pos, ri, value, t ? (int)(t - c->tiers) : -1, t,
-	    value == 0 ? R_POLICY_ALLOW : R_APPROVAL_REQUIRED);
+	c.reason = c.value == 0 ? R_POLICY_ALLOW : R_APPROVAL_REQUIRED;
+	*pk = c;
 }
 
 static void
@@ -665,30 +799,65 @@ eval_fill(struct evaluation *ev, const struct pick *pk)
 	ev->rule_tool = ru->tool;
 	ev->tier_index = pk->tier;
 	ev->tier_max = pk->tierp ? pk->tierp->max_text : NULL;
+	if (pk->has_amount) {
+		ev->has_amount = 1;
+		ev->amount_from_args = pk->bound;
+		ev->amount = pk->amount;
+		memcpy(ev->amount_text, pk->amount_text,
+		    sizeof(ev->amount_text));
+	}
+	if (pk->reason == R_ARGS_NOT_ALLOWED && pk->why.entry != NULL) {
+		ev->failed_pointer = pk->why.entry->pointer;
+		ev->failed_condition = policy_cond_key_name(pk->why.key);
+		snprintf(ev->message, sizeof(ev->message), "args %s does not "
+		    "meet the condition \"%s\" of the rule that would allow "
+		    "this call", pk->why.where[0] ? pk->why.where : "\"\"",
+		    ev->failed_condition);
+	} else if (pk->reason == R_ARGS_NOT_ALLOWED) {
+		snprintf(ev->message, sizeof(ev->message), "the conditions "
+		    "on args could not be checked (out of memory)");
+	}
+}
+
+/* The amount claim as the call's amount, until a rule binds another. */
+static void
+eval_claim(struct evaluation *ev, const struct policy_call *call)
+{
+	if (call->amount == NULL)
+		return;
+	ev->has_amount = 1;
+	ev->amount = *call->amount;
+	claim_text(call, ev->amount_text);
 }
 
 /*
  * Evaluation order (proto/policy.md): unknown principal, disabled, any
- * matching deny rule, the matching allow rule needing the fewest approvals
- * (first in role-then-rule order on ties), else the furthest failure.  A
- * tool that is not a valid tool name matches no rule.
+ * matching deny rule whose conditions hold, a 400 error met while
+ * reading an amount, the matching allow rule needing the fewest
+ * approvals (first in role-then-rule order on ties), else the furthest
+ * failure.  A tool that is not a valid tool name matches no rule.
  */
 void
-policy_evaluate(const struct policy *p, const char *principal,
-    const char *tool, const struct amount *amount, struct evaluation *ev)
+policy_evaluate(const struct policy *p, const struct policy_call *call,
+    struct evaluation *ev)
 {
-	const struct principal	*pr;
-	const struct role	*ro;
-	struct evalstate	 st;
-	size_t			 r, i, tlen;
+	static const struct policy_call	 nocall;
+	const struct principal		*pr;
+	const struct role		*ro;
+	const struct rule		*ru;
+	struct evalstate		 st;
+	size_t				 r, i, tlen;
 
 	memset(ev, 0, sizeof(*ev));
 	ev->outcome = OUTCOME_DENY;
 	ev->reason = R_NO_PERMISSION;
 	ev->rule_index = -1;
 	ev->tier_index = -1;
+	if (call == NULL)
+		call = &nocall;
+	eval_claim(ev, call);
 
-	if ((pr = find_principal(p, principal)) == NULL) {
+	if ((pr = find_principal(p, call->principal)) == NULL) {
 		ev->reason = R_UNKNOWN_PRINCIPAL;
 		return;
 	}
@@ -696,31 +865,35 @@ policy_evaluate(const struct policy *p, const char *principal,
 		ev->reason = R_PRINCIPAL_DISABLED;
 		return;
 	}
-	if (!policy_tool_name_valid(tool))
+	if (!policy_tool_name_valid(call->tool))
 		return;
-	tlen = strlen(tool);
+	tlen = strlen(call->tool);
 
 	memset(&st, 0, sizeof(st));
-	st.amount = amount;
+	st.call = call;
 	for (r = 0; r < pr->n_roles; r++) {
 		ro = pr->roles[r];
 		if (ro->n_rules == 0)
 			continue;
-		eval_span(&st, ro, r, htab_get(&ro->exact, tool, tlen));
+		eval_span(&st, ro, r, htab_get(&ro->exact, call->tool, tlen));
 		/* "a.b.c" is matched by "a.*" and "a.b.*" */
 		for (i = 1; i < tlen; i++)
-			if (tool[i] == '.')
+			if (call->tool[i] == '.')
 				eval_span(&st, ro, r,
-				    htab_get(&ro->prefix, tool, i));
+				    htab_get(&ro->prefix, call->tool, i));
 	}
 
 	if (st.deny.set) {
 		eval_fill(ev, &st.deny);
 		return;
 	}
+	if (st.error != REASON_OK) {
+		ev->reason = ev->error = st.error;
+		memcpy(ev->message, st.message, sizeof(ev->message));
+		return;
+	}
 	if (st.allow.set) {
-		const struct rule *ru = &st.allow.role->rules[st.allow.rule];
-
+		ru = &st.allow.role->rules[st.allow.rule];
 		eval_fill(ev, &st.allow);
 		ev->approval_ttl = ru->ttl;
 		if (st.allow.value == 0)
@@ -735,6 +908,83 @@ policy_evaluate(const struct policy *p, const char *principal,
 	}
 	if (st.fail.set)
 		eval_fill(ev, &st.fail);
+}
+
+/* ---- limits ---- */
+
+static int
+limit_applies(const struct policy *p, size_t li,
+    const struct policy_call *call)
+{
+	const struct policy_limit	*l = &p->limits[li];
+	size_t				 i;
+
+	if (l->n_principals > 0 && (call->principal == NULL ||
+	    htab_get(&p->limit_principals[li], call->principal,
+	    strlen(call->principal)) == NULL))
+		return (0);
+	for (i = 0; i < l->n_tools; i++)
+		if (policy_pattern_match(l->tools[i], call->tool))
+			return (1);
+	return (0);
+}
+
+int
+policy_limits_for(const struct policy *p, const struct policy_call *call,
+    struct policy_limit_use **uses, size_t *n)
+{
+	struct policy_limit_use	*u = NULL;
+	size_t			 i, k = 0, cap = 0;
+
+	*uses = NULL;
+	*n = 0;
+	if (p == NULL || call == NULL || !policy_tool_name_valid(call->tool))
+		return (0);
+	for (i = 0; i < p->n_limits; i++) {
+		if (!limit_applies(p, i, call))
+			continue;
+		if (k == cap) {
+			struct policy_limit_use *nu;
+
+			cap = cap ? cap * 2 : 4;
+			if ((nu = realloc(u, cap * sizeof(*u))) == NULL)
+				goto bad;
+			u = nu;
+		}
+		u[k].limit = &p->limits[i];
+		if ((u[k].key = policy_limit_key(p->limits[i].per,
+		    p->limits[i].n_per, call)) == NULL)
+			goto bad;
+		k++;
+	}
+	*uses = u;
+	*n = k;
+	return (0);
+ bad:
+	policy_limit_uses_free(u, k);
+	return (-1);
+}
+
+void
+policy_limit_uses_free(struct policy_limit_use *uses, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; uses != NULL && i < n; i++)
+		free(uses[i].key);
+	free(uses);
+}
+
+size_t
+policy_limit_count(const struct policy *p)
+{
+	return (p != NULL ? p->n_limits : 0);
+}
+
+const struct policy_limit *
+policy_limit_at(const struct policy *p, size_t i)
+{
+	return (p != NULL && i < p->n_limits ? &p->limits[i] : NULL);
 }
 
 int

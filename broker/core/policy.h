@@ -35,9 +35,43 @@ enum outcome {
 	OUTCOME_DENY
 };
 
+/*
+ * One call as the policy sees it.  args is the call's args object (NULL:
+ * none) and args_json its exact JSON text as signed (struct intent's
+ * args_json): amount_from reads a JSON number's digits there, never
+ * through jansson's double.  Numbers in args must keep their value in
+ * RFC 8785 form (what intent_verify checks, canon_numbers_check):
+ * conditions compare numbers through that form.  amount is the intent's
+ * "amount" claim (NULL: none) and amount_text its value as signed (NULL:
+ * written canonically).  Everything is borrowed for the call's duration.
+ */
+struct policy_call {
+	const char		*principal;
+	const char		*tool;
+	const json_t		*args;
+	const char		*args_json;
+	size_t			 args_json_len;
+	const struct amount	*amount;
+	const char		*amount_text;
+};
+
+#define POLICY_MESSAGE_MAX	320
+
 struct evaluation {
 	enum outcome	 outcome;
 	enum reason	 reason;	/* R_* decision code */
+	/*
+	 * REASON_OK, or the 400 error the call is refused with instead of a
+	 * decision: E_INVALID_AMOUNT (a member amount_from points at is
+	 * malformed) or E_AMOUNT_MISMATCH (the amount claim differs from
+	 * the amount in args).  outcome is then DENY, so that a caller that
+	 * forgets to look still fails closed; nothing should be stored.
+	 */
+	enum reason	 error;
+	/* Human text for error, or for a decision whose default text
+	 * (reason_text) is not enough (args_not_allowed names the pointer
+	 * and condition); "" otherwise. */
+	char		 message[POLICY_MESSAGE_MAX];
 	int		 approvals_required;	/* > 0 iff PENDING */
 	int64_t		 approval_ttl;	/* seconds, for PENDING */
 	/*
@@ -54,17 +88,110 @@ struct evaluation {
 	/* Roles whose holders may approve (from the deciding rule). */
 	const char	*const *approver_roles;
 	size_t		 n_approver_roles;
+	/*
+	 * The call's amount: the one the deciding rule's amount_from found
+	 * in args (amount_from_args = 1), else the amount claim; has_amount
+	 * 0 when there is neither.  amount_text is its value as the tiers,
+	 * the grant's "amount", the stored intent and approvers should show
+	 * it: as written in args or in the claim, or for a scaled count the
+	 * decimal it stands for ("123456" with scale 2 is "1234.56").
+	 */
+	int		 has_amount;
+	int		 amount_from_args;
+	struct amount	 amount;
+	char		 amount_text[AMOUNT_MAX_TEXT];
+	/* args_not_allowed: the pointer (as the policy wrote it, in the
+	 * snapshot) whose condition failed first, and the condition's key
+	 * ("one_of", "max", "each", ...; static text). */
+	const char	*failed_pointer;
+	const char	*failed_condition;
 };
 
 /*
- * Decide what the policy says for principal calling tool with an optional
- * amount (NULL when the intent has none).  Default deny; deny rules override
- * allows; among matching allow rules the fewest approvals wins; see
- * proto/policy.md for the full order.  Always fills *ev.
+ * Decide what the policy says for call.  Default deny; deny rules whose
+ * conditions hold override everything; then a 400 error found while
+ * reading an amount; then among matching allow rules the fewest
+ * approvals wins; see proto/policy.md for the full order.  Always fills
+ * *ev.  Pure: no I/O, no clock, no counting of limits.
  */
-void	policy_evaluate(const struct policy *p, const char *principal,
-	    const char *tool, const struct amount *amount,
+void	policy_evaluate(const struct policy *p, const struct policy_call *call,
 	    struct evaluation *ev);
+
+/*
+ * A cumulative limit of the document's "limits" (CONTRACT §8.3), as
+ * validated; points into the snapshot.  by_amount: max_amount in
+ * max_amount.currency (amounts in other currencies, and calls without an
+ * amount, do not count), else max_count calls.  over_approvals 0 means
+ * "over": "deny"; otherwise a call over the limit is pending, needing
+ * that many approvals from holders of over_approvers.
+ */
+struct policy_limit {
+	const char	*name;
+	size_t		 index;		/* in the document's "limits" */
+	const char	**tools;
+	size_t		 n_tools;
+	const char	**principals;	/* n_principals 0: everyone */
+	size_t		 n_principals;
+	const char	**per;		/* "agent", "tool" or an args pointer */
+	size_t		 n_per;
+	int64_t		 window;	/* seconds */
+	int		 by_amount;
+	struct amount	 max_amount;	/* with its currency */
+	const char	*max_amount_text;	/* as the policy wrote it */
+	int64_t		 max_count;
+	int		 over_approvals;
+	const char	**over_approvers;
+	size_t		 n_over_approvers;
+};
+
+#define POLICY_KEY_PART_MAX	128
+
+/* One limit that applies to a call, and the key its usage is kept by. */
+struct policy_limit_use {
+	const struct policy_limit	*limit;
+	/*
+	 * RFC 8785 text of the JSON array of the limit's "per" values, in
+	 * order: "agent" is the principal, "tool" the tool name, a pointer
+	 * the args member there (null when args has no such member, so
+	 * leaving it out shares one counter instead of escaping the limit).
+	 * A value whose RFC 8785 text is over POLICY_KEY_PART_MAX bytes is
+	 * replaced by {"sha256": HEX of that text}.  "[]" for per [].
+	 * E.g. ["agent-payments","DE89370400440532013000"].  malloc'd.
+	 */
+	char				*key;
+};
+
+/*
+ * The limits that apply to call, in the document's order: those whose
+ * tools match call->tool and whose principals (if any) list
+ * call->principal, with the key of each computed from the call.  Pure:
+ * no counting.  0 with *uses (free with policy_limit_uses_free; NULL when
+ * *n is 0), or -1 when out of memory (or a name in the key is not UTF-8,
+ * or an args member cannot be written in RFC 8785 form): fail closed.
+ */
+int	policy_limits_for(const struct policy *p,
+	    const struct policy_call *call, struct policy_limit_use **uses,
+	    size_t *n);
+void	policy_limit_uses_free(struct policy_limit_use *uses, size_t n);
+/* The policy's limits, for listing them (GET /v1/limits). */
+size_t	policy_limit_count(const struct policy *p);
+const struct policy_limit *policy_limit_at(const struct policy *p, size_t i);
+
+/*
+ * What "policy check" warns about (CONTRACT §8.4): problems that do not
+ * make the document invalid but mean it cannot work as written.  A new
+ * array (NULL when out of memory) of {"path", "code", "message"}:
+ *  - "never_approvable" (path of a rule, or of a limit's "over"): it can
+ *    need more approvals than there are enabled principals holding its
+ *    approver roles — counting, for each agent that holds the rule,
+ *    approvers other than that agent, since nobody approves their own
+ *    intent;
+ *  - "self_approver" (path of a principal): it holds an approver role of
+ *    a rule of its own roles, so it could approve its own intents if the
+ *    broker let it (it answers 403 self_approval).
+ * At most POLICY_MAX_ERRORS entries.
+ */
+json_t	*policy_warnings(const struct policy *p);
 
 /* 1 if the principal exists, is not disabled and holds role, else 0. */
 int	policy_has_role(const struct policy *p, const char *principal,

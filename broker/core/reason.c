@@ -25,6 +25,13 @@ static const struct {
 	    "the amount is above the highest tier of the policy" },
 	[R_KILL_SWITCH] = { "kill_switch", 403,
 	    "a kill switch stops this call" },
+	[R_ARGS_NOT_ALLOWED] = { "args_not_allowed", 403,
+	    "the call's args do not meet the conditions of the rule that "
+	    "would allow it" },
+	[R_DENIED_BY_RULE] = { "denied_by_rule", 403,
+	    "a deny rule of the policy refuses this call" },
+	[R_LIMIT_EXCEEDED] = { "limit_exceeded", 403,
+	    "the call would bring a cumulative limit above its maximum" },
 	[R_POLICY_ALLOW] = { "policy_allow", 200,
 	    "allowed by policy" },
 	[R_APPROVAL_REQUIRED] = { "approval_required", 202,
@@ -32,6 +39,9 @@ static const struct {
 	[E_BAD_REQUEST] = { "bad_request", 400, "the request is malformed" },
 	[E_INVALID_AMOUNT] = { "invalid_amount", 400,
 	    "amount must be {\"value\": \"decimal string\", \"currency\": \"ABC\"}" },
+	[E_AMOUNT_MISMATCH] = { "amount_mismatch", 400,
+	    "the amount claim differs from the amount in args, which the "
+	    "tool executes: send the same amount in both, or only in args" },
 	[E_BAD_SIGNATURE] = { "bad_signature", 401,
 	    "the signature does not verify with the client certificate's key" },
 	[E_IDENTITY_MISMATCH] = { "identity_mismatch", 401,

@@ -2,8 +2,11 @@
  * cmd_policy: toolgatectl policy check | apply | show.  A file is always
  * validated here with policy_parse before anything is sent or stored, so
  * an invalid policy is refused with the JSON path of each problem even
- * when the broker is down.  Offline (--db) goes through store.c; online
- * through GET/PUT /v1/policy.  Both print the same lines.
+ * when the broker is down; what it warns about (policy_warnings: rules
+ * nobody can approve, principals approving their own rules) is printed
+ * as "warning:" lines that do not fail the command.  Offline (--db) goes
+ * through store.c; online through GET/PUT /v1/policy.  Both print the
+ * same lines.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +30,8 @@ static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL, 0 } };
 
 const struct ctl_cmd cmd_policy[] = {
 	{ "check", "policy check", "FILE",
-	    "validate a policy file locally (no broker, no database)",
+	    "validate a policy file locally (no broker, no database); "
+	    "warnings do not fail it",
 	    "toolgatectl policy check policies/example.json",
 	    opts_none, 1, policy_check, NULL },
 	{ "apply", "policy apply", "FILE",
@@ -41,33 +45,44 @@ const struct ctl_cmd cmd_policy[] = {
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL }
 };
 
-/* Number of members of the object doc[key] (0 if absent). */
+/* Number of members (object) or elements (array) of doc[key]. */
 static size_t
 count_of(const char *text, size_t len, const char *key)
 {
-	json_t	*doc = json_loadb(text, len, 0, NULL);
-	size_t	 n = json_object_size(json_object_get(doc, key));
+	json_t	*doc = json_loadb(text, len, 0, NULL), *j;
+	size_t	 n;
 
+	j = json_object_get(doc, key);
+	n = json_is_array(j) ? json_array_size(j) : json_object_size(j);
 	json_decref(doc);
 	return (n);
 }
 
 /*
- * Read and validate path.  CTL_OK with *text and *len (caller frees); else
+ * Read and validate path.  CTL_OK with *text and *len (caller frees) and
+ * *warnings (a new array; printed as "warning:" lines on stderr); else
  * the problems are printed ("PATH: MESSAGE" on stderr, and with --json
  * {"valid": false, "problems": [...]} on stdout) and CTL_FAIL returned.
  */
 static int
 policy_load(const struct ctl *ctl, const char *path, char **text,
-    size_t *len)
+    size_t *len, json_t **warnings)
 {
 	struct policy	*p;
 	json_t		*problems = NULL, *out;
 
+	*warnings = NULL;
 	if (ctl_read_file(path, POLICY_MAX_BYTES, text, len) == -1)
 		return (CTL_USAGE);
 	if ((p = policy_parse(*text, *len, &problems)) != NULL) {
+		*warnings = policy_warnings(p);
 		policy_free(p);
+		if (*warnings == NULL) {
+			free(*text);
+			*text = NULL;
+			return (ctl_fail("%s: out of memory", path));
+		}
+		out_warnings(*warnings);
 		return (CTL_OK);
 	}
 	fprintf(stderr, "toolgatectl: %s: invalid policy\n", path);
@@ -88,22 +103,33 @@ static int
 policy_check(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 {
 	char	*text;
-	size_t	 len, np, nr;
-	json_t	*out;
+	size_t	 len, np, nr, nl, nw;
+	json_t	*out, *warnings;
 	int	 rc;
 
-	if ((rc = policy_load(ctl, a->pos[0], &text, &len)) != CTL_OK)
+	if ((rc = policy_load(ctl, a->pos[0], &text, &len, &warnings)) !=
+	    CTL_OK)
 		return (rc);
 	np = count_of(text, len, "principals");
 	nr = count_of(text, len, "roles");
+	nl = count_of(text, len, "limits");
+	nw = json_array_size(warnings);
 	if (ctl->json) {
-		out = json_pack("{sb sI sI}", "valid", 1, "principals",
-		    (json_int_t)np, "roles", (json_int_t)nr);
+		out = json_pack("{sb sI sI sI sO}", "valid", 1, "principals",
+		    (json_int_t)np, "roles", (json_int_t)nr, "limits",
+		    (json_int_t)nl, "warnings", warnings);
 		out_json(out);
 		json_decref(out);
-	} else
-		printf("policy OK: %zu principal%s, %zu role%s\n", np,
+	} else {
+		printf("policy OK: %zu principal%s, %zu role%s", np,
 		    np == 1 ? "" : "s", nr, nr == 1 ? "" : "s");
+		if (nl > 0)
+			printf(", %zu limit%s", nl, nl == 1 ? "" : "s");
+		if (nw > 0)
+			printf(" (%zu warning%s)", nw, nw == 1 ? "" : "s");
+		printf("\n");
+	}
+	json_decref(warnings);
 	free(text);
 	return (CTL_OK);
 }
@@ -151,13 +177,15 @@ policy_apply(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 {
 	char	*text;
 	size_t	 len;
-	json_t	*ans;
+	json_t	*ans, *warnings;
 	int	 rc, status;
 
 	if (ctl->db == NULL && (rc = ctl_need_identity(ctl, cmd)) != 0)
 		return (rc);
-	if ((rc = policy_load(ctl, a->pos[0], &text, &len)) != CTL_OK)
+	if ((rc = policy_load(ctl, a->pos[0], &text, &len, &warnings)) !=
+	    CTL_OK)
 		return (rc);
+	json_decref(warnings);
 	if (ctl->db != NULL)
 		rc = apply_offline(ctl, text, len);
 	else if ((rc = ctl_call(ctl, "PUT", "/v1/policy", "application/json",

@@ -113,6 +113,8 @@ void	out_json(const json_t *v);
 void	out_kv(const char *key, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	out_problems(const json_t *problems);
+/* {"path", "message"} warnings as "warning: PATH: MESSAGE" lines. */
+void	out_warnings(const json_t *warnings);
 int	out_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *out_str(const json_t *obj, const char *key);
 void	out_json_line(const json_t *v);

@@ -41,8 +41,9 @@ static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL, 0 } };
 static const struct ctl_cmd cmd_main[] = {
 	{ "submit", "submit", "--tool T [options]",
 	    "sign an intent with --key and send it to the broker",
-	    "toolgatectl submit --tool payments.transfer --amount 12.50 "
-	    "--currency USD --args '{\"to\":\"acct-1\"}'",
+	    "toolgatectl submit --tool payments.transfer "
+	    "--args '{\"to\":\"acct-1\",\"amount\":\"12.50\","
+	    "\"currency\":\"USD\"}'",
 	    cmd_submit_opts, 0, cmd_submit, NULL },
 	{ "wait", "wait", "ID [--timeout S]",
 	    "wait for a pending intent to be decided (exit 4: still pending)",

@@ -146,22 +146,36 @@ out_kv(const char *key, const char *fmt, ...)
 	free(val);
 }
 
-/* "PATH: MESSAGE" on stderr for each {path, message} of problems. */
-void
-out_problems(const json_t *problems)
+/* Each {"path", "message"} of list as "PREFIXPATH: MESSAGE", cleaned, on
+ * stderr. */
+static void
+out_paths(const json_t *list, const char *prefix)
 {
 	const json_t	*p;
 	size_t		 i;
 	char		*line;
 
-	json_array_foreach(problems, i, p) {
-		if (asprintf(&line, "%s: %s", out_str(p, "path"),
+	json_array_foreach(list, i, p) {
+		if (asprintf(&line, "%s%s: %s", prefix, out_str(p, "path"),
 		    out_str(p, "message")) == -1)
 			return;
 		out_clean(line);
 		fprintf(stderr, "%s\n", line);
 		free(line);
 	}
+}
+
+/* "PATH: MESSAGE" on stderr for each {path, message} of problems. */
+void
+out_problems(const json_t *problems)
+{
+	out_paths(problems, "");
+}
+
+void
+out_warnings(const json_t *warnings)
+{
+	out_paths(warnings, "warning: ");
 }
 
 /* "toolgatectl: " and the formatted text, cleaned, on stderr: for text

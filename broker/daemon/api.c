@@ -26,7 +26,9 @@ api_answer_job(struct job *job)
 	json_t		*view;
 
 	if (job->result != REASON_OK) {
-		http_reply_error(&rq, job->result, NULL);
+		/* the policy's own words for a 400 it found (decide_in_tx) */
+		http_reply_error(&rq, job->result, job->result == d->ev.error &&
+		    d->ev.message[0] ? d->ev.message : NULL);
 		return;
 	}
 	metrics_decision(&rq.w->metrics, (int)d->ev.outcome);

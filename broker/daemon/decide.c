@@ -52,19 +52,34 @@ api_policy_refresh(struct worker *w)
 }
 
 /* The policy's view of a call; no policy at all means default deny, and
- * an engaged kill switch covering it overrides everything. */
+ * an engaged kill switch covering it overrides everything.  The policy
+ * sees the whole call: args as jansson values and as the exact text
+ * signed (amount_from reads numbers' digits there), and the amount
+ * claim. */
 static void
 decide_evaluate(struct worker *w, const struct intent *in, struct evaluation *ev)
 {
+	struct policy_call	 call = {
+		.principal = in->iss, .tool = in->tool, .args = in->args,
+		.args_json = in->args_json, .args_json_len = in->args_json_len,
+		.amount = in->has_amount ? &in->amount : NULL,
+		.amount_text = in->has_amount ? in->amount_text : NULL,
+	};
+
 	if (w->policy == NULL || ks_covers(&w->ks, in->iss, in->tool)) {
 		memset(ev, 0, sizeof(*ev));
 		ev->outcome = OUTCOME_DENY;
 		ev->reason = w->policy ? R_KILL_SWITCH : R_UNKNOWN_PRINCIPAL;
 		ev->tier_index = -1;
+		/* the call's amount is still the claim */
+		if ((ev->has_amount = in->has_amount)) {
+			ev->amount = in->amount;
+			memcpy(ev->amount_text, in->amount_text,
+			    sizeof(ev->amount_text));
+		}
 		return;
 	}
-	policy_evaluate(w->policy, in->iss, in->tool,
-	    in->has_amount ? &in->amount : NULL, ev);
+	policy_evaluate(w->policy, &call, ev);
 }
 
 static char *
@@ -82,7 +97,13 @@ decide_rule_json(const struct evaluation *ev, const struct intent *in)
 		    json_integer(ev->tier_index));
 		json_object_set_new(rule, "max", json_string(ev->tier_max));
 		json_object_set_new(rule, "currency",
-		    json_string(in->amount.currency));
+		    json_string(ev->amount.currency));
+	}
+	if (rule != NULL && ev->failed_pointer != NULL) {
+		json_object_set_new(rule, "pointer",
+		    json_string(ev->failed_pointer));
+		json_object_set_new(rule, "condition",
+		    json_string(ev->failed_condition));
 	}
 	text = rule ? canon_dump(rule) : NULL;
 	json_decref(rule);
@@ -138,10 +159,10 @@ decide_audit(struct worker *w, const struct intent_record *r,
 	    "args", decide_audit_args(w->policy, in));
 	if (d == NULL)
 		return (-1);
-	if (in->has_amount)
+	if (r->amount_value != NULL)
 		json_object_set_new(d, "amount", json_pack("{ss ss}",
-		    "value", in->amount_text, "currency",
-		    in->amount.currency));
+		    "value", r->amount_value, "currency",
+		    r->amount_currency));
 	rc = audit_append(w->db, now, in->iss, "decision", r->id, d);
 	json_decref(d);
 	return (rc);
@@ -153,7 +174,6 @@ decide_fill(struct decision *d, struct worker *w,
 {
 	struct intent_record	*r = &d->rec;
 
-	decide_evaluate(w, in, &d->ev);
 	d->args = in->args ? canon_dump(in->args) : NULL;
 	d->rule = decide_rule_json(&d->ev, in);
 	d->approver_roles = decide_approver_roles_json(&d->ev);
@@ -163,13 +183,15 @@ decide_fill(struct decision *d, struct worker *w,
 	r->jti = in->jti;
 	r->tool = in->tool;
 	r->args = d->args;
-	r->amount_value = in->has_amount ? in->amount_text : NULL;
-	r->amount_currency = in->has_amount ? in->amount.currency : NULL;
+	/* the amount the policy judged: from args when the rule binds it */
+	r->amount_value = d->ev.has_amount ? d->ev.amount_text : NULL;
+	r->amount_currency = d->ev.has_amount ? d->ev.amount.currency : NULL;
 	r->agent_reason = in->reason;
 	r->status = outcome_status[d->ev.outcome];
 	r->decision = outcome_decision[d->ev.outcome];
 	r->reason_code = reason_code(d->ev.reason);
-	r->reason_text = reason_text(d->ev.reason);
+	r->reason_text = d->ev.message[0] ? d->ev.message :
+	    reason_text(d->ev.reason);
 	r->policy_version = w->policy_version;
 	r->rule = d->rule;
 	r->approvals_required = d->ev.approvals_required;
@@ -196,6 +218,15 @@ decide_in_tx(struct worker *w, const struct intent *in, struct decision *d,
 {
 	int	 seen;
 
+	/* A call the policy refuses with a 400 (amount_mismatch,
+	 * invalid_amount) is not a decision: nothing is stored and its jti
+	 * stays unused, like any other malformed intent. */
+	decide_evaluate(w, in, &d->ev);
+	if (d->ev.error != REASON_OK) {
+		log_info("intent refused: %s %s: %s", in->iss, in->tool,
+		    reason_code(d->ev.error));
+		return (d->ev.error);
+	}
 	if (store_new_id(d->id, sizeof(d->id)) == -1)
 		return (E_UNAVAILABLE);
 	/* Kept until exp + skew: after that the intent is refused as

@@ -74,9 +74,11 @@ struct decision {
 };
 /*
  * Inside the caller's transaction (after api_policy_refresh and
- * ks_refresh): claim (iss, jti), evaluate, insert the intent and its audit
- * record.  REASON_OK, E_REPLAY (nothing written for it), or E_UNAVAILABLE
- * (the transaction must be rolled back).
+ * ks_refresh): evaluate, claim (iss, jti), insert the intent and its
+ * audit record.  REASON_OK, E_REPLAY (nothing written for it),
+ * E_AMOUNT_MISMATCH or E_INVALID_AMOUNT (the policy refused the call with
+ * a 400, d->ev.message says why; nothing written, jti not claimed), or
+ * E_UNAVAILABLE (the transaction must be rolled back).
  */
 enum reason decide_in_tx(struct worker *w, const struct intent *in,
 	    struct decision *d, int64_t now);

@@ -8,8 +8,9 @@ suite (tests/integration/test_examples.py) against a real broker.
 
     agent.py --url https://127.0.0.1:8443 --ca ca.pem \\
         --cert agent-payments.pem --key agent-payments.key \\
-        --tool payments.transfer --amount 800.00 --currency USD \\
-        --args '{"to": "acct-1"}' --reason "invoice 42" --wait 300
+        --tool payments.transfer \\
+        --args '{"to": "acct-1", "amount": "800.00", "currency": "USD"}' \\
+        --reason "invoice 42" --wait 300
 
 Prints the final intent view (JSON) on stdout; with a grant once allowed.
 Exit status: 0 allowed, 1 refused (denied, rejected, expired, or an error

@@ -342,7 +342,8 @@ signer_main(void *arg)
 			    "{\"iss\":\"%s\",\"aud\":\"%s\",\"jti\":"
 			    "\"lg-%ld-%d-%zu\",\"iat\":%ld,\"exp\":%ld,"
 			    "\"tool\":\"payments.transfer\",\"args\":"
-			    "{\"to\":\"acct-%zu\"},\"amount\":{\"value\":"
+			    "{\"to\":\"acct-%zu\",\"amount\":\"5000.00\","
+			    "\"currency\":\"USD\"},\"amount\":{\"value\":"
 			    "\"5000.00\",\"currency\":\"USD\"},\"reason\":"
 			    "\"load test\"}", s->iss, opt.aud, s->epoch,
 			    (int)getpid(), i, iat, iat + 300, i % 1000);

@@ -3,10 +3,13 @@
  * bytes, then evaluation of what it accepted.  A refused document must come
  * with a non-empty list of {path, message} problems.  An accepted one is
  * evaluated for the principals and tools it names (plus a few fixed ones)
- * with no amount and with small, mid and maximal amounts, and every answer
- * is checked: unknown principals are denied, PENDING exactly when approvals
- * are required, a non-deny names a rule of a role the principal holds whose
- * pattern matches the tool, and evaluating twice gives the same answer.
+ * with no amount and with small, mid and maximal amounts, without args and
+ * with a few fixed args, and every answer is checked: unknown principals
+ * are denied, PENDING exactly when approvals are required, a 400 error is
+ * never a decision, an amount found is in the contract's grammar, a
+ * non-deny names a rule of a role the principal holds whose pattern
+ * matches the tool, and evaluating twice gives the same answer.  The
+ * limits that apply and the warnings are computed too.
  */
 #include <stdint.h>
 #include <string.h>
@@ -101,20 +104,52 @@ check_errors(json_t *errors)
 	}
 }
 
+/* args the evaluations see: none, amounts in several forms, arrays. */
+static const char *const fixed_args[] = {
+	"{\"amount\": \"5000.00\", \"currency\": \"USD\", \"to\": \"x\"}",
+	("{\"amount\": 0.1, \"currency\": \"EUR\", \"cents\": 123456, "
+	    "\"items\": [1, \"2\", {\"a\": null}], \"to\": \"DE89\"}"),
+	"{\"amount\": 1e3, \"currency\": \"usd\", \"to\": [true]}",
+};
+
 static void
 check_eval(const struct policy *p, const char *who, const char *tool,
-    const struct amount *amt)
+    const struct amount *amt, json_t *args, const char *text)
 {
 	struct evaluation	 ev, again;
-	size_t			 i;
+	struct policy_call	 call;
+	struct policy_limit_use	*uses;
+	struct amount		 found;
+	size_t			 i, n;
 
+	memset(&call, 0, sizeof(call));
+	call.principal = who;
+	call.tool = tool;
+	call.amount = amt;
+	call.args = args;
+	call.args_json = text;
+	call.args_json_len = text ? strlen(text) : 0;
 	memset(&ev, 0, sizeof(ev));
 	memset(&again, 0, sizeof(again));
-	policy_evaluate(p, who, tool, amt, &ev);
-	policy_evaluate(p, who, tool, amt, &again);
+	policy_evaluate(p, &call, &ev);
+	policy_evaluate(p, &call, &again);
 	FUZZ_ASSERT(ev.outcome == again.outcome && ev.reason == again.reason &&
+	    ev.error == again.error &&
 	    ev.approvals_required == again.approvals_required &&
 	    ev.rule_index == again.rule_index && ev.role == again.role);
+	if (ev.error != REASON_OK)
+		FUZZ_ASSERT(ev.outcome == OUTCOME_DENY && ev.message[0]);
+	if (ev.has_amount)
+		FUZZ_ASSERT(amount_parse_value(ev.amount_text,
+		    strlen(ev.amount_text), &found) == 0 &&
+		    amount_cmp(&found, &ev.amount) == 0 &&
+		    amount_currency_valid(ev.amount.currency));
+	if (policy_limits_for(p, &call, &uses, &n) == 0) {
+		for (i = 0; i < n; i++)
+			FUZZ_ASSERT(uses[i].key != NULL &&
+			    uses[i].key[0] == '[');
+		policy_limit_uses_free(uses, n);
+	}
 	FUZZ_ASSERT(ev.outcome == OUTCOME_ALLOW ||
 	    ev.outcome == OUTCOME_PENDING || ev.outcome == OUTCOME_DENY);
 	FUZZ_ASSERT((ev.outcome == OUTCOME_PENDING) ==
@@ -145,14 +180,15 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const fixed_who[] = { "agent-a", "", "operator-olga" };
+	static const char *const fixed_who[] = { "agent-a", "",
+	    "operator-olga" };
 	static const char *const fixed_tools[] = { "payments.transfer",
 	    "crm.lookup", "x" };
 	struct amount	 amts[3];
 	struct names	 who, tools;
 	struct policy	*p;
-	json_t		*errors = NULL;
-	size_t		 i, j, k;
+	json_t		*errors = NULL, *args[3];
+	size_t		 i, j, k, a;
 
 	if (size > FUZZ_POLICY_MAX)
 		return (0);
@@ -180,6 +216,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	amount_parse_value("999999999999999.999999", 22, &amts[2]);
 	memcpy(amts[2].currency, "EUR", 4);
 
+	for (a = 0; a < 3; a++)
+		FUZZ_ASSERT((args[a] = json_loads(fixed_args[a], 0, NULL)) !=
+		    NULL);
+	json_decref(policy_warnings(p));
 	for (i = 0; i < who.n; i++) {
 		if (policy_is_operator(p, who.v[i]) ||
 		    policy_is_approver(p, who.v[i]))
@@ -188,11 +228,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (policy_may_redeem(p, who.v[i], tools.v[j]))
 				FUZZ_ASSERT(policy_knows(p, who.v[i]));
 			(void)policy_is_redacted(p, tools.v[j], "to");
-			check_eval(p, who.v[i], tools.v[j], NULL);
+			check_eval(p, who.v[i], tools.v[j], NULL, NULL, NULL);
 			for (k = 0; k < 3; k++)
-				check_eval(p, who.v[i], tools.v[j], &amts[k]);
+				check_eval(p, who.v[i], tools.v[j], &amts[k],
+				    NULL, NULL);
+			for (a = 0; a < 3; a++) {
+				check_eval(p, who.v[i], tools.v[j], NULL,
+				    args[a], fixed_args[a]);
+				check_eval(p, who.v[i], tools.v[j], &amts[1],
+				    args[a], fixed_args[a]);
+			}
 		}
 	}
+	for (a = 0; a < 3; a++)
+		json_decref(args[a]);
 	policy_free(p);
 	return (0);
 }

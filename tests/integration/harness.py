@@ -662,6 +662,25 @@ class BrokerCase:
         cls.broker.__exit__(None, None, None)
 
 
+def payment(value, currency="USD", claim=False, **args):
+    """Claims for a payments.transfer under policies/example.json, whose
+    rule reads the amount from args /amount and /currency (amount_from,
+    CONTRACT §8.1): {"args": {"amount": value, "currency": currency,
+    **args}}, plus the equal "amount" claim when claim is true.  Pass as
+    client.submit("payments.transfer", **payment("5000.00"))."""
+    kw = {"args": dict(args, amount=value, currency=currency)}
+    if claim:
+        kw["amount"] = {"value": value, "currency": currency}
+    return kw
+
+
+def schema(name):
+    """A draft 2020-12 validator for proto/NAME."""
+    from jsonschema import Draft202012Validator
+    with open(os.path.join(ROOT, "proto", name)) as f:
+        return Draft202012Validator(json.load(f))
+
+
 def load_example_policy():
     with open(EXAMPLE_POLICY) as f:
         return json.load(f)

@@ -15,8 +15,6 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-USD = lambda v: {"value": v, "currency": "USD"}  # noqa: E731
-
 
 def example_policy(**changes):
     with open(harness.EXAMPLE_POLICY) as f:
@@ -51,7 +49,8 @@ class Approvals(unittest.TestCase):
 
     def pending(self, value="5000.00", agent="agent-payments"):
         st, _, body = self.client(agent).submit(
-            "payments.transfer", amount=USD(value), reason="invoice 42")
+            "payments.transfer", **harness.payment(value),
+            reason="invoice 42")
         self.assertEqual(st, 202, body)
         return body["id"]
 
@@ -105,7 +104,7 @@ class Approvals(unittest.TestCase):
         with harness.Broker(policy=example_policy(a=agent_approves)) as b:
             c = b.client("agent-payments")
             st, _, body = c.submit("payments.transfer",
-                                   amount=USD("5000.00"))
+                                   **harness.payment("5000.00"))
             self.assertEqual(st, 202, body)
             st, _, err = c.request(
                 "POST", "/v1/approvals/%s/approve" % body["id"], body="{}",
@@ -290,7 +289,7 @@ class Expiry(unittest.TestCase):
         with harness.Broker(policy=example_policy(t=short_ttl)) as b:
             agent = b.client("agent-payments")
             st, _, body = agent.submit("payments.transfer",
-                                       amount=USD("5000.00"))
+                                       **harness.payment("5000.00"))
             self.assertEqual(st, 202)
             iid = body["id"]
             # Approve right after expires_at, whether or not the sweeper
@@ -301,7 +300,7 @@ class Expiry(unittest.TestCase):
                 content_type="application/json")
             self.assertEqual((st, err["error"]), (409, "already_decided"))
             st, _, body = agent.submit("payments.transfer",
-                                       amount=USD("5000.00"))
+                                       **harness.payment("5000.00"))
             other = body["id"]
             time.sleep(2.5)        # the sweeper runs every second
             view = agent.get("/v1/intents/" + other)[2]

@@ -97,7 +97,12 @@ class Case(unittest.TestCase):
         olga = b.client("operator-olga")
         for tool in ("crm.lookup", "payments.transfer"):
             c = harness.claims("agent-payments", tool)
-            body = json.dumps(c)[:-1] + ', "args": %s' % TRICKY_ARGS
+            args = TRICKY_ARGS
+            if tool == "payments.transfer":
+                # the demo policy reads the amount in args, as typed
+                args = args.replace('"amount": 0.1',
+                                    '"amount": 5000.00, "currency": "USD"')
+            body = json.dumps(c)[:-1] + ', "args": %s' % args
             if tool == "payments.transfer":
                 body += ', "amount": {"value": "5000.00", "currency": "USD"}'
             st, _, d = pay.post_intent(pay.sign((body + "}").encode()))
@@ -109,8 +114,8 @@ class Case(unittest.TestCase):
                     content_type="application/json")
                 self.assertEqual(st, 200, a)
         st, _, d = pay.submit("payments.transfer",
-                              amount={"value": "7000.00", "currency": "USD"},
-                              args={"memo": "no \ud83d\ude00"})
+                              **harness.payment("7000.00", claim=True,
+                                                memo="no \ud83d\ude00"))
         self.assertEqual(st, 202, d)
         st, _, r = alice.request("POST", "/v1/approvals/%s/reject" % d["id"],
                                  body=json.dumps({"reason": "not \"today\""}),

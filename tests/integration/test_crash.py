@@ -27,17 +27,14 @@ ROUNDS = 4
 MIX = {
     "agent-payments": [
         ("crm.lookup", {}, 200),
-        ("payments.transfer", {"amount": {"value": "5000.00",
-                                          "currency": "USD"}}, 202),
-        ("payments.transfer", {"amount": {"value": "12.50",
-                                          "currency": "EUR"}}, 200),
+        ("payments.transfer", harness.payment("5000.00"), 202),
+        ("payments.transfer", harness.payment("12.50", "EUR"), 200),
         ("email.send", {}, 403),
     ],
     "agent-support": [
         ("crm.lookup", {}, 200),
         ("email.send", {"args": {"to": "a@example.test"}}, 202),
-        ("payments.transfer", {"amount": {"value": "1.00",
-                                          "currency": "USD"}}, 403),
+        ("payments.transfer", harness.payment("1.00"), 403),
     ],
 }
 STATUS = {200: "allowed", 202: "pending", 403: "denied"}

@@ -151,8 +151,50 @@ class PolicyOffline(Tmp):
             doc = json.load(f)
         p = run("policy", "check", EXAMPLE)
         self.assertExit(p, 0)
-        self.assertEqual(p.stdout, "policy OK: %d principals, %d roles\n" %
-                         (len(doc["principals"]), len(doc["roles"])))
+        self.assertEqual(p.stdout, "policy OK: %d principals, %d roles, "
+                         "%d limit\n" % (len(doc["principals"]),
+                                         len(doc["roles"]),
+                                         len(doc["limits"])))
+        self.assertEqual(p.stderr, "")
+        p = run("--json", "policy", "check", EXAMPLE)
+        self.assertExit(p, 0)
+        out = json.loads(p.stdout)
+        self.assertEqual((out["valid"], out["limits"], out["warnings"]),
+                         (True, 1, []))
+
+    def test_check_warns_but_does_not_fail(self):
+        # agent-x approves its own rule; nobody holds "ghosts"
+        doc = {"principals": {"agent-x": {"roles": ["pay", "fin"]},
+                              "alice": {"roles": ["fin"]},
+                              "bob": {"roles": ["fin"]}},
+               "roles": {"fin": {}, "ghosts": {},
+                         "pay": {"rules": [
+                             {"tool": "p.x", "approvals": 2,
+                              "approvers": ["fin"]},
+                             {"tool": "p.y", "approvals": 1,
+                              "approvers": ["ghosts"]}]}}}
+        path = self.write("warn.json", json.dumps(doc))
+        p = run("policy", "check", path)
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout, "policy OK: 3 principals, 3 roles "
+                         "(2 warnings)\n")
+        self.assertEqual([line.split(": ")[1] for line in
+                          p.stderr.splitlines()],
+                         ["$.principals.agent-x", "$.roles.pay.rules[1]"])
+        self.assertTrue(all(line.startswith("warning: ")
+                            for line in p.stderr.splitlines()))
+        self.assertIn("self_approval", p.stderr)
+        p = run("--json", "policy", "check", path)
+        self.assertExit(p, 0)
+        out = json.loads(p.stdout)
+        self.assertEqual([(w["code"], w["path"]) for w in out["warnings"]],
+                         [("self_approver", "$.principals.agent-x"),
+                          ("never_approvable", "$.roles.pay.rules[1]")])
+        # a warning is no reason to refuse: apply stores it, and warns
+        db = os.path.join(self.tmp, "w.db")
+        p = run("--db", db, "policy", "apply", path)
+        self.assertExit(p, 0)
+        self.assertIn("warning: $.roles.pay.rules[1]: ", p.stderr)
 
     def test_check_invalid_prints_paths_and_exits_1(self):
         path = self.write("bad.json", BAD_POLICY)
@@ -256,23 +298,40 @@ class Online(Tmp):
         self.assertEqual(d["agent"], "agent-payments")
 
     def test_submit_amount_travels_exactly(self):
+        # the claim beside the same amount in args, where the demo policy
+        # reads it: any drift in the claim would be 400 amount_mismatch
         p = self.ctl("--json", "submit", "--tool", "payments.transfer",
                      "--amount", "12.50", "--currency", "USD",
+                     "--args", '{"amount": "12.50", "currency": "USD"}',
                      "--reason", "lunch")
         self.assertExit(p, 0)
         d = json.loads(p.stdout)
         self.assertEqual(d["amount"], {"value": "12.50", "currency": "USD"})
         self.assertEqual(d["agent_reason"], "lunch")
+        # a rule that does not bind it carries the claim as typed
+        p = self.ctl("--json", "submit", "--tool", "crm.lookup",
+                     "--amount", "12.50", "--currency", "USD")
+        self.assertExit(p, 0)
+        self.assertEqual(json.loads(p.stdout)["amount"],
+                         {"value": "12.50", "currency": "USD"})
+
+    def test_submit_declared_amount_differs_from_args_is_1(self):
+        p = self.ctl("submit", "--tool", "payments.transfer",
+                     "--amount", "1.00", "--currency", "USD",
+                     "--args", '{"amount": "50000", "currency": "USD"}')
+        self.assertExit(p, 1)
+        self.assertIn("amount_mismatch", p.stderr)
+        self.assertEqual(p.stdout, "")
 
     def test_submit_pending(self):
         p = self.ctl("submit", "--tool", "payments.transfer",
-                     "--amount", "5000.00", "--currency", "USD")
-        self.assertExit(p, 4)                   # 4: still pending
+                     "--args", '{"amount": "5000.00", "currency": "USD"}')
+        self.assertExit(p, 4)
         self.assertRegex(p.stdout, r"^pending +in_[0-9a-f]{32} +"
                                    r"payments\.transfer\n")
         self.assertIn("toolgatectl approve in_", p.stdout)
         p = self.ctl("--json", "submit", "--tool", "payments.transfer",
-                     "--amount", "5000.00", "--currency", "USD")
+                     "--args", '{"amount": "5000.00", "currency": "USD"}')
         self.assertExit(p, 4)
         d = json.loads(p.stdout)
         self.assertEqual((d["decision"], d["approvals_required"]),
@@ -286,7 +345,7 @@ class Online(Tmp):
         self.assertIn("denied: no_permission: ", p.stderr)
         self.assertEqual(p.stdout, "")
         p = self.ctl("submit", "--tool", "payments.transfer",
-                     "--amount", "100000.01", "--currency", "USD")
+                     "--args", '{"amount": "100000.01", "currency": "USD"}')
         self.assertExit(p, 1)
         self.assertIn("amount_over_limit", p.stderr)
 

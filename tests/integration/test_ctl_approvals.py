@@ -80,9 +80,11 @@ class CtlCase(unittest.TestCase):
     def submit_pending(self, value="5000.00", reason=None):
         """A fresh pending intent of agent-payments, made with the CLI;
         returns its decision view."""
+        # the demo policy reads the amount in args; the claim is equal
         args = ["--json", "submit", "--tool", "payments.transfer",
                 "--amount", value, "--currency", "USD",
-                "--args", '{"to": "acct-7", "memo": "invoice 42"}']
+                "--args", json.dumps({"to": "acct-7", "memo": "invoice 42",
+                                      "amount": value, "currency": "USD"})]
         if reason is not None:
             args += ["--reason", reason]
         p = self.ctl(*args)
@@ -162,7 +164,9 @@ class Queue(CtlCase):
         self.assertRegex(out, r"(?m)^expires +\S+Z \(in (59m|1h00m)\)$")
         self.assertRegex(out, r"(?m)^created +\S+Z \(\d+s ago\)$")
         # args pretty-printed, one member per line.
-        self.assertRegex(out, r'(?m)^args +\{\n +"memo": "invoice 42",\n'
+        self.assertRegex(out, r'(?m)^args +\{\n +"amount": "5000\.00",\n'
+                              r' +"currency": "USD",\n'
+                              r' +"memo": "invoice 42",\n'
                               r' +"to": "acct-7"\n +\}$')
         p = self.ctl("--json", "show", d["id"], who="approver-alice")
         self.assertExit(p, 0)
@@ -300,8 +304,9 @@ class Wait(CtlCase):
         reason; returns (process, intent id) once the intent is queued."""
         marker = "wait-" + uuid.uuid4().hex
         argv = ctl_argv(self.broker, "agent-payments", *extra, "submit",
-                        "--tool", "payments.transfer", "--amount", "5000.00",
-                        "--currency", "USD", "--reason", marker,
+                        "--tool", "payments.transfer", "--args",
+                        '{"amount": "5000.00", "currency": "USD"}',
+                        "--reason", marker,
                         "--wait", str(seconds))
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
@@ -359,8 +364,9 @@ class Wait(CtlCase):
 
     def test_wait_times_out_still_pending(self):
         t0 = time.monotonic()
-        p = self.ctl("submit", "--tool", "payments.transfer", "--amount",
-                     "5000.00", "--currency", "USD", "--wait", "2")
+        p = self.ctl("submit", "--tool", "payments.transfer", "--args",
+                     '{"amount": "5000.00", "currency": "USD"}', "--wait",
+                     "2")
         took = time.monotonic() - t0
         self.assertExit(p, 4)                   # 4: still pending
         self.assertRegex(p.stdout, r"^pending +%s" % ID)

@@ -114,8 +114,8 @@ class KillSwitch(CtlCase):
         self.assertExit(p, 0)
         self.assertRegex(p.stdout, r"(?m)^covers +tool payments\.\*$")
         self.assertKilled(self.submit("payments.transfer", "agent-payments",
-                                      "--amount", "1.00", "--currency",
-                                      "USD"))
+                                      "--args", '{"amount": "1.00", '
+                                      '"currency": "USD"}'))
         self.assertExit(self.submit(), 0)
 
     def test_only_operators_trip(self):
@@ -186,7 +186,8 @@ class KillSwitch(CtlCase):
         ids = []
         for v in ("5000.00", "20000.00"):
             p = self.ctl("--json", "submit", "--tool", "payments.transfer",
-                         "--amount", v, "--currency", "USD")
+                         "--args", json.dumps({"amount": v,
+                                               "currency": "USD"}))
             self.assertExit(p, 4)           # still pending
             ids.append(json.loads(p.stdout)["id"])
         p = self.ctl("--json", "pending", who="approver-alice")
@@ -237,7 +238,7 @@ class Audit(CtlCase):
     def make_history(self):
         self.assertExit(self.submit(), 0)
         p = self.ctl("--json", "submit", "--tool", "payments.transfer",
-                     "--amount", "5000.00", "--currency", "USD")
+                     "--args", '{"amount": "5000.00", "currency": "USD"}')
         iid = json.loads(p.stdout)["id"]
         self.assertExit(self.ctl("approve", iid, "--comment", "fine",
                                  who="approver-alice"), 0)

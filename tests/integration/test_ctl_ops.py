@@ -197,7 +197,7 @@ class Online(Case):
 
     def pending_intent(self, reason=None):
         args = ["--json", "submit", "--tool", "payments.transfer",
-                "--amount", "5000.00", "--currency", "USD"]
+                "--args", '{"amount": "5000.00", "currency": "USD"}']
         if reason is not None:
             args += ["--reason", reason]
         p = self.ctl(*args)
@@ -212,8 +212,8 @@ class Online(Case):
     # -- exit 4 and wait
 
     def test_pending_submit_exits_4(self):
-        p = self.ctl("submit", "--tool", "payments.transfer", "--amount",
-                     "5000.00", "--currency", "USD")
+        p = self.ctl("submit", "--tool", "payments.transfer",
+                     "--args", '{"amount": "5000.00", "currency": "USD"}')
         self.assertExit(p, 4)
         self.assertRegex(p.stdout, r"^pending +%s +payments\.transfer\n" % ID)
         # allowed is still 0, refused still 1
@@ -276,7 +276,7 @@ class Online(Case):
         reason = "pipe-%d" % time.monotonic_ns()
         proc = subprocess.Popen(self.argv(
             "agent-payments", "submit", "--tool", "payments.transfer",
-            "--amount", "5000.00", "--currency", "USD", "--reason", reason,
+            "--args", '{"amount": "5000.00", "currency": "USD"}', "--reason", reason,
             "--wait", "60"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, env=clean_env())
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
@@ -431,8 +431,8 @@ class HostileAgentName(Case):
                 "--ca", os.path.join(k, "ca.pem")]
         p = subprocess.run(base + ["--cert", self.cert, "--key", self.key,
                                    "submit", "--tool", "payments.transfer",
-                                   "--amount", "5000.00", "--currency",
-                                   "USD"], capture_output=True, text=True,
+                                   "--args", '{"amount": "5000.00", "currency": "USD"}'],
+                           capture_output=True, text=True,
                            env=clean_env(), timeout=60)
         self.assertExit(p, 4)
         p = subprocess.run(base + [

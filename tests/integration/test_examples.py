@@ -50,6 +50,8 @@ class Examples(harness.BrokerCase, unittest.TestCase):
                          (p.returncode, code, p.stdout, p.stderr))
 
     def allowed_grant(self, args):
+        # The policy reads the amount from args; the claim must agree.
+        args = dict({"amount": "800.00", "currency": "USD"}, **args)
         p = self.agent("--tool", "payments.transfer", "--amount", "800.00",
                        "--currency", "USD", "--args", json.dumps(args))
         self.assertExit(p, 0)
@@ -58,7 +60,8 @@ class Examples(harness.BrokerCase, unittest.TestCase):
         return view["grant"]
 
     def test_allowed_then_executed_once(self):
-        args = {"to": "acct-1", "invoice": "INV-42"}
+        args = {"to": "acct-1", "invoice": "INV-42", "amount": "800.00",
+                "currency": "USD"}   # amount_from reads the amount here
         grant = self.allowed_grant(args)
         p = self.tool(grant)
         self.assertExit(p, 0)
@@ -77,8 +80,8 @@ class Examples(harness.BrokerCase, unittest.TestCase):
     def test_long_poll_until_approved(self):
         proc = subprocess.Popen(self.argv(
             "agent.py", "agent-payments", "--tool", "payments.transfer",
-            "--amount", "5000.00", "--currency", "USD", "--args",
-            '{"to": "acct-9"}', "--reason", "invoice 9", "--wait", "60"),
+            "--args", '{"to": "acct-9", "amount": "5000.00", '
+            '"currency": "USD"}', "--reason", "invoice 9", "--wait", "60"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
         line = proc.stderr.readline()       # said before it waits
@@ -96,11 +99,12 @@ class Examples(harness.BrokerCase, unittest.TestCase):
         self.assertExit(p, 0)
         done = json.loads(p.stdout)
         self.assertEqual(done["approvers"], ["approver-alice"])
-        self.assertEqual(done["args"], {"to": "acct-9"})
+        self.assertEqual(done["args"], {"to": "acct-9", "amount": "5000.00",
+                                        "currency": "USD"})
 
     def test_agent_exit_codes(self):
-        p = self.agent("--tool", "payments.transfer", "--amount", "5000.00",
-                       "--currency", "USD")
+        p = self.agent("--tool", "payments.transfer", "--args",
+                       '{"amount": "5000.00", "currency": "USD"}')
         self.assertExit(p, 4)
         self.assertEqual(json.loads(p.stdout)["status"], "pending")
         p = self.agent("--tool", "nope.nothing")
@@ -151,7 +155,9 @@ class Examples(harness.BrokerCase, unittest.TestCase):
         # and the real grant still executes with the real args
         p = self.tool(grant)
         self.assertExit(p, 0)
-        self.assertEqual(json.loads(p.stdout)["args"], {"to": "acct-3"})
+        self.assertEqual(json.loads(p.stdout)["args"],
+                         {"to": "acct-3", "amount": "800.00",
+                          "currency": "USD"})
 
     def test_tool_honours_a_kill_switch(self):
         grant = self.allowed_grant({"to": "acct-4"})

@@ -71,8 +71,7 @@ class FaultMixin:
                 st, _, body = client.submit("crm.lookup")
             elif kind == 1:
                 st, _, body = client.submit(
-                    "payments.transfer",
-                    amount={"value": "5000.00", "currency": "USD"})
+                    "payments.transfer", **harness.payment("5000.00"))
             else:
                 st, _, body = client.submit("email.send")
             got.append((st, body))

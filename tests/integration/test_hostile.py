@@ -626,8 +626,7 @@ class Garbage(unittest.TestCase):
     def test_many_long_poll_waiters_woken_by_one_approval(self):
         pay = self.broker.client("agent-payments")
         st, _, body = pay.submit("payments.transfer",
-                                 amount={"value": "5000.00",
-                                         "currency": "USD"})
+                                 **harness.payment("5000.00"))
         self.assertEqual(st, 202, body)
         iid = body["id"]
         ctx = tls_context(self.broker, "agent-payments")

@@ -24,7 +24,7 @@ from jsonschema import Draft202012Validator
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import verify_audit  # noqa: E402
-from harness import DELETE, b64url, claims, sign  # noqa: E402
+from harness import DELETE, b64url, claims, payment, sign  # noqa: E402
 
 PROTO = os.path.join(harness.ROOT, "proto")
 
@@ -44,7 +44,8 @@ URI_ID = "spiffe://toolgate.test/agent-uri"
 
 DENY_CODES = {"unknown_principal", "principal_disabled", "no_permission",
               "amount_required", "currency_not_allowed", "amount_over_limit",
-              "kill_switch"}
+              "kill_switch", "args_not_allowed", "denied_by_rule",
+              "limit_exceeded"}
 
 
 def extended_policy():
@@ -284,10 +285,11 @@ class TestInvalidAmount(BrokerCase):
                                 amount=amount), 400, "invalid_amount")
 
     def test_valid_edges(self):
+        # the claim beside the same amount in args (amount_from)
         for v in ("0", "0.5", "1.000000", "999.999999"):
             with self.subTest(value=v):
                 self.assertDecision(self.submit(
-                    self.pay, "payments.transfer", amount=usd(v)),
+                    self.pay, "payments.transfer", **payment(v, claim=True)),
                     200, "allow", "policy_allow")
 
 
@@ -642,7 +644,7 @@ class TestRead(BrokerCase):
 
     def test_other_agents_intent(self):
         body = self.assertDecision(self.submit(
-            self.pay, "payments.transfer", amount=usd("50.00")),
+            self.pay, "payments.transfer", **payment("50.00")),
             200, "allow", "policy_allow")
         sup = self.broker.client("agent-support")
         alice = self.broker.client("approver-alice")
@@ -663,12 +665,11 @@ class TestRead(BrokerCase):
 
     def test_get_returns_the_same_view(self):
         for tool, kw, status in (
-                ("payments.transfer", {"amount": usd("10.00"),
-                                       "args": {"to": "acct-9", "n": [1, 2]},
-                                       "reason": "invoice 7"}, "allowed"),
-                ("payments.transfer", {"amount": usd("5000.00")}, "pending"),
-                ("payments.transfer", {"amount": usd("100000.01")},
-                 "denied")):
+                ("payments.transfer",
+                 dict(payment("10.00", to="acct-9", n=[1, 2], claim=True),
+                      reason="invoice 7"), "allowed"),
+                ("payments.transfer", payment("5000.00"), "pending"),
+                ("payments.transfer", payment("100000.01"), "denied")):
             with self.subTest(status=status):
                 _, _, posted = self.submit(self.pay, tool, **kw)
                 self.assertEqual(posted["status"], status)
@@ -757,7 +758,9 @@ class TestDemoPolicy(BrokerCase):
     policy = harness.EXAMPLE_POLICY
 
     def transfer(self, amount, **kw):
-        return self.submit(self.pay, "payments.transfer", amount=amount,
+        """The amount in args, where the demo policy reads it."""
+        return self.submit(self.pay, "payments.transfer",
+                           **payment(amount["value"], amount["currency"]),
                            **kw)
 
     def test_usd_tiers(self):
@@ -903,7 +906,8 @@ class TestGrant(BrokerCase):
         self.assertEqual(jwks["keys"][0]["kid"],
                          harness.jwk_thumbprint(jwks["keys"][0]))
         args = {"to": "acct-7", "memo": "caf\u00e9 \u2713", "n": 3,
-                "nested": {"a": [1, None, True]}}
+                "nested": {"a": [1, None, True]}, "amount": "750.50",
+                "currency": "USD"}
         c = claims("agent-payments", "payments.transfer", args=args,
                    amount=usd("750.50"), reason="pay the florist")
         tok = self.pay.sign(c)
@@ -1072,7 +1076,7 @@ class TestRestart(unittest.TestCase):
             st, _, allowed = c.post_intent(tok_allowed)
             self.assertEqual(st, 200, allowed)
             st, _, pending = c.submit("payments.transfer",
-                                      amount=usd("5000.00"))
+                                      **payment("5000.00"))
             self.assertEqual(st, 202, pending)
             st, _, denied = c.submit("payments.refund", amount=usd("1.00"),
                                      args={"x": 1})
@@ -1151,7 +1155,7 @@ class TestHealthAndMetrics(BrokerCase):
         self.assertTrue(h["content-type"].startswith("text/plain"))
         self.assertIn("toolgate_request_seconds_bucket", before)
         self.submit(self.pay, "crm.lookup")
-        self.submit(self.pay, "payments.transfer", amount=usd("5000.00"))
+        self.submit(self.pay, "payments.transfer", **payment("5000.00"))
         self.submit(self.pay, "payments.refund")
         self.submit(self.pay, "payments.refund")
         tok = self.pay.sign(claims("agent-payments", "crm.lookup"))

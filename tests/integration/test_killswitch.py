@@ -18,10 +18,6 @@ import harness  # noqa: E402
 RFC3339 = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
 
 
-def usd(v):
-    return {"value": v, "currency": "USD"}
-
-
 class KillSwitchCase(unittest.TestCase):
     threads = 4
 
@@ -104,21 +100,21 @@ class TestScopes(KillSwitchCase):
         ({"scope": "global"},
          [("agent-payments", "crm.lookup", {}),
           ("agent-support", "crm.update", {}),
-          ("agent-payments", "payments.transfer", {"amount": usd("1.00")})],
+          ("agent-payments", "payments.transfer", harness.payment("1.00"))],
          []),
         ({"scope": "agent", "target": "agent-payments"},
          [("agent-payments", "crm.lookup", {}),
-          ("agent-payments", "payments.transfer", {"amount": usd("1.00")})],
+          ("agent-payments", "payments.transfer", harness.payment("1.00"))],
          [("agent-support", "crm.lookup", {})]),
         ({"scope": "tool", "target": "crm.lookup"},
          [("agent-payments", "crm.lookup", {}),
           ("agent-support", "crm.lookup", {})],
          [("agent-support", "crm.update", {}),
-          ("agent-payments", "payments.transfer", {"amount": usd("1.00")})]),
+          ("agent-payments", "payments.transfer", harness.payment("1.00"))]),
         ({"scope": "tool", "target": "crm.*"},
          [("agent-payments", "crm.lookup", {}),
           ("agent-support", "crm.update", {})],
-         [("agent-payments", "payments.transfer", {"amount": usd("1.00")})]),
+         [("agent-payments", "payments.transfer", harness.payment("1.00"))]),
     ]
 
     def client_for(self, who):
@@ -323,12 +319,12 @@ class TestRejectPending(KillSwitchCase):
 
     def test_reject_pending_rejects_only_covered_pending(self):
         p1 = self.pending(self.pay, "payments.transfer",
-                          amount=usd("5000.00"))
+                          **harness.payment("5000.00"))
         p2 = self.pending(self.pay, "payments.transfer",
-                          amount=usd("20000.00"))
+                          **harness.payment("20000.00"))
         other = self.pending(self.sup, "email.send")
         st, _, done = self.pay.submit("payments.transfer",
-                                      amount=usd("10.00"))
+                                      **harness.payment("10.00"))
         self.assertEqual(st, 200, done)
         # Without reject_pending the queue is left alone.
         sw0 = self.tripped(scope="tool", target="payments.*")
@@ -367,7 +363,7 @@ class TestRejectPending(KillSwitchCase):
         # Agent scope, reject_pending: only that agent's queue.
         self.assertEqual(self.status(self.sup, other), "pending")
         mine = self.pending(self.pay, "payments.transfer",
-                            amount=usd("5000.00"))
+                            **harness.payment("5000.00"))
         sw = self.tripped(scope="agent", target="agent-support",
                           reject_pending=True)
         self.assertEqual(sw["rejected"], [other])

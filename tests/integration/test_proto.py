@@ -65,6 +65,17 @@ class TestSchemas(unittest.TestCase):
             with self.subTest(example=ex):
                 validator(schema).validate(load("examples", ex))
 
+    def test_every_policy_validates_against_the_policy_schema(self):
+        v = validator("policy.schema.json")
+        names = sorted(n for n in os.listdir(os.path.join(PROTO, "examples"))
+                       if n.startswith("policy-"))
+        self.assertIn("policy-args-limits.json", names)
+        for n in names:
+            with self.subTest(policy=n):
+                v.validate(load("examples", n))
+        with open(harness.EXAMPLE_POLICY) as f:
+            v.validate(json.load(f))
+
     def test_every_example_has_a_schema(self):
         for n in os.listdir(os.path.join(PROTO, "examples")):
             if n.startswith("policy-") or n.endswith(".py"):
@@ -125,6 +136,45 @@ class TestSchemasRefuse(unittest.TestCase):
         a = dict(allowed)
         del a["grant_expires_at"]
         self.invalid("decision.schema.json", a)
+
+    def test_policy(self):
+        good = load("examples", "policy-args-limits.json")
+        rule = good["roles"]["payments-agent"]["rules"][0]
+        limit = good["limits"][0]
+
+        def with_rule(**kw):
+            d = json.loads(json.dumps(good))
+            d["roles"]["payments-agent"]["rules"][0] = dict(rule, **kw)
+            return d
+
+        def with_limit(drop=(), **kw):
+            d = json.loads(json.dumps(good))
+            d["limits"][0] = {k: v for k, v in dict(limit, **kw).items()
+                              if k not in drop}
+            return d
+
+        for af in ({"value": "amount", "currency": "USD"},
+                   {"value": "", "currency": "USD"},
+                   {"value": "/a~2", "currency": "USD"},
+                   {"value": "/a", "currency": "usd"},
+                   {"value": "/a", "currency": "USD", "scale": 7},
+                   {"value": "/a"}):
+            self.invalid("policy.schema.json", with_rule(amount_from=af))
+        for args in ({}, {"to": {"present": True}}, {"/a": {}},
+                     {"/a": {"equals": 1}}, {"/a": {"one_of": []}},
+                     {"/a": {"present": False, "prefix": "x"}},
+                     {"/a": {"each": {"present": True}}},
+                     {"/a": {"min": "-1"}}, {"/a": {"max_length": -1}}):
+            self.invalid("policy.schema.json", with_rule(args=args))
+        for kw, drop in (({"name": "Bad"}, ()), ({"tools": []}, ()),
+                         ({"window": 59}, ()), ({"max_count": 5}, ()),
+                         ({}, ("max_amount",)), ({"max_amount": "0"}, ()),
+                         ({"per": ["who"]}, ()), ({"over": "allow"}, ()),
+                         ({"over": {"approvals": 1, "approvers": []}}, ())):
+            self.invalid("policy.schema.json", with_limit(drop, **kw))
+        d = json.loads(json.dumps(good))
+        d["limits"] = [limit] * 1001
+        self.invalid("policy.schema.json", d)
 
     def test_error(self):
         self.invalid("error.schema.json", {"error": "replay"})

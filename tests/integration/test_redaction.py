@@ -26,8 +26,8 @@ class Redaction(unittest.TestCase):
             agent = b.client("agent-payments")
             st, _, view = agent.submit(
                 "payments.transfer",
-                amount={"value": "10.00", "currency": "USD"},
-                args={"iban": SECRET_IBAN, "memo": "rent"})
+                **harness.payment("10.00", claim=True, iban=SECRET_IBAN,
+                                  memo="rent"))
             self.assertEqual(st, 200, view)
             self.assertEqual(view["args"]["iban"], SECRET_IBAN)
             jwks = agent.get("/v1/jwks")[2]
@@ -45,7 +45,8 @@ class Redaction(unittest.TestCase):
                          if r["event"] == "decision"}
             rec = by_intent[view["id"]]
             self.assertEqual(rec["details"]["args"],
-                             {"iban": "[redacted]", "memo": "rent"})
+                             {"iban": "[redacted]", "memo": "rent",
+                              "amount": "10.00", "currency": "USD"})
             self.assertEqual(by_intent[other["id"]]["details"]["args"],
                              {"iban": "kept"})
             b.stop()

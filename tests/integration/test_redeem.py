@@ -19,10 +19,6 @@ import harness  # noqa: E402
 from harness import b64url, b64url_decode, jws_parts, sign  # noqa: E402
 
 
-def usd(v):
-    return {"value": v, "currency": "USD"}
-
-
 class RedeemCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -48,9 +44,7 @@ class RedeemCase(unittest.TestCase):
 
     def allowed(self, value="12.50", args=None):
         """A fresh allowed payments.transfer intent: (id, grant)."""
-        kw = {"amount": usd(value)}
-        if args is not None:
-            kw["args"] = args
+        kw = harness.payment(value, **(args or {}))
         st, _, body = self.pay.submit("payments.transfer", **kw)
         self.assertEqual((st, body.get("status")), (200, "allowed"), body)
         return body["id"], body["grant"]

@@ -1,10 +1,15 @@
 /*
- * test-policy: broker/core/policy.c and policy_validate.c.  Validation: one document per kind of
- * problem, checking the exact JSON paths reported (and that nothing else
- * is).  Evaluation: a decision table over policies/example.json covering
- * every tier boundary, then small policies for deny-overrides, fewest
- * approvals, rule order, prefixes, disabled principals and redaction; the
- * helpers; concurrent readers; and a policy of benchmark size.
+ * test-policy: broker/core/policy.c, policy_validate.c, policy_args.c and
+ * policy_warn.c.  Validation: one document per kind of problem, checking
+ * the exact JSON paths reported (and that nothing else is), v2's
+ * amount_from, conditions and limits included.  Evaluation: a decision
+ * table over policies/example.json covering every tier boundary with the
+ * amount in args, then small policies for deny-overrides, fewest
+ * approvals, rule order, prefixes, disabled principals and redaction;
+ * decision tables for amount_from (strings, numbers, scales, mismatches),
+ * every condition, deny rules with conditions; the limits that apply to
+ * a call and their keys; policy check warnings; the helpers; concurrent
+ * readers; and a policy of benchmark size.
  *
  * The source root comes from argv[1], else TOOLGATE_SOURCE_ROOT (set by
  * tests/meson.build), else the current directory.
@@ -22,6 +27,7 @@
 #include <jansson.h>
 
 #include "amount.h"
+#include "canon.h"
 #include "policy.h"
 #include "reason.h"
 #include "check.h"
@@ -300,6 +306,267 @@ static const struct vcase vcases[] = {
 	  { "$.x", "$.principals.p.roles[0]", "$.principals.p.disabled",
 	    "$.roles.r.operator", "$.roles.r.rules[0].tool",
 	    "$.roles.r.rules[1].approvals" }, "unknown key" },
+	/* v2: amount_from, conditions, limits (CONTRACT §8) */
+	{ "amount_from_must_be_object",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'amount_from': '/amount'}]}}}",
+	  { "$.roles.r.rules[0].amount_from" },
+	  "object" },
+	{ "amount_from_needs_value_and_currency",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'amount_from': {}}]}}}",
+	  { "$.roles.r.rules[0].amount_from",
+	    "$.roles.r.rules[0].amount_from" },
+	  "missing \"value\"" },
+	{ "amount_from_value_is_a_pointer_to_a_member",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'amount_from': {'value': 'amount', 'currency': 'USD'}},{'tool': "
+	  "'b', 'amount_from': {'value': '/a~2', 'currency': "
+	  "'USD'}},{'tool': 'c', 'amount_from': {'value': '', 'currency': "
+	  "'USD'}},{'tool': 'd', 'amount_from': {'value': 5, 'currency': "
+	  "'USD'}}]}}}",
+	  { "$.roles.r.rules[0].amount_from.value",
+	    "$.roles.r.rules[1].amount_from.value",
+	    "$.roles.r.rules[2].amount_from.value",
+	    "$.roles.r.rules[3].amount_from.value" },
+	  "~0" },
+	{ "amount_from_currency_pointer_or_code",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'amount_from': {'value': '/v', 'currency': 'usd'}},{'tool': 'b', "
+	  "'amount_from': {'value': '/v', 'currency': '/c~'}},{'tool': 'c', "
+	  "'amount_from': {'value': '/v', 'currency': 5}},{'tool': 'd', "
+	  "'amount_from': {'value': '/v', 'currency': 'GBP'}, 'currencies': "
+	  "{'USD': [{'max': '1', 'approvals': 0}]}}]}}}",
+	  { "$.roles.r.rules[0].amount_from.currency",
+	    "$.roles.r.rules[1].amount_from.currency",
+	    "$.roles.r.rules[2].amount_from.currency",
+	    "$.roles.r.rules[3].amount_from.currency" },
+	  "not among" },
+	{ "amount_from_scale_0_to_6",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'amount_from': {'value': '/v', 'currency': 'USD', 'scale': "
+	  "7}},{'tool': 'b', 'amount_from': {'value': '/v', 'currency': "
+	  "'USD', 'scale': -1}},{'tool': 'c', 'amount_from': {'value': "
+	  "'/v', 'currency': 'USD', 'scale': '2'}},{'tool': 'd', "
+	  "'amount_from': {'value': '/v', 'currency': 'USD', 'scale': "
+	  "1.0}}]}}}",
+	  { "$.roles.r.rules[0].amount_from.scale",
+	    "$.roles.r.rules[1].amount_from.scale",
+	    "$.roles.r.rules[2].amount_from.scale",
+	    "$.roles.r.rules[3].amount_from.scale" },
+	  "from 0 to 6" },
+	{ "amount_from_unknown_key",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'amount_from': {'value': '/v', 'currency': 'USD', 'unit': "
+	  "'cents'}}]}}}",
+	  { "$.roles.r.rules[0].amount_from.unit" },
+	  "unknown key" },
+	{ "amount_from_not_on_deny_rules",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'effect': 'deny', 'amount_from': {'value': '/v', 'currency': "
+	  "'USD'}}]}}}",
+	  { "$.roles.r.rules[0].amount_from" },
+	  "deny rule" },
+	{ "args_must_be_object",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'args':"
+	  " []}]}}}",
+	  { "$.roles.r.rules[0].args" },
+	  "JSON Pointer -> condition" },
+	{ "args_not_empty",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'args':"
+	  " {}}]}}}",
+	  { "$.roles.r.rules[0].args" },
+	  "at least one" },
+	{ "args_keys_are_pointers",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'args': {'to': {'present': true}, '/a~x': {'present': "
+	  "true}}}]}}}",
+	  { "$.roles.r.rules[0].args.to", "$.roles.r.rules[0].args./a~x" },
+	  "key is not a JSON Pointer" },
+	{ "condition_object_not_empty",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'args': {'/a': 'x', '/b': {}}}]}}}",
+	  { "$.roles.r.rules[0].args./a", "$.roles.r.rules[0].args./b" },
+	  "at least one of present" },
+	{ "condition_unknown_key",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'args': {'/a': {'equals': 1}}}]}}}",
+	  { "$.roles.r.rules[0].args./a.equals" },
+	  "unknown key" },
+	{ "one_of_is_a_non_empty_array",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'args': {'/a': {'one_of': 'x'}, '/b': {'one_of': []}, '/c': "
+	  "{'not_one_of'"
+	  ": {}}}}]}}}",
+	  { "$.roles.r.rules[0].args./a.one_of",
+	    "$.roles.r.rules[0].args./b.one_of",
+	    "$.roles.r.rules[0].args./c.not_one_of" },
+	  "at least one value" },
+	{ "prefix_suffix_are_strings",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'args': {'/a': {'prefix': 5, 'suffix': null}}}]}}}",
+	  { "$.roles.r.rules[0].args./a.prefix",
+	    "$.roles.r.rules[0].args./a.suffix" },
+	  "must be a string" },
+	{ "max_length_range",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'args': {'/a': {'max_length': -1}, '/b': {'max_length': '5'}, "
+	  "'/c': {'max_length': 65537}}}]}}}",
+	  { "$.roles.r.rules[0].args./a.max_length",
+	    "$.roles.r.rules[0].args./b.max_length",
+	    "$.roles.r.rules[0].args./c.max_length" },
+	  "from 0 to 65536" },
+	{ "min_max_are_amounts_in_order",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'args': {'/a': {'min': 'abc'}, '/b': {'max': 5}, '/c': {'min': "
+	  "'-1'}, '/d': {'min': '10', 'max': '9.99'}}}]}}}",
+	  { "$.roles.r.rules[0].args./a.min", "$.roles.r.rules[0].args./b.max",
+	    "$.roles.r.rules[0].args./c.min",
+	    "$.roles.r.rules[0].args./d.max" },
+	  "below min (10)" },
+	{ "present_rules",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'args': {'/a': {'present': 'yes'}, '/b': {'present': false, "
+	  "'prefix': 'x'}, '/c': {'each': {'present': true}}}}]}}}",
+	  { "$.roles.r.rules[0].args./a.present",
+	    "$.roles.r.rules[0].args./b.present",
+	    "$.roles.r.rules[0].args./c.each.present" },
+	  "cannot be combined" },
+	{ "each_shape_and_depth",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'args': {'/a': {'each': 'x'}, '/b': {'each': {'each': {'each': "
+	  "{'each': {'each': {'each': {'each': {'each': {'each': {'one_of': "
+	  "[1]}}}}}}}}"
+	  "}}}}]}}}",
+	  { "$.roles.r.rules[0].args./a.each",
+	    "$.roles.r.rules[0].args./b.each.each.each.each.each.each.each"
+	    ".each.each" },
+	  "nested too deeply" },
+	{ "one_of_numbers_must_be_kept",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'args': {'/a': {'one_of': ['x', 0.10000000000000001]}}}]}}}",
+	  { "$.roles.r.rules[0].args./a.one_of[1]" },
+	  "not kept exactly" },
+	{ "one_of_big_integer",
+	  "{'principals': {}, 'roles': {'r': {'rules': [{'tool': 'a', "
+	  "'args': {'/a': {'one_of': [9007199254740993]}}}]}}}",
+	  { "$.roles.r.rules[0].args./a.one_of[0]" },
+	  "above 2^53" },
+	{ "limits_must_be_array",
+	  "{'principals': {'p': {'roles': []}}, 'roles': {'fin': {}}, "
+	  "'limits': {}}",
+	  { "$.limits" },
+	  "array of limits" },
+	{ "limit_must_be_object",
+	  "{'principals': {'p': {'roles': []}}, 'roles': {'fin': {}}, "
+	  "'limits': [5]}",
+	  { "$.limits[0]" },
+	  "object" },
+	{ "limit_missing_everything",
+	  "{'principals': {'p': {'roles': []}}, 'roles': {'fin': {}}, "
+	  "'limits': [{}]}",
+	  { "$.limits[0]", "$.limits[0]", "$.limits[0]", "$.limits[0]" },
+	  "missing a maximum" },
+	{ "limit_names",
+	  "{'principals': {'p': {'roles': []}}, 'roles': {'fin': {}}, "
+	  "'limits': [{'name': 'Bad Name', 'tools': ['x'], 'window': 60, "
+	  "'max_count': 1}, {'name': 'ok', 'tools': ['x'], 'window': 60, "
+	  "'max_count': 1}, {'name': 'ok', 'tools': ['x'], 'window': 60, "
+	  "'max_count': 1}, {'name': 5, 'tools': ['x'], 'window': 60, "
+	  "'max_count': 1}, {'name': "
+	  "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', "
+	  "'tools': ['x'], 'window': 60, 'max_count': 1}]}",
+	  { "$.limits[0].name", "$.limits[2].name", "$.limits[3].name",
+	    "$.limits[4].name" },
+	  "used twice" },
+	{ "limit_tools",
+	  "{'principals': {'p': {'roles': []}}, 'roles': {'fin': {}}, "
+	  "'limits': [{'name': 'a', 'tools': [], 'window': 60, 'max_count': "
+	  "1}, {'name': 'b', 'tools': ['Bad'], 'window': 60, 'max_count': "
+	  "1}, {'name': 'c', 'tools': 'x', 'window': 60, 'max_count': 1}]}",
+	  { "$.limits[0].tools", "$.limits[1].tools[0]", "$.limits[2].tools" },
+	  "at least one tool" },
+	{ "limit_principals",
+	  "{'principals': {'p': {'roles': []}}, 'roles': {'fin': {}}, "
+	  "'limits': [{'name': 'a', 'principals': [], 'tools': ['x'], "
+	  "'window': 60, 'max_count': 1}, {'name': 'b', 'principals': "
+	  "['ghost'], 'tools': ['x'], 'window': 60, 'max_count': 1}, "
+	  "{'name': 'c', 'principals': ['p', 'p'], 'tools': ['x'], "
+	  "'window': 60, 'max_count': 1}]}",
+	  { "$.limits[0].principals", "$.limits[1].principals[0]",
+	    "$.limits[2].principals[1]" },
+	  "not defined in $.principals" },
+	{ "limit_per",
+	  "{'principals': {'p': {'roles': []}}, 'roles': {'fin': {}}, "
+	  "'limits': [{'name': 'a', 'per': 'agent', 'tools': ['x'], "
+	  "'window': 60, 'max_count': 1}, {'name': 'b', 'per': ['agent', "
+	  "'agent'], 'tools': ['x'], 'window': 60, 'max_count': 1}, "
+	  "{'name': 'c', 'per': ['who'], 'tools': ['x'], 'window': 60, "
+	  "'max_count': 1}, {'name': 'd', 'per': ['/a~2'], 'tools': ['x'], "
+	  "'window': 60, 'max_count': 1}, {'name': 'e', 'per': ['/to', "
+	  "'/to'], 'tools': ['x'], 'window': 60, 'max_count': 1}, {'name': "
+	  "'f', 'per': [''], 'tools': ['x'], 'window': 60, 'max_count': "
+	  "1}]}",
+	  { "$.limits[0].per", "$.limits[1].per[1]", "$.limits[2].per[0]",
+	    "$.limits[3].per[0]", "$.limits[4].per[1]", "$.limits[5].per[0]" },
+	  "listed twice" },
+	{ "limit_window",
+	  "{'principals': {'p': {'roles': []}}, 'roles': {'fin': {}}, "
+	  "'limits': [{'name': 'a', 'tools': ['x'], 'window': 59, "
+	  "'max_count': 1}, {'name': 'b', 'tools': ['x'], 'window': "
+	  "31536001, 'max_count': 1}, {'name': 'c', 'tools': ['x'], "
+	  "'window': 86400.0, 'max_count': 1}, {'name': 'd', 'tools': "
+	  "['x'], 'window': '60', 'max_count': 1}]}",
+	  { "$.limits[0].window", "$.limits[1].window", "$.limits[2].window",
+	    "$.limits[3].window" },
+	  "from 60 to 31536000" },
+	{ "limit_maximum_exactly_one",
+	  "{'principals': {'p': {'roles': []}}, 'roles': {'fin': {}}, "
+	  "'limits': [{'name': 'a', 'tools': ['x'], 'window': 60, "
+	  "'max_amount': '1', 'currency': 'USD', 'max_count': 1}, {'name': "
+	  "'b', 'tools': ['x'], 'window': 60, 'max_amount': '0', "
+	  "'currency': 'USD'}, {'name': 'c', 'tools': ['x'], 'window': 60, "
+	  "'max_amount': 5, 'currency': 'USD'}, {'name': 'd', 'tools': "
+	  "['x'], 'window': 60, 'max_amount': '1'}]"
+	  "}",
+	  { "$.limits[0]", "$.limits[1].max_amount", "$.limits[2].max_amount",
+	    "$.limits[3]" },
+	  "keep one" },
+	{ "limit_currency_and_count",
+	  "{'principals': {'p': {'roles': []}}, 'roles': {'fin': {}}, "
+	  "'limits': [{'name': 'a', 'tools': ['x'], 'window': 60, "
+	  "'max_count': 1, 'currency': 'USD'}, {'name': 'b', 'tools': "
+	  "['x'], 'window': 60, 'max_amount': '1', 'currency': 'usd'}, "
+	  "{'name': 'c', 'tools': ['x'], 'window': 60, 'max_count': 0}, "
+	  "{'name': 'd', 'tools': ['x'], 'window': 60, 'max_count': 1, "
+	  "'maximum': 5}]}",
+	  { "$.limits[0].currency", "$.limits[1].currency",
+	    "$.limits[2].max_count", "$.limits[3].maximum" },
+	  "goes only with" },
+	{ "limit_over",
+	  "{'principals': {'p': {'roles': []}}, 'roles': {'fin': {}}, "
+	  "'limits': [{'name': 'a', 'over': 'allow', 'tools': ['x'], "
+	  "'window': 60, 'max_count': 1}, {'name': 'b', 'over': {}, "
+	  "'tools': ['x'], 'window': 60, 'max_count': 1}, {'name': 'c', "
+	  "'over': {'approvals': 1, 'approvers': []}, 'tools': ['x'], "
+	  "'window': 60, 'max_count': 1}]}",
+	  { "$.limits[0].over", "$.limits[1].over", "$.limits[1].over",
+	    "$.limits[2].over.approvers" },
+	  "must not be empty" },
+	{ "limit_over_details",
+	  "{'principals': {'p': {'roles': []}}, 'roles': {'fin': {}}, "
+	  "'limits': [{'name': 'a', 'over': {'approvals': 1, 'approvers': "
+	  "['ghost']}, 'tools': ['x'], 'window': 60, 'max_count': 1}, "
+	  "{'name': 'b', 'over': {'approvals': 0, 'approvers': ['fin']}, "
+	  "'tools': ['x'], 'window': 60, 'max_count': 1}, {'name': 'c', "
+	  "'over': {'approvals': 1, 'approvers': ['fin'], 'x': 1}, 'tools': "
+	  "['x'], 'window': 60, 'max_count': 1}]}",
+	  { "$.limits[0].over.approvers[0]", "$.limits[1].over.approvals",
+	    "$.limits[2].over.x" },
+	  "not defined in $.roles" },
 	{ NULL, NULL, { NULL }, NULL }
 };
 
@@ -538,25 +805,78 @@ struct ecase {
 #define P	OUTCOME_PENDING
 #define D	OUTCOME_DENY
 
+/*
+ * Evaluate who calling tool with args given as JSON text (NULL: none),
+ * passed both parsed and as the exact text, and an optional amount claim
+ * (value NULL: none).
+ */
 static void
-run_ecases(const struct policy *p, const char *set, const struct ecase *c)
+eval(const struct policy *p, const char *who, const char *tool,
+    const char *args_text, const char *value, const char *currency,
+    struct evaluation *ev)
 {
+	struct policy_call	 call;
+	struct amount		 amt;
+	json_t			*args = NULL;
+	json_error_t		 jerr;
+
+	memset(&call, 0, sizeof(call));
+	call.principal = who;
+	call.tool = tool;
+	if (args_text != NULL) {
+		args = json_loads(args_text, JSON_REJECT_DUPLICATES, &jerr);
+		if (args == NULL) {
+			fprintf(stderr, "bad test args %s: %s\n", args_text,
+			    jerr.text);
+			exit(1);
+		}
+		call.args = args;
+		call.args_json = args_text;
+		call.args_json_len = strlen(args_text);
+	}
+	if (value != NULL) {
+		memset(&amt, 0, sizeof(amt));
+		assert(amount_parse_value(value, strlen(value), &amt) == 0);
+		snprintf(amt.currency, sizeof(amt.currency), "%s", currency);
+		call.amount = &amt;
+		call.amount_text = value;
+	}
+	policy_evaluate(p, &call, ev);
+	json_decref(args);
+}
+
+/* How a table's amount reaches the policy. */
+enum amode {
+	AMOUNT_CLAIM,	/* the "amount" claim only (v1) */
+	AMOUNT_ARGS,	/* {"amount": V, "currency": C} in args only */
+	AMOUNT_BOTH	/* both, equal */
+};
+
+static void
+run_ecases(const struct policy *p, const char *set, const struct ecase *c,
+    enum amode mode)
+{
+	static const char *const modes[] = { "claim", "args", "both" };
 	struct evaluation	 ev;
-	struct amount		 amt, *ap;
+	char			 args[128];
 	int			 ok;
 
 	for (; c->who != NULL || c->tool != NULL; c++) {
-		ap = NULL;
-		if (c->value != NULL) {
-			memset(&amt, 0, sizeof(amt));
-			assert(amount_parse_value(c->value, strlen(c->value),
-			    &amt) == 0);
-			snprintf(amt.currency, sizeof(amt.currency), "%s",
-			    c->currency);
-			ap = &amt;
-		}
-		policy_evaluate(p, c->who, c->tool, ap, &ev);
-		ok = ev.outcome == c->outcome && ev.reason == c->reason &&
+		args[0] = '\0';
+		if (mode != AMOUNT_CLAIM && c->value != NULL)
+			snprintf(args, sizeof(args), "{\"amount\": \"%s\", "
+			    "\"currency\": \"%s\"}", c->value, c->currency);
+		else if (mode != AMOUNT_CLAIM)
+			snprintf(args, sizeof(args), "{\"to\": \"x\"}");
+		eval(p, c->who, c->tool, args[0] ? args : NULL,
+		    mode != AMOUNT_ARGS ? c->value : NULL, c->currency, &ev);
+		ok = ev.error == REASON_OK;
+		/* the amount judged is the one given, as written */
+		if (c->value != NULL && c->tier >= 0)
+			ok = ok && ev.has_amount && strcmp(ev.amount_text,
+			    c->value) == 0 && strcmp(ev.amount.currency,
+			    c->currency) == 0;
+		ok = ok && ev.outcome == c->outcome && ev.reason == c->reason &&
 		    ev.approvals_required == c->approvals &&
 		    ev.rule_index == c->rule && ev.tier_index == c->tier;
 		ok = ok && (c->role == NULL ? ev.role == NULL :
@@ -572,8 +892,9 @@ run_ecases(const struct policy *p, const char *set, const struct ecase *c)
 			ok = ok && ev.n_approver_roles == 0;
 		if (ev.role != NULL)
 			ok = ok && ev.rule_tool != NULL;
-		CHECK(ok, "%s: %s %s %s %s: got outcome %d %s approvals %d "
-		    "role %s rule %d tier %d max %s", set, c->who, c->tool,
+		CHECK(ok, "%s (%s): %s %s %s %s: got outcome %d %s approvals "
+		    "%d role %s rule %d tier %d max %s", set, modes[mode],
+		    c->who, c->tool,
 		    c->value ? c->value : "-", c->currency ? c->currency : "-",
 		    ev.outcome, reason_code(ev.reason), ev.approvals_required,
 		    ev.role ? ev.role : "-", ev.rule_index, ev.tier_index,
@@ -617,8 +938,6 @@ static const struct ecase example_cases[] = {
 	  R_AMOUNT_OVER_LIMIT, 0, "payments-agent", 0, 1, "5000.00", NULL },
 	/* other currencies, missing amount */
 	{ "agent-payments", "payments.transfer", "1", "JPY", D,
-	  R_CURRENCY_NOT_ALLOWED, 0, "payments-agent", 0, -1, NULL, NULL },
-	{ "agent-payments", "payments.transfer", "1", "", D,
 	  R_CURRENCY_NOT_ALLOWED, 0, "payments-agent", 0, -1, NULL, NULL },
 	{ "agent-payments", "payments.transfer", NULL, NULL, D,
 	  R_AMOUNT_REQUIRED, 0, "payments-agent", 0, -1, NULL, NULL },
@@ -671,23 +990,41 @@ test_example(void)
 	struct policy		*p = load_file("policies/example.json");
 	struct evaluation	 ev;
 
-	run_ecases(p, "example", example_cases);
+	/* payments.transfer binds its amount to /amount and /currency */
+	run_ecases(p, "example", example_cases, AMOUNT_ARGS);
+	run_ecases(p, "example", example_cases, AMOUNT_BOTH);
 
 	/* pending carries the rule's ttl and its approvers */
-	{
-		struct amount a;
-		assert(amount_parse_value("5000", 4, &a) == 0);
-		memcpy(a.currency, "USD", 4);
-		policy_evaluate(p, "agent-payments", "payments.transfer", &a,
-		    &ev);
-		CHECK(ev.approval_ttl == 3600 && ev.n_approver_roles == 1 &&
-		    strcmp(ev.rule_tool, "payments.transfer") == 0,
-		    "pending details");
-	}
-	policy_evaluate(p, NULL, "crm.lookup", NULL, &ev);
+	eval(p, "agent-payments", "payments.transfer",
+	    "{\"amount\": 5000, \"currency\": \"USD\"}", NULL, NULL, &ev);
+	CHECK(ev.outcome == P && ev.approval_ttl == 3600 &&
+	    ev.n_approver_roles == 1 && ev.amount_from_args &&
+	    strcmp(ev.amount_text, "5000") == 0 &&
+	    strcmp(ev.rule_tool, "payments.transfer") == 0, "pending details");
+	/* a claim beside no args is not the amount the tool executes */
+	eval(p, "agent-payments", "payments.transfer", NULL, "1.00", "USD",
+	    &ev);
+	CHECK(ev.outcome == D && ev.reason == R_AMOUNT_REQUIRED &&
+	    ev.error == REASON_OK && ev.has_amount && !ev.amount_from_args &&
+	    strcmp(ev.amount_text, "1.00") == 0, "claim without args amount");
+	/* declared 1.00, executed 50000: refused, not decided */
+	eval(p, "agent-payments", "payments.transfer",
+	    "{\"amount\": \"50000\", \"currency\": \"USD\"}", "1.00",
+	    "USD", &ev);
+	CHECK(ev.outcome == D && ev.error == E_AMOUNT_MISMATCH &&
+	    ev.reason == E_AMOUNT_MISMATCH && strstr(ev.message, "1 USD") &&
+	    strstr(ev.message, "50000 USD"), "declared vs executed: %s",
+	    ev.message);
+	eval(p, "agent-payments", "payments.transfer",
+	    "{\"amount\": \"1\", \"currency\": \"\"}", NULL, NULL, &ev);
+	CHECK(ev.error == E_INVALID_AMOUNT && strstr(ev.message, "/currency"),
+	    "empty currency in args: %s", ev.message);
+	eval(p, NULL, "crm.lookup", NULL, NULL, NULL, &ev);
 	CHECK(ev.outcome == D && ev.reason == R_UNKNOWN_PRINCIPAL, "NULL who");
-	policy_evaluate(p, "agent-support", NULL, NULL, &ev);
+	eval(p, "agent-support", NULL, NULL, NULL, NULL, &ev);
 	CHECK(ev.outcome == D && ev.reason == R_NO_PERMISSION, "NULL tool");
+	policy_evaluate(p, NULL, &ev);
+	CHECK(ev.outcome == D && ev.reason == R_UNKNOWN_PRINCIPAL, "NULL call");
 
 	/* helpers */
 	CHECK(policy_is_approver(p, "approver-alice"), "alice approves");
@@ -773,11 +1110,11 @@ static const struct ecase rules_cases[] = {
 	{ "a", "svc.read.fast", NULL, NULL, A, R_POLICY_ALLOW, 0, "r2", 1,
 	  -1, NULL, NULL },
 	/* deny overrides, from either role, exact or prefix */
-	{ "a", "svc.danger", NULL, NULL, D, R_NO_PERMISSION, 0, "r1", 1, -1,
+	{ "a", "svc.danger", NULL, NULL, D, R_DENIED_BY_RULE, 0, "r1", 1, -1,
 	  NULL, NULL },
-	{ "a", "svc.write.x", NULL, NULL, D, R_NO_PERMISSION, 0, "r2", 5, -1,
+	{ "a", "svc.write.x", NULL, NULL, D, R_DENIED_BY_RULE, 0, "r2", 5, -1,
 	  NULL, NULL },
-	{ "b", "svc.danger", NULL, NULL, D, R_NO_PERMISSION, 0, "r1", 1, -1,
+	{ "b", "svc.danger", NULL, NULL, D, R_DENIED_BY_RULE, 0, "r1", 1, -1,
 	  NULL, NULL },
 	/* "svc.*" needs "svc." and one more character */
 	{ "a", "svc", NULL, NULL, D, R_NO_PERMISSION, 0, NULL, -1, -1, NULL,
@@ -843,12 +1180,12 @@ test_rules(void)
 	struct policy		*p = load_text(doc);
 	struct evaluation	 ev;
 
-	run_ecases(p, "rules", rules_cases);
+	run_ecases(p, "rules", rules_cases, AMOUNT_CLAIM);
 
-	policy_evaluate(p, "a", "svc.read", NULL, &ev);
+	eval(p, "a", "svc.read", NULL, NULL, NULL, &ev);
 	CHECK(ev.approval_ttl == 60, "ttl from the rule: %lld",
 	    (long long)ev.approval_ttl);
-	policy_evaluate(p, "a", "svc.write", NULL, &ev);
+	eval(p, "a", "svc.write", NULL, NULL, NULL, &ev);
 	CHECK(ev.approval_ttl == POLICY_DEFAULT_TTL, "default ttl");
 
 	/* disabled principals hold nothing */
@@ -875,6 +1212,677 @@ test_rules(void)
 
 	policy_free(p);
 	free(doc);
+}
+
+/* ---- v2: amounts in args (CONTRACT §8.1) ---- */
+
+static const char policy_amounts[] =
+    "{'principals': {'a': {'roles': ['pay']}},"
+    " 'roles': {'ap': {}, 'pay': {'rules': ["
+    "  {'tool': 't.str', 'amount_from': {'value': '/amount',"
+    "   'currency': '/currency'}, 'approvers': ['ap'],"
+    "   'currencies': {'USD': [{'max': '1000', 'approvals': 0},"
+    "                          {'max': '100000', 'approvals': 1}],"
+    "                  'EUR': [{'max': '10', 'approvals': 0}]}},"
+    "  {'tool': 't.minor', 'amount_from': {'value': '/cents',"
+    "   'currency': 'EUR', 'scale': 2},"
+    "   'currencies': {'EUR': [{'max': '1000.00', 'approvals': 0},"
+    "                          {'max': '999999999999999.99',"
+    "                           'approvals': 0}]}},"
+    "  {'tool': 't.six', 'amount_from': {'value': '/n', 'currency': 'USD',"
+    "   'scale': 6}, 'currencies': {'USD': [{'max': "
+    "   '999999999999999.999999', 'approvals': 0}]}},"
+    "  {'tool': 't.edge', 'amount_from': {'value': '/v', 'currency': 'USD'},"
+    "   'approvers': ['ap'],"
+    "   'currencies': {'USD': [{'max': '12345678901234.55', 'approvals': 0},"
+    "                          {'max': '12345678901234.56', 'approvals': 1}]}},"
+    "  {'tool': 't.nested', 'amount_from': {'value': '/pay/a~1b/0',"
+    "   'currency': '/pay/cur'},"
+    "   'currencies': {'USD': [{'max': '10', 'approvals': 0}]}},"
+    "  {'tool': 't.plain', 'amount_from': {'value': '/amount',"
+    "   'currency': 'USD'}},"
+    "  {'tool': 't.claim', 'currencies': {'USD': [{'max': '10',"
+    "   'approvals': 0}]}}"
+    " ]}}}";
+
+struct acase {
+	const char	*tool;
+	const char	*args;		/* JSON text, ' for "; NULL: no args */
+	const char	*claim;		/* "VALUE CUR", or NULL */
+	enum reason	 error;		/* REASON_OK: decided */
+	enum outcome	 outcome;
+	enum reason	 reason;
+	int		 from_args;	/* the amount came from args */
+	const char	*text;		/* amount_text, NULL: no amount */
+	const char	*currency;
+};
+
+static const struct acase acases[] = {
+	/* strings in the amount grammar, kept as written */
+	{ "t.str", "{'amount': '1000.00', 'currency': 'USD'}", NULL,
+	  REASON_OK, A, R_POLICY_ALLOW, 1, "1000.00", "USD" },
+	{ "t.str", "{'amount': '1000.000001', 'currency': 'USD'}", NULL,
+	  REASON_OK, P, R_APPROVAL_REQUIRED, 1, "1000.000001", "USD" },
+	{ "t.str", "{'amount': '0', 'currency': 'EUR'}", NULL,
+	  REASON_OK, A, R_POLICY_ALLOW, 1, "0", "EUR" },
+	/* JSON numbers, read from their text */
+	{ "t.str", "{'amount': 1000.00, 'currency': 'USD'}", NULL,
+	  REASON_OK, A, R_POLICY_ALLOW, 1, "1000.00", "USD" },
+	{ "t.str", "{'amount': 0.1, 'currency': 'USD'}", NULL,
+	  REASON_OK, A, R_POLICY_ALLOW, 1, "0.1", "USD" },
+	{ "t.str", "{'currency': 'USD', 'amount': 100000}", NULL,
+	  REASON_OK, P, R_APPROVAL_REQUIRED, 1, "100000", "USD" },
+	{ "t.str", "{'amount': 12345678901234.56, 'currency': 'USD'}", NULL,
+	  REASON_OK, D, R_AMOUNT_OVER_LIMIT, 1, "12345678901234.56", "USD" },
+	/* exact: a double would make this 12345678901234.560546875 */
+	{ "t.edge", "{'v': 12345678901234.56}", NULL,
+	  REASON_OK, P, R_APPROVAL_REQUIRED, 1, "12345678901234.56", "USD" },
+	{ "t.edge", "{'v': 12345678901234.55}", NULL,
+	  REASON_OK, A, R_POLICY_ALLOW, 1, "12345678901234.55", "USD" },
+	{ "t.edge", "{'v': '12345678901234.560001'}", NULL,
+	  REASON_OK, D, R_AMOUNT_OVER_LIMIT, 1, "12345678901234.560001",
+	  "USD" },
+	/* outside the grammar: 400 invalid_amount */
+	{ "t.str", "{'amount': 1e3, 'currency': 'USD'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.str", "{'amount': 1E+3, 'currency': 'USD'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.str", "{'amount': -5, 'currency': 'USD'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.str", "{'amount': -0, 'currency': 'USD'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.str", "{'amount': 1.1234567, 'currency': 'USD'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.str", "{'amount': 1234567890123456, 'currency': 'USD'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.str", "{'amount': '1e3', 'currency': 'USD'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.str", "{'amount': '-1', 'currency': 'USD'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.str", "{'amount': '01', 'currency': 'USD'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.str", "{'amount': ' 1', 'currency': 'USD'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.str", "{'amount': '', 'currency': 'USD'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.str", "{'amount': {'v': 1}, 'currency': 'USD'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.str", "{'amount': [1], 'currency': 'USD'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.str", "{'amount': true, 'currency': 'USD'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.str", "{'amount': null, 'currency': 'USD'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	/* the currency pointer must find a code */
+	{ "t.str", "{'amount': '1', 'currency': 'usd'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.str", "{'amount': '1', 'currency': 'USDX'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.str", "{'amount': '1', 'currency': 840}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.str", "{'amount': '1', 'currency': 'JPY'}", NULL,
+	  REASON_OK, D, R_CURRENCY_NOT_ALLOWED, 1, "1", "JPY" },
+	/* missing members: deny amount_required */
+	{ "t.str", "{'currency': 'USD'}", NULL,
+	  REASON_OK, D, R_AMOUNT_REQUIRED, 0, NULL, NULL },
+	{ "t.str", "{'amount': '5'}", NULL,
+	  REASON_OK, D, R_AMOUNT_REQUIRED, 0, NULL, NULL },
+	{ "t.str", NULL, NULL,
+	  REASON_OK, D, R_AMOUNT_REQUIRED, 0, NULL, NULL },
+	{ "t.str", "{'amount': '5'}", "5 USD",
+	  REASON_OK, D, R_AMOUNT_REQUIRED, 0, "5", "USD" },
+	/* a claim beside args must be equal: value exactly, and currency */
+	{ "t.str", "{'amount': '1000.00', 'currency': 'USD'}", "1000 USD",
+	  REASON_OK, A, R_POLICY_ALLOW, 1, "1000.00", "USD" },
+	{ "t.str", "{'amount': 1000, 'currency': 'USD'}", "1000.000000 USD",
+	  REASON_OK, A, R_POLICY_ALLOW, 1, "1000", "USD" },
+	{ "t.str", "{'amount': '50000', 'currency': 'USD'}", "1.00 USD",
+	  E_AMOUNT_MISMATCH, D, E_AMOUNT_MISMATCH, 0, "1.00", "USD" },
+	{ "t.str", "{'amount': '1000.000001', 'currency': 'USD'}", "1000 USD",
+	  E_AMOUNT_MISMATCH, D, E_AMOUNT_MISMATCH, 0, "1000", "USD" },
+	{ "t.str", "{'amount': '5', 'currency': 'USD'}", "5 EUR",
+	  E_AMOUNT_MISMATCH, D, E_AMOUNT_MISMATCH, 0, "5", "EUR" },
+	/* minor units */
+	{ "t.minor", "{'cents': 123456}", NULL,
+	  REASON_OK, A, R_POLICY_ALLOW, 1, "1234.56", "EUR" },
+	{ "t.minor", "{'cents': 100000}", NULL,
+	  REASON_OK, A, R_POLICY_ALLOW, 1, "1000.00", "EUR" },
+	{ "t.minor", "{'cents': '5'}", NULL,
+	  REASON_OK, A, R_POLICY_ALLOW, 1, "0.05", "EUR" },
+	{ "t.minor", "{'cents': 0}", NULL,
+	  REASON_OK, A, R_POLICY_ALLOW, 1, "0.00", "EUR" },
+	{ "t.minor", "{'cents': 99999999999999999}", NULL,
+	  REASON_OK, A, R_POLICY_ALLOW, 1, "999999999999999.99", "EUR" },
+	{ "t.minor", "{'cents': '100000000000000000'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.minor", "{'cents': 12.5}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.minor", "{'cents': '12.50'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.minor", "{'cents': 1e2}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.minor", "{'cents': '012'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.minor", "{'cents': -1}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	{ "t.minor", "{'cents': 123456}", "1234.56 EUR",
+	  REASON_OK, A, R_POLICY_ALLOW, 1, "1234.56", "EUR" },
+	{ "t.minor", "{'cents': 123456}", "123456 EUR",
+	  E_AMOUNT_MISMATCH, D, E_AMOUNT_MISMATCH, 0, "123456", "EUR" },
+	{ "t.six", "{'n': '999999999999999999999'}", NULL,
+	  REASON_OK, A, R_POLICY_ALLOW, 1, "999999999999999.999999", "USD" },
+	{ "t.six", "{'n': '1'}", NULL,
+	  REASON_OK, A, R_POLICY_ALLOW, 1, "0.000001", "USD" },
+	{ "t.six", "{'n': '1000000000000000000000'}", NULL,
+	  E_INVALID_AMOUNT, D, E_INVALID_AMOUNT, 0, NULL, NULL },
+	/* nested pointers, escaped names */
+	{ "t.nested", "{'pay': {'a/b': ['7.5'], 'cur': 'USD'}}", NULL,
+	  REASON_OK, A, R_POLICY_ALLOW, 1, "7.5", "USD" },
+	{ "t.nested", "{'pay': {'a/b': [], 'cur': 'USD'}}", NULL,
+	  REASON_OK, D, R_AMOUNT_REQUIRED, 0, NULL, NULL },
+	/* a rule without tiers still finds (and carries) its amount */
+	{ "t.plain", "{'amount': '5'}", NULL,
+	  REASON_OK, A, R_POLICY_ALLOW, 1, "5", "USD" },
+	{ "t.plain", "{}", NULL,
+	  REASON_OK, D, R_AMOUNT_REQUIRED, 0, NULL, NULL },
+	/* v1: a rule without amount_from judges the claim, not args */
+	{ "t.claim", "{'amount': '50000', 'currency': 'USD'}", "5 USD",
+	  REASON_OK, A, R_POLICY_ALLOW, 0, "5", "USD" },
+	{ NULL, NULL, NULL, 0, 0, 0, 0, NULL, NULL }
+};
+
+static void
+test_amount_from(void)
+{
+	char			*doc = unquote(policy_amounts), *args;
+	struct policy		*p = load_text(doc);
+	const struct acase	*c;
+	struct evaluation	 ev;
+	struct policy_call	 call;
+	char			 value[32], cur[4];
+	json_t			*j;
+	int			 ok;
+
+	for (c = acases; c->tool != NULL; c++) {
+		args = c->args ? unquote(c->args) : NULL;
+		value[0] = '\0';
+		if (c->claim != NULL)
+			assert(sscanf(c->claim, "%31s %3s", value, cur) == 2);
+		eval(p, "a", c->tool, args, c->claim ? value : NULL, cur, &ev);
+		ok = ev.error == c->error && ev.outcome == c->outcome &&
+		    ev.reason == c->reason &&
+		    ev.amount_from_args == c->from_args &&
+		    (c->text == NULL ? !ev.has_amount : ev.has_amount &&
+		    strcmp(ev.amount_text, c->text) == 0 &&
+		    strcmp(ev.amount.currency, c->currency) == 0);
+		/* a refusal says why, naming the member */
+		if (c->error == E_INVALID_AMOUNT)
+			ok = ok && strstr(ev.message, "args /") != NULL;
+		CHECK(ok, "amount_from %s %s [%s]: got error %s outcome %d %s "
+		    "amount %s %s (%d) %s", c->tool, c->args ? c->args : "-",
+		    c->claim ? c->claim : "-", reason_code(ev.error),
+		    ev.outcome, reason_code(ev.reason),
+		    ev.has_amount ? ev.amount_text : "-", ev.amount.currency,
+		    ev.amount_from_args, ev.message);
+		free(args);
+	}
+
+	/* without the text of args a number cannot be read exactly */
+	assert((j = json_loads("{\"amount\": 5, \"currency\": \"USD\"}", 0,
+	    NULL)) != NULL);
+	memset(&call, 0, sizeof(call));
+	call.principal = "a";
+	call.tool = "t.str";
+	call.args = j;
+	policy_evaluate(p, &call, &ev);
+	CHECK(ev.error == E_INVALID_AMOUNT, "number without args_json: %s",
+	    reason_code(ev.error));
+	json_decref(j);
+	policy_free(p);
+	free(doc);
+}
+
+/* ---- v2: conditions and deny rules (CONTRACT §8.2, §8 intro) ---- */
+
+static const char policy_conds[] =
+    "{'principals': {'a': {'roles': ['c', 'd']}},"
+    " 'roles': {'ap': {}, 'd': {'rules': ["
+    "  {'tool': 'd.x', 'effect': 'deny',"
+    "   'args': {'/to': {'one_of': ['evil']}}},"
+    "  {'tool': 'd.*'},"
+    "  {'tool': 'd.ticket', 'effect': 'deny',"
+    "   'args': {'/ticket': {'present': false}}},"
+    "  {'tool': 'd.all', 'effect': 'deny'},"
+    "  {'tool': 'd.amt', 'effect': 'deny',"
+    "   'args': {'/amount': {'min': '100'}}},"
+    "  {'tool': 'd.amt',"
+    "   'amount_from': {'value': '/amount', 'currency': 'USD'},"
+    "   'currencies': {'USD': [{'max': '1000', 'approvals': 0}]}}"
+    " ]},"
+    " 'c': {'rules': ["
+    "  {'tool': 'c.oneof', 'args': {'/cur': {'one_of': ['USD', 1, null, true,"
+    "   {'a': [1, 2], 'b': 'x'}]}}},"
+    "  {'tool': 'c.notoneof', 'args': {'/to': {'not_one_of': ['evil', 2]}}},"
+    "  {'tool': 'c.prefix',"
+    "   'args': {'/iban': {'prefix': 'DE', 'max_length': 22}}},"
+    "  {'tool': 'c.suffix', 'args': {'/email': {'suffix': '@example.com'}}},"
+    "  {'tool': 'c.range', 'args': {'/n': {'min': '10', 'max': '100.5'}}},"
+    "  {'tool': 'c.present', 'args': {'/ok': {'present': true},"
+    "   '/bad': {'present': false}}},"
+    "  {'tool': 'c.each', 'args': {'/items': {'each': {'max': '10'}}}},"
+    "  {'tool': 'c.each2',"
+    "   'args': {'/m': {'each': {'each': {'one_of': [1]}}}}},"
+    "  {'tool': 'c.whole', 'args': {'': {'one_of': [{'x': 1}]}}},"
+    "  {'tool': 'c.pick', 'args': {'/to': {'one_of': ['a']}}},"
+    "  {'tool': 'c.pick', 'approvals': 1, 'approvers': ['ap']},"
+    "  {'tool': 'c.rank', 'args': {'/x': {'present': true}}},"
+    "  {'tool': 'c.rank',"
+    "   'currencies': {'USD': [{'max': '1', 'approvals': 0}]}},"
+    "  {'tool': 'c.first',"
+    "   'args': {'/a': {'prefix': 'x'}, '/b': {'prefix': 'y'}}}"
+    " ]}}}";
+
+struct ccase {
+	const char	*tool;
+	const char	*args;		/* ' for " */
+	enum outcome	 outcome;
+	enum reason	 reason;
+	int		 rule;		/* deciding rule index, -1 none */
+	const char	*pointer;	/* failed_pointer, NULL: none */
+	const char	*condition;
+	const char	*where;		/* in the message, NULL: not checked */
+};
+
+static const struct ccase ccases[] = {
+	/* one_of: JSON equality, across types */
+	{ "c.oneof", "{'cur': 'USD'}", A, R_POLICY_ALLOW, 0, NULL, NULL, NULL },
+	{ "c.oneof", "{'cur': 'usd'}", D, R_ARGS_NOT_ALLOWED, 0, "/cur",
+	  "one_of", "args /cur " },
+	{ "c.oneof", "{'cur': 1}", A, R_POLICY_ALLOW, 0, NULL, NULL, NULL },
+	{ "c.oneof", "{'cur': 1.0}", A, R_POLICY_ALLOW, 0, NULL, NULL, NULL },
+	{ "c.oneof", "{'cur': 10e-1}", A, R_POLICY_ALLOW, 0, NULL, NULL, NULL },
+	{ "c.oneof", "{'cur': '1'}", D, R_ARGS_NOT_ALLOWED, 0, "/cur",
+	  "one_of", NULL },
+	{ "c.oneof", "{'cur': null}", A, R_POLICY_ALLOW, 0, NULL, NULL, NULL },
+	{ "c.oneof", "{'cur': true}", A, R_POLICY_ALLOW, 0, NULL, NULL, NULL },
+	{ "c.oneof", "{'cur': false}", D, R_ARGS_NOT_ALLOWED, 0, "/cur",
+	  "one_of", NULL },
+	{ "c.oneof", "{'cur': {'b': 'x', 'a': [1.0, 2e0]}}", A, R_POLICY_ALLOW,
+	  0, NULL, NULL, NULL },
+	{ "c.oneof", "{'cur': {'a': [2, 1], 'b': 'x'}}", D, R_ARGS_NOT_ALLOWED,
+	  0, "/cur", "one_of", NULL },
+	{ "c.oneof", "{'cur': {'a': [1, 2]}}", D, R_ARGS_NOT_ALLOWED, 0, "/cur",
+	  "one_of", NULL },
+	{ "c.oneof", "{}", D, R_ARGS_NOT_ALLOWED, 0, "/cur", "one_of", NULL },
+	{ "c.oneof", NULL, D, R_ARGS_NOT_ALLOWED, 0, "/cur", "one_of", NULL },
+	/* not_one_of; missing fails it too */
+	{ "c.notoneof", "{'to': 'good'}", A, R_POLICY_ALLOW, 1, NULL, NULL,
+	  NULL },
+	{ "c.notoneof", "{'to': '2'}", A, R_POLICY_ALLOW, 1, NULL, NULL, NULL },
+	{ "c.notoneof", "{'to': 'evil'}", D, R_ARGS_NOT_ALLOWED, 1, "/to",
+	  "not_one_of", NULL },
+	{ "c.notoneof", "{'to': 2.0}", D, R_ARGS_NOT_ALLOWED, 1, "/to",
+	  "not_one_of", NULL },
+	{ "c.notoneof", "{}", D, R_ARGS_NOT_ALLOWED, 1, "/to", "not_one_of",
+	  NULL },
+	/* prefix, max_length in code points */
+	{ "c.prefix", "{'iban': 'DE89370400440532013000'}", A, R_POLICY_ALLOW,
+	  2, NULL, NULL, NULL },
+	{ "c.prefix", "{'iban': 'DE\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	  "\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	  "\\u00e9\\u00e9\\u00e9"
+	  "\\u00e9\\u00e9\\u00e9\\u00e9'}", A, R_POLICY_ALLOW, 2, NULL, NULL,
+	  NULL },
+	{ "c.prefix", "{'iban': 'DE893704004405320130001'}", D,
+	  R_ARGS_NOT_ALLOWED, 2, "/iban", "max_length", NULL },
+	{ "c.prefix", "{'iban': 'FR7630006000011234567890189'}", D,
+	  R_ARGS_NOT_ALLOWED, 2, "/iban", "prefix", NULL },
+	{ "c.prefix", "{'iban': 5}", D, R_ARGS_NOT_ALLOWED, 2, "/iban",
+	  "prefix", NULL },
+	/* suffix */
+	{ "c.suffix", "{'email': 'bob@example.com'}", A, R_POLICY_ALLOW, 3,
+	  NULL, NULL, NULL },
+	{ "c.suffix", "{'email': '@example.com'}", A, R_POLICY_ALLOW, 3, NULL,
+	  NULL, NULL },
+	{ "c.suffix", "{'email': 'bob@example.com.evil.org'}", D,
+	  R_ARGS_NOT_ALLOWED, 3, "/email", "suffix", NULL },
+	{ "c.suffix", "{'email': 'example.com'}", D, R_ARGS_NOT_ALLOWED, 3,
+	  "/email", "suffix", NULL },
+	/* min and max: numbers and decimal strings, exactly */
+	{ "c.range", "{'n': 10}", A, R_POLICY_ALLOW, 4, NULL, NULL, NULL },
+	{ "c.range", "{'n': '10.000000'}", A, R_POLICY_ALLOW, 4, NULL, NULL,
+	  NULL },
+	{ "c.range", "{'n': 100.5}", A, R_POLICY_ALLOW, 4, NULL, NULL, NULL },
+	{ "c.range", "{'n': 1e2}", A, R_POLICY_ALLOW, 4, NULL, NULL, NULL },
+	{ "c.range", "{'n': 9.999999}", D, R_ARGS_NOT_ALLOWED, 4, "/n", "min",
+	  NULL },
+	{ "c.range", "{'n': 100.5000001}", D, R_ARGS_NOT_ALLOWED, 4, "/n",
+	  "max", NULL },
+	{ "c.range", "{'n': '100.500001'}", D, R_ARGS_NOT_ALLOWED, 4, "/n",
+	  "max", NULL },
+	{ "c.range", "{'n': 1e21}", D, R_ARGS_NOT_ALLOWED, 4, "/n", "max",
+	  NULL },
+	{ "c.range", "{'n': -50}", D, R_ARGS_NOT_ALLOWED, 4, "/n", "min",
+	  NULL },
+	{ "c.range", "{'n': 5e-324}", D, R_ARGS_NOT_ALLOWED, 4, "/n", "min",
+	  NULL },
+	{ "c.range", "{'n': '-50'}", D, R_ARGS_NOT_ALLOWED, 4, "/n", "min",
+	  NULL },
+	{ "c.range", "{'n': '1e2'}", D, R_ARGS_NOT_ALLOWED, 4, "/n", "min",
+	  NULL },
+	{ "c.range", "{'n': [50]}", D, R_ARGS_NOT_ALLOWED, 4, "/n", "min",
+	  NULL },
+	/* present */
+	{ "c.present", "{'ok': 1}", A, R_POLICY_ALLOW, 5, NULL, NULL, NULL },
+	{ "c.present", "{'ok': null}", A, R_POLICY_ALLOW, 5, NULL, NULL, NULL },
+	{ "c.present", "{}", D, R_ARGS_NOT_ALLOWED, 5, "/ok", "present", NULL },
+	{ "c.present", "{'ok': 1, 'bad': 2}", D, R_ARGS_NOT_ALLOWED, 5, "/bad",
+	  "present", NULL },
+	/* each: every element; the message names the element */
+	{ "c.each", "{'items': [1, '2.5', 10]}", A, R_POLICY_ALLOW, 6, NULL,
+	  NULL, NULL },
+	{ "c.each", "{'items': []}", A, R_POLICY_ALLOW, 6, NULL, NULL, NULL },
+	{ "c.each", "{'items': [1, 20, 3]}", D, R_ARGS_NOT_ALLOWED, 6,
+	  "/items", "max", "args /items/1 " },
+	{ "c.each", "{'items': 'x'}", D, R_ARGS_NOT_ALLOWED, 6, "/items",
+	  "each", "args /items " },
+	{ "c.each", "{}", D, R_ARGS_NOT_ALLOWED, 6, "/items", "each", NULL },
+	{ "c.each2", "{'m': [[1], [1, 1.0]]}", A, R_POLICY_ALLOW, 7, NULL,
+	  NULL, NULL },
+	{ "c.each2", "{'m': [[1], [1, 2]]}", D, R_ARGS_NOT_ALLOWED, 7, "/m",
+	  "one_of", "args /m/1/1 " },
+	{ "c.each2", "{'m': [1]}", D, R_ARGS_NOT_ALLOWED, 7, "/m", "each",
+	  "args /m/0 " },
+	/* "" is args itself */
+	{ "c.whole", "{'x': 1}", A, R_POLICY_ALLOW, 8, NULL, NULL, NULL },
+	{ "c.whole", "{'x': 1, 'y': 2}", D, R_ARGS_NOT_ALLOWED, 8, "",
+	  "one_of", NULL },
+	/* another rule may still allow */
+	{ "c.pick", "{'to': 'a'}", A, R_POLICY_ALLOW, 9, NULL, NULL, NULL },
+	{ "c.pick", "{'to': 'b'}", P, R_APPROVAL_REQUIRED, 10, NULL, NULL,
+	  NULL },
+	/* conditions that fail outrank amounts that fail */
+	{ "c.rank", "{}", D, R_ARGS_NOT_ALLOWED, 11, "/x", "present", NULL },
+	/* the first failed pointer, in the rule's order */
+	{ "c.first", "{'a': 'z', 'b': 'z'}", D, R_ARGS_NOT_ALLOWED, 13, "/a",
+	  "prefix", NULL },
+	{ "c.first", "{'a': 'x', 'b': 'z'}", D, R_ARGS_NOT_ALLOWED, 13, "/b",
+	  "prefix", NULL },
+	/* deny rules: with conditions, only the calls that meet them */
+	{ "d.x", "{'to': 'evil'}", D, R_DENIED_BY_RULE, 0, NULL, NULL, NULL },
+	{ "d.x", "{'to': 'good'}", A, R_POLICY_ALLOW, 1, NULL, NULL, NULL },
+	{ "d.x", "{}", A, R_POLICY_ALLOW, 1, NULL, NULL, NULL },
+	{ "d.ticket", "{}", D, R_DENIED_BY_RULE, 2, NULL, NULL, NULL },
+	{ "d.ticket", "{'ticket': 'T-1'}", A, R_POLICY_ALLOW, 1, NULL, NULL,
+	  NULL },
+	{ "d.all", "{'to': 'good'}", D, R_DENIED_BY_RULE, 3, NULL, NULL,
+	  NULL },
+	{ "d.amt", "{'amount': '500'}", D, R_DENIED_BY_RULE, 4, NULL, NULL,
+	  NULL },
+	{ "d.amt", "{'amount': '50'}", A, R_POLICY_ALLOW, 1, NULL, NULL, NULL },
+	{ NULL, NULL, 0, 0, 0, NULL, NULL, NULL }
+};
+
+static void
+test_conditions(void)
+{
+	char			*doc = unquote(policy_conds), *args;
+	struct policy		*p = load_text(doc);
+	const struct ccase	*c;
+	struct evaluation	 ev;
+	int			 ok;
+
+	for (c = ccases; c->tool != NULL; c++) {
+		args = c->args ? unquote(c->args) : NULL;
+		eval(p, "a", c->tool, args, NULL, NULL, &ev);
+		ok = ev.error == REASON_OK && ev.outcome == c->outcome &&
+		    ev.reason == c->reason && ev.rule_index == c->rule;
+		ok = ok && (c->pointer == NULL ? ev.failed_pointer == NULL :
+		    ev.failed_pointer != NULL && strcmp(ev.failed_pointer,
+		    c->pointer) == 0 && strcmp(ev.failed_condition,
+		    c->condition) == 0 && ev.message[0] != '\0');
+		if (c->where != NULL)
+			ok = ok && strstr(ev.message, c->where) != NULL;
+		if (c->reason == R_DENIED_BY_RULE)
+			ok = ok && ev.role != NULL &&
+			    strcmp(ev.role, "d") == 0;
+		CHECK(ok, "conditions %s %s: got outcome %d %s rule %d "
+		    "pointer %s %s: %s", c->tool, c->args ? c->args : "-",
+		    ev.outcome, reason_code(ev.reason), ev.rule_index,
+		    ev.failed_pointer ? ev.failed_pointer : "-",
+		    ev.failed_condition ? ev.failed_condition : "-",
+		    ev.message);
+		free(args);
+	}
+	/* a deny rule outranks an amount_mismatch on another rule */
+	eval(p, "a", "d.amt", "{\"amount\": \"500\"}", "1", "USD", &ev);
+	CHECK(ev.error == REASON_OK && ev.reason == R_DENIED_BY_RULE,
+	    "deny before mismatch: %s", reason_code(ev.reason));
+	eval(p, "a", "d.amt", "{\"amount\": \"50\"}", "1", "USD", &ev);
+	CHECK(ev.error == E_AMOUNT_MISMATCH, "mismatch: %s",
+	    reason_code(ev.error));
+	policy_free(p);
+	free(doc);
+}
+
+/* ---- v2: the limits that apply, and their keys (CONTRACT §8.3) ---- */
+
+static const char policy_limits[] =
+    "{'principals': {'a': {'roles': []}, 'b': {'roles': []},"
+    "  'al': {'roles': ['ap']}},"
+    " 'roles': {'ap': {}},"
+    " 'limits': ["
+    "  {'name': 'l-agent', 'tools': ['pay.*'], 'window': 86400,"
+    "   'max_count': 5},"
+    "  {'name': 'l_all', 'tools': ['pay.send'], 'per': [], 'window': 60,"
+    "   'max_count': 1},"
+    "  {'name': 'l-payee', 'tools': ['pay.send', 'mail.*'],"
+    "   'per': ['agent', '/to', 'tool'], 'window': 3600, 'currency': 'USD',"
+    "   'max_amount': '5000.00', 'over': {'approvals': 1,"
+    "   'approvers': ['ap']}},"
+    "  {'name': 'l-only-b', 'tools': ['pay.*'], 'principals': ['b'],"
+    "   'window': 31536000, 'max_count': 3, 'over': 'deny'}"
+    " ]}";
+
+struct lcase {
+	const char	*who, *tool, *args;	/* args: ' for " */
+	const char	*want[5];		/* "name key" in order */
+};
+
+static const struct lcase lcases[] = {
+	{ "a", "pay.send", "{'to': 'x'}",
+	  { "l-agent [\"a\"]", "l_all []",
+	    "l-payee [\"a\",\"x\",\"pay.send\"]" } },
+	{ "b", "pay.send", "{'to': 'x'}",
+	  { "l-agent [\"b\"]", "l_all []",
+	    "l-payee [\"b\",\"x\",\"pay.send\"]", "l-only-b [\"b\"]" } },
+	{ "a", "pay.refund", "{'to': 'x'}", { "l-agent [\"a\"]" } },
+	{ "a", "pay", NULL, { NULL } },
+	{ "a", "crm.lookup", "{'to': 'x'}", { NULL } },
+	{ "a", "Pay.send", NULL, { NULL } },
+	/* a missing per member is null: it shares one counter */
+	{ "a", "mail.send", "{}", { "l-payee [\"a\",null,\"mail.send\"]" } },
+	{ "a", "mail.send", NULL, { "l-payee [\"a\",null,\"mail.send\"]" } },
+	{ "a", "mail.send", "{'to': null}",
+	  { "l-payee [\"a\",null,\"mail.send\"]" } },
+	/* JSON values in RFC 8785 form: equal values, equal keys */
+	{ "a", "mail.x", "{'to': 1.0}", { "l-payee [\"a\",1,\"mail.x\"]" } },
+	{ "a", "mail.x", "{'to': '1'}",
+	  { "l-payee [\"a\",\"1\",\"mail.x\"]" } },
+	{ "a", "mail.x", "{'to': {'b': 1, 'a': [1.0, 'e\\u0301\\\"']}}",
+	  { "l-payee [\"a\",{\"a\":[1,\"e\xcc\x81\\\"\"],\"b\":1},"
+	    "\"mail.x\"]" } },
+	/* long values are hashed (SHA-256 of their RFC 8785 text) */
+	{ "a", "mail.x", "{'to': 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	  "xxxxxxxxxx"
+	  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	  "xxxxxxxxxxxxxxxxx'}",
+	  { "l-payee [\"a\",{\"sha256\":\"HASH\"},\"mail.x\"]" } },
+	{ NULL, NULL, NULL, { NULL } }
+};
+
+static void
+test_limits(void)
+{
+	char				*doc = unquote(policy_limits), *args;
+	char				 want[512], hex[65], *t, *h;
+	struct policy			*p = load_text(doc);
+	const struct lcase		*c;
+	const struct policy_limit	*l;
+	struct policy_limit_use		*u;
+	struct policy_call		 call;
+	json_t				*j;
+	size_t				 n, i, k;
+	int				 ok;
+
+	CHECK(policy_limit_count(p) == 4 && policy_limit_at(p, 4) == NULL,
+	    "limit count");
+	l = policy_limit_at(p, 0);
+	CHECK(l != NULL && strcmp(l->name, "l-agent") == 0 && l->index == 0 &&
+	    l->n_per == 1 && strcmp(l->per[0], "agent") == 0 &&
+	    l->window == 86400 && !l->by_amount && l->max_count == 5 &&
+	    l->over_approvals == 0 && l->n_principals == 0,
+	    "l-agent: per defaults to agent");
+	l = policy_limit_at(p, 1);
+	CHECK(l != NULL && l->n_per == 0 && l->window == 60, "l_all: per []");
+	l = policy_limit_at(p, 2);
+	CHECK(l != NULL && l->by_amount && strcmp(l->max_amount_text,
+	    "5000.00") == 0 && strcmp(l->max_amount.currency, "USD") == 0 &&
+	    l->max_amount.whole == 5000 && l->over_approvals == 1 &&
+	    l->n_over_approvers == 1 && strcmp(l->over_approvers[0], "ap") ==
+	    0 && l->n_tools == 2, "l-payee fields");
+	l = policy_limit_at(p, 3);
+	CHECK(l != NULL && l->n_principals == 1 && l->over_approvals == 0 &&
+	    l->window == 31536000, "l-only-b fields");
+
+	for (c = lcases; c->who != NULL; c++) {
+		args = c->args ? unquote(c->args) : NULL;
+		memset(&call, 0, sizeof(call));
+		call.principal = c->who;
+		call.tool = c->tool;
+		j = args ? json_loads(args, 0, NULL) : NULL;
+		call.args = j;
+		call.args_json = args;
+		call.args_json_len = args ? strlen(args) : 0;
+		ok = policy_limits_for(p, &call, &u, &n) == 0;
+		for (k = 0; k < 5 && c->want[k] != NULL; k++)
+			;
+		ok = ok && n == k;
+		for (i = 0; ok && i < n; i++) {
+			snprintf(want, sizeof(want), "%s", c->want[i]);
+			if ((h = strstr(want, "HASH")) != NULL) {
+				/* the hashed part: "to"'s RFC 8785 text */
+				t = json_dumps(json_object_get(j, "to"),
+				    JSON_ENCODE_ANY);
+				canon_sha256_hex(t, strlen(t), hex);
+				free(t);
+				memmove(h + 64, h + 4, strlen(h + 4) + 1);
+				memcpy(h, hex, 64);
+			}
+			snprintf(hex, sizeof(hex), "%s ", u[i].limit->name);
+			ok = strncmp(want, hex, strlen(hex)) == 0 &&
+			    strcmp(want + strlen(hex), u[i].key) == 0;
+		}
+		CHECK(ok, "limits for %s %s %s: %zu applied, first key %s",
+		    c->who, c->tool, c->args ? c->args : "-", n,
+		    n > 0 ? u[0].key : "-");
+		policy_limit_uses_free(u, n);
+		json_decref(j);
+		free(args);
+	}
+	policy_free(p);
+	free(doc);
+}
+
+/* ---- v2: policy check warnings (CONTRACT §8.4) ---- */
+
+struct wcase {
+	const char	*name;
+	const char	*doc;		/* ' for " */
+	const char	*want[6];	/* "code path" in order */
+};
+
+static const struct wcase wcases[] = {
+	{ "nobody_approves",
+	  "{'principals': {'a': {'roles': ['r']}},"
+	  " 'roles': {'fin': {}, 'r': {'rules': [{'tool': 'x', 'approvals': 1,"
+	  "  'approvers': ['fin']}, {'tool': 'y'}]}}}",
+	  { "never_approvable $.roles.r.rules[0]" } },
+	{ "too_few_for_the_top_tier_and_disabled_do_not_count",
+	  "{'principals': {'a': {'roles': ['r']}, 'al': {'roles': ['fin']},"
+	  "  'bo': {'roles': ['fin'], 'disabled': true}},"
+	  " 'roles': {'fin': {}, 'r': {'rules': [{'tool': 'x',"
+	  "  'approvers': ['fin'], 'currencies': {'USD': ["
+	  "  {'max': '1', 'approvals': 1}, {'max': '2', 'approvals': 2}]}}]}}}",
+	  { "never_approvable $.roles.r.rules[0]" } },
+	{ "self_approver_and_then_too_few",
+	  "{'principals': {'x y': {'roles': ['r', 'fin']},"
+	  "  'al': {'roles': ['fin']}},"
+	  " 'roles': {'fin': {}, 'r': {'rules': [{'tool': 'x', 'approvals': 2,"
+	  "  'approvers': ['fin']}, {'tool': 'z', 'approvals': 1,"
+	  "  'approvers': ['fin']}]}}}",
+	  { "self_approver $.principals[\"x y\"]",
+	    "never_approvable $.roles.r.rules[0]" } },
+	{ "self_approver_with_enough_others",
+	  "{'principals': {'x': {'roles': ['r', 'fin']},"
+	  "  'al': {'roles': ['fin']}, 'bo': {'roles': ['fin']}},"
+	  " 'roles': {'fin': {}, 'r': {'rules': [{'tool': 'x', 'approvals': 2,"
+	  "  'approvers': ['fin']}]}}}",
+	  { "self_approver $.principals.x" } },
+	{ "limit_over_nobody",
+	  "{'principals': {'a': {'roles': []}},"
+	  " 'roles': {'fin': {}},"
+	  " 'limits': [{'name': 'l', 'tools': ['x'], 'window': 60,"
+	  "  'max_count': 1, 'over': {'approvals': 1, 'approvers': ['fin']}}]}",
+	  { "never_approvable $.limits[0].over" } },
+	{ "all_fine",
+	  "{'principals': {'a': {'roles': ['r']}, 'al': {'roles': ['fin']}},"
+	  " 'roles': {'fin': {}, 'r': {'rules': [{'tool': 'x', 'approvals': 1,"
+	  "  'approvers': ['fin']}, {'tool': 'd', 'effect': 'deny'}]}}}",
+	  { NULL } },
+	{ NULL, NULL, { NULL } }
+};
+
+static void
+test_warnings(void)
+{
+	const struct wcase	*c;
+	struct policy		*p;
+	json_t			*w, *e;
+	char			*doc, got[300], *dump;
+	size_t			 n, i;
+	int			 ok;
+
+	p = load_file("policies/example.json");
+	w = policy_warnings(p);
+	CHECK(json_is_array(w) && json_array_size(w) == 0,
+	    "example.json has no warnings");
+	json_decref(w);
+	policy_free(p);
+
+	for (c = wcases; c->name != NULL; c++) {
+		doc = unquote(c->doc);
+		p = load_text(doc);
+		w = policy_warnings(p);
+		for (n = 0; n < 6 && c->want[n] != NULL; n++)
+			;
+		ok = json_is_array(w) && json_array_size(w) == n;
+		for (i = 0; ok && i < n; i++) {
+			e = json_array_get(w, i);
+			snprintf(got, sizeof(got), "%s %s",
+			    json_string_value(json_object_get(e, "code")),
+			    json_string_value(json_object_get(e, "path")));
+			ok = strcmp(got, c->want[i]) == 0 &&
+			    json_string_length(json_object_get(e,
+			    "message")) > 20;
+		}
+		dump = json_dumps(w, JSON_INDENT(1));
+		CHECK(ok, "warnings %s: got %s", c->name, dump);
+		free(dump);
+		json_decref(w);
+		policy_free(p);
+		free(doc);
+	}
 }
 
 static void
@@ -927,23 +1935,35 @@ struct reader {
 static void *
 reader_main(void *arg)
 {
+	static const char	 text[] =
+	    "{\"amount\": 10000.01, \"currency\": \"USD\"}";
 	struct reader		*r = arg;
 	struct evaluation	 ev;
-	struct amount		 a;
+	struct policy_call	 call, mail;
+	json_t			*args;
 	int			 i;
 
-	assert(amount_parse_value("10000.01", 8, &a) == 0);
-	memcpy(a.currency, "USD", 4);
+	assert((args = json_loads(text, 0, NULL)) != NULL);
+	memset(&call, 0, sizeof(call));
+	call.principal = "agent-payments";
+	call.tool = "payments.transfer";
+	call.args = args;
+	call.args_json = text;
+	call.args_json_len = strlen(text);
+	memset(&mail, 0, sizeof(mail));
+	mail.principal = "agent-support";
+	mail.tool = "email.send";
 	for (i = 0; i < 20000; i++) {
-		policy_evaluate(r->p, "agent-payments", "payments.transfer",
-		    &a, &ev);
+		policy_evaluate(r->p, &call, &ev);
 		if (ev.outcome != P || ev.approvals_required != 2 ||
-		    strcmp(ev.tier_max, "100000.00") != 0)
+		    strcmp(ev.tier_max, "100000.00") != 0 ||
+		    strcmp(ev.amount_text, "10000.01") != 0)
 			r->bad++;
-		policy_evaluate(r->p, "agent-support", "email.send", NULL, &ev);
+		policy_evaluate(r->p, &mail, &ev);
 		if (ev.outcome != P || ev.approvals_required != 1)
 			r->bad++;
 	}
+	json_decref(args);
 	return (NULL);
 }
 
@@ -1055,14 +2075,14 @@ test_big(void)
 	for (i = 0; i < 200000; i++) {
 		snprintf(name, sizeof(name), "agent-%d", (i * 7) % 10000);
 		snprintf(tool, sizeof(tool), "svc%d.op", i % 9999);
-		policy_evaluate(p, name, tool, NULL, &ev);
+		eval(p, name, tool, NULL, NULL, NULL, &ev);
 		if (ev.rule_index != i % 9999 ||
 		    ev.approvals_required != (i % 9999) % 3)
 			bad++;
 	}
-	policy_evaluate(p, "agent-1", "wide.x.y", NULL, &ev);
+	eval(p, "agent-1", "wide.x.y", NULL, NULL, NULL, &ev);
 	CHECK(ev.outcome == A && ev.rule_index == 9999, "wide prefix");
-	policy_evaluate(p, "agent-1", "svc1.op.more", NULL, &ev);
+	eval(p, "agent-1", "svc1.op.more", NULL, NULL, NULL, &ev);
 	CHECK(ev.outcome == D && ev.reason == R_NO_PERMISSION, "no scan");
 	eval_s = since(&t0);
 	CHECK(bad == 0, "big: %d bad answers", bad);
@@ -1090,6 +2110,10 @@ main(int argc, char *argv[])
 	test_patterns();
 	test_example();
 	test_rules();
+	test_amount_from();
+	test_conditions();
+	test_limits();
+	test_warnings();
 	test_threads();
 	test_big();
 
