@@ -2,8 +2,10 @@
  * audit: the tamper-evident log of CONTRACT §6.  Each record's canonical
  * bytes {seq, at, actor, event, intent_id, details} are stored as written;
  * hash = SHA-256(prev_hash || canonical bytes), prev_hash of the first record
- * is 64 zeros.  Appends happen inside the caller's BEGIN IMMEDIATE
- * transaction, which serialises writers so the chain cannot fork.
+ * is 64 zeros.  Appends happen inside the caller's write transaction, whose
+ * hold on the chain head (store.h audit_head) keeps the chain from forking.
+ * Records are read and written only through the store; the lifecycle
+ * (lifecycle.c lc_audit) is the one caller of audit_append.
  */
 #pragma once
 
@@ -11,13 +13,13 @@
 
 #include <jansson.h>
 
-#include "db.h"
+#include "store.h"
 
 #define AUDIT_MAX_DEPTH	64	/* nesting of details; well under jansson's 2048 */
 #define AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 
 /* Append one record; details is borrowed (may be NULL).  0 or -1. */
-int	audit_append(struct db *db, int64_t now, const char *actor,
+int	audit_append(struct store *s, int64_t now, const char *actor,
 	    const char *event, const char *intent_id, json_t *details);
 
 struct audit_check {
@@ -27,7 +29,7 @@ struct audit_check {
 };
 
 /* Walk the whole chain.  0 all good, 1 broken (see r), -1 error. */
-int	audit_verify(struct db *db, struct audit_check *r);
+int	audit_verify(struct store *s, struct audit_check *r);
 
 /*
  * Records with seq > after, at most limit (0 = no limit), in order; cb gets
@@ -35,5 +37,5 @@ int	audit_verify(struct db *db, struct audit_check *r);
  * prev_hash, hash} (borrowed) and stops the walk by returning non-zero.
  * Returns 0, -1 on error.
  */
-int	audit_each(struct db *db, int64_t after, int64_t limit,
+int	audit_each(struct store *s, int64_t after, int64_t limit,
 	    int (*cb)(json_t *rec, void *arg), void *arg);

@@ -190,22 +190,19 @@ ctl_actor(char *out, size_t outlen)
 }
 
 /*
- * Open --db (migrating it).  Unless create is set the file must exist, so
- * a typo does not silently make an empty database.  Prints why on failure.
+ * Open --db (migrating it).  Unless create is set the database must exist,
+ * so a typo does not silently make an empty one.  Prints why on failure.
  */
-struct db *
-ctl_db_open(const struct ctl *ctl, int create)
+struct store *
+ctl_store_open(const struct ctl *ctl, int create)
 {
-	struct db	*db;
-	char		 err[256];
+	struct store	*s;
+	char		 err[512];
 
-	if (!create && access(ctl->db, F_OK) == -1) {
-		ctl_fail("%s: %s", ctl->db, strerror(errno));
-		return (NULL);
-	}
-	if ((db = db_open(ctl->db, err, sizeof(err))) == NULL)
-		ctl_fail("%s: %s", ctl->db, err);
-	return (db);
+	if ((s = store_open(ctl->db, create ? STORE_CREATE : 0, err,
+	    sizeof(err))) == NULL)
+		ctl_fail("%s", err);
+	return (s);
 }
 
 /* Read a whole file ("-" = stdin) of at most max bytes into a malloc'd,

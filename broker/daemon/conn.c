@@ -14,8 +14,9 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 
+#include "broker.h"
+#include "conn.h"
 #include "log.h"
-#include "server.h"
 
 struct conn {
 	struct worker		*w;

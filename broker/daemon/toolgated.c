@@ -29,10 +29,13 @@
 #include <event2/thread.h>
 #include <openssl/err.h>
 
+#include "approvals.h"
+#include "broker.h"
 #include "clock.h"
+#include "conn.h"
+#include "http.h"
 #include "jose.h"
 #include "log.h"
-#include "server.h"
 #include "store.h"
 
 #define PRUNE_INTERVAL_S 60
@@ -68,6 +71,7 @@ struct options {
 	/* --config only: hardening and durability knobs (proto/config.md) */
 	const char	*synchronous, *max_connections, *idle_timeout;
 	const char	*request_timeout, *rate_limit, *rate_burst;
+	const char	*grant_window, *max_waits;
 	char		*config_text;	/* owns the values read from --config */
 };
 
@@ -84,6 +88,8 @@ static const struct {
 	{ "request-timeout",	offsetof(struct options, request_timeout) },
 	{ "rate-limit",		offsetof(struct options, rate_limit) },
 	{ "rate-burst",		offsetof(struct options, rate_burst) },
+	{ "grant-window",	offsetof(struct options, grant_window) },
+	{ "max-waits-per-identity", offsetof(struct options, max_waits) },
 };
 
 static const struct option longopts[] = {
@@ -248,6 +254,11 @@ options_limits(const struct options *o, struct broker *b)
 	    0, 10000000);
 	l->burst = (uint32_t)options_number("rate-burst", o->rate_burst,
 	    2 * (long)l->rate, 0, 20000000);
+	l->max_waits_per_identity = (int)options_number(
+	    "max-waits-per-identity", o->max_waits, WAIT_PER_IDENTITY_DEFAULT,
+	    1, 65536);
+	b->lc.grant_window = options_number("grant-window", o->grant_window,
+	    LC_GRANT_WINDOW_DEFAULT, 1, 31536000);
 }
 
 static void
@@ -275,12 +286,12 @@ options_apply(const struct options *o, struct broker *b)
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	if (o->threads != NULL) {
 		n = strtol(o->threads, &end, 10);
-		if (*end != '\0' || n < 1 || n > SERVER_MAX_THREADS)
+		if (*end != '\0' || n < 1 || n > BROKER_MAX_THREADS)
 			usage_exit("--threads must be 1..64, not %s",
 			    o->threads);
 	}
-	b->nworkers = n < 1 ? 1 : (n > SERVER_MAX_THREADS ?
-	    SERVER_MAX_THREADS : (int)n);
+	b->nworkers = n < 1 ? 1 : (n > BROKER_MAX_THREADS ?
+	    BROKER_MAX_THREADS : (int)n);
 	b->db_path = o->db;
 	b->synchronous_full = 1;
 	if (o->synchronous != NULL) {
@@ -329,7 +340,9 @@ broker_load_keys(struct broker *b, const char *grant_key_path)
 	check_secrecy(b->tls.key);
 	check_secrecy(grant_key_path);
 	if ((b->refuse_ctx = tls_refusing_ctx()) == NULL ||
-	    (b->rl = ratelimit_new(b->limits.rate, b->limits.burst)) == NULL)
+	    (b->rl = ratelimit_new(b->limits.rate, b->limits.burst)) == NULL ||
+	    (b->waitq = waitquota_new(b->limits.max_waits_per_identity)) ==
+	    NULL)
 		startup_exit("cannot set up connection limits");
 
 	if ((b->ssl_ctx = tls_server_ctx(&b->tls, err, sizeof(err))) == NULL)
@@ -370,11 +383,11 @@ static void
 worker_prune_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker	*w = arg;
+	struct store	*s = w->store;
 
-	if (db_begin(w->db) == 0 &&
-	    (store_jti_prune(w->db, clock_now()) == -1 ||
-	    db_commit(w->db) == -1))
-		db_rollback(w->db);
+	if (store_begin(s) == 0 && (s->ops->jti_prune(s, clock_now()) == -1 ||
+	    store_commit(s) == -1))
+		store_rollback(s);
 }
 
 static int
@@ -427,8 +440,12 @@ worker_init(struct broker *b, int idx, struct sockaddr *sa, socklen_t salen)
 
 	w->idx = idx;
 	w->broker = b;
-	if ((w->db = db_open(b->db_path, err, sizeof(err))) == NULL)
+	snprintf(w->name, sizeof(w->name), "thread %d", idx);
+	/* toolgated creates its database (mode 0600) when there is none. */
+	if ((w->store = store_open(b->db_path, STORE_CREATE, err,
+	    sizeof(err))) == NULL)
 		startup_exit(err);
+	decider_init(&w->dec, w->store, w->name, &b->lc);
 	if ((w->base = worker_base_new()) == NULL ||
 	    (w->http = evhttp_new(w->base)) == NULL ||
 	    (w->stop_ev = event_new(w->base, -1, 0, worker_stop_cb, w)) ==
@@ -439,7 +456,6 @@ worker_init(struct broker *b, int idx, struct sockaddr *sa, socklen_t salen)
 	    worker_tick_cb, w)) == NULL || wait_init(w) == -1 ||
 	    commit_worker_init(w) == -1)
 		startup_exit("cannot create the event loop");
-	ks_cache_init(&w->ks);
 	event_add(w->tick_ev, &tick);
 	http_setup(w);
 	if (worker_listen(w, sa, salen) == -1) {
@@ -449,28 +465,18 @@ worker_init(struct broker *b, int idx, struct sockaddr *sa, socklen_t salen)
 	}
 	if (idx == 0)
 		event_add(w->prune_ev, &prune);
-	if (api_policy_refresh(w) == -1)
+	if (decider_refresh(&w->dec) == -1)
 		startup_exit("the stored policy cannot be loaded");
 }
 
-/* The commit thread's own connection and policy snapshot. */
+/* The commit thread's own connection and decider. */
 static void
 commit_init(struct broker *b)
 {
-	struct worker	*ctx = &b->commit_ctx;
-	char		 err[512];
+	char	 err[512];
 
-	ctx->idx = -1;
-	ctx->broker = b;
-	if ((ctx->db = db_open(b->db_path, err, sizeof(err))) == NULL)
+	if (commit_start(b, err, sizeof(err)) == -1)
 		startup_exit(err);
-	if (!b->synchronous_full && db_set_synchronous(ctx->db, 0) == -1)
-		startup_exit("cannot set synchronous = NORMAL");
-	ks_cache_init(&ctx->ks);
-	if (api_policy_refresh(ctx) == -1)
-		startup_exit("the stored policy cannot be loaded");
-	if (commit_start(b) == -1)
-		startup_exit("cannot start the commit thread");
 }
 
 static void *
@@ -489,7 +495,6 @@ worker_free(struct worker *w)
 	commit_worker_deinit(w);
 	if (w->tick_ev != NULL)
 		event_free(w->tick_ev);
-	ks_cache_clear(&w->ks);
 	if (w->http != NULL)
 		evhttp_free(w->http);
 	if (w->stop_ev != NULL)
@@ -498,8 +503,8 @@ worker_free(struct worker *w)
 		event_free(w->prune_ev);
 	if (w->base != NULL)
 		event_base_free(w->base);
-	policy_free(w->policy);
-	db_close(w->db);
+	decider_deinit(&w->dec);
+	store_close(w->store);
 }
 
 static void
@@ -630,13 +635,11 @@ main(int argc, char **argv)
 	commit_stop(&broker);
 	for (i = 0; i < broker.nworkers; i++)
 		worker_free(&broker.workers[i]);
-	policy_free(broker.commit_ctx.policy);
-	ks_cache_clear(&broker.commit_ctx.ks);
-	db_close(broker.commit_ctx.db);
 	SSL_CTX_free(broker.ssl_ctx);
 	SSL_CTX_free(broker.retired_ctx);
 	SSL_CTX_free(broker.refuse_ctx);
 	ratelimit_free(broker.rl);
+	waitquota_free(broker.waitq);
 	grant_signer_deinit(&broker.grant);
 	free(o.config_text);
 	free((char *)broker.listen_host);

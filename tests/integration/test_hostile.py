@@ -339,11 +339,13 @@ class SlowAndMany(unittest.TestCase):
 # ------------------------------------------------------- garbage and volume
 
 class Garbage(unittest.TestCase):
-    """Default limits; rate limit off (the volume tests are one identity)."""
+    """Default limits; rate limit off and long-polls per identity raised
+    (the volume tests are one identity)."""
 
     @classmethod
     def setUpClass(cls):
-        conf = write_config("rate-limit = 0\nsynchronous = normal\n")
+        conf = write_config("rate-limit = 0\nsynchronous = normal\n"
+                            "max-waits-per-identity = 1024\n")
         cls.broker = harness.Broker(threads=2, extra_args=("--config", conf))
         cls.broker.start()
         cls.sup = cls.broker.client("agent-support")

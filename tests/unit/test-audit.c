@@ -12,34 +12,35 @@
 
 #include "audit.h"
 #include "canon.h"
-#include "db.h"
+#include "store.h"
+#include "store_sqlite.h"
 
 static int	 passed;
 
 #define CHECK(x) do { assert(x); passed++; } while (0)
 
-static struct db *
+static struct store *
 open_temp(char *path, size_t len)
 {
 	char		 err[256];
-	struct db	*db;
+	struct store	*db;
 	int		 fd;
 
 	snprintf(path, len, "/tmp/test-audit-XXXXXX");
 	fd = mkstemp(path);
 	CHECK(fd >= 0);
 	close(fd);
-	db = db_open(path, err, sizeof(err));
+	db = store_open(path, STORE_CREATE, err, sizeof(err));
 	CHECK(db != NULL);
 	return (db);
 }
 
 static void
-append_n(struct db *db, int n)
+append_n(struct store *db, int n)
 {
 	int	 i;
 
-	CHECK(db_begin(db) == 0);
+	CHECK(store_begin(db) == 0);
 	for (i = 0; i < n; i++) {
 		json_t *d = json_pack("{si ss}", "i", i, "note", "x\"y\\z");
 
@@ -47,7 +48,7 @@ append_n(struct db *db, int n)
 		    "decision", i % 2 ? "in_0123" : NULL, d) == 0);
 		json_decref(d);
 	}
-	CHECK(db_commit(db) == 0);
+	CHECK(store_commit(db) == 0);
 }
 
 static void
@@ -68,7 +69,7 @@ static void
 test_chain_verifies(void)
 {
 	char			 path[64], hash[65];
-	struct db		*db = open_temp(path, sizeof(path));
+	struct store		*db = open_temp(path, sizeof(path));
 	struct audit_check	 r;
 	sqlite3_stmt		*st;
 
@@ -76,7 +77,7 @@ test_chain_verifies(void)
 	CHECK(audit_verify(db, &r) == 0);
 	CHECK(r.count == 10 && r.bad_seq == 0);
 	/* Record 1 links to the genesis hash and hashes its stored bytes. */
-	CHECK(sqlite3_prepare_v2(db->sql, "SELECT prev_hash, record, hash "
+	CHECK(sqlite3_prepare_v2(store_sqlite_handle(db), "SELECT prev_hash, record, hash "
 	    "FROM audit WHERE seq = 1", -1, &st, NULL) == SQLITE_OK);
 	CHECK(sqlite3_step(st) == SQLITE_ROW);
 	CHECK(strcmp((const char *)sqlite3_column_text(st, 0),
@@ -88,9 +89,9 @@ test_chain_verifies(void)
 	    "\"intent_id\":null") != NULL);
 	sqlite3_finalize(st);
 	/* Append-only triggers stop accidents. */
-	CHECK(sqlite3_exec(db->sql, "DELETE FROM audit WHERE seq = 3", NULL,
+	CHECK(sqlite3_exec(store_sqlite_handle(db), "DELETE FROM audit WHERE seq = 3", NULL,
 	    NULL, NULL) != SQLITE_OK);
-	db_close(db);
+	store_close(db);
 	unlink(path);
 }
 
@@ -98,13 +99,13 @@ static void
 tamper(const char *sql, int64_t want_bad)
 {
 	char			 path[64];
-	struct db		*db = open_temp(path, sizeof(path));
+	struct store		*db = open_temp(path, sizeof(path));
 	struct audit_check	 r;
 
 	append_n(db, 8);
-	CHECK(sqlite3_exec(db->sql, "DROP TRIGGER audit_no_update; "
+	CHECK(sqlite3_exec(store_sqlite_handle(db), "DROP TRIGGER audit_no_update; "
 	    "DROP TRIGGER audit_no_delete", NULL, NULL, NULL) == SQLITE_OK);
-	CHECK(sqlite3_exec(db->sql, sql, NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(sqlite3_exec(store_sqlite_handle(db), sql, NULL, NULL, NULL) == SQLITE_OK);
 	CHECK(audit_verify(db, &r) == 1);
 	if (r.bad_seq != want_bad)
 		fprintf(stderr, "%s: bad_seq %lld (%s)\n", sql,
@@ -112,7 +113,7 @@ tamper(const char *sql, int64_t want_bad)
 	CHECK(r.bad_seq == want_bad);
 	CHECK(r.count == want_bad - 1);
 	CHECK(r.why[0] != '\0');
-	db_close(db);
+	store_close(db);
 	unlink(path);
 }
 
@@ -145,13 +146,13 @@ static void
 test_each(void)
 {
 	char		 path[64];
-	struct db	*db = open_temp(path, sizeof(path));
+	struct store	*db = open_temp(path, sizeof(path));
 	int		 n = 0;
 
 	append_n(db, 10);
 	CHECK(audit_each(db, 3, 0, count_cb, &n) == 0);
 	CHECK(n == 4);
-	db_close(db);
+	store_close(db);
 	unlink(path);
 }
 
