@@ -50,6 +50,12 @@ metrics_waits(struct metrics *m, size_t n)
 }
 
 void
+metrics_held(struct metrics *m, int delta)
+{
+	__atomic_fetch_add(&m->waits_held, delta, __ATOMIC_RELAXED);
+}
+
+void
 metrics_view(struct metrics *m)
 {
 	BUMP(m->views);
@@ -72,6 +78,7 @@ metrics_sum(const struct metrics *const *all, size_t n, struct metrics *s)
 		s->latency_sum_us += LOAD(all[i]->latency_sum_us);
 		s->waits_answered += LOAD(all[i]->waits_answered);
 		s->views += LOAD(all[i]->views);
+		s->waits_held += LOAD(all[i]->waits_held);
 	}
 }
 
@@ -121,12 +128,15 @@ metrics_render(const struct metrics *const *all, size_t n, size_t *len)
 	OUT("# HELP toolgate_waits_answered_total Long-polls answered.\n"
 	    "# TYPE toolgate_waits_answered_total counter\n"
 	    "toolgate_waits_answered_total %llu\n"
+	    "# HELP toolgate_waits_held Long-polls held now.\n"
+	    "# TYPE toolgate_waits_held gauge\n"
+	    "toolgate_waits_held %lld\n"
 	    "# HELP toolgate_intent_views_total Intent answers rendered (one "
 	    "per woken intent and audience, not per long-poll).\n"
 	    "# TYPE toolgate_intent_views_total counter\n"
 	    "toolgate_intent_views_total %llu\n",
 	    (unsigned long long)s.waits_answered,
-	    (unsigned long long)s.views);
+	    (long long)s.waits_held, (unsigned long long)s.views);
 #undef OUT
 	if (used >= cap) {
 		free(buf);

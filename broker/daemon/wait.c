@@ -4,11 +4,14 @@
  * answer callback for all of its waiters.  A held connection is not read
  * by evhttp (it disables reading once a request is complete), so neither
  * a hang-up nor the idle timeout would be noticed: each waiter has its
- * own timer and an EV_CLOSED watch on the socket (EPOLLRDHUP), and a
- * hang-up frees the connection, its request and its slot at once.
+ * own timer and a watch on its socket, and a hang-up frees the
+ * connection, its request and its slot at once.
  * No handler is named here: the answer comes from the callback the
  * handler gave.
  */
+#include <sys/socket.h>
+
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +196,7 @@ waiter_release(struct waiter *wt)
 	TAILQ_REMOVE(&g->waiters, wt, entry);
 	g->n--;
 	wt->w->wait.nwaiters--;
+	metrics_held(&wt->w->metrics, -1);
 	if (wt->req != NULL &&
 	    (conn = evhttp_request_get_connection(wt->req)) != NULL)
 		evhttp_connection_set_closecb(conn, NULL, NULL);
@@ -265,7 +269,14 @@ waiter_closed_cb(struct evhttp_connection *conn, void *arg)
 	group_drop_if_empty(&w->wait, g);
 }
 
-/* The client hung up while held: free its connection (and slot) now. */
+/*
+ * The socket of a held request turned readable or half-closed.  A client
+ * that closes with unread bytes (a TLS 1.3 session ticket, say) sends a
+ * reset, which epoll reports as an error, not as EPOLLRDHUP: so the watch
+ * is EV_READ | EV_CLOSED, and a peek tells a hang-up from bytes the
+ * client sent (a pipelined request): those are left for evhttp and only
+ * EV_CLOSED is watched from then on, so the loop does not spin on them.
+ */
 static void
 waiter_hangup_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -273,7 +284,24 @@ waiter_hangup_cb(evutil_socket_t fd, short what, void *arg)
 	struct worker			*w = wt->w;
 	struct wait_group		*g = wt->g;
 	struct evhttp_connection	*conn;
+	char				 c;
+	ssize_t				 n = 0;
 
+	if (!(what & EV_CLOSED)) {
+		n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n > 0 || (n == -1 && (errno == EAGAIN ||
+		    errno == EWOULDBLOCK || errno == EINTR))) {
+			event_free(wt->hangup);
+			wt->hangup = event_new(w->base, fd, n > 0 ? EV_CLOSED :
+			    EV_READ | EV_CLOSED, waiter_hangup_cb, wt);
+			if (wt->hangup != NULL &&
+			    event_add(wt->hangup, NULL) == -1) {
+				event_free(wt->hangup);
+				wt->hangup = NULL;
+			}
+			return;
+		}
+	}
 	conn = evhttp_request_get_connection(wt->req);
 	waiter_release(wt);
 	group_drop_if_empty(&w->wait, g);
@@ -320,9 +348,10 @@ wait_hold(struct request *rq, const char *id, int seconds, int audience,
 	TAILQ_INSERT_TAIL(&g->waiters, wt, entry);
 	g->n++;
 	w->wait.nwaiters++;
+	metrics_held(&w->metrics, 1);
 	if ((fd = waiter_fd(conn)) != -1 &&
-	    (wt->hangup = event_new(w->base, fd, EV_CLOSED, waiter_hangup_cb,
-	    wt)) != NULL && event_add(wt->hangup, NULL) == -1) {
+	    (wt->hangup = event_new(w->base, fd, EV_READ | EV_CLOSED,
+	    waiter_hangup_cb, wt)) != NULL && event_add(wt->hangup, NULL) == -1) {
 		event_free(wt->hangup);
 		wt->hangup = NULL;	/* the timer still ends it */
 	}
