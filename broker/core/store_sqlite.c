@@ -528,13 +528,14 @@ sq_op_intent_page(struct store *s, const struct intent_query *qr,
 	int64_t			 t, rowid, n = 0;
 	int			 rc, stop = 0;
 
-	next_cursor[0] = '\0';
+	/* Parsed first: next_cursor may be the buffer qr->cursor is in. */
 	if (qr->cursor == NULL) {
 		/* pending from the oldest, closed ones from the newest */
 		t = pending ? INT64_MIN : INT64_MAX;
 		rowid = pending ? -1 : INT64_MAX;
 	} else if (sq_cursor_parse(qr->cursor, &t, &rowid) == -1)
 		return (-2);
+	next_cursor[0] = '\0';
 	if ((st = sq_stmt(q, pending ? SQL_PAGE_PENDING : SQL_PAGE_CLOSED)) ==
 	    NULL)
 		return (-1);
