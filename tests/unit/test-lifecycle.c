@@ -232,11 +232,11 @@ static const struct row {
 	const char		*name;
 	void			(*patch)(json_t *);	/* before the op */
 	enum setup		 setup;
-	int			 pre_approvals;	/* by alice first */
-	int			 switch_on;	/* agent switch before op */
+	short			 pre_approvals;	/* by alice first */
+	short			 switch_on;	/* agent switch before op */
 	const char		*actor;
 	enum op			 op;
-	int64_t			 at;		/* seconds after T0 */
+	int			 at;		/* seconds after T0 */
 	enum reason		 reason;
 	enum intent_status	 status;
 	const char		*event;		/* intent's last record */
