@@ -27,8 +27,15 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from jsonschema import Draft202012Validator  # noqa: E402
+
 import harness  # noqa: E402
 from test_hostile import read_response, tls_connect, write_config  # noqa: E402
+
+with open(os.path.join(harness.ROOT, "proto", "decision.schema.json")) as f:
+    DECISION = Draft202012Validator(json.load(f))
+with open(os.path.join(harness.ROOT, "proto", "error.schema.json")) as f:
+    ERROR = Draft202012Validator(json.load(f))
 
 USD = lambda v: {"value": v, "currency": "USD"}  # noqa: E731
 
@@ -118,6 +125,7 @@ class Case(unittest.TestCase):
     def view(self, b, iid, who="agent-payments"):
         st, _, v = b.client(who).get("/v1/intents/" + iid)
         self.assertEqual(st, 200, v)
+        DECISION.validate(v)
         return v
 
     def audit(self, b, event, iid):
@@ -193,6 +201,7 @@ class ApprovalRedecides(Case):
     def assert_refused(self, iid, code):
         st, _, err = self.approve(self.b, "approver-alice", iid)
         self.assertEqual((st, err.get("error")), (409, "policy_changed"), err)
+        ERROR.validate(err)
         v = self.view(self.b, iid)
         self.assertEqual(v["status"], "rejected")
         self.assertEqual(v["closed_reason"], "policy changed: " + code)
@@ -438,6 +447,7 @@ class BoundedAnswers(Case):
             self.assertEqual((st, body["reason_code"]),
                              (403, "unknown_principal"))
             want = hashlib.sha256(canon(args).encode()).hexdigest()
+            DECISION.validate(body)
             self.assertEqual(body["args"], {})
             self.assertEqual(body["args_sha256"], want)
             db = sqlite3.connect(b.db)
