@@ -124,7 +124,9 @@ struct lc_verdict {
  * E_ALREADY_APPROVED.  An approval counts only while its approver still
  * holds an approver role of the current rule, and the current rule's
  * approvals_required applies when it asks for more: never weaker than
- * the policy in force.
+ * the policy in force.  Rejecting only narrows: it is checked against
+ * the roles the intent was decided with and never re-decided; a blank or
+ * over-long reason is E_BAD_REQUEST before anything is read.
  */
 enum reason lc_approve(struct decider *d, const char *who, const char *id,
 	    const char *comment, int64_t now, struct lc_verdict *out);

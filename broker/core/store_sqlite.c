@@ -154,6 +154,28 @@ sq_step_changed(struct sqlite_store *q, sqlite3_stmt *st)
 	return (sqlite3_changes(q->sql) == 1 ? 0 : 1);
 }
 
+typedef int (*sq_parse_fn)(sqlite3_stmt *st, void *out);
+
+/*
+ * Step a bound lookup once: 1 when its row was parsed into out, 0 when
+ * there was none, -1 on a storage error or a row that does not parse.
+ */
+static int
+sq_one(struct sqlite_store *q, sqlite3_stmt *st, sq_parse_fn parse, void *out,
+    const char *fn)
+{
+	int	 rc = sq_step(q, st, fn), found = 0;
+
+	if (rc == SQLITE_ROW) {
+		if (parse(st, out) == -1)
+			rc = SQLITE_ERROR;
+		else
+			found = 1;
+	}
+	sqlite3_reset(st);
+	return (rc == SQLITE_ROW || rc == SQLITE_DONE ? found : -1);
+}
+
 /* --- the ops -------------------------------------------------------- */
 
 static void
@@ -416,29 +438,26 @@ sq_approvals_into(struct sqlite_store *q, struct intent_row *r)
 }
 
 static int
+sq_parse_intent(sqlite3_stmt *st, void *out)
+{
+	return (sq_row_intent(st, out));
+}
+
+static int
 sq_op_intent_get(struct store *s, const char *id, unsigned flags,
     struct intent_row *r)
 {
 	struct sqlite_store	*q = SQ(s);
 	sqlite3_stmt		*st;
-	int			 rc, found = 0;
+	int			 found;
 
 	/* STORE_FOR_UPDATE: BEGIN IMMEDIATE already holds the write lock. */
 	memset(r, 0, sizeof(*r));
 	if ((st = sq_stmt(q, SQL_INTENT_GET)) == NULL)
 		return (-1);
 	sq_bind_text(st, 1, id);
-	rc = sq_step(q, st, __func__);
-	if (rc == SQLITE_ROW) {
-		if (sq_row_intent(st, r) == -1)
-			rc = SQLITE_ERROR;
-		else
-			found = 1;
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return (-1);
-	if (found && (flags & STORE_APPROVALS) &&
+	found = sq_one(q, st, sq_parse_intent, r, __func__);
+	if (found == 1 && (flags & STORE_APPROVALS) &&
 	    sq_approvals_into(q, r) == -1) {
 		intent_row_clear(r);
 		return (-1);
@@ -447,24 +466,21 @@ sq_op_intent_get(struct store *s, const char *id, unsigned flags,
 }
 
 static int
+sq_parse_status(sqlite3_stmt *st, void *out)
+{
+	return (intent_status_parse(COL_TEXT(st, 0), out));
+}
+
+static int
 sq_op_intent_status(struct store *s, const char *id, enum intent_status *out)
 {
 	struct sqlite_store	*q = SQ(s);
 	sqlite3_stmt		*st;
-	int			 rc, found = 0;
 
 	if ((st = sq_stmt(q, SQL_INTENT_STATUS)) == NULL)
 		return (-1);
 	sq_bind_text(st, 1, id);
-	rc = sq_step(q, st, __func__);
-	if (rc == SQLITE_ROW) {
-		if (intent_status_parse(COL_TEXT(st, 0), out) == -1)
-			rc = SQLITE_ERROR;
-		else
-			found = 1;
-	}
-	sqlite3_reset(st);
-	return (rc == SQLITE_ROW || rc == SQLITE_DONE ? found : -1);
+	return (sq_one(q, st, sq_parse_status, out, __func__));
 }
 
 static int
@@ -715,25 +731,22 @@ sq_row_ks(sqlite3_stmt *st, struct ks_row *r)
 }
 
 static int
+sq_parse_ks(sqlite3_stmt *st, void *out)
+{
+	return (sq_row_ks(st, out));
+}
+
+static int
 sq_op_ks_get(struct store *s, int64_t id, struct ks_row *r)
 {
 	struct sqlite_store	*q = SQ(s);
 	sqlite3_stmt		*st;
-	int			 rc, found = 0;
 
 	memset(r, 0, sizeof(*r));
 	if ((st = sq_stmt(q, SQL_KS_GET)) == NULL)
 		return (-1);
 	sqlite3_bind_int64(st, 1, id);
-	rc = sq_step(q, st, __func__);
-	if (rc == SQLITE_ROW) {
-		if (sq_row_ks(st, r) == -1)
-			rc = SQLITE_ERROR;
-		else
-			found = 1;
-	}
-	sqlite3_reset(st);
-	return (rc == SQLITE_ROW || rc == SQLITE_DONE ? found : -1);
+	return (sq_one(q, st, sq_parse_ks, r, __func__));
 }
 
 static int

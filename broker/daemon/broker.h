@@ -28,7 +28,7 @@
 
 struct worker {
 	int			 idx;
-	char			 name[16];	/* "thread N", for logs */
+	char			 name[24];	/* "thread N", for logs */
 	pthread_t		 thread;
 	struct broker		*broker;
 	struct event_base	*base;
