@@ -709,10 +709,11 @@ lc_reject_covered(struct decider *d, struct lc_covered *cv, const char *actor,
 		    TEXT_KS_REJECTED);
 		m.closed_by = actor;
 		m.closed_reason = why;
-		/* Read under the same lock a moment ago: still pending. */
+		/* One that was decided since it was read has nothing left
+		 * to reject (with SQLite's lock nothing can be). */
 		if ((rc = lc_move(d, &m, now, actor, "rejection", det)) ==
 		    E_ALREADY_DECIDED)
-			rc = E_UNAVAILABLE;
+			rc = REASON_OK;
 	}
 	if (det == NULL)
 		rc = E_UNAVAILABLE;

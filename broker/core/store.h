@@ -166,7 +166,8 @@ struct store_ops {
 	 * q->cursor */
 	int	(*intent_page)(struct store *s, const struct intent_query *q,
 		    store_intent_cb cb, void *arg, char *next_cursor);
-	/* pending intents (queue order) */
+	/* pending intents (queue order), each locked until the transaction
+	 * ends, so that a trip rejects exactly what it counted */
 	int	(*intents_pending)(struct store *s, store_brief_cb cb,
 		    void *arg);
 	/* at most limit intents past a deadline: pending with expires_at <=
