@@ -5,8 +5,8 @@
  * canonical form of the record they hold (so every exported record
  * verifies for a third party too), and checks the linkage and the seq,
  * event and intent_id columns against them, so editing any stored field
- * shows.  Appends must run inside the caller's BEGIN IMMEDIATE
- * transaction.
+ * shows.  Appends must run inside the caller's write transaction.  No SQL
+ * here: the rows come and go through the store.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,15 +16,6 @@
 #include "canon.h"
 #include "clock.h"
 #include "log.h"
-
-static const char SQL_LAST[] =
-    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
-static const char SQL_INSERT[] =
-    "INSERT INTO audit (seq, event, intent_id, record, prev_hash, hash) "
-    "VALUES (?, ?, ?, ?, ?, ?)";
-static const char SQL_WALK[] =
-    "SELECT seq, event, intent_id, record, prev_hash, hash FROM audit "
-    "WHERE seq > ? ORDER BY seq LIMIT ?";
 
 static json_t *
 audit_body(int64_t seq, int64_t now, const char *actor, const char *event,
@@ -39,25 +30,15 @@ audit_body(int64_t seq, int64_t now, const char *actor, const char *event,
 }
 
 int
-audit_append(struct db *db, int64_t now, const char *actor,
+audit_append(struct store *s, int64_t now, const char *actor,
     const char *event, const char *intent_id, json_t *details)
 {
-	sqlite3_stmt	*st;
-	json_t		*body = NULL;
-	char		*text = NULL, prev[65], hash[65];
-	int64_t		 seq = 1;
-	int		 rc = -1;
+	struct audit_row	 row;
+	json_t			*body = NULL;
+	char			*text = NULL, prev[65], hash[65];
+	int64_t			 seq;
+	int			 rc = -1;
 
-	if ((st = db_stmt(db, SQL_LAST)) == NULL)
-		return (-1);
-	snprintf(prev, sizeof(prev), "%s", AUDIT_GENESIS);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		seq = sqlite3_column_int64(st, 0) + 1;
-		snprintf(prev, sizeof(prev), "%s",
-		    (const char *)sqlite3_column_text(st, 1));
-	}
-	sqlite3_reset(st);
-	/* json_pack's "O" takes a reference; a NULL details became {}. */
 	/* A record must read back (verify, export): bound its nesting. */
 	if (details != NULL && canon_depth(details, AUDIT_MAX_DEPTH + 1) >
 	    AUDIT_MAX_DEPTH) {
@@ -65,26 +46,28 @@ audit_append(struct db *db, int64_t now, const char *actor,
 		    event);
 		return (-1);
 	}
+	if (s->ops->audit_head(s, &seq, prev) == -1)
+		return (-1);
+	/* json_pack's "O" takes a reference; a NULL details became {}. */
 	if (details == NULL)
 		details = json_object();
 	else
 		json_incref(details);
-	body = audit_body(seq, now, actor, event, intent_id, details);
+	body = audit_body(seq + 1, now, actor, event, intent_id, details);
 	json_decref(details);
 	if (body == NULL || (text = canon_dump(body)) == NULL) {
 		log_warnx("%s: cannot encode record %s", __func__, event);
 		goto done;
 	}
 	canon_sha256_hex2(prev, 64, text, strlen(text), hash);
-	if ((st = db_stmt(db, SQL_INSERT)) == NULL)
-		goto done;
-	sqlite3_bind_int64(st, 1, seq);
-	db_bind_text(st, 2, event);
-	db_bind_text(st, 3, intent_id);
-	db_bind_text(st, 4, text);
-	db_bind_text(st, 5, prev);
-	db_bind_text(st, 6, hash);
-	rc = db_step_done(db, st);
+	row.seq = seq + 1;
+	row.event = event;
+	row.intent_id = intent_id;
+	row.record = text;
+	row.record_len = strlen(text);
+	row.prev_hash = prev;
+	row.hash = hash;
+	rc = s->ops->audit_insert(s, &row);
  done:
 	free(text);
 	json_decref(body);
@@ -130,113 +113,121 @@ audit_check_canonical(const json_t *rec, const char *record, size_t len,
 }
 
 static const char *
-audit_check_row(sqlite3_stmt *st, const char *expect_prev, int64_t expect_seq,
-    int *format, char hash_out[65])
+audit_check_row(const struct audit_row *row, const char *expect_prev,
+    int64_t expect_seq, int *format, char hash_out[65])
 {
-	const char	*event = (const char *)sqlite3_column_text(st, 1);
-	const char	*intent = (const char *)sqlite3_column_text(st, 2);
-	const char	*record = (const char *)sqlite3_column_text(st, 3);
-	const char	*prev = (const char *)sqlite3_column_text(st, 4);
-	const char	*hash = (const char *)sqlite3_column_text(st, 5);
 	json_t		*rec;
 	json_error_t	 jerr;
 	const char	*why = NULL, *r_event, *r_intent;
 	json_int_t	 r_seq;
 
-	if (sqlite3_column_int64(st, 0) != expect_seq)
+	if (row->seq != expect_seq)
 		return ("sequence gap: a record is missing");
-	if (record == NULL || prev == NULL || hash == NULL || event == NULL)
+	if (row->record == NULL || row->prev_hash == NULL ||
+	    row->hash == NULL || row->event == NULL)
 		return ("a column is NULL");
-	if (strlen(prev) != 64 || strcmp(prev, expect_prev) != 0)
+	if (strlen(row->prev_hash) != 64 ||
+	    strcmp(row->prev_hash, expect_prev) != 0)
 		return ("prev_hash does not match the previous record's hash");
-	canon_sha256_hex2(prev, 64, record, (size_t)sqlite3_column_bytes(st, 3),
+	canon_sha256_hex2(row->prev_hash, 64, row->record, row->record_len,
 	    hash_out);
-	if (strlen(hash) != 64 || strcmp(hash, hash_out) != 0)
+	if (strlen(row->hash) != 64 || strcmp(row->hash, hash_out) != 0)
 		return ("hash does not match the record's contents");
-	rec = json_loads(record, JSON_REJECT_DUPLICATES, &jerr);
+	rec = json_loadb(row->record, row->record_len, JSON_REJECT_DUPLICATES,
+	    &jerr);
 	r_intent = json_string_value(json_object_get(rec, "intent_id"));
 	if (rec == NULL || json_unpack(rec, "{sI ss}", "seq", &r_seq,
 	    "event", &r_event) != 0)
 		why = "record is not a valid audit body";
 	else if (r_seq != expect_seq)
 		why = "record's seq differs from its position";
-	else if (strcmp(r_event, event) != 0)
+	else if (strcmp(r_event, row->event) != 0)
 		why = "event column differs from the hashed record";
-	else if ((intent == NULL) != (r_intent == NULL) ||
-	    (intent != NULL && strcmp(intent, r_intent) != 0))
+	else if ((row->intent_id == NULL) != (r_intent == NULL) ||
+	    (row->intent_id != NULL && strcmp(row->intent_id, r_intent) != 0))
 		why = "intent_id column differs from the hashed record";
 	else
-		why = audit_check_canonical(rec, record,
-		    (size_t)sqlite3_column_bytes(st, 3), format);
+		why = audit_check_canonical(rec, row->record, row->record_len,
+		    format);
 	json_decref(rec);
 	return (why);
 }
 
-int
-audit_verify(struct db *db, struct audit_check *r)
+struct audit_walk {
+	struct audit_check	*r;
+	char			 prev[65];
+	int			 format;	/* of the previous record */
+	int			 broken;
+};
+
+static int
+audit_verify_cb(const struct audit_row *row, void *arg)
 {
-	sqlite3_stmt	*st;
-	char		 prev[65], hash[65];
-	const char	*why;
-	int		 rc, format = 0;
+	struct audit_walk	*v = arg;
+	char			 hash[65];
+	const char		*why;
+
+	why = audit_check_row(row, v->prev, v->r->count + 1, &v->format,
+	    hash);
+	if (why != NULL) {
+		v->r->bad_seq = v->r->count + 1;
+		snprintf(v->r->why, sizeof(v->r->why), "%s", why);
+		v->broken = 1;
+		return (1);
+	}
+	memcpy(v->prev, hash, sizeof(v->prev));
+	v->r->count++;
+	return (0);
+}
+
+int
+audit_verify(struct store *s, struct audit_check *r)
+{
+	struct audit_walk	 v;
 
 	memset(r, 0, sizeof(*r));
-	snprintf(prev, sizeof(prev), "%s", AUDIT_GENESIS);
-	if ((st = db_stmt(db, SQL_WALK)) == NULL)
+	memset(&v, 0, sizeof(v));
+	v.r = r;
+	snprintf(v.prev, sizeof(v.prev), "%s", AUDIT_GENESIS);
+	if (s->ops->audit_walk(s, 0, 0, audit_verify_cb, &v) == -1)
 		return (-1);
-	sqlite3_bind_int64(st, 1, 0);
-	sqlite3_bind_int64(st, 2, -1);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		why = audit_check_row(st, prev, r->count + 1, &format, hash);
-		if (why != NULL) {
-			r->bad_seq = r->count + 1;
-			snprintf(r->why, sizeof(r->why), "%s", why);
-			sqlite3_reset(st);
-			return (1);
-		}
-		memcpy(prev, hash, sizeof(prev));
-		r->count++;
-	}
-	sqlite3_reset(st);
-	return (rc == SQLITE_DONE ? 0 : -1);
+	return (v.broken);
 }
 
-static json_t *
-audit_row_json(sqlite3_stmt *st)
-{
-	json_t	*rec;
+struct audit_each {
+	int	(*cb)(json_t *rec, void *arg);
+	void	*arg;
+	int	 failed;
+};
 
-	rec = json_loads((const char *)sqlite3_column_text(st, 3),
-	    JSON_REJECT_DUPLICATES, NULL);
-	if (rec == NULL)
-		return (NULL);
-	json_object_set_new(rec, "prev_hash",
-	    json_string((const char *)sqlite3_column_text(st, 4)));
-	json_object_set_new(rec, "hash",
-	    json_string((const char *)sqlite3_column_text(st, 5)));
-	return (rec);
+static int
+audit_each_cb(const struct audit_row *row, void *arg)
+{
+	struct audit_each	*e = arg;
+	json_t			*rec;
+	int			 stop;
+
+	rec = row->record ? json_loadb(row->record, row->record_len,
+	    JSON_REJECT_DUPLICATES, NULL) : NULL;
+	if (rec == NULL) {
+		e->failed = 1;
+		return (1);
+	}
+	json_object_set_new(rec, "prev_hash", json_string(row->prev_hash));
+	json_object_set_new(rec, "hash", json_string(row->hash));
+	stop = e->cb(rec, e->arg);
+	json_decref(rec);
+	return (stop);
 }
 
 int
-audit_each(struct db *db, int64_t after, int64_t limit,
+audit_each(struct store *s, int64_t after, int64_t limit,
     int (*cb)(json_t *rec, void *arg), void *arg)
 {
-	sqlite3_stmt	*st;
-	json_t		*rec;
-	int		 rc, stop = 0;
+	struct audit_each	 e = { cb, arg, 0 };
 
-	if ((st = db_stmt(db, SQL_WALK)) == NULL)
+	if (s->ops->audit_walk(s, after, limit, audit_each_cb, &e) == -1 ||
+	    e.failed)
 		return (-1);
-	sqlite3_bind_int64(st, 1, after);
-	sqlite3_bind_int64(st, 2, limit > 0 ? limit : -1);
-	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((rec = audit_row_json(st)) == NULL) {
-			rc = SQLITE_ERROR;
-			break;
-		}
-		stop = cb(rec, arg);
-		json_decref(rec);
-	}
-	sqlite3_reset(st);
-	return (stop || rc == SQLITE_DONE ? 0 : -1);
+	return (0);
 }

@@ -1,13 +1,13 @@
 /*
- * grant: sign grants and publish the key that verifies them.  The kid and
- * the JWKS body are computed once at start; a grant costs one canonical
- * dump of its claims and one ES256 signature.
+ * grant: sign grants, verify the ones presented for redemption, and
+ * publish the key that verifies them.  The kid and the JWKS body are
+ * computed once at start; a grant costs one canonical dump of its claims
+ * and one ES256 signature.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "canon.h"
-#include "clock.h"
 #include "grant.h"
 #include "jose.h"
 #include "log.h"
@@ -64,38 +64,53 @@ grant_signer_deinit(struct grant_signer *g)
 }
 
 static json_t *
-grant_claims(json_t *view, int64_t now)
+grant_claims(const struct intent_row *r, json_t *args, int64_t now)
 {
-	json_t	*approvers = json_array(), *a, *claims;
+	json_t	*approvers = json_array(), *claims;
 	size_t	 i;
 
-	json_array_foreach(json_object_get(view, "approvals"), i, a)
-		json_array_append(approvers, json_object_get(a, "by"));
-	claims = json_pack("{ss sO sO sO sI sI sO sO so sO}",
+	if (approvers == NULL)
+		return (NULL);
+	for (i = 0; i < r->n_approvals; i++)
+		if (json_array_append_new(approvers,
+		    json_string(r->approvals[i].by)) == -1) {
+			json_decref(approvers);
+			return (NULL);
+		}
+	claims = json_pack("{ss ss ss ss sI sI ss sO so ss}",
 	    "iss", GRANT_ISSUER,
-	    "sub", json_object_get(view, "agent"),
-	    "aud", json_object_get(view, "tool"),
-	    "jti", json_object_get(view, "id"),
+	    "sub", r->agent,
+	    "aud", r->tool,
+	    "jti", r->id,
 	    "iat", (json_int_t)now,
 	    "exp", (json_int_t)(now + GRANT_TTL),
-	    "tool", json_object_get(view, "tool"),
-	    "args", json_object_get(view, "args"),
+	    "tool", r->tool,
+	    "args", args,
 	    "approvers", approvers,
-	    "intent_sha256", json_object_get(view, "intent_sha256"));
-	if (claims != NULL && json_is_object(json_object_get(view, "amount")))
-		json_object_set(claims, "amount",
-		    json_object_get(view, "amount"));
+	    "intent_sha256", r->intent_sha256);
+	if (claims != NULL && r->amount_value != NULL &&
+	    r->amount_currency != NULL &&
+	    json_object_set_new(claims, "amount", json_pack("{ss ss}",
+	    "value", r->amount_value, "currency", r->amount_currency)) == -1) {
+		json_decref(claims);
+		return (NULL);
+	}
 	return (claims);
 }
 
 char *
-grant_sign(const struct grant_signer *g, json_t *view, int64_t now,
-    int64_t *exp)
+grant_sign(const struct grant_signer *g, const struct intent_row *r,
+    json_t *args, int64_t now, int64_t *exp)
 {
-	json_t	*claims;
+	json_t	*claims, *empty = NULL;
 	char	*payload, *tok = NULL;
 
-	if ((claims = grant_claims(view, now)) == NULL)
+	/* "O" takes a reference: an empty object made here is dropped. */
+	if (args == NULL && (args = empty = json_object()) == NULL)
+		return (NULL);
+	claims = grant_claims(r, args, now);
+	json_decref(empty);
+	if (claims == NULL)
 		return (NULL);
 	payload = canon_dump(claims);
 	json_decref(claims);
@@ -107,19 +122,70 @@ grant_sign(const struct grant_signer *g, json_t *view, int64_t now,
 	return (tok);
 }
 
-int
-grant_attach(const struct grant_signer *g, json_t *view, int64_t now)
+/* Decode one base64url segment as a strict JSON object, or NULL. */
+static json_t *
+grant_segment_json(const char *seg, size_t len)
 {
-	char	*tok, at[RFC3339_LEN];
-	int64_t	 exp;
+	unsigned char	*raw;
+	size_t		 rawlen;
+	json_t		*o;
 
-	if ((tok = grant_sign(g, view, now, &exp)) == NULL) {
-		log_warnx("%s: cannot sign grant", __func__);
-		return (-1);
+	if ((raw = jose_b64url_decode(seg, len, &rawlen)) == NULL)
+		return (NULL);
+	o = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES,
+	    NULL);
+	free(raw);
+	if (o != NULL && !json_is_object(o)) {
+		json_decref(o);
+		return (NULL);
 	}
-	clock_rfc3339(exp, at);
-	json_object_set_new(view, "grant", json_string(tok));
-	json_object_set_new(view, "grant_expires_at", json_string(at));
-	free(tok);
-	return (0);
+	return (o);
+}
+
+/* The header is checked before the signature so that nothing but our
+ * exact alg ever reaches a verifier. */
+json_t *
+grant_verify(const struct grant_signer *g, const char *tok, int64_t now,
+    const char **why)
+{
+	json_t		*hdr = NULL, *cl = NULL, *exp;
+	size_t		 len = strlen(tok), dot1, dot2;
+	const char	*alg, *kid;
+
+	*why = "the grant is not a well-formed compact JWS";
+	if (jose_split(tok, len, &dot1, &dot2) == -1)
+		return (NULL);
+	if ((hdr = grant_segment_json(tok, dot1)) == NULL)
+		return (NULL);
+	alg = json_string_value(json_object_get(hdr, "alg"));
+	kid = json_string_value(json_object_get(hdr, "kid"));
+	*why = "the grant was not issued by this broker";
+	if (alg == NULL || strcmp(alg, "ES256") != 0 || kid == NULL ||
+	    strcmp(kid, g->kid) != 0 || json_object_get(hdr, "crit") != NULL)
+		goto bad;
+	*why = "the grant's signature does not verify";
+	if (jose_verify(g->key, JOSE_ES256, tok, len) != 0)
+		goto bad;
+	*why = "the grant's claims are malformed";
+	if ((cl = grant_segment_json(tok + dot1 + 1, dot2 - dot1 - 1)) == NULL)
+		goto bad;
+	exp = json_object_get(cl, "exp");
+	if (!json_is_string(json_object_get(cl, "iss")) ||
+	    strcmp(json_string_value(json_object_get(cl, "iss")),
+	    GRANT_ISSUER) != 0 || !json_is_integer(exp) ||
+	    !json_is_string(json_object_get(cl, "jti")) ||
+	    !json_is_string(json_object_get(cl, "sub")) ||
+	    !json_is_string(json_object_get(cl, "tool")))
+		goto bad;
+	if (json_integer_value(exp) <= now) {
+		*why = "the grant has expired";
+		goto bad;
+	}
+	json_decref(hdr);
+	*why = NULL;
+	return (cl);
+ bad:
+	json_decref(hdr);
+	json_decref(cl);
+	return (NULL);
 }

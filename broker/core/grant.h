@@ -2,7 +2,7 @@
  * grant: the signed, short-lived permission a tool verifies (CONTRACT §3
  * Grants).  ES256 with the --grant-key, header kid = RFC 7638 thumbprint.
  * Grants are not stored: each answer that carries one signs it afresh from
- * the intent's view, with the same jti (the intent id).
+ * the intent's row, with the same jti (the intent id).
  */
 #pragma once
 
@@ -10,6 +10,8 @@
 
 #include <jansson.h>
 #include <openssl/evp.h>
+
+#include "rows.h"
 
 #define GRANT_TTL	60
 #define GRANT_ISSUER	"toolgate"
@@ -27,12 +29,20 @@ int	grant_signer_init(struct grant_signer *g, EVP_PKEY *key,
 void	grant_signer_deinit(struct grant_signer *g);
 
 /*
- * Sign a grant for an allowed intent from its API view (agent, tool, args,
- * amount, approvals, intent_sha256, id) at time now.  Returns the compact
- * JWS (malloc'd) and its exp in *exp, or NULL.
+ * Sign a grant for an allowed intent at time now: claims from r (agent,
+ * tool, id, amount, approvers in approval order, intent_sha256) and args
+ * (the intent's args as JSON, borrowed; NULL means {}).  Returns the
+ * compact JWS (malloc'd) and its exp in *exp, or NULL.  Whether the
+ * intent may have a grant now is the lifecycle's question (lc_may_grant).
  */
-char	*grant_sign(const struct grant_signer *g, json_t *view, int64_t now,
-	    int64_t *exp);
+char	*grant_sign(const struct grant_signer *g, const struct intent_row *r,
+	    json_t *args, int64_t now, int64_t *exp);
 
-/* Add "grant" and "grant_expires_at" to an allowed view.  0 or -1. */
-int	grant_attach(const struct grant_signer *g, json_t *view, int64_t now);
+/*
+ * A grant presented for redemption is ours: ES256 with our key and kid,
+ * iss "toolgate", jti, sub and tool strings, not yet expired at now (no
+ * skew: we set exp).  Returns the claims (new reference) or NULL with
+ * *why set to a static message.
+ */
+json_t	*grant_verify(const struct grant_signer *g, const char *tok,
+	    int64_t now, const char **why);

@@ -16,6 +16,7 @@
 #include "intent.h"
 #include "jsontext.h"
 #include "policy.h"
+#include "text.h"
 
 #define FAIL(code, text) do { *msg = (text); return (code); } while (0)
 
@@ -104,17 +105,6 @@ intent_verify_signature(const char *tok, size_t len,
 	if (*payload == NULL)
 		FAIL(E_INVALID_JWS, "the JWS payload is not base64url");
 	return (REASON_OK);
-}
-
-static size_t
-utf8_chars(const char *s)
-{
-	size_t	 n = 0;
-
-	for (; *s; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			n++;
-	return (n);
 }
 
 static int
@@ -217,10 +207,12 @@ intent_claim_strings(json_t *c, struct intent *out, const char **msg)
 	if (args != NULL && canon_depth(args, INTENT_MAX_ARGS_DEPTH + 1) >
 	    INTENT_MAX_ARGS_DEPTH)
 		FAIL(E_BAD_REQUEST, "args may nest at most 32 levels deep");
+	/* Code points, and never blank: the rules of every reason (text.h). */
 	if (reason != NULL && (!json_is_string(reason) ||
-	    utf8_chars(json_string_value(reason)) > INTENT_MAX_REASON))
+	    text_check(json_string_value(reason), INTENT_MAX_REASON,
+	    TEXT_NOT_BLANK) != NULL))
 		FAIL(E_BAD_REQUEST, "reason, when present, must be a string of "
-		    "at most 1024 characters");
+		    "1 to 1024 characters, not blank");
 	out->jti = strdup(jti);
 	out->tool = strdup(tool);
 	out->reason = reason ? strdup(json_string_value(reason)) : NULL;

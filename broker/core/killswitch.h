@@ -1,8 +1,10 @@
 /*
- * killswitch: operators' emergency stops (CONTRACT §4 Kill switch) — trip,
- * reset, status, and the per-thread cache that answers "does a switch
- * cover this agent and tool?" at the cost of one counter read per check.
- * Core module: used by the daemon and by toolgatectl --db.
+ * killswitch: operators' emergency stops (CONTRACT §4 Kill switch) — what
+ * a valid switch is, what it covers, the per-thread cache of engaged
+ * switches, and a switch's JSON form (the wire shape the daemon answers
+ * with and toolgatectl --db prints).  Tripping and resetting are
+ * lifecycle transitions (lifecycle.h lc_trip, lc_reset): a trip may
+ * reject pending intents.  Core module: no HTTP.
  */
 #pragma once
 
@@ -11,9 +13,10 @@
 
 #include <jansson.h>
 
-#include "db.h"
+#include "rows.h"
+#include "store.h"
 
-enum ks_scope { KS_GLOBAL, KS_AGENT, KS_TOOL };
+#define KS_AGENT_MAX	255	/* bytes, as identities (ident.h) */
 
 struct ks_entry {
 	int64_t		 id;
@@ -23,7 +26,8 @@ struct ks_entry {
 
 /* Engaged switches as last read; owned by one thread. */
 struct ks_cache {
-	int64_t		 generation;	/* counters.killswitch when read; -1 = never */
+	int64_t		 generation;	/* store_gen.killswitch when read;
+					 * -1 = never */
 	size_t		 n;
 	struct ks_entry	*v;
 };
@@ -31,42 +35,34 @@ struct ks_cache {
 void	ks_cache_init(struct ks_cache *c);
 void	ks_cache_clear(struct ks_cache *c);
 /*
- * Bring c up to date: reads counters.killswitch (one primary-key lookup)
- * and reloads the engaged switches only when it changed.  Call inside the
- * transaction whose decision depends on it.  0 or -1.
+ * Bring c up to date: reads the kill switch generation and reloads the
+ * engaged switches only when it moved.  Call inside the transaction whose
+ * decision depends on it.  0 or -1 (the cache keeps its old contents and
+ * generation, so the next call retries; the caller fails closed).
  */
-int	ks_refresh(struct db *db, struct ks_cache *c);
+int	ks_refresh(struct store *s, struct ks_cache *c);
+/* Reload the engaged switches and note generation (already read). */
+int	ks_cache_load(struct store *s, struct ks_cache *c, int64_t generation);
 /* 1 if an engaged switch covers agent calling tool, else 0. */
 int	ks_covers(const struct ks_cache *c, const char *agent,
 	    const char *tool);
-
-/* Parse "global" | "agent" | "tool".  0 or -1. */
-int	ks_scope_parse(const char *s, enum ks_scope *out);
-
-struct ks_trip_result {
-	int64_t		 id;
-	json_t		*rejected;	/* array of intent ids (new ref) */
-};
+/* 1 if a switch of scope and target covers agent calling tool. */
+int	ks_scope_covers(enum ks_scope scope, const char *target,
+	    const char *agent, const char *tool);
 
 /*
- * Trip a switch in its own BEGIN IMMEDIATE transaction: insert it, bump
- * the counter, audit "killswitch.trip", and with reject_pending turn every
- * covered pending intent into "rejected" (one audit record each).  target
- * must be NULL for global, an identity for agent, a tool name or "prefix.*"
- * for tool; reason non-empty.  0, -1 on a storage error, -2 on bad input
- * (with *why set).
+ * NULL when (scope, target) names a valid switch: target NULL for global,
+ * an identity for agent, a tool name or "prefix.*" for tool; otherwise a
+ * static message.  ks_check_reason: a reason is required, not blank, at
+ * most 1024 characters.
  */
-int	ks_trip(struct db *db, const char *actor, enum ks_scope scope,
-	    const char *target, const char *reason, int reject_pending,
-	    struct ks_trip_result *res, const char **why);
+const char *ks_check_target(enum ks_scope scope, const char *target);
+const char *ks_check_reason(const char *reason);
 
-/* Reset switch id (own transaction, audited "killswitch.reset").  0 done,
- * 1 no such engaged switch, -1 storage error, -2 bad input (*why). */
-int	ks_reset(struct db *db, const char *actor, int64_t id,
-	    const char *reason, const char **why);
-
-/* One switch as JSON {id, scope, target, reason, by, at} (new ref), or
- * NULL when not found; and the status object {"engaged": bool, "switches":
- * [engaged switches]}. */
-json_t	*ks_get(struct db *db, int64_t id);
-json_t	*ks_status(struct db *db);
+/* The switch as {id, scope, target, reason, by, at} plus reset_by,
+ * reset_at, reset_reason once reset (new reference, NULL on ENOMEM). */
+json_t	*ks_json(const struct ks_row *r);
+/* One switch as JSON (new reference); NULL when not found or on error. */
+json_t	*ks_get(struct store *s, int64_t id);
+/* {"engaged": bool, "switches": [engaged switches]} (new reference). */
+json_t	*ks_status(struct store *s);

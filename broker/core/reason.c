@@ -3,6 +3,8 @@
  * HTTP status, default human text.  Every answer is rendered from here, so
  * a code and its status can never drift apart.
  */
+#include <string.h>
+
 #include "reason.h"
 
 static const struct {
@@ -81,6 +83,9 @@ static const struct {
 	    "the policy is invalid" },
 	[E_KILL_SWITCH_LOCKED] = { "kill_switch", 423,
 	    "a kill switch freezes this intent" },
+	[E_POLICY_CHANGED] = { "policy_changed", 409,
+	    "the policy in force no longer allows this call: the intent is "
+	    "rejected" },
 	[E_UNAVAILABLE] = { "unavailable", 503,
 	    "the broker cannot record decisions right now; retry later" },
 	[E_INTERNAL] = { "internal_error", 500, "internal error" },
@@ -102,4 +107,20 @@ const char *
 reason_text(enum reason r)
 {
 	return ((unsigned)r < REASON__COUNT ? reasons[r].text : "internal error");
+}
+
+int
+reason_parse_decision(const char *s, enum reason *out)
+{
+	int	 r;
+
+	if (s == NULL)
+		return (-1);
+	/* Decision codes only: "kill_switch" is also an error code (423). */
+	for (r = R_UNKNOWN_PRINCIPAL; r <= R_APPROVAL_REQUIRED; r++)
+		if (strcmp(reasons[r].code, s) == 0) {
+			*out = (enum reason)r;
+			return (0);
+		}
+	return (-1);
 }

@@ -46,6 +46,7 @@ enum reason {
 	E_INVALID_GRANT,
 	E_INVALID_POLICY,
 	E_KILL_SWITCH_LOCKED,
+	E_POLICY_CHANGED,
 	E_UNAVAILABLE,
 	E_INTERNAL,
 	REASON__COUNT
@@ -57,3 +58,5 @@ const char	*reason_code(enum reason r);
 int		 reason_status(enum reason r);
 /* Default human text for the code. */
 const char	*reason_text(enum reason r);
+/* The decision reason (R_*) whose wire string is s: 0 and *out, or -1. */
+int		 reason_parse_decision(const char *s, enum reason *out);

@@ -121,14 +121,62 @@ pending_print_ids(const struct ctl *ctl, const json_t *items)
 	return (CTL_OK);
 }
 
+/* A next_cursor fit to go back into a query string as it is. */
+static int
+pending_cursor_ok(const char *c)
+{
+	size_t	 n = c ? strlen(c) : 0;
+
+	return (n > 0 && n < 64 && strspn(c, "0123456789.-") == n);
+}
+
+/*
+ * Up to limit intents of status into items, following the broker's pages
+ * (a page stops early when its intents are large).  CTL_OK or the exit
+ * code (printed).
+ */
+static int
+pending_fetch(const struct ctl *ctl, const char *status, int64_t limit,
+    json_t *items)
+{
+	char		 path[192], cursor[64] = "";
+	const char	*next;
+	json_t		*ans, *page;
+	int		 rc, code;
+
+	while ((int64_t)json_array_size(items) < limit) {
+		snprintf(path, sizeof(path), "/v1/approvals?status=%s&limit="
+		    "%lld%s%s", status, (long long)(limit -
+		    (int64_t)json_array_size(items)), cursor[0] ? "&cursor=" :
+		    "", cursor);
+		if ((rc = ctl_call(ctl, "GET", path, NULL, NULL, 0, &code,
+		    &ans)) != CTL_OK)
+			return (rc);
+		page = json_object_get(ans, "items");
+		if (!json_is_array(page)) {
+			json_decref(ans);
+			return (ctl_fail("%s answered without an items list",
+			    ctl->url));
+		}
+		json_array_extend(items, page);
+		next = json_string_value(json_object_get(ans, "next_cursor"));
+		if (json_array_size(page) == 0 || !pending_cursor_ok(next)) {
+			json_decref(ans);
+			break;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", next);
+		json_decref(ans);
+	}
+	return (CTL_OK);
+}
+
 int
 cmd_pending(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 {
 	const char	*status = a->val[P_STATUS] ? a->val[P_STATUS] : "pending";
-	char		 path[128];
 	int64_t		 limit = PENDING_DEFAULT_LIMIT;
-	json_t		*ans;
-	int		 rc, code;
+	json_t		*items;
+	int		 rc;
 
 	if (strcmp(status, "pending") != 0 && strcmp(status, "allowed") != 0 &&
 	    strcmp(status, "rejected") != 0 && strcmp(status, "expired") != 0)
@@ -138,20 +186,20 @@ cmd_pending(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 	    PENDING_MAX_LIMIT, &limit)) != 0 ||
 	    (rc = ctl_online(ctl, cmd)) != 0)
 		return (rc);
-	snprintf(path, sizeof(path), "/v1/approvals?status=%s&limit=%lld",
-	    status, (long long)limit);
-	if ((rc = ctl_call(ctl, "GET", path, NULL, NULL, 0, &code, &ans)) !=
-	    CTL_OK)
-		return (rc);
-	if (ctl->json && a->val[P_QUIET] == NULL)
-		out_json(ans);
-	else if (!json_is_array(json_object_get(ans, "items")))
-		rc = ctl_fail("%s answered without an items list", ctl->url);
-	else if (a->val[P_QUIET] != NULL)
-		rc = pending_print_ids(ctl, json_object_get(ans, "items"));
-	else
-		rc = pending_print(json_object_get(ans, "items"), status);
-	json_decref(ans);
+	if ((items = json_array()) == NULL)
+		return (ctl_fail("out of memory"));
+	if ((rc = pending_fetch(ctl, status, limit, items)) == CTL_OK) {
+		if (a->val[P_QUIET] != NULL)
+			rc = pending_print_ids(ctl, items);
+		else if (ctl->json) {
+			json_t *ans = json_pack("{sO}", "items", items);
+
+			out_json(ans);
+			json_decref(ans);
+		} else
+			rc = pending_print(items, status);
+	}
+	json_decref(items);
 	return (rc);
 }
 

@@ -120,15 +120,15 @@ static int
 audit_walk(const struct ctl *ctl, int64_t after, int64_t limit, audit_cb cb,
     void *arg)
 {
-	struct db	*db;
+	struct store	*s;
 	int		 r, rc;
 
 	if (ctl->db == NULL)
 		return (audit_fetch(ctl, after, limit, cb, arg));
-	if ((rc = ctl_db_open(ctl, 0, &db)) != CTL_OK)
+	if ((rc = ctl_store_open(ctl, 0, &s)) != CTL_OK)
 		return (rc);
-	r = audit_each(db, after, limit, cb, arg);
-	db_close(db);
+	r = audit_each(s, after, limit, cb, arg);
+	store_close(s);
 	return (r == 0 ? CTL_OK : ctl_fail("%s: could not read the audit log",
 	    ctl->db));
 }
@@ -251,7 +251,7 @@ audit_cmd_verify(struct ctl *ctl, const struct ctl_cmd *cmd,
     struct ctl_args *a)
 {
 	struct verify_walk	 w;
-	struct db		*db;
+	struct store		*s;
 	int			 v, rc;
 
 	if (ctl->db == NULL) {
@@ -263,10 +263,10 @@ audit_cmd_verify(struct ctl *ctl, const struct ctl_cmd *cmd,
 			return (rc);
 		return (verify_report(ctl, w.r.bad_seq != 0, &w.r));
 	}
-	if ((rc = ctl_db_open(ctl, 0, &db)) != CTL_OK)
+	if ((rc = ctl_store_open(ctl, 0, &s)) != CTL_OK)
 		return (rc);
-	v = audit_verify(db, &w.r);
-	db_close(db);
+	v = audit_verify(s, &w.r);
+	store_close(s);
 	if (v == -1)
 		return (ctl_fail("%s: could not read the audit log", ctl->db));
 	return (verify_report(ctl, v, &w.r));

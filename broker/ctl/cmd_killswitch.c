@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "ctl.h"
 #include "killswitch.h"
 
@@ -107,37 +108,53 @@ ks_print_trip(const struct ctl *ctl, const json_t *sw)
 	return (CTL_OK);
 }
 
+/* The ids a transaction rejected, as a JSON array (new reference). */
+static json_t *
+ks_rejected_json(const struct lc_changes *ch)
+{
+	json_t	*ids = json_array();
+	size_t	 i;
+
+	for (i = 0; ids != NULL && i < ch->n; i++)
+		json_array_append_new(ids, json_string(ch->ids[i]));
+	return (ids);
+}
+
 /* Trip on the database itself; the answer shaped like the API's 201. */
 static int
 ks_trip_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
     enum ks_scope scope, const char *target, const char *reason,
     int reject)
 {
-	struct ks_trip_result	 res;
-	struct db		*db;
-	const char		*why = NULL;
-	char			 actor[300];
-	json_t			*sw = NULL;
-	int			 r, rc;
+	struct decider	 d;
+	struct store	*s;
+	const char	*why = NULL;
+	char		 actor[300];
+	json_t		*sw = NULL;
+	int64_t		 id = 0;
+	enum reason	 r;
+	int		 rc;
 
-	if ((rc = ctl_db_open(ctl, 0, &db)) != CTL_OK)
+	if ((rc = ctl_store_open(ctl, 0, &s)) != CTL_OK)
 		return (rc);
 	ctl_actor(actor, sizeof(actor));
-	r = ks_trip(db, actor, scope, target, reason, reject, &res, &why);
-	if (r == -2)
+	decider_init(&d, s, "toolgatectl", NULL);
+	r = lc_begin(&d) == -1 ? E_UNAVAILABLE : lc_finish(&d, lc_trip(&d,
+	    actor, scope, target, reason, reject, clock_now(), &id, &why));
+	if (r == E_BAD_REQUEST)
 		rc = ctl_usage(cmd, "%s", why);
-	else if (r == -1)
+	else if (r != REASON_OK)
 		rc = ctl_fail("%s: could not store the kill switch", ctl->db);
-	else if ((sw = ks_get(db, res.id)) == NULL ||
-	    json_object_set_new(sw, "rejected", res.rejected != NULL ?
-	    json_incref(res.rejected) : json_array()) == -1)
+	else if ((sw = ks_get(s, id)) == NULL ||
+	    json_object_set_new(sw, "rejected",
+	    ks_rejected_json(&d.changed)) == -1)
 		rc = ctl_fail("%s: kill switch %lld tripped, but could not "
-		    "read it back", ctl->db, (long long)res.id);
+		    "read it back", ctl->db, (long long)id);
 	else
 		rc = ks_print_trip(ctl, sw);
 	json_decref(sw);
-	json_decref(res.rejected);
-	db_close(db);
+	decider_deinit(&d);
+	store_close(s);
 	return (rc);
 }
 
@@ -243,15 +260,15 @@ ks_print_status(const struct ctl *ctl, const json_t *st)
 static int
 ks_cmd_status(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 {
-	struct db	*db;
+	struct store	*s;
 	json_t		*st = NULL;
 	int		 rc, code;
 
 	if (ctl->db != NULL) {
-		if ((rc = ctl_db_open(ctl, 0, &db)) != CTL_OK)
+		if ((rc = ctl_store_open(ctl, 0, &s)) != CTL_OK)
 			return (rc);
-		st = ks_status(db);
-		db_close(db);
+		st = ks_status(s);
+		store_close(s);
 		if (st == NULL)
 			return (ctl_fail("%s: could not read the kill switches",
 			    ctl->db));
@@ -283,30 +300,35 @@ static int
 ks_reset_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
     int64_t id, const char *reason)
 {
-	struct db	*db;
+	struct decider	 d;
+	struct store	*s;
 	const char	*why = NULL;
 	char		 actor[300];
 	json_t		*sw = NULL;
-	int		 r, rc;
+	enum reason	 r;
+	int		 rc;
 
-	if ((rc = ctl_db_open(ctl, 0, &db)) != CTL_OK)
+	if ((rc = ctl_store_open(ctl, 0, &s)) != CTL_OK)
 		return (rc);
 	ctl_actor(actor, sizeof(actor));
-	r = ks_reset(db, actor, id, reason, &why);
-	if (r == -2)
+	decider_init(&d, s, "toolgatectl", NULL);
+	r = lc_begin(&d) == -1 ? E_UNAVAILABLE : lc_finish(&d, lc_reset(&d,
+	    actor, id, reason, clock_now(), &why));
+	if (r == E_BAD_REQUEST)
 		rc = ctl_usage(cmd, "%s", why);
-	else if (r == -1)
+	else if (r == E_NOT_FOUND)
+		rc = ctl_fail("no engaged kill switch %lld", (long long)id);
+	else if (r != REASON_OK)
 		rc = ctl_fail("%s: could not reset kill switch %lld", ctl->db,
 		    (long long)id);
-	else if (r == 1)
-		rc = ctl_fail("no engaged kill switch %lld", (long long)id);
-	else if ((sw = ks_get(db, id)) == NULL)
+	else if ((sw = ks_get(s, id)) == NULL)
 		rc = ctl_fail("%s: kill switch %lld reset, but could not read "
 		    "it back", ctl->db, (long long)id);
 	else
 		rc = ks_print_reset(ctl, sw);
 	json_decref(sw);
-	db_close(db);
+	decider_deinit(&d);
+	store_close(s);
 	return (rc);
 }
 

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "canon.h"
+#include "clock.h"
 #include "ctl.h"
 #include "policy.h"
 #include "store.h"
@@ -150,17 +151,22 @@ print_applied(const struct ctl *ctl, const json_t *ans)
 static int
 apply_offline(const struct ctl *ctl, const char *text, size_t len)
 {
-	struct db	*db;
+	struct decider	 d;
+	struct store	*s;
 	char		 actor[300], sha[SHA256_HEX_LEN + 1];
-	int64_t		 version;
+	int64_t		 version = 0;
 	json_t		*ans;
+	enum reason	 r;
 	int		 rc;
 
-	if ((rc = ctl_db_open(ctl, 1, &db)) != CTL_OK)
+	if ((rc = ctl_store_open(ctl, 1, &s)) != CTL_OK)
 		return (rc);
 	ctl_actor(actor, sizeof(actor));
 	canon_sha256_hex(text, len, sha);
-	if (store_policy_apply(db, text, len, actor, &version) == -1)
+	decider_init(&d, s, "toolgatectl", NULL);
+	r = lc_begin(&d) == -1 ? E_UNAVAILABLE : lc_finish(&d,
+	    lc_policy_apply(&d, text, len, actor, clock_now(), &version));
+	if (r != REASON_OK)
 		rc = ctl_fail("%s: could not store the policy", ctl->db);
 	else {
 		ans = json_pack("{sI ss}", "version", (json_int_t)version,
@@ -168,7 +174,8 @@ apply_offline(const struct ctl *ctl, const char *text, size_t len)
 		rc = print_applied(ctl, ans);
 		json_decref(ans);
 	}
-	db_close(db);
+	decider_deinit(&d);
+	store_close(s);
 	return (rc);
 }
 
@@ -215,16 +222,16 @@ print_policy(const struct ctl *ctl, const json_t *ans)
 static int
 show_offline(const struct ctl *ctl)
 {
-	struct db	*db;
+	struct store	*s;
 	char		*body = NULL, sha[SHA256_HEX_LEN + 1];
 	size_t		 len = 0;
 	int64_t		 version;
 	json_t		*ans = NULL;
 	int		 rc;
 
-	if ((rc = ctl_db_open(ctl, 0, &db)) != CTL_OK)
+	if ((rc = ctl_store_open(ctl, 0, &s)) != CTL_OK)
 		return (rc);
-	if (store_policy_current(db, &version, &body, &len) == -1)
+	if (s->ops->policy_current(s, &version, &body, &len) == -1)
 		rc = ctl_fail("%s: could not read the policy", ctl->db);
 	else if (version == 0)
 		rc = ctl_fail("%s: no policy applied yet", ctl->db);
@@ -237,7 +244,7 @@ show_offline(const struct ctl *ctl)
 	}
 	json_decref(ans);
 	free(body);
-	db_close(db);
+	store_close(s);
 	return (rc);
 }
 

@@ -10,7 +10,8 @@
 
 #include <jansson.h>
 
-#include "db.h"
+#include "lifecycle.h"
+#include "store.h"
 
 /* Exit codes (CONTRACT §7). */
 #define CTL_OK		0	/* done */
@@ -84,7 +85,7 @@ int	ctl_check_intent_id(const struct ctl_cmd *, const char *id);
 int	ctl_parse_int(const struct ctl_cmd *, const char *what, const char *v,
 	    int64_t min, int64_t max, int64_t *out);
 void	ctl_actor(char *out, size_t outlen);
-int	ctl_db_open(const struct ctl *, int create, struct db **dbp);
+int	ctl_store_open(const struct ctl *, int create, struct store **sp);
 int	ctl_cert_identity(const struct ctl *, char *out, size_t outlen);
 int	ctl_read_file(const char *path, size_t max, char **text, size_t *len);
 

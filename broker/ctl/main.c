@@ -202,23 +202,25 @@ ctl_actor(char *out, size_t outlen)
 }
 
 /*
- * Open --db (migrating it) into *dbp.  Unless create is set the file must
- * exist, so a typo does not silently make an empty database.  CTL_OK, or
+ * Open --db (migrating it) into *sp.  Unless create is set the database
+ * must exist, so a typo does not silently make an empty one.  CTL_OK, or
  * the exit code after saying why: CTL_USAGE for a file that is not
  * there, CTL_FAIL when the database itself cannot be used.
  */
 int
-ctl_db_open(const struct ctl *ctl, int create, struct db **dbp)
+ctl_store_open(const struct ctl *ctl, int create, struct store **sp)
 {
-	char	 err[256];
+	char	 err[512];
 
-	*dbp = NULL;
-	if (!create && file_readable(ctl->db, err, sizeof(err)) == -1) {
+	*sp = NULL;
+	if (!create && store_spec_is_file(ctl->db) &&
+	    file_readable(ctl->db, err, sizeof(err)) == -1) {
 		ctl_fail("--db %s: %s", ctl->db, err);
 		return (CTL_USAGE);
 	}
-	if ((*dbp = db_open(ctl->db, err, sizeof(err))) == NULL) {
-		ctl_fail("%s: %s", ctl->db, err);
+	if ((*sp = store_open(ctl->db, create ? STORE_CREATE : 0, err,
+	    sizeof(err))) == NULL) {
+		ctl_fail("%s", err);
 		return (CTL_FAIL);
 	}
 	return (CTL_OK);

@@ -1,57 +1,98 @@
 /*
  * api: the handlers of CONTRACT §3 and the policy endpoints of §4.  The
- * decision path is: verify the intent (intent.c), then in one BEGIN
- * IMMEDIATE transaction refresh the policy snapshot, claim (iss, jti),
- * evaluate, store the intent and its audit record, commit — and only then
- * answer.  Nothing here parses JWS or policy text itself.
+ * decision path is: verify the intent (intent.c) on this thread, queue it
+ * to the group commit with this file's two callbacks — decide (the
+ * lifecycle, in the batch's transaction) and answer (back here, after the
+ * commit).  Nothing here parses JWS or policy text itself, and no state
+ * changes except through the lifecycle.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/keyvalq_struct.h>
-
-#include "audit.h"
+#include "answer.h"
+#include "api.h"
+#include "broker.h"
 #include "canon.h"
 #include "clock.h"
+#include "input.h"
 #include "log.h"
-#include "server.h"
-#include "store.h"
 
-void
-api_answer_job(struct job *job)
+/* An intent on its way through the group commit. */
+struct intent_job {
+	struct commit_job	 job;		/* first: the mechanism's */
+	struct intent		 in;
+	struct intent_row	 row;		/* the decision, once made */
+	char			 why[POLICY_MESSAGE_MAX];	/* a 400's */
+	int64_t			 now;
+	uint64_t		 t0;		/* arrival, for the latency */
+};
+
+/* Writer thread, inside the batch's transaction. */
+static enum reason
+intent_job_run(struct decider *d, struct commit_job *j)
 {
-	struct request	 rq = { .req = job->req, .w = job->w };
-	struct decision	*d = &job->d;
-	json_t		*view;
+	struct intent_job	*ij = (struct intent_job *)j;
 
-	if (job->result != REASON_OK) {
-		/* the policy's own words for a 400 it found (decide_in_tx) */
-		http_reply_error(&rq, job->result, job->result == d->ev.error &&
-		    d->ev.message[0] ? d->ev.message : NULL);
-		return;
+	return (lc_decide(d, &ij->in, ij->now, &ij->row, ij->why));
+}
+
+/*
+ * The allowed intent was decided under the switches the batch saw; one
+ * tripped in this process since (the batch could not see it) is checked
+ * now, so no grant leaves after a trip has been answered.
+ */
+static enum answer_grant
+intent_job_grant(struct intent_job *ij)
+{
+	struct worker	*w = ij->job.w;
+
+	if (ij->row.status != ST_ALLOWED)
+		return (GRANT_NONE);
+	if (__atomic_load_n(&w->broker->ks_epoch, __ATOMIC_ACQUIRE) ==
+	    ij->job.ks_epoch)
+		return (GRANT_FRESH);
+	if (decider_refresh(&w->dec) == -1)
+		return (GRANT_WITHHELD);
+	return (answer_grant_for(w, &ij->row, ANSWER_AGENT, ij->now));
+}
+
+/* Worker thread, after the commit. */
+static void
+intent_job_done(struct commit_job *j)
+{
+	struct intent_job	*ij = (struct intent_job *)j;
+	struct request		 rq = { .req = j->req, .w = j->w };
+	struct intent_row	*r = &ij->row;
+
+	if (j->req != NULL) {
+		if (j->result != REASON_OK)
+			/* the policy's own words for a 400 it found */
+			http_reply_error(&rq, j->result, ij->why[0] ? ij->why :
+			    NULL);
+		else {
+			metrics_decision(&rq.w->metrics, (int)r->decision);
+			log_info("decision %s: %s %s -> %s (%s)", r->id,
+			    r->agent, r->tool, intent_status_name(r->status),
+			    reason_code(r->reason));
+			answer_intent(&rq, reason_status(r->reason), r,
+			    intent_job_grant(ij));
+		}
+		/* Counted until the answer, commit included. */
+		http_record_latency(rq.w, ij->t0);
 	}
-	metrics_decision(&rq.w->metrics, (int)d->ev.outcome);
-	log_info("decision %s: %s %s -> %s (%s)", d->rec.id, d->rec.agent,
-	    d->rec.tool, d->rec.status, d->rec.reason_code);
-	view = store_intent_json(&d->rec);
-	if (view == NULL || (d->ev.outcome == OUTCOME_ALLOW &&
-	    grant_attach(&rq.w->broker->grant, view, job->now) == -1)) {
-		json_decref(view);
-		http_reply_error(&rq, E_INTERNAL, "the decision is recorded "
-		    "but its answer could not be built: GET it");
-		return;
-	}
-	http_reply_json(&rq, reason_status(d->ev.reason), view);
+	intent_row_clear(&ij->row);
+	intent_clear(&ij->in);
+	free(ij);
 }
 
 void
 api_intent_post(struct request *rq)
 {
-	struct job	*job;
-	const char	*body, *msg = NULL;
-	size_t		 len;
-	enum reason	 r;
+	struct intent_job	*ij;
+	const char		*body, *msg = NULL;
+	size_t			 len;
+	enum reason		 r;
 
 	if (!http_content_type_is(rq, "application/jose")) {
 		http_reply_error(rq, E_UNSUPPORTED_MEDIA_TYPE,
@@ -64,123 +105,127 @@ api_intent_post(struct request *rq)
 		    "an intent is at most 64 KiB");
 		return;
 	}
-	if ((job = calloc(1, sizeof(*job))) == NULL) {
+	if ((ij = calloc(1, sizeof(*ij))) == NULL) {
 		http_reply_error(rq, E_INTERNAL, "out of memory");
 		return;
 	}
-	job->now = clock_now();
+	ij->now = clock_now();
 	r = intent_verify(body ? body : "", len, &rq->peer->key,
-	    rq->peer->identity, rq->w->broker->audience, job->now, &job->in,
+	    rq->peer->identity, rq->w->broker->audience, ij->now, &ij->in,
 	    &msg);
 	if (r != REASON_OK) {
-		free(job);
+		free(ij);
 		log_info("intent refused: %s: %s (%s)", rq->peer->identity,
 		    reason_code(r), msg);
 		http_reply_error(rq, r, msg);
 		return;
 	}
-	/* Answered from commit_done_cb once the decision is committed. */
-	job->w = rq->w;
-	job->req = rq->req;
-	commit_submit(rq->w->broker, job);
+	ij->t0 = rq->t0;
+	ij->job.w = rq->w;
+	ij->job.req = rq->req;
+	ij->job.run = intent_job_run;
+	ij->job.done = intent_job_done;
+	rq->deferred = 1;
+	commit_submit(rq->w->broker, &ij->job);
 }
 
+/*
+ * Intent id as it stands now, for reading: expired first if it is past
+ * its deadline (the touch half of expiry), and the decider refreshed, so
+ * the answer's grant and the reader's roles follow the policy and the
+ * switches in force.  1 found, 0 not, or -1 (storage failed).
+ */
 static int
-api_id_valid(const char *id)
+api_intent_load(struct worker *w, const char *id, struct intent_row *r)
 {
-	size_t	 i;
+	struct decider	*d = &w->dec;
+	enum reason	 rc;
+	int		 found, expired;
 
-	if (id == NULL || strlen(id) != 35 || strncmp(id, "in_", 3) != 0)
-		return (0);
-	for (i = 3; i < 35; i++)
-		if (!((id[i] >= '0' && id[i] <= '9') ||
-		    (id[i] >= 'a' && id[i] <= 'f')))
-			return (0);
-	return (1);
+	if (decider_refresh(d) == -1)
+		return (-1);
+	found = w->store->ops->intent_get(w->store, id, STORE_APPROVALS, r);
+	if (found != 1 || !lc_is_due(d, r, clock_now()))
+		return (found);
+	intent_row_clear(r);
+	if (lc_begin(d) == -1)
+		return (-1);
+	found = w->store->ops->intent_get(w->store, id, STORE_FOR_UPDATE |
+	    STORE_APPROVALS, r);
+	rc = found == 1 ? lc_expire_touched(d, r, clock_now(), &expired) :
+	    found == 0 ? REASON_OK : E_UNAVAILABLE;
+	if (lc_finish(d, rc) != REASON_OK) {
+		intent_row_clear(r);
+		return (-1);
+	}
+	commit_publish(w->broker, &d->changed);
+	return (found);
 }
 
 /* Agents see their own intents; approvers and operators see all. */
 static int
-api_may_read(struct worker *w, const char *who, json_t *view)
+api_may_read(struct worker *w, const char *who, const struct intent_row *r)
 {
-	if (strcmp(json_string_value(json_object_get(view, "agent")),
-	    who) == 0)
+	if (strcmp(r->agent, who) == 0)
 		return (1);
-	if (api_policy_refresh(w) == -1 || w->policy == NULL)
-		return (0);
-	return (policy_is_approver(w->policy, who) ||
-	    policy_is_operator(w->policy, who));
+	return (w->dec.policy != NULL &&
+	    (policy_is_approver(w->dec.policy, who) ||
+	    policy_is_operator(w->dec.policy, who)));
 }
 
-void
-api_intent_answer(struct request *rq, json_t *view, int is_agent)
+/* wait.c: the long-polls of id are due; answer them all from one read. */
+static void
+api_intent_woken(struct worker *w, const char *id, const struct wait_reply *rs,
+    size_t n)
 {
-	/* Each answer to the agent carries a freshly signed grant while it
-	 * can still be redeemed: a late approval still gives a full minute.
-	 * Approvers and operators read the intent, never its grant. */
-	if (is_agent && strcmp(json_string_value(json_object_get(view,
-	    "status")), "allowed") == 0 &&
-	    json_object_get(view, "redeemed_at") == NULL &&
-	    grant_attach(&rq->w->broker->grant, view, clock_now()) == -1) {
-		json_decref(view);
-		http_reply_error(rq, E_INTERNAL, NULL);
+	struct intent_row	 r;
+	size_t			 i;
+	int			 found = api_intent_load(w, id, &r);
+
+	if (found != 1) {
+		for (i = 0; i < n; i++)
+			http_reply_error_to(w, rs[i].req, found == 0 ?
+			    E_NOT_FOUND : E_UNAVAILABLE, NULL);
 		return;
 	}
-	http_reply_json(rq, 200, view);
-}
-
-/* ?wait=N (0..60) or -1 when malformed. */
-static int
-api_wait_seconds(const char *query)
-{
-	struct evkeyvalq	 q;
-	const char		*v;
-	char			*end;
-	long			 n = 0;
-
-	if (query == NULL)
-		return (0);
-	TAILQ_INIT(&q);
-	if (evhttp_parse_query_str(query, &q) != 0)
-		return (-1);
-	if ((v = evhttp_find_header(&q, "wait")) != NULL) {
-		n = strtol(v, &end, 10);
-		if (*v == '\0' || *end != '\0' || n < 0 ||
-		    n > WAIT_MAX_SECONDS)
-			n = -1;
-	}
-	evhttp_clear_headers(&q);
-	return ((int)n);
+	answer_waiters(w, &r, rs, n);
+	intent_row_clear(&r);
 }
 
 void
 api_intent_get(struct request *rq)
 {
-	json_t	*view = NULL;
-	int	 found, is_agent, wait = api_wait_seconds(rq->query);
+	static const char *const keys[] = { "wait", NULL };
+	struct evkeyvalq	 q;
+	struct intent_row	 r;
+	int64_t			 wait;
+	int			 found, audience;
 
-	if (wait < 0) {
-		http_reply_error(rq, E_BAD_REQUEST, "wait must be 0..60 "
-		    "seconds");
+	if (input_query(rq, NULL, &q) == -1 ||
+	    input_query_int(rq, &q, keys[0], 0, WAIT_MAX_SECONDS, 0,
+	    "wait must be 0..60 seconds", &wait) == -1) {
+		evhttp_clear_headers(&q);
 		return;
 	}
-	found = api_id_valid(rq->id) ?
-	    store_intent_get(rq->w->db, rq->id, &view) : 0;
+	evhttp_clear_headers(&q);
+	found = intent_id_valid(rq->id) ?
+	    api_intent_load(rq->w, rq->id, &r) : 0;
 	if (found == -1) {
 		http_reply_error(rq, E_UNAVAILABLE, NULL);
 		return;
 	}
-	if (found == 0 || !api_may_read(rq->w, rq->peer->identity, view)) {
-		json_decref(view);
+	if (found == 0 || !api_may_read(rq->w, rq->peer->identity, &r)) {
+		if (found)
+			intent_row_clear(&r);
 		http_reply_error(rq, E_NOT_FOUND, "no such intent");
 		return;
 	}
-	is_agent = strcmp(json_string_value(json_object_get(view, "agent")),
-	    rq->peer->identity) == 0;
-	if (wait > 0 && strcmp(json_string_value(json_object_get(view,
-	    "status")), "pending") == 0) {
-		json_decref(view);
-		if (wait_hold(rq, rq->id, wait, is_agent) == -1) {
+	audience = strcmp(r.agent, rq->peer->identity) == 0 ? ANSWER_AGENT :
+	    ANSWER_READER;
+	if (wait > 0 && r.status == ST_PENDING) {
+		intent_row_clear(&r);
+		if (wait_hold(rq, rq->id, (int)wait, audience,
+		    api_intent_woken) == -1) {
 			evhttp_add_header(evhttp_request_get_output_headers(
 			    rq->req), "Retry-After", "1");
 			http_reply_error(rq, E_RATE_LIMITED, "too many "
@@ -188,7 +233,9 @@ api_intent_get(struct request *rq)
 		}
 		return;
 	}
-	api_intent_answer(rq, view, is_agent);
+	answer_intent(rq, 200, &r, answer_grant_for(rq->w, &r, audience,
+	    clock_now()));
+	intent_row_clear(&r);
 }
 
 void
@@ -209,7 +256,7 @@ api_healthz(struct request *rq)
 void
 api_metrics(struct request *rq)
 {
-	const struct metrics	*all[SERVER_MAX_THREADS];
+	const struct metrics	*all[BROKER_MAX_THREADS];
 	struct broker		*b = rq->w->broker;
 	char			*text;
 	size_t			 len;
@@ -225,38 +272,21 @@ api_metrics(struct request *rq)
 	free(text);
 }
 
-static int
-api_require_operator(struct request *rq)
-{
-	if (api_policy_refresh(rq->w) == -1) {
-		http_reply_error(rq, E_UNAVAILABLE, NULL);
-		return (0);
-	}
-	if (rq->w->policy == NULL ||
-	    !policy_is_operator(rq->w->policy, rq->peer->identity)) {
-		http_reply_error(rq, E_FORBIDDEN, "only an operator may "
-		    "read or change the policy");
-		return (0);
-	}
-	return (1);
-}
-
 void
 api_policy_get(struct request *rq)
 {
-	int64_t	 version;
-	char	*body = NULL, sha[65];
-	size_t	 len = 0;
-	json_t	*doc;
+	struct store	*s = rq->w->store;
+	int64_t		 version;
+	char		*body = NULL, sha[65];
+	size_t		 len = 0;
+	json_t		*doc;
 
-	if (!api_require_operator(rq))
-		return;
-	if (store_policy_current(rq->w->db, &version, &body, &len) == -1) {
+	if (s->ops->policy_current(s, &version, &body, &len) == -1) {
 		http_reply_error(rq, E_UNAVAILABLE, NULL);
 		return;
 	}
-	canon_sha256_hex(body, len, sha);
-	doc = json_loadb(body, len, 0, NULL);
+	canon_sha256_hex(body ? body : "", len, sha);
+	doc = body ? json_loadb(body, len, 0, NULL) : NULL;
 	free(body);
 	http_reply_json(rq, 200, json_pack("{sI ss so}", "version",
 	    (json_int_t)version, "sha256", sha, "policy",
@@ -266,20 +296,17 @@ api_policy_get(struct request *rq)
 void
 api_policy_put(struct request *rq)
 {
+	struct decider	*d = &rq->w->dec;
 	struct policy	*p;
 	json_t		*problems = NULL;
 	const char	*body;
 	size_t		 len;
-	int64_t		 version;
+	int64_t		 version = 0;
 	char		 sha[65];
+	enum reason	 r;
 
-	if (!api_require_operator(rq))
+	if (!input_require_json(rq))
 		return;
-	if (!http_content_type_is(rq, "application/json")) {
-		http_reply_error(rq, E_UNSUPPORTED_MEDIA_TYPE,
-		    "PUT /v1/policy takes Content-Type: application/json");
-		return;
-	}
 	body = http_body(rq, &len);
 	if ((p = policy_parse(body ? body : "", len, &problems)) == NULL) {
 		metrics_error(&rq->w->metrics, E_INVALID_POLICY);
@@ -290,11 +317,14 @@ api_policy_put(struct request *rq)
 		return;
 	}
 	policy_free(p);
-	if (store_policy_apply(rq->w->db, body, len, rq->peer->identity,
-	    &version) == -1) {
-		http_reply_error(rq, E_UNAVAILABLE, NULL);
+	r = lc_begin(d) == -1 ? E_UNAVAILABLE : lc_finish(d,
+	    lc_policy_apply(d, body, len, rq->peer->identity, clock_now(),
+	    &version));
+	if (r != REASON_OK) {
+		http_reply_error(rq, r, NULL);
 		return;
 	}
+	commit_publish(rq->w->broker, &d->changed);
 	canon_sha256_hex(body, len, sha);
 	log_info("policy version %lld applied by %s", (long long)version,
 	    rq->peer->identity);

@@ -1,317 +1,163 @@
 /*
- * approvals: the human-approval queue (CONTRACT §4).  Each approve or
- * reject is decided by the database inside one BEGIN IMMEDIATE
- * transaction — roles, status, expiry, distinct approvers, the count that
- * releases — so concurrent approvers on any thread or process can never
- * release twice, lose an approval, or release with too few.  Waiters on
- * the intent are woken after the commit.
+ * approvals: the human-approval queue (CONTRACT §4).  Approve and reject
+ * are lifecycle transitions (lc_approve, lc_reject) in one write
+ * transaction each; this file reads the request, runs them, wakes the
+ * waiters of what changed and answers.  The queue is paged: one call
+ * costs one page, however large the intents or the queue.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/keyvalq_struct.h>
 
-#include "audit.h"
+#include "answer.h"
+#include "approvals.h"
+#include "broker.h"
 #include "clock.h"
+#include "input.h"
+#include "jsonw.h"
 #include "log.h"
-#include "server.h"
-#include "store.h"
+#include "text.h"
 
 #define APPROVALS_DEFAULT_LIMIT	100
 #define APPROVALS_MAX_LIMIT	1000
-#define APPROVAL_MAX_TEXT	1024
+/* A page stops growing past this many bytes of items (one more item can
+ * push it over: an intent is at most 64 KiB of args). */
+#define APPROVALS_PAGE_BYTES	(1024 * 1024)
 
-/* 1 if the caller may use the approval API at all. */
-static int
-approvals_allowed(struct request *rq)
-{
-	if (api_policy_refresh(rq->w) == -1) {
-		http_reply_error(rq, E_UNAVAILABLE, NULL);
-		return (0);
-	}
-	if (rq->w->policy == NULL ||
-	    (!policy_is_approver(rq->w->policy, rq->peer->identity) &&
-	    !policy_is_operator(rq->w->policy, rq->peer->identity))) {
-		http_reply_error(rq, E_FORBIDDEN, "only approvers and "
-		    "operators may use the approval queue");
-		return (0);
-	}
-	return (1);
-}
+struct page {
+	struct evbuffer	*buf;
+	size_t		 items;
+	int		 failed;
+};
 
 static int
-approvals_parse_limit(const char *s, int64_t *out)
+approvals_page_cb(const struct intent_row *r, void *arg)
 {
-	char	*end;
-	long	 v;
+	struct page	*pg = arg;
+	json_t		*v;
+	char		*text;
+	size_t		 len = 0;
 
-	if (s == NULL) {
-		*out = APPROVALS_DEFAULT_LIMIT;
-		return (0);
+	if ((v = answer_view(r)) == NULL ||
+	    (text = jsonw_dump(v, JSONW_PLAIN, &len)) == NULL) {
+		json_decref(v);
+		pg->failed = 1;
+		return (1);
 	}
-	v = strtol(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || v < 1 || v > APPROVALS_MAX_LIMIT)
-		return (-1);
-	*out = v;
-	return (0);
+	json_decref(v);
+	if ((pg->items > 0 && evbuffer_add(pg->buf, ",", 1) == -1) ||
+	    evbuffer_add(pg->buf, text, len) == -1)
+		pg->failed = 1;
+	free(text);
+	pg->items++;
+	return (pg->failed || evbuffer_get_length(pg->buf) >=
+	    APPROVALS_PAGE_BYTES);
 }
 
 void
 api_approvals_list(struct request *rq)
 {
+	static const char *const keys[] = { "status", "limit", "cursor",
+	    NULL };
 	struct evkeyvalq	 q;
+	struct intent_query	 iq;
+	struct page		 pg = { NULL, 0, 0 };
+	struct store		*s = rq->w->store;
 	const char		*status;
-	int64_t			 limit;
-	json_t			*items;
+	char			 next[STORE_CURSOR_MAX], tail[STORE_CURSOR_MAX + 32];
+	int			 rc;
 
-	if (!approvals_allowed(rq))
-		return;
-	TAILQ_INIT(&q);
-	if (rq->query != NULL && evhttp_parse_query_str(rq->query, &q) != 0) {
-		http_reply_error(rq, E_BAD_REQUEST, "malformed query string");
-		return;
-	}
-	status = evhttp_find_header(&q, "status");
-	if (status == NULL)
+	memset(&iq, 0, sizeof(iq));
+	if (input_query(rq, keys, &q) == -1 ||
+	    input_query_int(rq, &q, "limit", 1, APPROVALS_MAX_LIMIT,
+	    APPROVALS_DEFAULT_LIMIT, "status must be pending, allowed, "
+	    "rejected or expired; limit 1..1000", &iq.limit) == -1)
+		goto done;
+	if ((status = evhttp_find_header(&q, "status")) == NULL)
 		status = "pending";
-	if ((strcmp(status, "pending") != 0 && strcmp(status, "allowed") != 0 &&
-	    strcmp(status, "rejected") != 0 && strcmp(status, "expired") != 0) ||
-	    approvals_parse_limit(evhttp_find_header(&q, "limit"), &limit)) {
-		evhttp_clear_headers(&q);
+	if (intent_status_parse(status, &iq.status) == -1 ||
+	    iq.status == ST_DENIED) {
 		http_reply_error(rq, E_BAD_REQUEST, "status must be pending, "
 		    "allowed, rejected or expired; limit 1..1000");
-		return;
+		goto done;
 	}
-	items = json_array();
-	if (store_intent_list(rq->w->db, status, limit, items) == -1) {
-		evhttp_clear_headers(&q);
-		json_decref(items);
+	iq.cursor = evhttp_find_header(&q, "cursor");
+	if ((pg.buf = evbuffer_new()) == NULL ||
+	    evbuffer_add(pg.buf, "{\"items\":[", 10) == -1) {
+		http_reply_error(rq, E_INTERNAL, NULL);
+		goto done;
+	}
+	rc = s->ops->intent_page(s, &iq, approvals_page_cb, &pg, next);
+	if (rc == -2) {
+		http_reply_error(rq, E_BAD_REQUEST, "cursor must be a "
+		    "next_cursor from an earlier page");
+		goto done;
+	}
+	if (rc == -1 || pg.failed) {
 		http_reply_error(rq, E_UNAVAILABLE, NULL);
-		return;
-	}
-	evhttp_clear_headers(&q);
-	http_reply_json(rq, 200, json_pack("{so}", "items", items));
-}
-
-/*
- * The optional or required text field of an approve/reject body.  Returns
- * 0 and *text (borrowed from *doc, may be NULL when optional) or -1 after
- * answering 400.
- */
-static int
-approvals_body_text(struct request *rq, const char *field, int required,
-    json_t **doc, const char **text)
-{
-	const char	*body;
-	size_t		 len;
-	json_t		*v;
-
-	*doc = NULL;
-	*text = NULL;
-	body = http_body(rq, &len);
-	if (body != NULL && (*doc = json_loadb(body, len,
-	    JSON_REJECT_DUPLICATES, NULL)) == NULL) {
-		http_reply_error(rq, E_BAD_REQUEST, "the body must be a JSON "
-		    "object");
-		return (-1);
-	}
-	v = *doc ? json_object_get(*doc, field) : NULL;
-	if ((*doc != NULL && (!json_is_object(*doc) || json_object_size(*doc) >
-	    (v != NULL ? 1u : 0u))) || (v != NULL && !json_is_string(v)) ||
-	    (v != NULL && json_string_length(v) > APPROVAL_MAX_TEXT) ||
-	    (required && (v == NULL || json_string_length(v) == 0))) {
-		http_reply_error(rq, E_BAD_REQUEST, required ?
-		    "the body must be {\"reason\": \"why\"} with a non-empty "
-		    "reason of at most 1024 characters" :
-		    "the body may only hold {\"comment\": \"text\"} (at most "
-		    "1024 characters)");
-		json_decref(*doc);
-		*doc = NULL;
-		return (-1);
-	}
-	*text = json_string_value(v);
-	return (0);
-}
-
-static int
-approvals_holds_role(struct worker *w, const char *who, json_t *roles)
-{
-	json_t	*r;
-	size_t	 i;
-
-	json_array_foreach(roles, i, r)
-		if (policy_has_role(w->policy, who, json_string_value(r)))
-			return (1);
-	return (0);
-}
-
-/* Expired by the clock though the sweeper has not run yet: record it. */
-static enum reason
-approvals_expire_now(struct worker *w, json_t *view, int64_t now)
-{
-	const char	*id = json_string_value(json_object_get(view, "id"));
-	json_t		*d;
-	int		 rc;
-
-	if (store_intent_close(w->db, id, "expired", now, NULL, NULL) == -1)
-		return (E_UNAVAILABLE);
-	d = json_pack("{ss}", "status", "expired");
-	rc = audit_append(w->db, now, "toolgated", "expiry", id, d);
-	json_decref(d);
-	return (rc == -1 ? E_UNAVAILABLE : E_ALREADY_DECIDED);
-}
-
-/*
- * Every check an approve or reject must pass, in the contract's order,
- * inside the transaction.  REASON_OK or the error to answer.
- */
-static enum reason
-approvals_check(struct worker *w, const char *who, json_t *view,
-    int64_t expires_at, int64_t now)
-{
-	const char	*status = json_string_value(json_object_get(view,
-	    "status"));
-
-	if (!policy_is_approver(w->policy, who) &&
-	    !policy_is_operator(w->policy, who))
-		return (E_FORBIDDEN);
-	if (strcmp(who, json_string_value(json_object_get(view, "agent"))) ==
-	    0)
-		return (E_SELF_APPROVAL);
-	if (!approvals_holds_role(w, who, json_object_get(view,
-	    "approver_roles")))
-		return (E_NOT_AN_APPROVER);
-	if (ks_refresh(w->db, &w->ks) == -1)
-		return (E_UNAVAILABLE);
-	if (ks_covers(&w->ks, json_string_value(json_object_get(view,
-	    "agent")), json_string_value(json_object_get(view, "tool"))))
-		return (E_KILL_SWITCH_LOCKED);
-	if (strcmp(status, "pending") != 0)
-		return (E_ALREADY_DECIDED);
-	if (now >= expires_at)
-		return (approvals_expire_now(w, view, now));
-	return (REASON_OK);
-}
-
-struct verdict {
-	int		 approve;	/* 1 approve, 0 reject */
-	const char	*text;		/* comment or reason */
-	int		 count;		/* approvals held after an approve */
-	int		 required;
-	const char	*status;	/* resulting status */
-};
-
-static enum reason
-approvals_apply(struct worker *w, const char *who, const char *id,
-    struct verdict *v, int64_t now)
-{
-	json_t	*d;
-	int	 rc;
-
-	v->status = "pending";
-	if (v->approve) {
-		rc = store_approval_add(w->db, id, who, now, v->text, &v->count);
-		if (rc == 1)
-			return (E_ALREADY_APPROVED);
-		if (rc == -1)
-			return (E_UNAVAILABLE);
-		if (v->count >= v->required) {
-			if (store_intent_close(w->db, id, "allowed", now, NULL,
-			    NULL) != 0)
-				return (E_UNAVAILABLE);
-			v->status = "allowed";
-		}
-		d = json_pack("{ss ss? si si ss}", "by", who, "comment",
-		    v->text, "approvals", v->count, "approvals_required",
-		    v->required, "status", v->status);
-	} else {
-		if (store_intent_close(w->db, id, "rejected", now, who,
-		    v->text) != 0)
-			return (E_UNAVAILABLE);
-		v->status = "rejected";
-		d = json_pack("{ss ss}", "by", who, "reason", v->text);
-	}
-	rc = audit_append(w->db, now, who, v->approve ? "approval" :
-	    "rejection", id, d);
-	json_decref(d);
-	return (rc == -1 ? E_UNAVAILABLE : REASON_OK);
-}
-
-/* Load, check and apply in one transaction.  REASON_OK or an error. */
-static enum reason
-approvals_decide(struct worker *w, const char *who, const char *id,
-    struct verdict *v, int64_t now)
-{
-	json_t		*view = NULL;
-	enum reason	 r;
-	int64_t		 expires_at;
-	int		 found;
-
-	if (db_begin(w->db) == -1)
-		return (E_UNAVAILABLE);
-	if (api_policy_refresh(w) == -1 || w->policy == NULL) {
-		r = E_UNAVAILABLE;
 		goto done;
 	}
-	found = store_intent_get(w->db, id, &view);
-	if (found != 1) {
-		r = found == 0 ? E_NOT_FOUND : E_UNAVAILABLE;
-		goto done;
-	}
-	v->required = (int)json_integer_value(json_object_get(view,
-	    "approvals_required"));
-	if (clock_parse_rfc3339(json_string_value(json_object_get(view,
-	    "expires_at")), &expires_at) == -1)
-		expires_at = 0;	/* not pending: no expires_at in the view */
-	r = approvals_check(w, who, view, expires_at, now);
-	if (r == E_ALREADY_DECIDED && strcmp(json_string_value(
-	    json_object_get(view, "status")), "pending") == 0) {
-		/* Expired just now: keep the expiry record. */
-		json_decref(view);
-		return (db_commit(w->db) == 0 ? E_ALREADY_DECIDED :
-		    E_UNAVAILABLE);
-	}
-	if (r == REASON_OK)
-		r = approvals_apply(w, who, id, v, now);
-	if (r == REASON_OK) {
-		json_decref(view);
-		return (db_commit(w->db) == 0 ? REASON_OK : E_UNAVAILABLE);
-	}
+	/* "next_cursor": where the next page starts, or null at the end. */
+	if (next[0] != '\0')
+		snprintf(tail, sizeof(tail), "],\"next_cursor\":\"%s\"}", next);
+	else
+		snprintf(tail, sizeof(tail), "],\"next_cursor\":null}");
+	evbuffer_add(pg.buf, tail, strlen(tail));
+	http_reply_buffer(rq, 200, pg.buf);
+	pg.buf = NULL;
  done:
-	json_decref(view);
-	db_rollback(w->db);
-	return (r);
+	if (pg.buf != NULL)
+		evbuffer_free(pg.buf);
+	evhttp_clear_headers(&q);
 }
 
+/* Run a verdict in its own transaction and answer with the view. */
 static void
 approvals_verdict(struct request *rq, int approve)
 {
-	struct verdict	 v = { .approve = approve };
-	json_t		*doc, *view = NULL;
-	enum reason	 r;
-	int64_t		 now = clock_now();
+	static const char *const approve_keys[] = { "comment", NULL };
+	static const char *const reject_keys[] = { "reason", NULL };
+	struct decider		*d = &rq->w->dec;
+	struct lc_verdict	 v;
+	struct intent_row	 r;
+	const char		*text;
+	json_t			*doc;
+	enum reason		 rc;
+	int			 found;
 
-	if (!approvals_allowed(rq) || approvals_body_text(rq, approve ?
-	    "comment" : "reason", !approve, &doc, &v.text) == -1)
+	if ((doc = input_json(rq, approve ? approve_keys : reject_keys,
+	    INPUT_BODY_MAX, approve ? INPUT_EMPTY_OK : 0)) == NULL)
 		return;
-	r = approvals_decide(rq->w, rq->peer->identity, rq->id, &v, now);
-	if (r == REASON_OK || r == E_ALREADY_DECIDED)
-		wait_wake(rq->w->broker, rq->id);
-	if (r != REASON_OK) {
-		json_decref(doc);
-		http_reply_error(rq, r, NULL);
-		return;
+	if (input_string(rq, doc, approve ? "comment" : "reason",
+	    TEXT_MAX_REASON, approve ? 0 : INPUT_REQUIRED | INPUT_NOT_BLANK,
+	    &text) == -1)
+		goto done;
+	rc = lc_begin(d) == -1 ? E_UNAVAILABLE : lc_finish(d, approve ?
+	    lc_approve(d, rq->peer->identity, rq->id, text, clock_now(), &v) :
+	    lc_reject(d, rq->peer->identity, rq->id, text, clock_now(), &v));
+	if (rc != E_UNAVAILABLE)
+		commit_publish(rq->w->broker, &d->changed);
+	if (rc != REASON_OK) {
+		http_reply_error(rq, rc, NULL);
+		goto done;
 	}
 	log_info("%s %s by %s: %d/%d, %s", approve ? "approval" : "rejection",
-	    rq->id, rq->peer->identity, v.count, v.required, v.status);
-	json_decref(doc);
-	if (store_intent_get(rq->w->db, rq->id, &view) != 1) {
+	    rq->id, rq->peer->identity, v.approvals, v.required,
+	    intent_status_name(v.status));
+	found = rq->w->store->ops->intent_get(rq->w->store, rq->id,
+	    STORE_APPROVALS, &r);
+	if (found != 1) {
 		http_reply_error(rq, E_UNAVAILABLE, "recorded; reading it "
 		    "back failed");
-		return;
+		goto done;
 	}
-	http_reply_json(rq, 200, view);
+	/* Approvers read the intent, never its grant. */
+	answer_intent(rq, 200, &r, GRANT_NONE);
+	intent_row_clear(&r);
+ done:
+	json_decref(doc);
 }
 
 void
@@ -327,39 +173,19 @@ api_reject(struct request *rq)
 }
 
 /*
- * Sweeper (worker 0, every second): pending intents past expires_at become
- * "expired", one audit record each, in one transaction per batch.
+ * Sweeper: pending intents past expires_at and allowed ones past their
+ * grant window become "expired", one audit record each, in one
+ * transaction per batch; their waiters are woken.
  */
 void
 approvals_sweep(struct worker *w)
 {
-	json_t	*ids = json_array(), *id, *d;
-	size_t	 i;
-	int64_t	 now = clock_now();
-	int	 ok = 1;
+	struct decider	*d = &w->dec;
+	size_t		 n = 0;
 
-	if (ids == NULL || db_begin(w->db) == -1) {
-		json_decref(ids);
+	if (lc_begin(d) == -1)
 		return;
-	}
-	if (store_expired_due(w->db, now, 100, ids) == -1)
-		ok = 0;
-	d = json_pack("{ss}", "status", "expired");
-	json_array_foreach(ids, i, id)
-		if (ok && (store_intent_close(w->db, json_string_value(id),
-		    "expired", now, NULL, NULL) == -1 ||
-		    audit_append(w->db, now, "toolgated", "expiry",
-		    json_string_value(id), d) == -1))
-			ok = 0;
-	json_decref(d);
-	if (!ok || db_commit(w->db) == -1) {
-		db_rollback(w->db);
-		json_decref(ids);
-		return;
-	}
-	json_array_foreach(ids, i, id) {
-		log_info("expired %s", json_string_value(id));
-		wait_wake(w->broker, json_string_value(id));
-	}
-	json_decref(ids);
+	if (lc_finish(d, lc_expire_due(d, clock_now(), &n)) == REASON_OK &&
+	    n > 0)
+		commit_publish(w->broker, &d->changed);
 }

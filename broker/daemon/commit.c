@@ -1,17 +1,19 @@
 /*
  * commit: group commit.  Workers verify intents on their own threads and
- * queue them here; one writer thread takes everything queued, decides and
- * records it in ONE BEGIN IMMEDIATE transaction, commits (one fsync for the
+ * queue them here; one writer thread takes everything queued, runs each
+ * job's decision in ONE write transaction, commits (one fsync for the
  * whole batch under synchronous=FULL), and only then hands each job back
- * to the worker that owns its connection, which signs the grant and
- * answers.  While the writer waits for the disk, workers keep verifying,
- * so the next batch is ready when the fsync returns.
+ * to the worker that owns its connection, which answers.  While the
+ * writer waits for the disk, workers keep verifying, so the next batch is
+ * ready when the fsync returns.  No handler is named here: jobs carry
+ * their own callbacks.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker.h"
 #include "log.h"
-#include "server.h"
 
 #define COMMIT_BATCH_MAX 512
 
@@ -20,13 +22,13 @@
 static void
 commit_job_closed(struct evhttp_connection *conn, void *arg)
 {
-	struct job	*job = arg;
+	struct commit_job	*job = arg;
 
 	job->req = NULL;
 }
 
 void
-commit_submit(struct broker *b, struct job *job)
+commit_submit(struct broker *b, struct commit_job *job)
 {
 	struct committer		*c = &b->commit;
 	struct evhttp_connection	*conn;
@@ -42,80 +44,81 @@ commit_submit(struct broker *b, struct job *job)
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* Worker thread: answer every job the writer handed back. */
+/* Worker thread: hand every job the writer gave back to its done. */
 static void
 commit_done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker			*w = arg;
-	struct job			*job, *next;
+	struct commit_job		*job, *next;
 	struct evhttp_connection	*conn;
 
-	pthread_mutex_lock(&w->done_lock);
-	job = w->done_head;
-	w->done_head = NULL;
-	w->done_tail = &w->done_head;
-	pthread_mutex_unlock(&w->done_lock);
+	pthread_mutex_lock(&w->done.lock);
+	job = w->done.head;
+	w->done.head = NULL;
+	w->done.tail = &w->done.head;
+	pthread_mutex_unlock(&w->done.lock);
 	for (; job != NULL; job = next) {
 		next = job->next;
 		w->inflight--;
 		if (job->req != NULL &&
 		    (conn = evhttp_request_get_connection(job->req)) != NULL)
 			evhttp_connection_set_closecb(conn, NULL, NULL);
-		if (job->req != NULL)
-			api_answer_job(job);
-		decision_free(&job->d);
-		intent_clear(&job->in);
-		free(job);
+		job->done(job);
 	}
 }
 
 static void
-commit_hand_back(struct job *batch)
+commit_hand_back(struct commit_job *batch)
 {
-	struct job	*job, *next;
-	struct worker	*w;
+	struct commit_job	*job, *next;
+	struct worker		*w;
 
 	for (job = batch; job != NULL; job = next) {
 		next = job->next;
 		w = job->w;
 		job->next = NULL;
-		pthread_mutex_lock(&w->done_lock);
-		*w->done_tail = job;
-		w->done_tail = &job->next;
-		pthread_mutex_unlock(&w->done_lock);
-		event_active(w->done_ev, 0, 0);
+		pthread_mutex_lock(&w->done.lock);
+		*w->done.tail = job;
+		w->done.tail = &job->next;
+		pthread_mutex_unlock(&w->done.lock);
+		event_active(w->done.ev, 0, 0);
 	}
 }
 
-/* Decide a whole batch in one transaction; on any storage error every
- * job of the batch is answered 503 and nothing of it is kept. */
+/* Run a whole batch in one transaction; on any storage error every job
+ * of the batch gets E_UNAVAILABLE and nothing of it is kept. */
 static void
-commit_batch(struct worker *ctx, struct job *batch)
+commit_batch(struct broker *b, struct commit_job *batch)
 {
-	struct job	*job;
-	int		 ok;
+	struct decider		*d = &b->commit.dec;
+	struct commit_job	*job;
+	int64_t			 epoch;
+	int			 ok;
 
-	ok = db_begin(ctx->db) == 0 && api_policy_refresh(ctx) == 0 &&
-	    ks_refresh(ctx->db, &ctx->ks) == 0;
+	epoch = __atomic_load_n(&b->ks_epoch, __ATOMIC_ACQUIRE);
+	ok = lc_begin(d) == 0 && decider_refresh(d) == 0;
 	for (job = batch; ok && job != NULL; job = job->next) {
-		job->result = decide_in_tx(ctx, &job->in, &job->d, job->now);
+		job->ks_epoch = epoch;
+		job->result = job->run(d, job);
 		if (job->result == E_UNAVAILABLE)
 			ok = 0;
 	}
-	if (ok && db_commit(ctx->db) == 0)
+	if (ok && lc_commit(d) == 0) {
+		commit_publish(b, &d->changed);
 		return;
-	db_rollback(ctx->db);
+	}
+	lc_rollback(d);
 	log_warnx("%s: a batch of decisions could not be recorded",
 	    __func__);
 	for (job = batch; job != NULL; job = job->next)
 		job->result = E_UNAVAILABLE;
 }
 
-static struct job *
+static struct commit_job *
 commit_take(struct committer *c)
 {
-	struct job	*batch, *job;
-	int		 n;
+	struct commit_job	*batch, *job;
+	int			 n;
 
 	pthread_mutex_lock(&c->lock);
 	while (c->head == NULL && !c->stop)
@@ -138,29 +141,42 @@ commit_take(struct committer *c)
 static void *
 commit_main(void *arg)
 {
-	struct broker	*b = arg;
-	struct job	*batch;
+	struct broker		*b = arg;
+	struct commit_job	*batch;
 
 	while ((batch = commit_take(&b->commit)) != NULL) {
-		commit_batch(b->commit.ctx, batch);
+		commit_batch(b, batch);
 		commit_hand_back(batch);
 	}
 	return (NULL);
 }
 
 int
-commit_start(struct broker *b)
+commit_start(struct broker *b, char *err, size_t errlen)
 {
 	struct committer	*c = &b->commit;
 
 	c->head = NULL;
 	c->tail = &c->head;
-	c->ctx = &b->commit_ctx;
-	if (pthread_mutex_init(&c->lock, NULL) != 0 ||
-	    pthread_cond_init(&c->cond, NULL) != 0)
+	if ((c->store = store_open(b->db_path, 0, err, errlen)) == NULL)
 		return (-1);
-	return (pthread_create(&c->thread, NULL, commit_main, b) == 0 ? 0 :
-	    -1);
+	if (!b->synchronous_full &&
+	    c->store->ops->set_durability(c->store, 0) == -1) {
+		snprintf(err, errlen, "cannot set synchronous = NORMAL");
+		return (-1);
+	}
+	decider_init(&c->dec, c->store, "writer", &b->lc);
+	if (decider_refresh(&c->dec) == -1) {
+		snprintf(err, errlen, "the stored policy cannot be loaded");
+		return (-1);
+	}
+	if (pthread_mutex_init(&c->lock, NULL) != 0 ||
+	    pthread_cond_init(&c->cond, NULL) != 0 ||
+	    pthread_create(&c->thread, NULL, commit_main, b) != 0) {
+		snprintf(err, errlen, "cannot start the commit thread");
+		return (-1);
+	}
+	return (0);
 }
 
 void
@@ -175,23 +191,35 @@ commit_stop(struct broker *b)
 	pthread_join(c->thread, NULL);
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);
+	decider_deinit(&c->dec);
+	store_close(c->store);
+	c->store = NULL;
 }
 
 int
 commit_worker_init(struct worker *w)
 {
-	w->done_head = NULL;
-	w->done_tail = &w->done_head;
-	if (pthread_mutex_init(&w->done_lock, NULL) != 0)
+	w->done.head = NULL;
+	w->done.tail = &w->done.head;
+	if (pthread_mutex_init(&w->done.lock, NULL) != 0)
 		return (-1);
-	w->done_ev = event_new(w->base, -1, 0, commit_done_cb, w);
-	return (w->done_ev == NULL ? -1 : 0);
+	w->done.ev = event_new(w->base, -1, 0, commit_done_cb, w);
+	return (w->done.ev == NULL ? -1 : 0);
 }
 
 void
 commit_worker_deinit(struct worker *w)
 {
-	if (w->done_ev != NULL)
-		event_free(w->done_ev);
-	pthread_mutex_destroy(&w->done_lock);
+	if (w->done.ev != NULL)
+		event_free(w->done.ev);
+	pthread_mutex_destroy(&w->done.lock);
+}
+
+void
+commit_publish(struct broker *b, const struct lc_changes *ch)
+{
+	if (ch->killswitch)
+		__atomic_add_fetch(&b->ks_epoch, 1, __ATOMIC_ACQ_REL);
+	if (ch->n > 0 || ch->overflow)
+		wait_wake(b, ch);
 }

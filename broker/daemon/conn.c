@@ -27,8 +27,9 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/err.h>
 
+#include "broker.h"
+#include "conn.h"
 #include "log.h"
-#include "server.h"
 
 struct conn {
 	struct worker		*w;

@@ -1,11 +1,13 @@
 /*
- * http: evhttp wiring for one worker — limits, the route table, the
- * fail-closed peer check every request passes, and the reply writers that
- * all answers go through (JSON bodies, error objects, no-store).
+ * http: evhttp wiring for one worker — limits, the checks every request
+ * passes before any handler (a verified peer, the rate limit, one
+ * unambiguous body length), and the reply writers that all answers go
+ * through.  Handlers are chosen and authorised in routes.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -13,36 +15,20 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "broker.h"
+#include "conn.h"
+#include "http.h"
 #include "jsonw.h"
 #include "log.h"
-#include "server.h"
+#include "routes.h"
 
 /* One TLS record's worth of plaintext. */
 #define HTTP_COALESCE_MAX	16384
 
-enum { M_GET = EVHTTP_REQ_GET, M_POST = EVHTTP_REQ_POST,
-    M_PUT = EVHTTP_REQ_PUT };
-
-static const struct route {
-	int		 method;
-	const char	*pattern;	/* '*' matches one path segment */
-	route_fn	 fn;
-} routes[] = {
-	{ M_POST,	"/v1/intents",		api_intent_post },
-	{ M_GET,	"/v1/intents/*",	api_intent_get },
-	{ M_GET,	"/v1/jwks",		api_jwks },
-	{ M_GET,	"/v1/policy",		api_policy_get },
-	{ M_PUT,	"/v1/policy",		api_policy_put },
-	{ M_GET,	"/v1/approvals",	api_approvals_list },
-	{ M_POST,	"/v1/approvals/*/approve", api_approve },
-	{ M_POST,	"/v1/approvals/*/reject", api_reject },
-	{ M_GET,	"/v1/killswitch",	api_killswitch_get },
-	{ M_POST,	"/v1/killswitch",	api_killswitch_trip },
-	{ M_POST,	"/v1/killswitch/*/reset", api_killswitch_reset },
-	{ M_POST,	"/v1/grants/redeem",	api_grant_redeem },
-	{ M_GET,	"/v1/audit",		api_audit_list },
-	{ M_GET,	"/healthz",		api_healthz },
-	{ M_GET,	"/metrics",		api_metrics },
+struct http_blob {
+	int	 refs;
+	char	*data;
+	size_t	 len;
 };
 
 static const char *
@@ -83,19 +69,17 @@ http_coalesce(struct bufferevent *bev)
 		(void)evbuffer_pullup(out, -1);
 }
 
-void
-http_reply_text(struct request *rq, int status, const char *ctype,
-    const char *text, size_t len)
+/* Send buf (may be NULL) as the answer to req; buf is freed. */
+static void
+http_send(struct evhttp_request *req, int status, const char *ctype,
+    struct evbuffer *buf)
 {
-	struct evkeyvalq	*h = evhttp_request_get_output_headers(rq->req);
-	struct evhttp_connection *conn = evhttp_request_get_connection(rq->req);
-	struct evbuffer		*buf = evbuffer_new();
+	struct evkeyvalq		*h = evhttp_request_get_output_headers(req);
+	struct evhttp_connection	*conn = evhttp_request_get_connection(req);
 
 	evhttp_add_header(h, "Content-Type", ctype);
 	evhttp_add_header(h, "Cache-Control", "no-store");
-	if (buf != NULL)
-		evbuffer_add(buf, text, len);
-	evhttp_send_reply(rq->req, status, http_status_text(status), buf);
+	evhttp_send_reply(req, status, http_status_text(status), buf);
 	if (buf != NULL)
 		evbuffer_free(buf);
 	if (conn != NULL)
@@ -103,29 +87,112 @@ http_reply_text(struct request *rq, int status, const char *ctype,
 }
 
 void
-http_reply_json(struct request *rq, int status, json_t *body)
+http_reply_text(struct request *rq, int status, const char *ctype,
+    const char *text, size_t len)
 {
-	size_t	 len = 0;
-	char	*text = body ? jsonw_dump(body, JSONW_PLAIN, &len) : NULL;
+	struct evbuffer	*buf = evbuffer_new();
+
+	if (buf != NULL)
+		evbuffer_add(buf, text, len);
+	http_send(rq->req, status, ctype, buf);
+}
+
+void
+http_reply_buffer(struct request *rq, int status, struct evbuffer *buf)
+{
+	http_send(rq->req, status, "application/json", buf);
+}
+
+static void
+http_send_json(struct evhttp_request *req, int status, json_t *body)
+{
+	static const char oom[] =
+	    "{\"error\":\"internal_error\",\"message\":\"out of memory\"}";
+	struct evbuffer	*buf;
+	size_t		 len = 0;
+	char		*text = body ? jsonw_dump(body, JSONW_PLAIN, &len) : NULL;
 
 	json_decref(body);
-	if (text == NULL) {
-		static const char oom[] =
-		    "{\"error\":\"internal_error\",\"message\":\"out of memory\"}";
-		http_reply_text(rq, 500, "application/json", oom,
-		    sizeof(oom) - 1);
-		return;
+	if ((buf = evbuffer_new()) != NULL) {
+		if (text != NULL)
+			evbuffer_add(buf, text, len);
+		else
+			evbuffer_add(buf, oom, sizeof(oom) - 1);
 	}
-	http_reply_text(rq, status, "application/json", text, len);
+	http_send(req, text != NULL ? status : 500, "application/json", buf);
 	free(text);
+}
+
+void
+http_reply_json(struct request *rq, int status, json_t *body)
+{
+	http_send_json(rq->req, status, body);
+}
+
+void
+http_reply_error_to(struct worker *w, struct evhttp_request *req,
+    enum reason r, const char *msg)
+{
+	metrics_error(&w->metrics, r);
+	http_send_json(req, reason_status(r), json_pack("{ss ss}",
+	    "error", reason_code(r), "message", msg ? msg : reason_text(r)));
 }
 
 void
 http_reply_error(struct request *rq, enum reason r, const char *msg)
 {
-	metrics_error(&rq->w->metrics, r);
-	http_reply_json(rq, reason_status(r), json_pack("{ss ss}",
-	    "error", reason_code(r), "message", msg ? msg : reason_text(r)));
+	http_reply_error_to(rq->w, rq->req, r, msg);
+}
+
+struct http_blob *
+http_blob_new(char *data, size_t len)
+{
+	struct http_blob	*b;
+
+	if (data == NULL || (b = malloc(sizeof(*b))) == NULL) {
+		free(data);
+		return (NULL);
+	}
+	b->refs = 1;
+	b->data = data;
+	b->len = len;
+	return (b);
+}
+
+void
+http_blob_unref(struct http_blob *b)
+{
+	if (b == NULL || --b->refs > 0)
+		return;
+	free(b->data);
+	free(b);
+}
+
+static void
+http_blob_cleanup(const void *data, size_t len, void *arg)
+{
+	http_blob_unref(arg);
+}
+
+void
+http_reply_blob(struct worker *w, struct evhttp_request *req, int status,
+    struct http_blob *b)
+{
+	struct evbuffer	*buf = evbuffer_new();
+
+	/* Every answer shares the one rendering; the last one out frees it.
+	 * Single-threaded: the blob never leaves its worker. */
+	b->refs++;
+	if (buf == NULL ||
+	    evbuffer_add_reference(buf, b->data, b->len, http_blob_cleanup,
+	    b) == -1) {
+		http_blob_unref(b);
+		if (buf != NULL)
+			evbuffer_free(buf);
+		http_reply_error_to(w, req, E_INTERNAL, NULL);
+		return;
+	}
+	http_send(req, status, "application/json", buf);
 }
 
 const char *
@@ -150,29 +217,7 @@ http_content_type_is(struct request *rq, const char *mime)
 	    (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' '));
 }
 
-/* Match path against pattern; a '*' segment is copied into id. */
-static int
-http_match(const char *pattern, const char *path, char *id, size_t idlen)
-{
-	while (*pattern && *path) {
-		if (*pattern == '*') {
-			size_t n = strcspn(path, "/");
-
-			if (n == 0 || n >= idlen)
-				return (0);
-			memcpy(id, path, n);
-			id[n] = '\0';
-			path += n;
-			pattern++;
-			continue;
-		}
-		if (*pattern++ != *path++)
-			return (0);
-	}
-	return (*pattern == '\0' && *path == '\0');
-}
-
-static uint64_t
+uint64_t
 http_now_us(void)
 {
 	struct timespec	 ts;
@@ -181,25 +226,33 @@ http_now_us(void)
 	return ((uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000);
 }
 
-static void
-http_dispatch(struct request *rq, const char *path, char *id, size_t idlen)
+void
+http_record_latency(struct worker *w, uint64_t t0)
 {
-	enum evhttp_cmd_type	 method = evhttp_request_get_command(rq->req);
-	size_t			 i;
-	int			 path_known = 0;
+	metrics_latency(&w->metrics, http_now_us() - t0);
+}
 
-	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		if (!http_match(routes[i].pattern, path, id, idlen))
-			continue;
-		path_known = 1;
-		if ((int)method == routes[i].method) {
-			rq->id = strchr(routes[i].pattern, '*') ? id : NULL;
-			routes[i].fn(rq);
-			return;
-		}
+/*
+ * One body length, stated once (RFC 9112 §6.3): two Content-Length
+ * headers, or Content-Length beside Transfer-Encoding, are how requests
+ * are smuggled past a proxy that reads them differently.  evhttp reads
+ * the first Content-Length (or the chunks) and keeps every header line,
+ * so the check is made here, on the headers as received.
+ */
+static int
+http_framing_ok(struct evhttp_request *req)
+{
+	struct evkeyvalq	*h = evhttp_request_get_input_headers(req);
+	struct evkeyval		*kv;
+	int			 cl = 0, te = 0;
+
+	TAILQ_FOREACH(kv, h, next) {
+		if (strcasecmp(kv->key, "Content-Length") == 0)
+			cl++;
+		else if (strcasecmp(kv->key, "Transfer-Encoding") == 0)
+			te++;
 	}
-	http_reply_error(rq, path_known ? E_METHOD_NOT_ALLOWED : E_NOT_FOUND,
-	    NULL);
+	return (cl <= 1 && !(cl > 0 && te > 0));
 }
 
 static void
@@ -207,22 +260,28 @@ http_request_cb(struct evhttp_request *req, void *arg)
 {
 	struct request		 rq = { .req = req, .w = arg };
 	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
-	char			 id[128], retry[16];
-	uint64_t		 t0 = http_now_us();
+	struct evkeyvalq	*out = evhttp_request_get_output_headers(req);
+	char			 retry[16];
 	int			 wait;
 
+	rq.t0 = http_now_us();
 	/* Fail closed: evhttp serves plaintext if TLS setup ever failed. */
 	if ((rq.peer = conn_peer(req)) == NULL) {
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Connection", "close");
+		evhttp_add_header(out, "Connection", "close");
 		http_reply_error(&rq, E_UNAUTHENTICATED, NULL);
 		return;
 	}
+	if (!http_framing_ok(req)) {
+		/* What follows on this connection cannot be trusted. */
+		evhttp_add_header(out, "Connection", "close");
+		http_reply_error(&rq, E_BAD_REQUEST, "a request may have one "
+		    "Content-Length, or Transfer-Encoding without one");
+		return;
+	}
 	if ((wait = ratelimit_take(rq.w->broker->rl, rq.peer->identity,
-	    t0)) > 0) {
+	    rq.t0)) > 0) {
 		snprintf(retry, sizeof(retry), "%d", wait);
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Retry-After", retry);
+		evhttp_add_header(out, "Retry-After", retry);
 		http_reply_error(&rq, E_RATE_LIMITED, "too many requests from "
 		    "this identity; retry after the Retry-After seconds");
 		return;
@@ -233,16 +292,17 @@ http_request_cb(struct evhttp_request *req, void *arg)
 		http_reply_error(&rq, E_BAD_REQUEST, "no path");
 		return;
 	}
-	http_dispatch(&rq, rq.path, id, sizeof(id));
-	metrics_latency(&rq.w->metrics, http_now_us() - t0);
+	routes_dispatch(&rq);
+	if (!rq.deferred)
+		http_record_latency(rq.w, rq.t0);
 }
 
 void
 http_setup(struct worker *w)
 {
 	evhttp_set_bevcb(w->http, conn_bevcb, w);
-	evhttp_set_max_headers_size(w->http, SERVER_MAX_HEADERS);
-	evhttp_set_max_body_size(w->http, SERVER_MAX_BODY);
+	evhttp_set_max_headers_size(w->http, BROKER_MAX_HEADERS);
+	evhttp_set_max_body_size(w->http, BROKER_MAX_BODY);
 	evhttp_set_timeout(w->http, w->broker->limits.idle_timeout);
 	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 	    EVHTTP_REQ_PUT);

@@ -43,6 +43,24 @@ metrics_latency(struct metrics *m, uint64_t us)
 	__atomic_fetch_add(&m->latency_sum_us, us, __ATOMIC_RELAXED);
 }
 
+void
+metrics_waits(struct metrics *m, size_t n)
+{
+	__atomic_fetch_add(&m->waits_answered, n, __ATOMIC_RELAXED);
+}
+
+void
+metrics_held(struct metrics *m, int delta)
+{
+	__atomic_fetch_add(&m->waits_held, delta, __ATOMIC_RELAXED);
+}
+
+void
+metrics_view(struct metrics *m)
+{
+	BUMP(m->views);
+}
+
 static void
 metrics_sum(const struct metrics *const *all, size_t n, struct metrics *s)
 {
@@ -58,6 +76,9 @@ metrics_sum(const struct metrics *const *all, size_t n, struct metrics *s)
 			s->latency[j] += LOAD(all[i]->latency[j]);
 		s->latency_count += LOAD(all[i]->latency_count);
 		s->latency_sum_us += LOAD(all[i]->latency_sum_us);
+		s->waits_answered += LOAD(all[i]->waits_answered);
+		s->views += LOAD(all[i]->views);
+		s->waits_held += LOAD(all[i]->waits_held);
 	}
 }
 
@@ -85,7 +106,9 @@ metrics_render(const struct metrics *const *all, size_t n, size_t *len)
 		OUT("toolgate_errors_total{code=\"%s\"} %llu\n",
 		    reason_code((enum reason)j),
 		    (unsigned long long)s.errors[j]);
-	OUT("# HELP toolgate_request_seconds Request handling time.\n"
+	OUT("# HELP toolgate_request_seconds Request handling time, until the "
+	    "answer is sent (a decision's includes its commit; a long-poll is "
+	    "counted when held).\n"
 	    "# TYPE toolgate_request_seconds histogram\n");
 	for (j = 0; j < METRICS_BUCKETS - 1; j++) {
 		cum += s.latency[j];
@@ -102,6 +125,18 @@ metrics_render(const struct metrics *const *all, size_t n, size_t *len)
 	    (unsigned long long)(s.latency_sum_us / 1000000),
 	    (unsigned long long)(s.latency_sum_us % 1000000),
 	    (unsigned long long)s.latency_count);
+	OUT("# HELP toolgate_waits_answered_total Long-polls answered.\n"
+	    "# TYPE toolgate_waits_answered_total counter\n"
+	    "toolgate_waits_answered_total %llu\n"
+	    "# HELP toolgate_waits_held Long-polls held now.\n"
+	    "# TYPE toolgate_waits_held gauge\n"
+	    "toolgate_waits_held %lld\n"
+	    "# HELP toolgate_intent_views_total Intent answers rendered (one "
+	    "per woken intent and audience, not per long-poll).\n"
+	    "# TYPE toolgate_intent_views_total counter\n"
+	    "toolgate_intent_views_total %llu\n",
+	    (unsigned long long)s.waits_answered,
+	    (long long)s.waits_held, (unsigned long long)s.views);
 #undef OUT
 	if (used >= cap) {
 		free(buf);

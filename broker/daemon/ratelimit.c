@@ -108,9 +108,9 @@ ratelimit_take(struct ratelimit *rl, const char *identity, uint64_t now_us)
 	b->last_us = now_us;
 	if (b->micro_tokens >= 1000000)
 		b->micro_tokens -= 1000000;
-	else
-		wait = (int)((1000000 - b->micro_tokens) / rl->rate /
-		    1000000) + 1;
+	else	/* whole seconds until one token, rounded up, not past it */
+		wait = (int)((1000000 - b->micro_tokens + rl->rate * 1000000 -
+		    1) / (rl->rate * 1000000));
 	pthread_mutex_unlock(&rl->lock);
 	return (wait);
 }

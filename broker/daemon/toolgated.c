@@ -33,11 +33,14 @@
 #include <event2/thread.h>
 #include <openssl/err.h>
 
+#include "approvals.h"
+#include "broker.h"
 #include "clock.h"
+#include "conn.h"
 #include "file.h"
+#include "http.h"
 #include "jose.h"
 #include "log.h"
-#include "server.h"
 #include "store.h"
 #include "version.h"
 
@@ -105,7 +108,7 @@ struct options {
 	/* --config only: hardening and durability knobs (proto/config.md) */
 	const char	*synchronous, *max_connections, *idle_timeout;
 	const char	*request_timeout, *rate_limit, *rate_burst;
-	const char	*max_conn_age;
+	const char	*max_conn_age, *grant_window, *max_waits;
 	char		*config_text;	/* owns the values read from --config */
 };
 
@@ -123,6 +126,8 @@ static const struct {
 	{ "rate-limit",		offsetof(struct options, rate_limit) },
 	{ "rate-burst",		offsetof(struct options, rate_burst) },
 	{ "max-connection-age",	offsetof(struct options, max_conn_age) },
+	{ "grant-window",	offsetof(struct options, grant_window) },
+	{ "max-waits-per-identity", offsetof(struct options, max_waits) },
 };
 
 static const struct option longopts[] = {
@@ -299,6 +304,11 @@ options_limits(const struct options *o, struct broker *b)
 	    2 * (long)l->rate, 0, 20000000);
 	l->max_conn_age = (int)options_number("max-connection-age",
 	    o->max_conn_age, 3600, 1, 31536000);
+	l->max_waits_per_identity = (int)options_number(
+	    "max-waits-per-identity", o->max_waits, WAIT_PER_IDENTITY_DEFAULT,
+	    1, 65536);
+	b->lc.grant_window = options_number("grant-window", o->grant_window,
+	    LC_GRANT_WINDOW_DEFAULT, 1, 31536000);
 }
 
 /* Name every required flag that is missing, and exit 2. */
@@ -355,12 +365,12 @@ options_apply(const struct options *o, struct broker *b)
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	if (o->threads != NULL) {
 		n = strtol(o->threads, &end, 10);
-		if (*end != '\0' || n < 1 || n > SERVER_MAX_THREADS)
+		if (*end != '\0' || n < 1 || n > BROKER_MAX_THREADS)
 			usage_exit("--threads must be 1..64, not %s",
 			    o->threads);
 	}
-	b->nworkers = n < 1 ? 1 : (n > SERVER_MAX_THREADS ?
-	    SERVER_MAX_THREADS : (int)n);
+	b->nworkers = n < 1 ? 1 : (n > BROKER_MAX_THREADS ?
+	    BROKER_MAX_THREADS : (int)n);
 	b->db_path = o->db;
 	b->synchronous_full = 1;
 	if (o->synchronous != NULL) {
@@ -410,7 +420,9 @@ broker_load_keys(struct broker *b, const char *grant_key_path)
 	check_secrecy("--grant-key", grant_key_path);
 	pthread_mutex_init(&b->tls_lock, NULL);
 	if ((b->refuse_ctx = tls_refusing_ctx()) == NULL ||
-	    (b->rl = ratelimit_new(b->limits.rate, b->limits.burst)) == NULL)
+	    (b->rl = ratelimit_new(b->limits.rate, b->limits.burst)) == NULL ||
+	    (b->waitq = waitquota_new(b->limits.max_waits_per_identity)) ==
+	    NULL)
 		startup_exit("cannot set up connection limits");
 
 	if ((b->ssl_ctx = tls_server_ctx(&b->tls, err, sizeof(err))) == NULL)
@@ -451,11 +463,11 @@ static void
 worker_prune_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker	*w = arg;
+	struct store	*s = w->store;
 
-	if (db_begin(w->db) == 0 &&
-	    (store_jti_prune(w->db, clock_now()) == -1 ||
-	    db_commit(w->db) == -1))
-		db_rollback(w->db);
+	if (store_begin(s) == 0 && (s->ops->jti_prune(s, clock_now()) == -1 ||
+	    store_commit(s) == -1))
+		store_rollback(s);
 }
 
 /* This worker accepts on the broker's one listening socket too: the
@@ -504,8 +516,12 @@ worker_init(struct broker *b, int idx)
 
 	w->idx = idx;
 	w->broker = b;
-	if ((w->db = db_open(b->db_path, err, sizeof(err))) == NULL)
+	snprintf(w->name, sizeof(w->name), "thread %d", idx);
+	/* toolgated creates its database (mode 0600) when there is none. */
+	if ((w->store = store_open(b->db_path, STORE_CREATE, err,
+	    sizeof(err))) == NULL)
 		startup_exit(err);
+	decider_init(&w->dec, w->store, w->name, &b->lc);
 	if ((w->base = worker_base_new()) == NULL ||
 	    (w->http = evhttp_new(w->base)) == NULL ||
 	    (w->stop_ev = event_new(w->base, -1, 0, worker_stop_cb, w)) ==
@@ -516,7 +532,6 @@ worker_init(struct broker *b, int idx)
 	    worker_tick_cb, w)) == NULL || wait_init(w) == -1 ||
 	    commit_worker_init(w) == -1)
 		startup_exit("cannot create the event loop");
-	ks_cache_init(&w->ks);
 	event_add(w->tick_ev, &tick);
 	http_setup(w);
 	if (worker_listen(w, b->listen_fd) == -1) {
@@ -526,28 +541,18 @@ worker_init(struct broker *b, int idx)
 	}
 	if (idx == 0)
 		event_add(w->prune_ev, &prune);
-	if (api_policy_refresh(w) == -1)
+	if (decider_refresh(&w->dec) == -1)
 		startup_exit("the stored policy cannot be loaded");
 }
 
-/* The commit thread's own connection and policy snapshot. */
+/* The commit thread's own connection and decider. */
 static void
 commit_init(struct broker *b)
 {
-	struct worker	*ctx = &b->commit_ctx;
-	char		 err[512];
+	char	 err[512];
 
-	ctx->idx = -1;
-	ctx->broker = b;
-	if ((ctx->db = db_open(b->db_path, err, sizeof(err))) == NULL)
+	if (commit_start(b, err, sizeof(err)) == -1)
 		startup_exit(err);
-	if (!b->synchronous_full && db_set_synchronous(ctx->db, 0) == -1)
-		startup_exit("cannot set synchronous = NORMAL");
-	ks_cache_init(&ctx->ks);
-	if (api_policy_refresh(ctx) == -1)
-		startup_exit("the stored policy cannot be loaded");
-	if (commit_start(b) == -1)
-		startup_exit("cannot start the commit thread");
 }
 
 static void *
@@ -566,7 +571,6 @@ worker_free(struct worker *w)
 	commit_worker_deinit(w);
 	if (w->tick_ev != NULL)
 		event_free(w->tick_ev);
-	ks_cache_clear(&w->ks);
 	if (w->http != NULL)
 		evhttp_free(w->http);
 	if (w->stop_ev != NULL)
@@ -575,8 +579,8 @@ worker_free(struct worker *w)
 		event_free(w->prune_ev);
 	if (w->base != NULL)
 		event_base_free(w->base);
-	policy_free(w->policy);
-	db_close(w->db);
+	decider_deinit(&w->dec);
+	store_close(w->store);
 }
 
 /*
@@ -630,41 +634,37 @@ broker_listen(struct broker *b)
  * every intent is denied and nobody can apply one online; engaged kill
  * switches stop whatever they cover until an operator resets them.
  */
+static int
+startup_ks_cb(const struct ks_row *r, void *arg)
+{
+	char	 at[RFC3339_LEN];
+
+	clock_rfc3339(r->at, at);
+	log_warnx("kill switch %lld engaged (%s%s%s) by %s at %s: %s; reset "
+	    "with: toolgatectl killswitch reset %lld --reason TEXT",
+	    (long long)r->id, ks_scope_name(r->scope), r->target ? " " : "",
+	    r->target ? r->target : "", r->by, at, r->reason,
+	    (long long)r->id);
+	return (0);
+}
+
 static void
 broker_startup_warnings(const struct broker *b)
 {
-	struct db	*db;
-	json_t		*st, *sw;
-	int64_t		 version = 0;
-	size_t		 i;
-	char		 err[512];
+	struct store		*s;
+	struct store_gen	 g;
+	char			 err[512];
 
-	if ((db = db_open(b->db_path, err, sizeof(err))) == NULL)
+	if ((s = store_open(b->db_path, 0, err, sizeof(err))) == NULL)
 		startup_exit(err);
-	if (store_policy_version(db, &version) == 0 && version == 0)
+	if (s->ops->generations(s, STORE_GEN_POLICY, &g) == 0 &&
+	    g.policy == 0)
 		log_warnx("no policy applied: every intent is denied "
 		    "unknown_principal, and no operator exists to apply one "
 		    "online; bootstrap with: toolgatectl --db %s policy apply "
 		    "POLICY.json", b->db_path);
-	if ((st = ks_status(db)) != NULL)
-		json_array_foreach(json_object_get(st, "switches"), i, sw)
-			log_warnx("kill switch %" JSON_INTEGER_FORMAT
-			    " engaged (%s%s%s) by %s at %s: %s; reset with: "
-			    "toolgatectl killswitch reset %" JSON_INTEGER_FORMAT
-			    " --reason TEXT",
-			    json_integer_value(json_object_get(sw, "id")),
-			    json_string_value(json_object_get(sw, "scope")),
-			    json_is_string(json_object_get(sw, "target")) ?
-			    " " : "",
-			    json_is_string(json_object_get(sw, "target")) ?
-			    json_string_value(json_object_get(sw, "target")) :
-			    "",
-			    json_string_value(json_object_get(sw, "by")),
-			    json_string_value(json_object_get(sw, "at")),
-			    json_string_value(json_object_get(sw, "reason")),
-			    json_integer_value(json_object_get(sw, "id")));
-	json_decref(st);
-	db_close(db);
+	(void)s->ops->ks_engaged(s, startup_ks_cb, NULL);
+	store_close(s);
 }
 
 static void
@@ -770,13 +770,11 @@ main(int argc, char **argv)
 	commit_stop(&broker);
 	for (i = 0; i < broker.nworkers; i++)
 		worker_free(&broker.workers[i]);
-	policy_free(broker.commit_ctx.policy);
-	ks_cache_clear(&broker.commit_ctx.ks);
-	db_close(broker.commit_ctx.db);
 	close(broker.listen_fd);
 	SSL_CTX_free(broker.ssl_ctx);
 	SSL_CTX_free(broker.refuse_ctx);
 	ratelimit_free(broker.rl);
+	waitquota_free(broker.waitq);
 	grant_signer_deinit(&broker.grant);
 	free(o.config_text);
 	free((char *)broker.listen_host);

@@ -10,7 +10,10 @@
   prefill.py db DB [--intents 1000000]
       appends that many decided intents and one "decision" audit record each
       to a database that toolgated or toolgatectl --db has already migrated
-      (schema migrations/0001 and 0002), in one transaction.  The audit
+      (schema migrations/0001 to 0003), in one transaction.  The allowed
+      ones are marked redeemed, as a month of real traffic leaves them:
+      one still redeemable after its grant window would be expired by the
+      broker's sweeper (and the sweep is not what growth measures).  The audit
       records continue the existing hash chain exactly as broker/core/audit.c
       writes it (proto/audit.md, format 2): record = RFC 8785 JSON of
       {actor, at, details, event, format: 2, intent_id, seq}; hash =
@@ -122,8 +125,8 @@ def cmd_db(a):
             "amount_value, amount_currency, reason, status, decision, "
             "reason_code, reason_text, policy_version, rule, "
             "approvals_required, approver_roles, intent_sha256, "
-            "created_at, expires_at, decided_at) VALUES "
-            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", intents)
+            "created_at, expires_at, decided_at, redeemed_at, redeemed_by) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", intents)
         db.executemany(
             "INSERT INTO audit (seq, event, intent_id, record, prev_hash, "
             "hash) VALUES (?,?,?,?,?,?)", audits)
@@ -148,7 +151,9 @@ def cmd_db(a):
                                           "tool": tool})
         intents.append((iid, agent, "pf-%d" % i, tool, canon(args), None,
                         None, None, status, decision, code, text, pversion,
-                        rule, 0, None, sha, t, None, t))
+                        rule, 0, None, sha, t, None, t,
+                        None if denied else t, None if denied else
+                        "tool-payments"))
         seq += 1
         details = {"status": status, "reason_code": code, "tool": tool,
                    "policy_version": pversion, "approvals_required": 0,

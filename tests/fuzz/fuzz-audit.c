@@ -5,7 +5,7 @@
  * jansson's sorted json_dumps writes it (format 1 records are re-derived
  * with it).  An object then becomes the details of 1 to 3
  * records appended, each in its own BEGIN IMMEDIATE transaction, to an
- * in-memory database made by db_open (migrations and all).  Its "actor",
+ * in-memory database made by store_open (migrations and all).  Its "actor",
  * "event" and "intent_id" members, when strings, are used for those
  * fields.  Invariants (abort when broken): an append succeeds exactly when
  * the details have a canonical form nesting at most AUDIT_MAX_DEPTH;
@@ -22,7 +22,8 @@
 
 #include "audit.h"
 #include "canon.h"
-#include "db.h"
+#include "store.h"
+#include "store_sqlite.h"
 #include "fuzz.h"
 #include "jsonw-diff.h"
 #include "log.h"
@@ -31,7 +32,7 @@
 #define FUZZ_AUDIT_RESET	128
 #define FUZZ_AUDIT_NOW		1795736650
 
-static struct db	*db;
+static struct store	*db;
 static int64_t		 records;	/* appended since the reset */
 static unsigned		 inputs;
 
@@ -46,8 +47,8 @@ db_reset(void)
 {
 	char	 err[256];
 
-	db_close(db);
-	if ((db = db_open(":memory:", err, sizeof(err))) == NULL)
+	store_close(db);
+	if ((db = store_open(":memory:", STORE_CREATE, err, sizeof(err))) == NULL)
 		fuzz_fail(__FILE__, __LINE__, err);
 	records = 0;
 }
@@ -129,15 +130,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	before = records;
 	n = 1 + (int)(size % 3);
 	for (i = 0; i < n; i++) {
-		FUZZ_ASSERT(db_begin(db) == 0);
+		FUZZ_ASSERT(store_begin(db) == 0);
 		ok = audit_append(db, FUZZ_AUDIT_NOW + i, x.actor, x.event,
 		    x.intent_id, details) == 0;
 		FUZZ_ASSERT(ok == has_canon);
 		if (ok) {
-			FUZZ_ASSERT(db_commit(db) == 0);
+			FUZZ_ASSERT(store_commit(db) == 0);
 			records++;
 		} else
-			db_rollback(db);
+			store_rollback(db);
 	}
 
 	memset(&chk, 0, sizeof(chk));

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import secrets
+import select
 import shutil
 import signal
 import socket
@@ -342,12 +343,22 @@ def jwk_thumbprint(jwk):
 # ------------------------------------------------------------------- client
 
 class Client:
-    """One keep-alive mTLS connection to the broker."""
+    """One keep-alive mTLS connection to the broker, reopened the way real
+    HTTP clients (urllib3, browsers) do: a kept-alive connection the broker
+    has closed meanwhile (idle-timeout) is noticed before it is reused, and
+    a request that fails on a connection that sat idle is sent once more on
+    a fresh one.  A connection in active use is never silently replaced, so
+    a broker that drops it mid-conversation still fails the test."""
+
+    # A reused connection idle for at least this long may have been closed
+    # by the broker while the request was on its way: retry it once.
+    RETRY_AFTER_IDLE = 1.0
 
     def __init__(self, port, ca, cert, key, timeout=30):
         self.port = port
         self.cert = cert
         self.key = key
+        self.timeout = timeout
         self.identity = cert_identity(cert) if cert else None
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -359,6 +370,26 @@ class Client:
         self.ctx = ctx
         self.conn = http.client.HTTPSConnection("127.0.0.1", port,
                                                 context=ctx, timeout=timeout)
+        self._answered_at = None   # end of the last complete answer
+
+    def _dropped(self):
+        """True when the kept-alive socket has been closed by the peer.
+        After a complete answer nothing is due from the broker, so a
+        readable socket means EOF (or junk): urllib3's is_connection_dropped.
+        TLS 1.3 session tickets arrive before the first answer is read."""
+        sock = self.conn.sock
+        if sock is None or self._answered_at is None:
+            return False
+        try:
+            r, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(r)
+
+    def _send(self, method, path, body, h):
+        self.conn.request(method, path, body=body, headers=h)
+        resp = self.conn.getresponse()
+        return resp, resp.read()
 
     def request_raw(self, method, path, body=None, content_type=None,
                     headers=None):
@@ -368,13 +399,29 @@ class Client:
             h["Content-Type"] = content_type
         if isinstance(body, str):
             body = body.encode()
+        if self._dropped():
+            self.conn.close()
+            self._answered_at = None
+        idle = (time.monotonic() - self._answered_at
+                if self._answered_at is not None and
+                self.conn.sock is not None else None)
         try:
-            self.conn.request(method, path, body=body, headers=h)
-            resp = self.conn.getresponse()
-            raw = resp.read()
+            try:
+                resp, raw = self._send(method, path, body, h)
+            except (http.client.RemoteDisconnected, ConnectionResetError,
+                    BrokenPipeError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                if idle is None or idle < self.RETRY_AFTER_IDLE:
+                    raise
+                self.conn.close()
+                resp, raw = self._send(method, path, body, h)
         except Exception:
             self.conn.close()
+            self._answered_at = None
             raise
+        self._answered_at = time.monotonic()
+        if resp.will_close:
+            self.conn.close()
+            self._answered_at = None
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, raw
 
     def request(self, method, path, body=None, content_type=None,
@@ -415,6 +462,7 @@ class Client:
 
     def close(self):
         self.conn.close()
+        self._answered_at = None
 
 
 # ------------------------------------------------------------------- broker

@@ -339,11 +339,13 @@ class SlowAndMany(unittest.TestCase):
 # ------------------------------------------------------- garbage and volume
 
 class Garbage(unittest.TestCase):
-    """Default limits; rate limit off (the volume tests are one identity)."""
+    """Default limits; rate limit off and long-polls per identity raised
+    (the volume tests are one identity)."""
 
     @classmethod
     def setUpClass(cls):
-        conf = write_config("rate-limit = 0\nsynchronous = normal\n")
+        conf = write_config("rate-limit = 0\nsynchronous = normal\n"
+                            "max-waits-per-identity = 1024\n")
         cls.broker = harness.Broker(threads=2, extra_args=("--config", conf))
         cls.broker.start()
         cls.sup = cls.broker.client("agent-support")
@@ -718,6 +720,31 @@ class RateLimit(unittest.TestCase):
             finally:
                 db.close()
             self.assertEqual(n, statuses.count(200) + 1)
+
+# ------------------------------------------------------ the harness itself
+
+class Reconnect(unittest.TestCase):
+    """The harness's clients behave like real HTTP clients: a kept-alive
+    connection the broker closed for idleness is reopened, so no test
+    depends on finishing before idle-timeout (test_ten_thousand_tool_names
+    used to fail on a slow machine when its shared client sat idle)."""
+
+    def test_client_reopens_a_connection_closed_for_idleness(self):
+        conf = write_config("idle-timeout = 1\n")
+        with harness.Broker(threads=1, extra_args=("--config", conf)) as b:
+            c = b.client("agent-support")
+            self.assertEqual(c.submit("crm.lookup")[0], 200)
+            first = c.conn.sock
+            # wait (generously) until the broker has closed it
+            r = []
+            deadline = time.monotonic() + 60
+            while not r and time.monotonic() < deadline:
+                r, _, _ = select.select([first], [], [], 1.0)
+            self.assertTrue(r, "the broker never closed the idle connection")
+            for _ in range(3):
+                st, _, body = c.submit("crm.lookup")
+                self.assertEqual(st, 200, body)
+            self.assertIsNot(c.conn.sock, first)
 
 
 if __name__ == "__main__":

@@ -13,34 +13,35 @@
 
 #include "audit.h"
 #include "canon.h"
-#include "db.h"
+#include "store.h"
+#include "store_sqlite.h"
 
 static int	 passed;
 
 #define CHECK(x) do { assert(x); passed++; } while (0)
 
-static struct db *
+static struct store *
 open_temp(char *path, size_t len)
 {
 	char		 err[256];
-	struct db	*db;
+	struct store	*db;
 	int		 fd;
 
 	snprintf(path, len, "/tmp/test-audit-XXXXXX");
 	fd = mkstemp(path);
 	CHECK(fd >= 0);
 	close(fd);
-	db = db_open(path, err, sizeof(err));
+	db = store_open(path, STORE_CREATE, err, sizeof(err));
 	CHECK(db != NULL);
 	return (db);
 }
 
 static void
-append_n(struct db *db, int n)
+append_n(struct store *db, int n)
 {
 	int	 i;
 
-	CHECK(db_begin(db) == 0);
+	CHECK(store_begin(db) == 0);
 	for (i = 0; i < n; i++) {
 		json_t *d = json_pack("{si ss}", "i", i, "note", "x\"y\\z");
 
@@ -48,7 +49,7 @@ append_n(struct db *db, int n)
 		    "decision", i % 2 ? "in_0123" : NULL, d) == 0);
 		json_decref(d);
 	}
-	CHECK(db_commit(db) == 0);
+	CHECK(store_commit(db) == 0);
 }
 
 static void
@@ -69,7 +70,7 @@ static void
 test_chain_verifies(void)
 {
 	char			 path[64], hash[65];
-	struct db		*db = open_temp(path, sizeof(path));
+	struct store		*db = open_temp(path, sizeof(path));
 	struct audit_check	 r;
 	sqlite3_stmt		*st;
 
@@ -77,7 +78,7 @@ test_chain_verifies(void)
 	CHECK(audit_verify(db, &r) == 0);
 	CHECK(r.count == 10 && r.bad_seq == 0);
 	/* Record 1 links to the genesis hash and hashes its stored bytes. */
-	CHECK(sqlite3_prepare_v2(db->sql, "SELECT prev_hash, record, hash "
+	CHECK(sqlite3_prepare_v2(store_sqlite_handle(db), "SELECT prev_hash, record, hash "
 	    "FROM audit WHERE seq = 1", -1, &st, NULL) == SQLITE_OK);
 	CHECK(sqlite3_step(st) == SQLITE_ROW);
 	CHECK(strcmp((const char *)sqlite3_column_text(st, 0),
@@ -89,9 +90,9 @@ test_chain_verifies(void)
 	    "\"intent_id\":null") != NULL);
 	sqlite3_finalize(st);
 	/* Append-only triggers stop accidents. */
-	CHECK(sqlite3_exec(db->sql, "DELETE FROM audit WHERE seq = 3", NULL,
+	CHECK(sqlite3_exec(store_sqlite_handle(db), "DELETE FROM audit WHERE seq = 3", NULL,
 	    NULL, NULL) != SQLITE_OK);
-	db_close(db);
+	store_close(db);
 	unlink(path);
 }
 
@@ -99,13 +100,13 @@ static void
 tamper(const char *sql, int64_t want_bad)
 {
 	char			 path[64];
-	struct db		*db = open_temp(path, sizeof(path));
+	struct store		*db = open_temp(path, sizeof(path));
 	struct audit_check	 r;
 
 	append_n(db, 8);
-	CHECK(sqlite3_exec(db->sql, "DROP TRIGGER audit_no_update; "
+	CHECK(sqlite3_exec(store_sqlite_handle(db), "DROP TRIGGER audit_no_update; "
 	    "DROP TRIGGER audit_no_delete", NULL, NULL, NULL) == SQLITE_OK);
-	CHECK(sqlite3_exec(db->sql, sql, NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(sqlite3_exec(store_sqlite_handle(db), sql, NULL, NULL, NULL) == SQLITE_OK);
 	CHECK(audit_verify(db, &r) == 1);
 	if (r.bad_seq != want_bad)
 		fprintf(stderr, "%s: bad_seq %lld (%s)\n", sql,
@@ -113,7 +114,7 @@ tamper(const char *sql, int64_t want_bad)
 	CHECK(r.bad_seq == want_bad);
 	CHECK(r.count == want_bad - 1);
 	CHECK(r.why[0] != '\0');
-	db_close(db);
+	store_close(db);
 	unlink(path);
 }
 
@@ -135,7 +136,7 @@ test_tampering_is_named(void)
 /* A record row written by hand (as an older broker or an attacker
  * would), continuing the chain from prev; its hash into prev. */
 static void
-insert_raw(struct db *db, int64_t seq, const char *record, char prev[65])
+insert_raw(struct store *db, int64_t seq, const char *record, char prev[65])
 {
 	sqlite3_stmt	*st;
 	json_t		*rec = json_loads(record, 0, NULL);
@@ -143,9 +144,9 @@ insert_raw(struct db *db, int64_t seq, const char *record, char prev[65])
 
 	CHECK(rec != NULL);
 	canon_sha256_hex2(prev, 64, record, strlen(record), hash);
-	CHECK(sqlite3_prepare_v2(db->sql, "INSERT INTO audit (seq, event, "
-	    "intent_id, record, prev_hash, hash) VALUES (?, ?, NULL, ?, ?, ?)",
-	    -1, &st, NULL) == SQLITE_OK);
+	CHECK(sqlite3_prepare_v2(store_sqlite_handle(db), "INSERT INTO audit "
+	    "(seq, event, intent_id, record, prev_hash, hash) VALUES (?, ?, "
+	    "NULL, ?, ?, ?)", -1, &st, NULL) == SQLITE_OK);
 	sqlite3_bind_int64(st, 1, seq);
 	sqlite3_bind_text(st, 2, json_string_value(json_object_get(rec,
 	    "event")), -1, SQLITE_TRANSIENT);
@@ -174,13 +175,14 @@ legacy_record(int64_t seq, const char *details)
 }
 
 static int64_t
-last_hash(struct db *db, char prev[65])
+last_hash(struct store *db, char prev[65])
 {
 	sqlite3_stmt	*st;
 	int64_t		 seq = 0;
 
-	CHECK(sqlite3_prepare_v2(db->sql, "SELECT seq, hash FROM audit ORDER "
-	    "BY seq DESC LIMIT 1", -1, &st, NULL) == SQLITE_OK);
+	CHECK(sqlite3_prepare_v2(store_sqlite_handle(db), "SELECT seq, hash "
+	    "FROM audit ORDER BY seq DESC LIMIT 1", -1, &st, NULL) ==
+	    SQLITE_OK);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		seq = sqlite3_column_int64(st, 0);
 		snprintf(prev, 65, "%s", sqlite3_column_text(st, 1));
@@ -191,7 +193,7 @@ last_hash(struct db *db, char prev[65])
 }
 
 static void
-expect_broken(struct db *db, int64_t seq, const char *why)
+expect_broken(struct store *db, int64_t seq, const char *why)
 {
 	struct audit_check	 r;
 
@@ -213,7 +215,7 @@ static void
 test_formats(void)
 {
 	char			 path[64], prev[65], *text, *rec;
-	struct db		*db = open_temp(path, sizeof(path));
+	struct store		*db = open_temp(path, sizeof(path));
 	struct audit_check	 r;
 	json_t			*d;
 	sqlite3_stmt		*st;
@@ -237,14 +239,14 @@ test_formats(void)
 	d = json_loads("{\"args\":{\"x\":0.1,\"\\ufb33\":1,"
 	    "\"\\ud83d\\ude00\":2,\"c\":\"\\u001f\",\"n\":1e21}}", 0,
 	    NULL);
-	CHECK(db_begin(db) == 0);
+	CHECK(store_begin(db) == 0);
 	CHECK(audit_append(db, 1795736400, "agent-a", "decision", NULL, d) ==
 	    0);
-	CHECK(db_commit(db) == 0);
+	CHECK(store_commit(db) == 0);
 	json_decref(d);
 	CHECK(audit_verify(db, &r) == 0 && r.count == 3);
-	CHECK(sqlite3_prepare_v2(db->sql, "SELECT record FROM audit WHERE seq "
-	    "= 3", -1, &st, NULL) == SQLITE_OK);
+	CHECK(sqlite3_prepare_v2(store_sqlite_handle(db), "SELECT record "
+	    "FROM audit WHERE seq = 3", -1, &st, NULL) == SQLITE_OK);
 	CHECK(sqlite3_step(st) == SQLITE_ROW);
 	stored = (const char *)sqlite3_column_text(st, 0);
 	CHECK(strstr(stored, "{\"args\":{\"c\":\"\\u001f\",\"n\":1e+21,"
@@ -258,7 +260,7 @@ test_formats(void)
 	insert_raw(db, 4, text, prev);
 	free(text);
 	expect_broken(db, 4, "format 1 record follows a format 2");
-	db_close(db);
+	store_close(db);
 	unlink(path);
 
 	/* An unknown format; and right hash over non-canonical bytes. */
@@ -268,7 +270,7 @@ test_formats(void)
 	    "\"details\":{},\"event\":\"decision\",\"format\":3,"
 	    "\"intent_id\":null,\"seq\":1}", prev);
 	expect_broken(db, 1, "unknown format");
-	db_close(db);
+	store_close(db);
 	unlink(path);
 	db = open_temp(path, sizeof(path));
 	snprintf(prev, sizeof(prev), "%s", AUDIT_GENESIS);
@@ -277,7 +279,7 @@ test_formats(void)
 	    "\"intent_id\":null,\"seq\":1}";
 	insert_raw(db, 1, rec, prev);
 	expect_broken(db, 1, "not in its canonical form");
-	db_close(db);
+	store_close(db);
 	unlink(path);
 }
 
@@ -295,13 +297,13 @@ static void
 test_each(void)
 {
 	char		 path[64];
-	struct db	*db = open_temp(path, sizeof(path));
+	struct store	*db = open_temp(path, sizeof(path));
 	int		 n = 0;
 
 	append_n(db, 10);
 	CHECK(audit_each(db, 3, 0, count_cb, &n) == 0);
 	CHECK(n == 4);
-	db_close(db);
+	store_close(db);
 	unlink(path);
 }
 

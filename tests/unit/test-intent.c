@@ -319,7 +319,8 @@ test_grant_verifies_with_libjwt(void)
 	struct grant_signer	 g;
 	EVP_PKEY		*key = new_ec_key();
 	const char		*why = NULL;
-	json_t			*view;
+	struct intent_row	 r;
+	json_t			*args;
 	char			*tok, *pem;
 	size_t			 pemlen;
 	int64_t			 exp;
@@ -327,12 +328,17 @@ test_grant_verifies_with_libjwt(void)
 
 	pem = jose_public_pem(key, &pemlen);
 	CHECK(grant_signer_init(&g, key, &why) == 0);
-	view = json_pack("{ss ss ss s{si} s{ss ss} s[{ss}{ss}] ss}",
-	    "id", "in_0123456789abcdef0123456789abcdef", "agent", "agent-a",
-	    "tool", "payments.transfer", "args", "n", 1, "amount", "value",
-	    "5000.00", "currency", "USD", "approvals", "by", "alice", "by",
-	    "bob", "intent_sha256", "ab");
-	tok = grant_sign(&g, view, NOW, &exp);
+	memset(&r, 0, sizeof(r));
+	snprintf(r.id, sizeof(r.id), "in_0123456789abcdef0123456789abcdef");
+	r.agent = strdup("agent-a");
+	r.tool = strdup("payments.transfer");
+	r.amount_value = strdup("5000.00");
+	r.amount_currency = strdup("USD");
+	snprintf(r.intent_sha256, sizeof(r.intent_sha256), "ab");
+	CHECK(intent_row_add_approval(&r, "alice", NOW, NULL) == 0);
+	CHECK(intent_row_add_approval(&r, "bob", NOW, "ok") == 0);
+	args = json_pack("{si}", "n", 1);
+	tok = grant_sign(&g, &r, args, NOW, &exp);
 	CHECK(tok != NULL && exp == NOW + 60);
 	/* An independent verifier agrees. */
 	CHECK(jwt_decode(&jwt, tok, (unsigned char *)pem, (int)pemlen) == 0);
@@ -346,7 +352,8 @@ test_grant_verifies_with_libjwt(void)
 	free(tok);
 	/* The JWKS carries the same kid. */
 	CHECK(strstr(g.jwks, g.kid) != NULL);
-	json_decref(view);
+	json_decref(args);
+	intent_row_clear(&r);
 	free(pem);
 	grant_signer_deinit(&g);
 }

@@ -13,9 +13,11 @@
 #include <unistd.h>
 
 #include "audit.h"
-#include "db.h"
+#include "clock.h"
 #include "killswitch.h"
+#include "lifecycle.h"
 #include "store.h"
+#include "store_sqlite.h"
 
 static int	 passed;
 
@@ -23,19 +25,19 @@ static int	 passed;
 
 static char	 dbpath[64];
 
-static struct db *
+static struct store *
 open_db(void)
 {
 	char		 err[256];
-	struct db	*db = db_open(dbpath, err, sizeof(err));
+	struct store	*db = store_open(dbpath, STORE_CREATE, err, sizeof(err));
 
 	if (db == NULL)
-		fprintf(stderr, "db_open: %s\n", err);
+		fprintf(stderr, "store_open: %s\n", err);
 	CHECK(db != NULL);
 	return (db);
 }
 
-static struct db *
+static struct store *
 fresh_db(void)
 {
 	int	 fd;
@@ -48,11 +50,11 @@ fresh_db(void)
 }
 
 static void
-drop_db(struct db *db)
+drop_db(struct store *db)
 {
 	char	 side[80];
 
-	db_close(db);
+	store_close(db);
 	unlink(dbpath);
 	snprintf(side, sizeof(side), "%s-wal", dbpath);
 	unlink(side);
@@ -60,8 +62,56 @@ drop_db(struct db *db)
 	unlink(side);
 }
 
+/* A trip or reset as toolgatectl --db runs it: one lifecycle step in its
+ * own transaction.  0 done, -1 storage error, -2 bad input (*why), and
+ * for a reset 1 when there is no such engaged switch. */
+struct ks_trip_result {
+	int64_t		 id;
+	json_t		*rejected;	/* ids (new ref), NULL unless done */
+};
+
+static int
+ks_trip(struct store *db, const char *actor, enum ks_scope scope,
+    const char *target, const char *reason, int reject,
+    struct ks_trip_result *res, const char **why)
+{
+	struct decider	 d;
+	enum reason	 r;
+	size_t		 i;
+
+	memset(res, 0, sizeof(*res));
+	decider_init(&d, db, "test", NULL);
+	r = lc_begin(&d) == -1 ? E_UNAVAILABLE : lc_finish(&d, lc_trip(&d,
+	    actor, scope, target, reason, reject, clock_now(), &res->id,
+	    why));
+	if (r == REASON_OK) {
+		res->rejected = json_array();
+		for (i = 0; i < d.changed.n; i++)
+			json_array_append_new(res->rejected,
+			    json_string(d.changed.ids[i]));
+	} else
+		res->id = 0;
+	decider_deinit(&d);
+	return (r == REASON_OK ? 0 : r == E_BAD_REQUEST ? -2 : -1);
+}
+
+static int
+ks_reset(struct store *db, const char *actor, int64_t id, const char *reason,
+    const char **why)
+{
+	struct decider	 d;
+	enum reason	 r;
+
+	decider_init(&d, db, "test", NULL);
+	r = lc_begin(&d) == -1 ? E_UNAVAILABLE : lc_finish(&d, lc_reset(&d,
+	    actor, id, reason, clock_now(), why));
+	decider_deinit(&d);
+	return (r == REASON_OK ? 0 : r == E_BAD_REQUEST ? -2 :
+	    r == E_NOT_FOUND ? 1 : -1);
+}
+
 static int64_t
-trip(struct db *db, enum ks_scope scope, const char *target, int reject)
+trip(struct store *db, enum ks_scope scope, const char *target, int reject)
 {
 	struct ks_trip_result	 res;
 	const char		*why = NULL;
@@ -79,7 +129,7 @@ trip(struct db *db, enum ks_scope scope, const char *target, int reject)
 }
 
 static int
-covers_now(struct db *db, const char *agent, const char *tool)
+covers_now(struct store *db, const char *agent, const char *tool)
 {
 	struct ks_cache	 c;
 	int		 r;
@@ -92,12 +142,12 @@ covers_now(struct db *db, const char *agent, const char *tool)
 }
 
 static int64_t
-counter(struct db *db)
+counter(struct store *db)
 {
 	sqlite3_stmt	*st;
 	int64_t		 v;
 
-	CHECK(sqlite3_prepare_v2(db->sql, "SELECT value FROM counters WHERE "
+	CHECK(sqlite3_prepare_v2(store_sqlite_handle(db), "SELECT value FROM counters WHERE "
 	    "name = 'killswitch'", -1, &st, NULL) == SQLITE_OK);
 	CHECK(sqlite3_step(st) == SQLITE_ROW);
 	v = sqlite3_column_int64(st, 0);
@@ -145,7 +195,7 @@ test_coverage(void)
 		{ KS_TOOL, "crm.up.*", "a", "crm.update", 0 },
 	};
 	struct ks_cache	 c;
-	struct db	*db;
+	struct store	*db;
 	const char	*why;
 	size_t		 i;
 	int64_t		 id;
@@ -210,7 +260,7 @@ test_bad_input(void)
 		{ (enum ks_scope)7, NULL, "r" },
 	};
 	struct ks_trip_result	 res;
-	struct db		*db = fresh_db();
+	struct store		*db = fresh_db();
 	const char		*why;
 	char			 long_agent[300], long_reason[1100];
 	char			 utf8_reason[1100 * 2 + 1];
@@ -269,7 +319,7 @@ test_bad_input(void)
 static void
 test_round_trip(void)
 {
-	struct db	*db = fresh_db();
+	struct store	*db = fresh_db();
 	json_t		*st, *sw, *list;
 	const char	*why;
 	int64_t		 g, a, t;
@@ -341,7 +391,7 @@ test_round_trip(void)
 static void
 test_generation(void)
 {
-	struct db	*one = fresh_db(), *two = open_db();
+	struct store	*one = fresh_db(), *two = open_db();
 	struct ks_cache	 c;
 	struct ks_entry	*before;
 	const char	*why;
@@ -365,10 +415,10 @@ test_generation(void)
 
 	/* Inside a transaction, as the decision path calls it. */
 	CHECK(ks_reset(two, "operator-olga", id, "done", &why) == 0);
-	CHECK(db_begin(one) == 0);
+	CHECK(store_begin(one) == 0);
 	CHECK(ks_refresh(one, &c) == 0);
 	CHECK(ks_covers(&c, "agent-payments", "crm.lookup") == 0);
-	db_rollback(one);
+	store_rollback(one);
 	CHECK(c.generation == gen + 2);
 
 	/* A second connection's own cache agrees. */
@@ -378,41 +428,42 @@ test_generation(void)
 	CHECK(ks_refresh(two, &c) == 0);
 	CHECK(ks_covers(&c, "x", "y") == 1);
 	ks_cache_clear(&c);
-	db_close(two);
+	store_close(two);
 	drop_db(one);
 }
 
 static void
-insert_intent(struct db *db, const char *id, const char *agent,
+insert_intent(struct store *db, const char *id, const char *agent,
     const char *tool, const char *status, int64_t created)
 {
-	struct intent_record	 r;
+	struct intent_row	 r;
 
 	memset(&r, 0, sizeof(r));
-	r.id = id;
-	r.agent = agent;
-	r.jti = id;
-	r.tool = tool;
-	r.status = status;
-	r.decision = strcmp(status, "pending") == 0 ? "pending" :
-	    strcmp(status, "allowed") == 0 ? "allow" : "deny";
-	r.reason_code = "approval_required";
-	r.reason_text = "needs approval";
+	snprintf(r.id, sizeof(r.id), "%s", id);
+	r.agent = strdup(agent);
+	r.jti = strdup(id);
+	r.tool = strdup(tool);
+	CHECK(intent_status_parse(status, &r.status) == 0);
+	r.decision = strcmp(status, "pending") == 0 ? OUTCOME_PENDING :
+	    strcmp(status, "allowed") == 0 ? OUTCOME_ALLOW : OUTCOME_DENY;
+	r.reason = R_APPROVAL_REQUIRED;
+	r.reason_text = strdup("needs approval");
 	r.policy_version = 1;
-	r.intent_sha256 = "00";
+	snprintf(r.intent_sha256, sizeof(r.intent_sha256), "00");
 	r.created_at = created;
 	r.expires_at = created + 3600;
-	CHECK(store_intent_insert(db, &r) == 0);
+	CHECK(db->ops->intent_insert(db, &r) == 0);
+	intent_row_clear(&r);
 }
 
 static const char *
-status_of(struct db *db, const char *id, char *reason, size_t len)
+status_of(struct store *db, const char *id, char *reason, size_t len)
 {
 	static char	 buf[32];
 	sqlite3_stmt	*st;
 	const char	*cr;
 
-	CHECK(sqlite3_prepare_v2(db->sql, "SELECT status, closed_by, "
+	CHECK(sqlite3_prepare_v2(store_sqlite_handle(db), "SELECT status, closed_by, "
 	    "closed_reason, decided_at FROM intents WHERE id = ?", -1, &st,
 	    NULL) == SQLITE_OK);
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -430,12 +481,12 @@ status_of(struct db *db, const char *id, char *reason, size_t len)
 }
 
 static int64_t
-audit_count(struct db *db, const char *event, const char *intent_id)
+audit_count(struct store *db, const char *event, const char *intent_id)
 {
 	sqlite3_stmt	*st;
 	int64_t		 n;
 
-	CHECK(sqlite3_prepare_v2(db->sql, "SELECT count(*) FROM audit WHERE "
+	CHECK(sqlite3_prepare_v2(store_sqlite_handle(db), "SELECT count(*) FROM audit WHERE "
 	    "event = ? AND (?2 IS NULL OR intent_id = ?2)", -1, &st,
 	    NULL) == SQLITE_OK);
 	sqlite3_bind_text(st, 1, event, -1, SQLITE_STATIC);
@@ -450,13 +501,13 @@ audit_count(struct db *db, const char *event, const char *intent_id)
 static void
 test_reject_pending(void)
 {
-	struct db		*db = fresh_db();
+	struct store		*db = fresh_db();
 	struct ks_trip_result	 res;
 	struct audit_check	 chk;
 	const char		*why;
 	char			 cr[128];
 
-	CHECK(db_begin(db) == 0);
+	CHECK(store_begin(db) == 0);
 	insert_intent(db, "in_p1", "agent-payments", "payments.transfer",
 	    "pending", 100);
 	insert_intent(db, "in_p2", "agent-support", "payments.refund",
@@ -469,7 +520,7 @@ test_reject_pending(void)
 	    "allowed", 104);
 	insert_intent(db, "in_d1", "agent-payments", "payments.transfer",
 	    "denied", 105);
-	CHECK(db_commit(db) == 0);
+	CHECK(store_commit(db) == 0);
 
 	/* Without reject_pending nothing changes. */
 	CHECK(ks_trip(db, "operator-olga", KS_TOOL, "payments.*", "first",
@@ -538,13 +589,13 @@ find_trip(json_t *rec, void *arg)
 static void
 test_trip_audit_record(void)
 {
-	struct db	*db = fresh_db();
+	struct store	*db = fresh_db();
 	json_t		*d = NULL;
 
-	CHECK(db_begin(db) == 0);
+	CHECK(store_begin(db) == 0);
 	insert_intent(db, "in_q1", "agent-payments", "crm.lookup",
 	    "pending", 1);
-	CHECK(db_commit(db) == 0);
+	CHECK(store_commit(db) == 0);
 	trip(db, KS_AGENT, "agent-payments", 1);
 	CHECK(audit_each(db, 0, 0, find_trip, &d) == 0);
 	CHECK(d != NULL);

@@ -1,0 +1,193 @@
+/*
+ * lifecycle: the one owner of every change of state.  An intent is born
+ * decided (lc_decide) and then only moves through these functions —
+ * approve, reject, expire (by the sweeper and on touch: one path),
+ * redeem, rejected by a kill switch — and so do kill switches (trip,
+ * reset) and policy versions (apply).  Each function runs inside a
+ * transaction the caller opened (lc_begin) and closes (lc_finish, or
+ * lc_commit / lc_rollback), writes through the store, appends the audit
+ * record of what it did, and returns a typed reason; the ids whose status
+ * changed are collected in the decider's `changed` list so the daemon can
+ * wake every waiter on every thread after the commit, whoever made the
+ * change.
+ *
+ * Results: REASON_OK, or the error the caller answers with.  After
+ * E_UNAVAILABLE (storage failed) the transaction must be rolled back; any
+ * other result leaves the transaction as it must be committed — nothing
+ * written (e.g. E_ALREADY_APPROVED), or a change that stands although the
+ * request is refused (an approval refused with E_POLICY_CHANGED has
+ * rejected the intent; one refused with E_ALREADY_DECIDED may have
+ * expired it).  lc_finish does exactly that.
+ *
+ * Approve, reject and redeem bring the decider up to date themselves
+ * (decider_refresh) inside the transaction; lc_decide expects the caller
+ * to have done so, once per batch.
+ *
+ * No HTTP, no JSON views, no threads: the daemon and toolgatectl --db
+ * both drive it.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "intent.h"
+#include "killswitch.h"
+#include "policy.h"
+#include "reason.h"
+#include "rows.h"
+#include "store.h"
+
+#define LC_GRANT_WINDOW_DEFAULT	3600	/* seconds (config grant-window) */
+#define LC_SWEEP_BATCH		100	/* expiries per sweep transaction */
+
+struct lc_config {
+	/* An allowed intent mints grants for this long after it was
+	 * allowed; not redeemed by then, it becomes expired. */
+	int64_t		 grant_window;
+};
+
+/* What the current transaction changed, for after the commit. */
+struct lc_changes {
+	char		(*ids)[INTENT_ID_LEN + 1];	/* status changed */
+	size_t		 n, cap;
+	int		 overflow;	/* ids lost to ENOMEM: wake everyone */
+	int		 killswitch;	/* a switch was tripped or reset */
+	int		 policy;	/* a policy version was applied */
+};
+
+/*
+ * Everything a thread needs to decide: its store connection, the policy
+ * snapshot and the engaged kill switches, each cached at the store
+ * generation it was read at, and the changes of its open transaction.
+ * One per thread (worker, commit writer, CLI); never shared.
+ */
+struct decider {
+	struct store		*store;		/* borrowed */
+	const char		*name;		/* for logs: "writer", ... */
+	struct lc_config	 cfg;
+	struct policy		*policy;	/* NULL: none applied */
+	int64_t			 policy_version;	/* -1: not loaded */
+	struct ks_cache		 ks;
+	struct lc_changes	 changed;
+	int			 wrote_state;	/* policy/switches this tx */
+};
+
+void	decider_init(struct decider *d, struct store *s, const char *name,
+	    const struct lc_config *cfg);
+/* Frees the snapshot, the cache and the change list; not the store. */
+void	decider_deinit(struct decider *d);
+/*
+ * Bring the policy snapshot and the kill switch cache up to date with the
+ * store: one read of the generations when nothing changed.  Inside the
+ * transaction whose decisions depend on them.  0 or -1 (fail closed: the
+ * caller refuses to decide).
+ */
+int	decider_refresh(struct decider *d);
+
+/* Open a write transaction and start a new change list.  0 or -1. */
+int	lc_begin(struct decider *d);
+/* Commit (d->changed then holds what it changed).  0 or -1 (rolled
+ * back, change list emptied). */
+int	lc_commit(struct decider *d);
+void	lc_rollback(struct decider *d);
+/* Commit, or roll back after E_UNAVAILABLE, as the rules above say; r
+ * is returned, or E_UNAVAILABLE when the commit failed. */
+enum reason lc_finish(struct decider *d, enum reason r);
+
+/*
+ * Decide a verified intent at time now (after decider_refresh in the same
+ * transaction): evaluate against the policy and kill switches (the policy
+ * sees the whole call: args, their exact text as signed, the amount
+ * claim), claim (iss, jti), store the intent and its "decision" record.
+ * The stored amount is the one the policy judged (from args when the
+ * deciding rule binds it).  Fills *out (owned; release with
+ * intent_row_clear) on REASON_OK.  E_REPLAY (nothing written),
+ * E_INVALID_AMOUNT or E_AMOUNT_MISMATCH (the policy refuses the call with
+ * a 400: nothing written, the jti not claimed; why, when not NULL, gets
+ * the policy's words, "" if none), or E_UNAVAILABLE.
+ */
+enum reason lc_decide(struct decider *d, const struct intent *in,
+	    int64_t now, struct intent_row *out,
+	    char why[POLICY_MESSAGE_MAX]);
+
+/* What an approve or reject did. */
+struct lc_verdict {
+	int			 approvals;	/* counted toward release */
+	int			 required;
+	enum intent_status	 status;	/* the intent's status after */
+};
+
+/*
+ * Approve (comment may be NULL) or reject (reason required) intent id as
+ * who at time now.  Checked in this order, under the policy in force:
+ * E_FORBIDDEN (neither approver nor operator), E_NOT_FOUND,
+ * E_SELF_APPROVAL, E_NOT_AN_APPROVER (none of the intent's approver
+ * roles), E_KILL_SWITCH_LOCKED, E_ALREADY_DECIDED (not pending, or expired
+ * just now: then recorded as expired), E_POLICY_CHANGED (the policy in
+ * force no longer allows the call: the intent is rejected, audited),
+ * E_NOT_AN_APPROVER (not an approver under the current rule),
+ * E_ALREADY_APPROVED.  An approval counts only while its approver still
+ * holds an approver role of the current rule, and the current rule's
+ * approvals_required applies when it asks for more: never weaker than
+ * the policy in force.  Rejecting only narrows: it is checked against
+ * the roles the intent was decided with and never re-decided; a blank or
+ * over-long reason is E_BAD_REQUEST before anything is read.
+ */
+enum reason lc_approve(struct decider *d, const char *who, const char *id,
+	    const char *comment, int64_t now, struct lc_verdict *out);
+enum reason lc_reject(struct decider *d, const char *who, const char *id,
+	    const char *reason, int64_t now, struct lc_verdict *out);
+
+/*
+ * 1 if r is past its deadline at now: pending beyond expires_at, or
+ * allowed, unredeemed and beyond the grant window.
+ */
+int	lc_is_due(const struct decider *d, const struct intent_row *r,
+	    int64_t now);
+/*
+ * Expire r if it is due (lc_is_due), updating r to what was stored: the
+ * on-touch half of expiry.  REASON_OK (expired or not due; *expired says
+ * which), or E_UNAVAILABLE.
+ */
+enum reason lc_expire_touched(struct decider *d, struct intent_row *r,
+	    int64_t now, int *expired);
+/* The sweeper's half: expire up to LC_SWEEP_BATCH due intents; *n how
+ * many.  REASON_OK or E_UNAVAILABLE. */
+enum reason lc_expire_due(struct decider *d, int64_t now, size_t *n);
+
+/*
+ * Mark the grant for intent id (of agent, for tool) redeemed by who:
+ * E_NOT_PERMITTED (who may not redeem tool), R_KILL_SWITCH (a switch
+ * covers it), E_ALREADY_REDEEMED (redeemed before, not allowed, or its
+ * grant window has closed: then recorded as expired).
+ */
+enum reason lc_redeem(struct decider *d, const char *who, const char *id,
+	    const char *agent, const char *tool, int64_t now);
+
+/*
+ * 1 if the agent may be handed a (fresh) grant for r now: allowed, not
+ * redeemed, inside the grant window, and no kill switch covers it (the
+ * decider's cache: refresh it first).
+ */
+int	lc_may_grant(const struct decider *d, const struct intent_row *r,
+	    int64_t now);
+
+/*
+ * Trip a switch (target and reason as killswitch.h checks them; E_BAD_REQUEST
+ * with *why otherwise) and with reject_pending reject every pending
+ * intent it covers, each audited; *id gets the switch's id.  The rejected
+ * ids are in d->changed.
+ */
+enum reason lc_trip(struct decider *d, const char *actor, enum ks_scope scope,
+	    const char *target, const char *reason, int reject_pending,
+	    int64_t now, int64_t *id, const char **why);
+/* Reset switch id: E_NOT_FOUND when it is not engaged, E_BAD_REQUEST
+ * (*why) for a bad reason. */
+enum reason lc_reset(struct decider *d, const char *actor, int64_t id,
+	    const char *reason, int64_t now, const char **why);
+
+/* Store an already validated policy text as a new version (*version),
+ * audited "policy.apply". */
+enum reason lc_policy_apply(struct decider *d, const char *text, size_t len,
+	    const char *actor, int64_t now, int64_t *version);

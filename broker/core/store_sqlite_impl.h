@@ -1,0 +1,69 @@
+/*
+ * store_sqlite_impl: what the two files of the SQLite engine share and
+ * nobody else may use — the connection with its statement cache
+ * (store_sqlite_db.c: open, pragmas, migrations, transactions) and the
+ * embedded migrations.  The statements themselves are in store_sqlite.c.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+#define SQ_BUSY_TIMEOUT_MS	5000
+#define SQ_STMT_CACHE		64
+
+struct migration {
+	int		 version;
+	const char	*name;
+	const char	*sql;
+};
+extern const struct migration db_migrations[];
+extern const int db_migrations_count;
+
+struct sqlite_store {
+	struct store	 base;
+	sqlite3		*sql;
+	const char	*stmt_sql[SQ_STMT_CACHE];
+	sqlite3_stmt	*stmt[SQ_STMT_CACHE];
+	int		 n_stmt;
+	/* The audit chain head after this transaction's own last append:
+	 * under BEGIN IMMEDIATE nobody else can move it, so a batch of
+	 * decisions reads it from the table once, not once per record. */
+	int		 head_valid;
+	int64_t		 head_seq;
+	char		 head_hash[65];
+};
+
+#define SQ(s)	((struct sqlite_store *)(s))
+
+/*
+ * Open path (creating it mode 0600 with STORE_CREATE, else it must exist),
+ * set the pragmas and migrate.  0, or -1 with a line in err.
+ */
+int	sq_open(struct sqlite_store *q, const char *path, unsigned flags,
+	    char *err, size_t errlen);
+void	sq_close(struct sqlite_store *q);
+int	sq_set_synchronous(struct sqlite_store *q, int full);
+
+/*
+ * The cached prepared statement for sql, reset and with bindings cleared.
+ * sql must be a string literal (the cache is keyed by its address).  NULL on
+ * a prepare error (logged).
+ */
+sqlite3_stmt	*sq_stmt(struct sqlite_store *q, const char *sql);
+
+/* BEGIN IMMEDIATE / COMMIT (rolled back on failure) / ROLLBACK. */
+int	sq_begin(struct sqlite_store *q);
+int	sq_commit(struct sqlite_store *q);
+void	sq_rollback(struct sqlite_store *q);
+
+/* Run a statement that returns no rows to completion: 0 or -1 (logged). */
+int	sq_step_done(struct sqlite_store *q, sqlite3_stmt *st);
+/* Bind a text of unknown length (or NULL) at position i. */
+int	sq_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* Bind a time: 0 is SQL NULL. */
+void	sq_bind_time(sqlite3_stmt *st, int i, int64_t t);

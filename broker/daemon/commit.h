@@ -1,0 +1,67 @@
+/*
+ * commit: group commit, as a mechanism.  A handler queues a job with two
+ * callbacks of its own: run (on the writer thread, inside the batch's one
+ * write transaction, with the writer's decider) and done (back on the
+ * thread that owns the job's connection, after the commit).  The
+ * mechanism knows nothing of what the jobs are.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "lifecycle.h"
+#include "reason.h"
+
+struct broker;
+struct worker;
+
+struct commit_job {
+	struct commit_job	*next;
+	struct worker		*w;	/* the thread that answers */
+	struct evhttp_request	*req;	/* NULL once its connection closed */
+	/* Set by the submitter.  run returns REASON_OK, an error of its own
+	 * job (the batch goes on), or E_UNAVAILABLE (the whole batch is
+	 * rolled back and every job gets E_UNAVAILABLE).  done owns the job
+	 * (and frees it); it runs even when req is NULL. */
+	enum reason		(*run)(struct decider *d, struct commit_job *j);
+	void			(*done)(struct commit_job *j);
+	enum reason		 result;
+	int64_t			 ks_epoch;	/* broker's, as the batch began */
+};
+
+/* Per worker: jobs handed back, answered on its own thread. */
+struct commit_worker {
+	pthread_mutex_t		 lock;
+	struct commit_job	*head, **tail;
+	struct event		*ev;
+};
+
+/* The one writer thread, with its own store connection and decider. */
+struct committer {
+	pthread_t		 thread;
+	pthread_mutex_t		 lock;
+	pthread_cond_t		 cond;
+	struct commit_job	*head, **tail;
+	int			 stop;
+	struct store		*store;
+	struct decider		 dec;
+};
+
+/* Open the writer's store (exit-worthy errors in err) and start it. */
+int	commit_start(struct broker *b, char *err, size_t errlen);
+/* Stop the writer after it has committed everything queued. */
+void	commit_stop(struct broker *b);
+/* Worker thread: queue job (owned by the commit path from now on). */
+void	commit_submit(struct broker *b, struct commit_job *job);
+int	commit_worker_init(struct worker *w);
+void	commit_worker_deinit(struct worker *w);
+/*
+ * After any transaction this process committed, on any thread: wake the
+ * long-polls of every intent it changed, on every thread, and make a kill
+ * switch change visible to answers decided before it.
+ */
+void	commit_publish(struct broker *b, const struct lc_changes *ch);

@@ -1,0 +1,602 @@
+/*
+ * test-lifecycle: broker/core/lifecycle.c and lifecycle_decide.c on a
+ * real SQLite file.  A table of (policy, actor, transition) → (reason,
+ * status after, the intent's last audit event), one fresh database per
+ * row; the change lists the daemon wakes waiters from; and concurrent
+ * approvers on separate connections (threads) that must release exactly
+ * once with every approval counted.
+ *
+ * The policy is policies/example.json under TOOLGATE_SOURCE_ROOT (set by
+ * tests/meson.build), changed per row by a small patch function.
+ */
+#undef NDEBUG
+#include <assert.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "audit.h"
+#include "canon.h"
+#include "lifecycle.h"
+#include "store.h"
+#include "store_sqlite.h"
+
+static int	 passed;
+
+#define CHECK(x) do { assert(x); passed++; } while (0)
+
+#define T0	1795736400	/* the rows' "now" */
+
+static json_t	*example;	/* policies/example.json */
+static char	 dbpath[64];
+static int	 jti_seq;
+
+static void
+load_example(void)
+{
+	const char	*root = getenv("TOOLGATE_SOURCE_ROOT");
+	char		 path[512];
+
+	snprintf(path, sizeof(path), "%s/policies/example.json",
+	    root && *root ? root : ".");
+	example = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+	CHECK(example != NULL);
+}
+
+static struct store *
+open_store(void)
+{
+	char		 err[256];
+	struct store	*s = store_open(dbpath, STORE_CREATE, err,
+			    sizeof(err));
+
+	if (s == NULL)
+		fprintf(stderr, "store_open: %s\n", err);
+	CHECK(s != NULL);
+	return (s);
+}
+
+static void
+drop_db(void)
+{
+	char	 side[80];
+
+	unlink(dbpath);
+	snprintf(side, sizeof(side), "%s-wal", dbpath);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", dbpath);
+	unlink(side);
+}
+
+/* Apply policy p (borrowed) as a new version, in its own transaction. */
+static void
+apply(struct decider *d, json_t *p)
+{
+	struct policy	*pol;
+	char		*text = canon_dump(p);
+	int64_t		 v;
+
+	CHECK(text != NULL);
+	/* The patched policy must still be valid. */
+	CHECK((pol = policy_parse(text, strlen(text), NULL)) != NULL);
+	policy_free(pol);
+	CHECK(lc_begin(d) == 0);
+	CHECK(lc_finish(d, lc_policy_apply(d, text, strlen(text), "test",
+	    T0, &v)) == REASON_OK);
+	free(text);
+}
+
+static void
+make_intent(struct intent *in, const char *agent, const char *tool,
+    const char *amount)
+{
+	memset(in, 0, sizeof(*in));
+	in->iss = strdup(agent);
+	CHECK(asprintf(&in->jti, "jti-%d", ++jti_seq) > 0);
+	in->tool = strdup(tool);
+	/* policies/example.json reads payments' amount from args (its
+	 * amount_from: /amount, /currency), as the tool executes it. */
+	if (amount != NULL) {
+		in->args = json_pack("{ss ss}", "amount", amount, "currency",
+		    "USD");
+		CHECK(in->args != NULL &&
+		    (in->args_json = canon_dump(in->args)) != NULL);
+		in->args_json_len = strlen(in->args_json);
+	}
+	in->iat = T0;
+	in->exp = T0 + 60;
+	canon_sha256_hex(in->jti, strlen(in->jti), in->payload_sha256);
+}
+
+/* Decide agent calling tool (amount may be NULL) at T0; the row's id. */
+static void
+decide(struct decider *d, const char *agent, const char *tool,
+    const char *amount, enum intent_status want, char id[INTENT_ID_LEN + 1])
+{
+	struct intent		 in;
+	struct intent_row	 r;
+
+	make_intent(&in, agent, tool, amount);
+	CHECK(lc_begin(d) == 0);
+	CHECK(decider_refresh(d) == 0);
+	CHECK(lc_decide(d, &in, T0, &r, NULL) == REASON_OK);
+	CHECK(lc_commit(d) == 0);
+	/* A new intent has nobody waiting on it: nothing to wake. */
+	CHECK(d->changed.n == 0);
+	if (r.status != want)
+		fprintf(stderr, "decided %s, wanted %s\n",
+		    intent_status_name(r.status), intent_status_name(want));
+	CHECK(r.status == want);
+	memcpy(id, r.id, INTENT_ID_LEN + 1);
+	intent_row_clear(&r);
+	intent_clear(&in);
+}
+
+static enum intent_status
+status_of(struct store *s, const char *id)
+{
+	enum intent_status	 st = ST__COUNT;
+
+	CHECK(s->ops->intent_status(s, id, &st) == 1);
+	return (st);
+}
+
+struct last_event {
+	const char	*id;
+	char		 event[32];
+};
+
+static int
+last_event_cb(json_t *rec, void *arg)
+{
+	struct last_event	*le = arg;
+	const char		*iid = json_string_value(json_object_get(rec,
+				    "intent_id"));
+
+	if (iid != NULL && strcmp(iid, le->id) == 0)
+		snprintf(le->event, sizeof(le->event), "%s",
+		    json_string_value(json_object_get(rec, "event")));
+	return (0);
+}
+
+static const char *
+last_event(struct store *s, const char *id)
+{
+	static struct last_event	 le;
+
+	memset(&le, 0, sizeof(le));
+	le.id = id;
+	CHECK(audit_each(s, 0, 0, last_event_cb, &le) == 0);
+	return (le.event);
+}
+
+/* --- the table ------------------------------------------------------------ */
+
+enum op { APPROVE, REJECT, REDEEM, SWEEP, TOUCH, TRIP_REJECT };
+enum setup { PENDING_1, PENDING_2, ALLOWED_PAYMENT };
+
+static void	no_patch(json_t *p) { (void)p; }
+
+static void
+disable_agent(json_t *p)
+{
+	json_object_set_new(json_object_get(json_object_get(p, "principals"),
+	    "agent-payments"), "disabled", json_true());
+}
+
+static void
+remove_agent(json_t *p)
+{
+	json_object_del(json_object_get(p, "principals"), "agent-payments");
+}
+
+static void
+deny_payments(json_t *p)
+{
+	json_array_append_new(json_object_get(json_object_get(json_object_get(
+	    p, "roles"), "payments-agent"), "rules"), json_pack("{ss ss}",
+	    "tool", "payments.*", "effect", "deny"));
+}
+
+/* The agent approves payments too (self-approval), olga as well. */
+static void
+more_approvers(json_t *p)
+{
+	json_t	*pr = json_object_get(p, "principals");
+
+	json_array_append_new(json_object_get(json_object_get(pr,
+	    "agent-payments"), "roles"), json_string("finance-approver"));
+	json_array_append_new(json_object_get(json_object_get(pr,
+	    "operator-olga"), "roles"), json_string("finance-approver"));
+}
+
+/* Tier 1 now needs two approvals. */
+static void
+stricter_tiers(json_t *p)
+{
+	json_t	*tiers, *t;
+	size_t	 i;
+
+	tiers = json_object_get(json_object_get(json_array_get(
+	    json_object_get(json_object_get(json_object_get(p, "roles"),
+	    "payments-agent"), "rules"), 0), "currencies"), "USD");
+	json_array_foreach(tiers, i, t)
+		if (json_integer_value(json_object_get(t, "approvals")) == 1)
+			json_object_set_new(t, "approvals", json_integer(2));
+}
+
+static const struct row {
+	const char		*name;
+	void			(*patch)(json_t *);	/* before the op */
+	enum setup		 setup;
+	short			 pre_approvals;	/* by alice first */
+	short			 switch_on;	/* agent switch before op */
+	const char		*actor;
+	enum op			 op;
+	int			 at;		/* seconds after T0 */
+	enum reason		 reason;
+	enum intent_status	 status;
+	const char		*event;		/* intent's last record */
+} rows[] = {
+	{ "approve releases", no_patch, PENDING_1, 0, 0, "approver-alice",
+	    APPROVE, 10, REASON_OK, ST_ALLOWED, "approval" },
+	{ "two of n: first counts", no_patch, PENDING_2, 0, 0,
+	    "approver-alice", APPROVE, 10, REASON_OK, ST_PENDING, "approval" },
+	{ "two of n: second releases", no_patch, PENDING_2, 1, 0,
+	    "approver-bob", APPROVE, 10, REASON_OK, ST_ALLOWED, "approval" },
+	{ "approve twice", no_patch, PENDING_2, 1, 0, "approver-alice",
+	    APPROVE, 10, E_ALREADY_APPROVED, ST_PENDING, "approval" },
+	{ "not an approver at all", no_patch, PENDING_1, 0, 0,
+	    "tool-payments", APPROVE, 10, E_FORBIDDEN, ST_PENDING,
+	    "decision" },
+	{ "approver of another rule", no_patch, PENDING_1, 0, 0,
+	    "approver-carol", APPROVE, 10, E_NOT_AN_APPROVER, ST_PENDING,
+	    "decision" },
+	{ "self approval", no_patch, PENDING_1, 0, 0, "agent-payments",
+	    APPROVE, 10, E_SELF_APPROVAL, ST_PENDING, "decision" },
+	{ "frozen by a switch", no_patch, PENDING_1, 0, 1, "approver-alice",
+	    APPROVE, 10, E_KILL_SWITCH_LOCKED, ST_PENDING, "decision" },
+	{ "approve after the ttl", no_patch, PENDING_1, 0, 0,
+	    "approver-alice", APPROVE, 3600, E_ALREADY_DECIDED, ST_EXPIRED,
+	    "expiry" },
+	{ "agent disabled since", disable_agent, PENDING_1, 0, 0,
+	    "approver-alice", APPROVE, 10, E_POLICY_CHANGED, ST_REJECTED,
+	    "rejection" },
+	{ "agent removed since", remove_agent, PENDING_2, 1, 0,
+	    "approver-bob", APPROVE, 10, E_POLICY_CHANGED, ST_REJECTED,
+	    "rejection" },
+	{ "deny rule since", deny_payments, PENDING_1, 0, 0,
+	    "approver-alice", APPROVE, 10, E_POLICY_CHANGED, ST_REJECTED,
+	    "rejection" },
+	{ "stricter tier since", stricter_tiers, PENDING_1, 0, 0,
+	    "approver-alice", APPROVE, 10, REASON_OK, ST_PENDING, "approval" },
+	{ "reject", no_patch, PENDING_1, 0, 0, "approver-alice", REJECT, 10,
+	    REASON_OK, ST_REJECTED, "rejection" },
+	{ "reject frozen", no_patch, PENDING_1, 0, 1, "approver-alice",
+	    REJECT, 10, E_KILL_SWITCH_LOCKED, ST_PENDING, "decision" },
+	{ "reject decided", no_patch, PENDING_1, 1, 0, "approver-bob",
+	    REJECT, 10, E_ALREADY_DECIDED, ST_ALLOWED, "approval" },
+	{ "reject auto-allowed", no_patch, ALLOWED_PAYMENT, 0, 0,
+	    "approver-alice", REJECT, 10, E_NOT_AN_APPROVER, ST_ALLOWED,
+	    "decision" },
+	{ "redeem", no_patch, ALLOWED_PAYMENT, 0, 0, "tool-payments", REDEEM,
+	    10, REASON_OK, ST_ALLOWED, "redemption" },
+	{ "redeem not permitted", no_patch, ALLOWED_PAYMENT, 0, 0,
+	    "approver-alice", REDEEM, 10, E_NOT_PERMITTED, ST_ALLOWED,
+	    "decision" },
+	{ "redeem under a switch", no_patch, ALLOWED_PAYMENT, 0, 1,
+	    "tool-payments", REDEEM, 10, R_KILL_SWITCH, ST_ALLOWED, "decision" },
+	{ "redeem after the window", no_patch, ALLOWED_PAYMENT, 0, 0,
+	    "tool-payments", REDEEM, 60, E_ALREADY_REDEEMED, ST_EXPIRED,
+	    "expiry" },
+	{ "redeem a pending one", no_patch, PENDING_1, 0, 0, "tool-payments",
+	    REDEEM, 10, E_ALREADY_REDEEMED, ST_PENDING, "decision" },
+	{ "sweep: ttl passed", no_patch, PENDING_1, 0, 0, "toolgated", SWEEP,
+	    3600, REASON_OK, ST_EXPIRED, "expiry" },
+	{ "sweep: ttl not yet", no_patch, PENDING_1, 0, 0, "toolgated", SWEEP,
+	    3599, REASON_OK, ST_PENDING, "decision" },
+	{ "sweep: window passed", no_patch, ALLOWED_PAYMENT, 0, 0,
+	    "toolgated", SWEEP, 30, REASON_OK, ST_EXPIRED, "expiry" },
+	{ "sweep: window not yet", no_patch, ALLOWED_PAYMENT, 0, 0,
+	    "toolgated", SWEEP, 29, REASON_OK, ST_ALLOWED, "decision" },
+	{ "touch: window passed", no_patch, ALLOWED_PAYMENT, 0, 0, "reader",
+	    TOUCH, 30, REASON_OK, ST_EXPIRED, "expiry" },
+	{ "trip rejects pending", no_patch, PENDING_2, 1, 0, "operator-olga",
+	    TRIP_REJECT, 10, REASON_OK, ST_REJECTED, "rejection" },
+	{ "trip leaves allowed", no_patch, ALLOWED_PAYMENT, 0, 0,
+	    "operator-olga", TRIP_REJECT, 10, REASON_OK, ST_ALLOWED,
+	    "decision" },
+};
+
+/* The grant window of the table's deciders. */
+static const struct lc_config table_cfg = { 30 };
+
+static enum reason
+run_op(struct decider *d, const struct row *rw, const char *id)
+{
+	struct lc_verdict	 v;
+	struct intent_row	 r;
+	const char		*why;
+	int64_t			 now = T0 + rw->at, ks;
+	size_t			 n;
+	int			 expired;
+	enum reason		 rc = E_INTERNAL;
+
+	CHECK(lc_begin(d) == 0);
+	switch (rw->op) {
+	case APPROVE:
+		rc = lc_approve(d, rw->actor, id, "ok", now, &v);
+		break;
+	case REJECT:
+		rc = lc_reject(d, rw->actor, id, "not on the list", now, &v);
+		break;
+	case REDEEM:
+		rc = lc_redeem(d, rw->actor, id, "agent-payments",
+		    "payments.transfer", now);
+		break;
+	case SWEEP:
+		rc = lc_expire_due(d, now, &n);
+		break;
+	case TOUCH:
+		CHECK(d->store->ops->intent_get(d->store, id,
+		    STORE_FOR_UPDATE, &r) == 1);
+		rc = lc_expire_touched(d, &r, now, &expired);
+		CHECK(expired == (r.status == ST_EXPIRED));
+		intent_row_clear(&r);
+		break;
+	case TRIP_REJECT:
+		rc = lc_trip(d, rw->actor, KS_TOOL, "payments.*", "incident",
+		    1, now, &ks, &why);
+		break;
+	}
+	return (lc_finish(d, rc));
+}
+
+static void
+test_table(void)
+{
+	struct decider	 d;
+	struct store	*s;
+	const struct row *rw;
+	struct lc_verdict v;
+	json_t		*p;
+	char		 id[INTENT_ID_LEN + 1];
+	const char	*why;
+	int64_t		 ks;
+	size_t		 i;
+	enum intent_status before;
+	enum reason	 rc;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		rw = &rows[i];
+		snprintf(dbpath, sizeof(dbpath), "/tmp/test-lifecycle-XXXXXX");
+		CHECK(mkstemp(dbpath) >= 0);
+		s = open_store();
+		decider_init(&d, s, "test", &table_cfg);
+		/* More approvers everywhere: rows need olga and the agent. */
+		p = json_deep_copy(example);
+		more_approvers(p);
+		apply(&d, p);
+		if (rw->setup == ALLOWED_PAYMENT)
+			decide(&d, "agent-payments", "payments.transfer",
+			    "10.00", ST_ALLOWED, id);
+		else
+			decide(&d, "agent-payments", "payments.transfer",
+			    rw->setup == PENDING_1 ? "5000.00" : "50000.00",
+			    ST_PENDING, id);
+		if (rw->pre_approvals > 0) {
+			CHECK(lc_begin(&d) == 0);
+			CHECK(lc_finish(&d, lc_approve(&d, "approver-alice", id,
+			    NULL, T0 + 1, &v)) == REASON_OK);
+		}
+		if (rw->patch != no_patch) {
+			rw->patch(p);
+			apply(&d, p);
+		}
+		json_decref(p);
+		if (rw->switch_on) {
+			CHECK(lc_begin(&d) == 0);
+			CHECK(lc_finish(&d, lc_trip(&d, "operator-olga",
+			    KS_AGENT, "agent-payments", "stop", 0, T0 + 2, &ks,
+			    &why)) == REASON_OK);
+		}
+		before = status_of(s, id);
+		rc = run_op(&d, rw, id);
+		if (rc != rw->reason || status_of(s, id) != rw->status ||
+		    strcmp(last_event(s, id), rw->event) != 0)
+			fprintf(stderr, "row \"%s\": %s, %s, %s\n", rw->name,
+			    reason_code(rc), intent_status_name(status_of(s,
+			    id)), last_event(s, id));
+		CHECK(rc == rw->reason);
+		CHECK(status_of(s, id) == rw->status);
+		CHECK(strcmp(last_event(s, id), rw->event) == 0);
+		/* What moved is what the daemon wakes: exactly this id. */
+		if (rw->status == before)
+			CHECK(d.changed.n == 0);
+		else {
+			CHECK(d.changed.n == 1);
+			CHECK(strcmp(d.changed.ids[0], id) == 0);
+		}
+		decider_deinit(&d);
+		store_close(s);
+		drop_db();
+	}
+}
+
+/* A stranger's args are kept only as their hash; a known agent's whole. */
+static void
+test_stranger_args(void)
+{
+	struct decider		 d;
+	struct store		*s;
+	struct intent		 in;
+	struct intent_row	 r, got;
+	char			*text, sha[65];
+
+	snprintf(dbpath, sizeof(dbpath), "/tmp/test-lifecycle-XXXXXX");
+	CHECK(mkstemp(dbpath) >= 0);
+	s = open_store();
+	decider_init(&d, s, "test", NULL);
+	apply(&d, example);
+	make_intent(&in, "agent-stranger", "crm.lookup", NULL);
+	in.args = json_pack("{ss}", "blob", "zzzzzzzzzzzzzzzz");
+	text = canon_dump(in.args);
+	canon_sha256_hex(text, strlen(text), sha);
+	CHECK(lc_begin(&d) == 0 && decider_refresh(&d) == 0);
+	CHECK(lc_decide(&d, &in, T0, &r, NULL) == REASON_OK);
+	CHECK(lc_commit(&d) == 0);
+	CHECK(r.reason == R_UNKNOWN_PRINCIPAL && r.args == NULL);
+	CHECK(s->ops->intent_get(s, r.id, 0, &got) == 1);
+	CHECK(got.args == NULL && strcmp(got.args_sha256, sha) == 0);
+	intent_row_clear(&got);
+	intent_row_clear(&r);
+	intent_clear(&in);
+	make_intent(&in, "agent-payments", "crm.lookup", NULL);
+	in.args = json_pack("{si}", "id", 42);
+	CHECK(lc_begin(&d) == 0 && decider_refresh(&d) == 0);
+	CHECK(lc_decide(&d, &in, T0, &r, NULL) == REASON_OK);
+	CHECK(lc_commit(&d) == 0);
+	CHECK(strcmp(r.args, "{\"id\":42}") == 0 && r.args_sha256 == NULL);
+	intent_row_clear(&r);
+	intent_clear(&in);
+	free(text);
+	decider_deinit(&d);
+	store_close(s);
+	drop_db();
+}
+
+/* A replay writes nothing; a rolled-back batch keeps nothing. */
+static void
+test_replay_and_rollback(void)
+{
+	struct decider		 d;
+	struct store		*s;
+	struct intent		 in;
+	struct intent_row	 r;
+	struct audit_check	 chk;
+
+	snprintf(dbpath, sizeof(dbpath), "/tmp/test-lifecycle-XXXXXX");
+	CHECK(mkstemp(dbpath) >= 0);
+	s = open_store();
+	decider_init(&d, s, "test", NULL);
+	apply(&d, example);
+	make_intent(&in, "agent-payments", "crm.lookup", NULL);
+	CHECK(lc_begin(&d) == 0 && decider_refresh(&d) == 0);
+	CHECK(lc_decide(&d, &in, T0, &r, NULL) == REASON_OK);
+	intent_row_clear(&r);
+	CHECK(lc_decide(&d, &in, T0, &r, NULL) == E_REPLAY);
+	lc_rollback(&d);
+	/* Rolled back: the jti is free again, and the chain is as before. */
+	CHECK(lc_begin(&d) == 0 && decider_refresh(&d) == 0);
+	CHECK(lc_decide(&d, &in, T0, &r, NULL) == REASON_OK);
+	CHECK(lc_commit(&d) == 0);
+	CHECK(audit_verify(s, &chk) == 0 && chk.count == 2);
+	intent_row_clear(&r);
+	intent_clear(&in);
+	decider_deinit(&d);
+	store_close(s);
+	drop_db();
+}
+
+/* --- concurrent approvers --------------------------------------------------- */
+
+struct racer {
+	const char		*who;
+	const char		*id;
+	pthread_barrier_t	*start;
+	enum reason		 result;
+	struct lc_verdict	 v;
+};
+
+static void *
+racer_main(void *arg)
+{
+	struct racer	*rc = arg;
+	struct decider	 d;
+	struct store	*s = open_store();
+
+	decider_init(&d, s, rc->who, NULL);
+	pthread_barrier_wait(rc->start);
+	rc->result = lc_begin(&d) == -1 ? E_UNAVAILABLE : lc_finish(&d,
+	    lc_approve(&d, rc->who, rc->id, NULL, T0 + 5, &rc->v));
+	decider_deinit(&d);
+	store_close(s);
+	return (NULL);
+}
+
+static void
+test_concurrent_approvers(void)
+{
+	static const char *const who[] = { "approver-alice", "approver-bob",
+	    "operator-olga" };
+	struct racer		 rc[3];
+	pthread_t		 th[3];
+	pthread_barrier_t	 start;
+	struct decider		 d;
+	struct store		*s;
+	struct intent_row	 r;
+	struct audit_check	 chk;
+	json_t			*p;
+	char			 id[INTENT_ID_LEN + 1];
+	int			 round, i, ok, decided, released;
+
+	snprintf(dbpath, sizeof(dbpath), "/tmp/test-lifecycle-XXXXXX");
+	CHECK(mkstemp(dbpath) >= 0);
+	s = open_store();
+	decider_init(&d, s, "test", NULL);
+	p = json_deep_copy(example);
+	more_approvers(p);
+	apply(&d, p);
+	json_decref(p);
+	for (round = 0; round < 40; round++) {
+		/* Odd rounds need one approval, even rounds two. */
+		decide(&d, "agent-payments", "payments.transfer", round % 2 ?
+		    "5000.00" : "50000.00", ST_PENDING, id);
+		CHECK(pthread_barrier_init(&start, NULL, 3) == 0);
+		for (i = 0; i < 3; i++) {
+			memset(&rc[i], 0, sizeof(rc[i]));
+			rc[i].who = who[i];
+			rc[i].id = id;
+			rc[i].start = &start;
+			CHECK(pthread_create(&th[i], NULL, racer_main,
+			    &rc[i]) == 0);
+		}
+		ok = decided = released = 0;
+		for (i = 0; i < 3; i++) {
+			CHECK(pthread_join(th[i], NULL) == 0);
+			ok += rc[i].result == REASON_OK;
+			decided += rc[i].result == E_ALREADY_DECIDED;
+			released += rc[i].result == REASON_OK &&
+			    rc[i].v.status == ST_ALLOWED;
+		}
+		pthread_barrier_destroy(&start);
+		CHECK(ok == (round % 2 ? 1 : 2));
+		CHECK(ok + decided == 3);
+		CHECK(released == 1);
+		CHECK(s->ops->intent_get(s, id, STORE_APPROVALS, &r) == 1);
+		CHECK(r.status == ST_ALLOWED);
+		CHECK((int)r.n_approvals == ok);
+		intent_row_clear(&r);
+	}
+	CHECK(audit_verify(s, &chk) == 0);
+	decider_deinit(&d);
+	store_close(s);
+	drop_db();
+}
+
+int
+main(void)
+{
+	load_example();
+	test_table();
+	test_stranger_args();
+	test_replay_and_rollback();
+	test_concurrent_approvers();
+	json_decref(example);
+	printf("lifecycle: %d passed, 0 failed\n", passed);
+	return (0);
+}
