@@ -502,6 +502,66 @@ test_replay_and_rollback(void)
 	drop_db();
 }
 
+/*
+ * The policy's 400s and amounts in args: a claim that differs from the
+ * args is refused before anything is stored (its jti stays unused); the
+ * amount stored is the one read from args; an approval re-decides with
+ * the stored (canonical) args and that amount as the claim, which are
+ * equal by value (5000.00 signed as a number is 5000 in RFC 8785), so the
+ * approval counts instead of failing as a false amount_mismatch.
+ */
+static void
+test_amounts_in_args(void)
+{
+	static const char signed_args[] =
+	    "{\"amount\": 5000.00, \"currency\": \"USD\"}";
+	struct decider		 d;
+	struct store		*s;
+	struct intent		 in;
+	struct intent_row	 r;
+	struct lc_verdict	 v;
+	struct audit_check	 chk;
+	char			 why[POLICY_MESSAGE_MAX];
+
+	snprintf(dbpath, sizeof(dbpath), "/tmp/test-lifecycle-XXXXXX");
+	CHECK(mkstemp(dbpath) >= 0);
+	s = open_store();
+	decider_init(&d, s, "test", NULL);
+	apply(&d, example);
+	make_intent(&in, "agent-payments", "payments.transfer", NULL);
+	CHECK((in.args = json_loads(signed_args, 0, NULL)) != NULL);
+	CHECK((in.args_json = strdup(signed_args)) != NULL);
+	in.args_json_len = strlen(signed_args);
+	CHECK(amount_parse_value("1.00", 4, &in.amount) == 0);
+	memcpy(in.amount.currency, "USD", 4);
+	snprintf(in.amount_text, sizeof(in.amount_text), "1.00");
+	in.has_amount = 1;
+	CHECK(lc_begin(&d) == 0 && decider_refresh(&d) == 0);
+	CHECK(lc_decide(&d, &in, T0, &r, why) == E_AMOUNT_MISMATCH);
+	CHECK(strstr(why, "differs from the amount in args") != NULL);
+	/* The same jti again, with the claim the args say: decided. */
+	CHECK(amount_parse_value("5000", 4, &in.amount) == 0);
+	snprintf(in.amount_text, sizeof(in.amount_text), "5000");
+	CHECK(lc_decide(&d, &in, T0, &r, why) == REASON_OK &&
+	    why[0] == '\0');
+	CHECK(lc_commit(&d) == 0);
+	CHECK(r.status == ST_PENDING && r.approvals_required == 1);
+	CHECK(strcmp(r.amount_value, "5000.00") == 0 &&
+	    strcmp(r.amount_currency, "USD") == 0);
+	CHECK(strcmp(r.args, "{\"amount\":5000,\"currency\":\"USD\"}") ==
+	    0);
+	CHECK(lc_begin(&d) == 0);
+	CHECK(lc_finish(&d, lc_approve(&d, "approver-alice", r.id, NULL,
+	    T0 + 5, &v)) == REASON_OK);
+	CHECK(v.status == ST_ALLOWED && v.approvals == 1);
+	CHECK(audit_verify(s, &chk) == 0 && chk.count == 3);
+	intent_row_clear(&r);
+	intent_clear(&in);
+	decider_deinit(&d);
+	store_close(s);
+	drop_db();
+}
+
 /* --- concurrent approvers --------------------------------------------------- */
 
 struct racer {
@@ -595,6 +655,7 @@ main(void)
 	test_table();
 	test_stranger_args();
 	test_replay_and_rollback();
+	test_amounts_in_args();
 	test_concurrent_approvers();
 	json_decref(example);
 	printf("lifecycle: %d passed, 0 failed\n", passed);
