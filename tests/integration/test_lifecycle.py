@@ -247,6 +247,40 @@ class ApprovalRedecides(Case):
         self.put_policy(p)
         self.assert_refused(iid, "no_permission")
 
+    def test_an_amount_signed_as_a_number_is_approved(self):
+        # args keep 5000.00 as RFC 8785 writes it (5000); the approval
+        # re-decides with those args and the stored amount "5000.00" as
+        # the claim: equal by value, no false amount_mismatch.
+        pay = self.b.client("agent-payments")
+        now = int(time.time())
+        raw = ('{"iss":"agent-payments","aud":"toolgate","jti":"num-%d",'
+               '"iat":%d,"exp":%d,"tool":"payments.transfer","args":'
+               '{"amount":5000.00,"currency":"USD"},"amount":{"value":'
+               '"5000","currency":"USD"}}' % (now, now, now + 60)).encode()
+        st, _, body = pay.post_intent(pay.sign(raw))
+        self.assertEqual(st, 202, body)
+        self.assertEqual(body["amount"], {"value": "5000.00",
+                                          "currency": "USD"})
+        self.assertEqual(body["args"]["amount"], 5000)
+        st, _, v = self.approve(self.b, "approver-alice", body["id"])
+        self.assertEqual((st, v["status"]), (200, "allowed"), v)
+        self.assertEqual(self.view(self.b, body["id"])["grant"].count("."),
+                         2)
+
+    def test_a_claim_a_new_rule_contradicts_is_refused(self):
+        # pending on the claim alone; the policy in force then reads the
+        # amount from args, where it differs: the call is no longer
+        # allowed (a 400 at arrival), so policy_changed.
+        p = example_policy()
+        del p["roles"]["payments-agent"]["rules"][0]["amount_from"]
+        self.put_policy(p)
+        st, _, body = self.b.client("agent-payments").submit(
+            "payments.transfer", args={"amount": "50.00", "currency": "USD"},
+            amount={"value": "5000.00", "currency": "USD"})
+        self.assertEqual(st, 202, body)
+        self.put_policy(example_policy())
+        self.assert_refused(body["id"], "amount_mismatch")
+
     def test_more_approvals_now_needed_are_needed(self):
         iid = self.pending(self.b)          # 5000.00: one approval
         p = example_policy()
