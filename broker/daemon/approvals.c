@@ -113,19 +113,43 @@ api_approvals_list(struct request *rq)
 	evhttp_clear_headers(&q);
 }
 
-/* Run a verdict in its own transaction and answer with the view. */
+/*
+ * The verdict of who on intent id, in its own transaction, and into *r
+ * the intent as this verdict left it: read in the transaction, not after
+ * the commit, when a concurrent approval may already have released it.
+ * The result as lc_finish returns it; *r is owned by the caller.
+ */
+static enum reason
+approvals_run(struct worker *w, int approve, const char *who, const char *id,
+    const char *text, struct lc_verdict *v, struct intent_row *r)
+{
+	struct decider	*d = &w->dec;
+	enum reason	 rc;
+
+	if (lc_begin(d) == -1)
+		return (E_UNAVAILABLE);
+	rc = approve ? lc_approve(d, who, id, text, clock_now(), v) :
+	    lc_reject(d, who, id, text, clock_now(), v);
+	if (rc == REASON_OK && w->store->ops->intent_get(w->store, id,
+	    STORE_APPROVALS, r) != 1)
+		rc = E_UNAVAILABLE;	/* rolled back: nothing acknowledged */
+	rc = lc_finish(d, rc);
+	if (rc != E_UNAVAILABLE)
+		commit_publish(w->broker, &d->changed);
+	return (rc);
+}
+
+/* Run a verdict and answer with the view. */
 static void
 approvals_verdict(struct request *rq, int approve)
 {
 	static const char *const approve_keys[] = { "comment", NULL };
 	static const char *const reject_keys[] = { "reason", NULL };
-	struct decider		*d = &rq->w->dec;
 	struct lc_verdict	 v;
 	struct intent_row	 r;
 	const char		*text;
 	json_t			*doc;
 	enum reason		 rc;
-	int			 found;
 
 	if ((doc = input_json(rq, approve ? approve_keys : reject_keys,
 	    INPUT_BODY_MAX, approve ? INPUT_EMPTY_OK : 0)) == NULL)
@@ -134,25 +158,17 @@ approvals_verdict(struct request *rq, int approve)
 	    TEXT_MAX_REASON, approve ? 0 : INPUT_REQUIRED | INPUT_NOT_BLANK,
 	    &text) == -1)
 		goto done;
-	rc = lc_begin(d) == -1 ? E_UNAVAILABLE : lc_finish(d, approve ?
-	    lc_approve(d, rq->peer->identity, rq->id, text, clock_now(), &v) :
-	    lc_reject(d, rq->peer->identity, rq->id, text, clock_now(), &v));
-	if (rc != E_UNAVAILABLE)
-		commit_publish(rq->w->broker, &d->changed);
+	memset(&r, 0, sizeof(r));
+	rc = approvals_run(rq->w, approve, rq->peer->identity, rq->id, text,
+	    &v, &r);
 	if (rc != REASON_OK) {
+		intent_row_clear(&r);
 		http_reply_error(rq, rc, NULL);
 		goto done;
 	}
 	log_info("%s %s by %s: %d/%d, %s", approve ? "approval" : "rejection",
 	    rq->id, rq->peer->identity, v.approvals, v.required,
 	    intent_status_name(v.status));
-	found = rq->w->store->ops->intent_get(rq->w->store, rq->id,
-	    STORE_APPROVALS, &r);
-	if (found != 1) {
-		http_reply_error(rq, E_UNAVAILABLE, "recorded; reading it "
-		    "back failed");
-		goto done;
-	}
 	/* Approvers read the intent, never its grant. */
 	answer_intent(rq, 200, &r, GRANT_NONE);
 	intent_row_clear(&r);
