@@ -56,18 +56,28 @@ pg_now_ms(void)
 	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
-/* libpq's message on one line, without its trailing newline. */
+/* libpq's message on one line: its line breaks and tabs become one
+ * space each run, without a trailing one. */
 static void
 pg_oneline(const char *msg, char *out, size_t outlen)
 {
-	size_t	 i;
+	size_t	 i, o = 0;
+	int	 space = 0;
 
-	snprintf(out, outlen, "%s", msg != NULL && *msg ? msg : "unknown error");
-	for (i = 0; out[i] != '\0'; i++)
-		if (out[i] == '\n' || out[i] == '\r')
-			out[i] = out[i + 1] == '\0' ? '\0' : ' ';
-	while (i > 0 && (out[i - 1] == ' ' || out[i - 1] == '\0'))
-		out[--i] = '\0';
+	if (msg == NULL || *msg == '\0')
+		msg = "unknown error";
+	for (i = 0; msg[i] != '\0' && o + 1 < outlen; i++) {
+		if (msg[i] == '\n' || msg[i] == '\r' || msg[i] == '\t' ||
+		    msg[i] == ' ') {
+			space = o > 0;
+			continue;
+		}
+		if (space && o + 2 < outlen)
+			out[o++] = ' ';
+		space = 0;
+		out[o++] = msg[i];
+	}
+	out[o] = '\0';
 }
 
 /* --- the URI as it may be shown ------------------------------------- */
@@ -453,9 +463,13 @@ pg_ready(struct pg_store *p)
 	return (0);
 }
 
-/* A failed statement: log it (the server's primary message and its
- * SQLSTATE, never the parameters) and drop a connection that is gone. */
-static void
+/*
+ * A failed statement: log it (the server's primary message and its
+ * SQLSTATE, never the parameters), or drop a connection that is gone: 1
+ * then, else 0.  An error without a SQLSTATE is libpq's own (the socket
+ * closed, say): the connection cannot be trusted either.
+ */
+static int
 pg_failed(struct pg_store *p, const PGresult *r, const char *fn)
 {
 	const char	*state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) :
@@ -465,13 +479,14 @@ pg_failed(struct pg_store *p, const PGresult *r, const char *fn)
 	char		 line[512];
 
 	/* Class 08: connection exceptions; 57P0x: the server shut down. */
-	if (PQstatus(p->conn) != CONNECTION_OK || (state != NULL &&
-	    (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0))) {
+	if (PQstatus(p->conn) != CONNECTION_OK || state == NULL ||
+	    strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0) {
 		pg_lost(p, msg ? msg : PQerrorMessage(p->conn));
-		return;
+		return (1);
 	}
-	pg_oneline(msg ? msg : PQerrorMessage(p->conn), line, sizeof(line));
-	log_warnx("%s: %s (SQLSTATE %s)", fn, line, state ? state : "none");
+	pg_oneline(msg, line, sizeof(line));
+	log_warnx("%s: %s (SQLSTATE %s)", fn, line, state);
+	return (0);
 }
 
 /* --- statements ---------------------------------------------------- */
@@ -580,27 +595,37 @@ pg_run(struct pg_store *p, const struct pg_stmt *st,
 	PGresult	*r;
 	const char	*name;
 	char		 buf[16];
+	int		 tries, lost;
 
 	if (a->n != st->nparams)
 		fatalx("%s: %d parameters bound, %d expected", fn, a->n,
 		    st->nparams);
-	if (pg_ready(p) == -1 || (name = pg_prepared(p, st, buf, fn)) == NULL)
-		return (NULL);
-	if (name[0] != '\0')
-		r = PQexecPrepared(p->conn, name, a->n, a->v, a->len, a->fmt,
-		    0);
-	else
-		r = PQexecParams(p->conn, st->sql, a->n, NULL, a->v, a->len,
-		    a->fmt, 0);
-	switch (PQresultStatus(r)) {
-	case PGRES_TUPLES_OK:
-	case PGRES_COMMAND_OK:
-		return (r);
-	default:
-		pg_failed(p, r, fn);
+	for (tries = 0; tries < 2; tries++) {
+		if (pg_ready(p) == -1)
+			break;
+		if ((name = pg_prepared(p, st, buf, fn)) == NULL) {
+			if (p->conn == NULL && !p->in_tx)
+				continue;	/* lost: as below */
+			break;
+		}
+		if (name[0] != '\0')
+			r = PQexecPrepared(p->conn, name, a->n, a->v, a->len,
+			    a->fmt, 0);
+		else
+			r = PQexecParams(p->conn, st->sql, a->n, NULL, a->v,
+			    a->len, a->fmt, 0);
+		if (PQresultStatus(r) == PGRES_TUPLES_OK ||
+		    PQresultStatus(r) == PGRES_COMMAND_OK)
+			return (r);
+		lost = pg_failed(p, r, fn);
 		PQclear(r);
-		return (NULL);
+		/* A connection that died while idle (the server restarted)
+		 * is found by its first statement: outside a transaction
+		 * that one runs again on a new connection, once. */
+		if (!lost || p->in_tx)
+			break;
 	}
+	return (NULL);
 }
 
 int64_t
@@ -633,18 +658,24 @@ pg_begin(struct pg_store *p)
 {
 	PGresult	*r;
 
+	int		 tries, lost;
+
 	pg_tx_reset(p);
-	if (pg_ready(p) == -1)
-		return (-1);
-	r = PQexec(p->conn, "BEGIN ISOLATION LEVEL READ COMMITTED");
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		pg_failed(p, r, __func__);
+	for (tries = 0; tries < 2; tries++) {
+		if (pg_ready(p) == -1)
+			return (-1);
+		r = PQexec(p->conn, "BEGIN ISOLATION LEVEL READ COMMITTED");
+		if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+			PQclear(r);
+			p->in_tx = 1;
+			return (0);
+		}
+		lost = pg_failed(p, r, __func__);
 		PQclear(r);
-		return (-1);
+		if (!lost)
+			break;	/* else once more, on a new connection */
 	}
-	PQclear(r);
-	p->in_tx = 1;
-	return (0);
+	return (-1);
 }
 
 int
