@@ -89,7 +89,8 @@ class Install(unittest.TestCase):
             self.assertEqual(a.read(), b.read())
         # and so is everything it and the unit point to in proto/
         docdir = os.path.dirname(readme)
-        for name in ("config.md", "identities.md", "examples/agent.py",
+        for name in ("config.md", "identities.md", "postgresql.md",
+                     "examples/agent.py",
                      "examples/tool.py", "policy.schema.json"):
             self.assertTrue(os.path.isfile(self.installed(os.path.join(
                 docdir, "proto", name))), name)

@@ -19,7 +19,9 @@ Needs TOOLGATE_TEST_DB (scripts/test's PostgreSQL pass): skipped (exit
 import json
 import os
 import random
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -502,6 +504,93 @@ class Crashes(unittest.TestCase):
                 self.assertTrue(any("connection restored" in line
                                     for line in b.log_lines()),
                                 "\n".join(b.log_lines()))
+
+
+class Readme(unittest.TestCase):
+    """README "Several brokers": the recipe works as written."""
+
+    def test_the_two_broker_recipe_works_as_written(self):
+        with open(os.path.join(harness.ROOT, "README.md")) as f:
+            blocks = re.findall(r"<!-- tested: several-brokers -->\n"
+                                r"```sh\n(.*?)```", f.read(), re.S)
+        self.assertEqual(len(blocks), 1)
+        db = harness.pg_create_database()
+        self.addCleanup(harness.pg_drop_database, db)
+        tmp = tempfile.mkdtemp(prefix="toolgate-recipe-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        k = harness.pki()
+        ports = [harness.free_port(), harness.free_port()]
+        env = dict(os.environ, db=db, tls=k,
+                   broker_a="127.0.0.1:%d" % ports[0],
+                   broker_b="127.0.0.1:%d" % ports[1],
+                   PATH=os.pathsep.join([os.path.dirname(harness.CTL),
+                                         os.path.dirname(harness.DAEMON),
+                                         os.environ["PATH"]]))
+        out, err = (os.path.join(tmp, n) for n in ("out", "err"))
+        # The block as written; then the shell names what it started.
+        with open(out, "w") as fo, open(err, "w") as fe:
+            p = subprocess.run(["bash", "-euo", "pipefail", "-c",
+                                blocks[0] + "\njobs -p\n"],
+                               cwd=harness.ROOT, env=env, stdout=fo,
+                               stderr=fe, stdin=subprocess.DEVNULL,
+                               timeout=60)
+        with open(out) as f:
+            lines = f.read().split("\n")
+        pids = [int(x) for x in lines if x.strip().isdigit()]
+        self.addCleanup(self.stop, pids)
+        self.assertEqual(p.returncode, 0, lines)
+        self.assertEqual(len(pids), 2, lines)
+        self.assertIn("policy version 1 applied", lines[0])
+        deadline = time.monotonic() + 30
+        while True:
+            with open(err) as f:
+                log = f.read()
+            if log.count("listening on 127.0.0.1:") == 2:
+                break
+            self.assertLess(time.monotonic(), deadline, log)
+            time.sleep(0.1)
+
+        def client(i, name):
+            c = harness.Client(ports[i], os.path.join(k, "ca.pem"),
+                               os.path.join(k, name + ".pem"),
+                               os.path.join(k, name + ".key"))
+            self.addCleanup(c.close)
+            return c
+        # A grant from one broker is redeemed on the other, once.
+        st, _, body = client(0, "agent-payments").submit(
+            "payments.transfer", **harness.payment("10.00"))
+        self.assertEqual(st, 200, body)
+        redeem = json.dumps({"grant": body["grant"]})
+        for i, want in ((1, 200), (0, 409)):
+            st, _, _ = client(i, "tool-payments").request(
+                "POST", "/v1/grants/redeem", body=redeem,
+                content_type="application/json")
+            self.assertEqual(st, want)
+        # A trip on one broker stops the other.
+        st, _, sw = client(1, "operator-olga").request(
+            "POST", "/v1/killswitch", body=json.dumps(
+                {"scope": "global", "reason": "recipe"}),
+            content_type="application/json")
+        self.assertEqual(st, 201, sw)
+        st, _, body = client(0, "agent-payments").submit("crm.lookup")
+        self.assertEqual((st, body["reason_code"]), (403, "kill_switch"))
+
+    def stop(self, pids):
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 20
+        for pid in pids:
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
+            else:
+                os.kill(pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":
