@@ -35,6 +35,14 @@ store_display(const char *spec, char *out, size_t outlen)
 		snprintf(out, outlen, "%s", spec);
 }
 
+int
+store_ping(const char *spec, char *why, size_t whylen)
+{
+	if (spec == NULL || !store_is_postgres(spec))
+		return (-1);
+	return (store_pg_ping(spec, why, whylen));
+}
+
 struct store *
 store_open(const char *spec, unsigned flags, char *err, size_t errlen)
 {

@@ -60,6 +60,13 @@ int		 store_spec_is_file(const char *spec);
  */
 void		 store_display(const char *spec, char *out, size_t outlen);
 #define STORE_DISPLAY_MAX	256
+/*
+ * For a server database (PostgreSQL): 1 when the server answers, 0 when
+ * it does not (yet: not running, starting up, unreachable), with why; -1
+ * when that question does not apply (a file, or a URI libpq cannot
+ * read).  Lets a daemon wait for its database at start.
+ */
+int		 store_ping(const char *spec, char *why, size_t whylen);
 /* Schema version of this binary (its newest migration). */
 int		 store_schema_version(void);
 

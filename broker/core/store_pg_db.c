@@ -152,24 +152,65 @@ static int	pg_exec(PGconn *c, const char *sql, ExecStatusType want,
 		    PGresult **out, char *why, size_t whylen);
 
 /*
- * A new connection to p->uri with the session settings, into p->conn.
- * Defaults first (the URI may override them), then the URI, then what
- * toolgate needs whatever the URI says.  0, or -1 with why.
+ * The connection parameters: defaults first (the URI may override them),
+ * then the URI, then what toolgate needs whatever the URI says.
  */
+static const char *const pg_keys[] = { "connect_timeout", "application_name",
+    "keepalives", "keepalives_idle", "keepalives_interval",
+    "keepalives_count", "tcp_user_timeout", "dbname", "client_encoding",
+    NULL };
+#define PG_KEY_DBNAME	7
+
+static void
+pg_values(const char *uri, const char *vals[])
+{
+	static const char *const defaults[] = { "5", "toolgated", "1", "10",
+	    "5", "3", "20000", NULL, "UTF8", NULL };
+
+	memcpy(vals, defaults, sizeof(defaults));
+	vals[PG_KEY_DBNAME] = uri;
+}
+
+int
+store_pg_ping(const char *uri, char *why, size_t whylen)
+{
+	const char	*vals[sizeof(pg_keys) / sizeof(pg_keys[0])];
+	char		*msg = NULL;
+	PQconninfoOption *opts;
+
+	if ((opts = PQconninfoParse(uri, &msg)) == NULL) {
+		PQfreemem(msg);
+		return (-1);
+	}
+	PQconninfoFree(opts);
+	pg_values(uri, vals);
+	switch (PQpingParams(pg_keys, vals, 1)) {
+	case PQPING_OK:
+		return (1);
+	case PQPING_REJECT:
+		snprintf(why, whylen, "the server is not accepting connections "
+		    "(starting up, shutting down or in recovery)");
+		return (0);
+	case PQPING_NO_RESPONSE:
+		snprintf(why, whylen, "the server does not answer");
+		return (0);
+	default:
+		return (-1);
+	}
+}
+
+/* A new connection to p->uri with the session settings, into p->conn.
+ * 0, or -1 with why. */
 static int
 pg_connect(struct pg_store *p, char *why, size_t whylen)
 {
-	static const char *const keys[] = { "connect_timeout",
-	    "application_name", "keepalives", "keepalives_idle",
-	    "keepalives_interval", "keepalives_count", "tcp_user_timeout",
-	    "dbname", "client_encoding", NULL };
-	const char	*vals[] = { "5", "toolgated", "1", "10", "5", "3",
-	    "20000", p->uri, "UTF8", NULL };
+	const char	*vals[sizeof(pg_keys) / sizeof(pg_keys[0])];
 	const char	*enc;
 	PGresult	*r;
 	PGconn		*c;
 
-	c = PQconnectdbParams(keys, vals, 1);
+	pg_values(p->uri, vals);
+	c = PQconnectdbParams(pg_keys, vals, 1);
 	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
 		pg_oneline(c ? PQerrorMessage(c) : "out of memory", why,
 		    whylen);

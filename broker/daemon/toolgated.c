@@ -718,6 +718,39 @@ signals_blocked(sigset_t *set)
 	sigaddset(set, SIGHUP);
 }
 
+/*
+ * A database server that does not answer yet (a broker started before
+ * PostgreSQL, or during its restart) is waited for before anything
+ * listens — no load balancer sends traffic to a broker without its
+ * database — instead of exiting 2, which the service manager would not
+ * restart.  SIGTERM or SIGINT meanwhile: exit 0.  Any other problem
+ * (refused credentials, no such database, a newer schema) is left to the
+ * first open, which exits 2 naming it.
+ */
+static void
+broker_wait_for_db(const struct broker *b)
+{
+	struct timespec	 again = { 2, 0 };
+	sigset_t	 set;
+	char		 why[256], db[STORE_DISPLAY_MAX];
+	int		 waited = 0;
+
+	signals_blocked(&set);
+	while (store_ping(b->db_path, why, sizeof(why)) == 0) {
+		if (!waited) {
+			store_display(b->db_path, db, sizeof(db));
+			log_warnx("database %s: %s; waiting for it", db, why);
+		}
+		waited = 1;
+		if (sigtimedwait(&set, NULL, &again) != -1) {
+			log_info("stopped while waiting for the database");
+			exit(0);
+		}
+	}
+	if (waited)
+		log_info("the database answers");
+}
+
 static int
 broker_run(struct broker *b)
 {
@@ -768,6 +801,7 @@ main(int argc, char **argv)
 	event_set_log_callback(libevent_log);
 	json_object_seed(0);
 	broker_load_keys(&broker, o.grant_key);
+	broker_wait_for_db(&broker);
 	broker_listen(&broker);
 	for (i = 0; i < broker.nworkers; i++)
 		worker_init(&broker, i);

@@ -645,7 +645,8 @@ class Broker:
             if "listening on" in line:
                 listening.set()
 
-    def start(self):
+    def start(self, timeout=10):
+        """Start it; AssertionError unless it listens within timeout s."""
         assert self.proc is None or self.proc.poll() is not None
         self._listening = threading.Event()
         self.proc = subprocess.Popen(self._argv(), stdin=subprocess.DEVNULL,
@@ -656,7 +657,7 @@ class Broker:
                                         args=(self.proc, self._listening),
                                         daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + timeout
         while not self._listening.wait(0.05):
             if self.proc.poll() is not None:
                 self._reader.join(2)
@@ -667,8 +668,8 @@ class Broker:
                 self.proc.kill()
                 self.proc.wait()
                 raise AssertionError("toolgated did not print 'listening "
-                                     "on' within 10 s:\n%s" %
-                                     "\n".join(self.log_lines()))
+                                     "on' within %d s:\n%s" % (timeout,
+                                     "\n".join(self.log_lines())))
         return self
 
     def _close_clients(self):

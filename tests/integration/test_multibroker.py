@@ -506,6 +506,39 @@ class Crashes(unittest.TestCase):
                                 "\n".join(b.log_lines()))
 
 
+class Startup(unittest.TestCase):
+
+    def test_a_broker_started_before_its_database_waits_for_it(self):
+        tmp = tempfile.mkdtemp(prefix="toolgate-pgwait-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+
+        def cluster(cmd):
+            p = subprocess.run([PG_CLUSTER, cmd, tmp], capture_output=True,
+                               text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            return p.stdout.strip()
+        base = cluster("start")
+        self.addCleanup(subprocess.run, [PG_CLUSTER, "stop", tmp],
+                        capture_output=True, timeout=120)
+        db = harness.pg_create_database(base)
+        apply_policy(db)
+        cluster("stop")
+        b = harness.Broker(db=db)
+        self.addCleanup(b.kill9)
+        started = {}
+        t = threading.Thread(target=lambda: started.setdefault(
+            "ok", b.start(timeout=60)))
+        t.start()
+        b.wait_log("the server does not answer; waiting for it", timeout=30)
+        self.assertFalse(b._listening.is_set())
+        cluster("start")
+        t.join(60)
+        self.assertIn("ok", started, "\n".join(b.log_lines()))
+        self.assertEqual(b.client("agent-support").submit("crm.lookup")[0],
+                         200)
+        b.stop()
+
+
 class Readme(unittest.TestCase):
     """README "Several brokers": the recipe works as written."""
 
