@@ -8,8 +8,9 @@ brokers is redeemed once, two approvers on two brokers release a
 offline with toolgatectl --db) denies the very next intent on the others,
 a long-poll on one broker is woken by an approval on another within a
 second, a broker killed with kill -9 under load loses nothing answered
-and leaves no half-state, and a PostgreSQL restart under load gives 503s
-while it is down, recovery after, and nothing answered lost.
+and leaves no half-state, a PostgreSQL restart under load gives 503s
+while it is down, recovery after, and nothing answered lost, and brokers
+whose sessions the server ended reconnect and hear changes again.
 
 Needs TOOLGATE_TEST_DB (scripts/test's PostgreSQL pass): skipped (exit
 77) without it.  The restart case runs a private cluster of its own
@@ -127,6 +128,17 @@ def approve(client, iid, comment="ok"):
     return client.request("POST", "/v1/approvals/%s/approve" % iid,
                           body=json.dumps({"comment": comment}),
                           content_type="application/json")
+
+
+def wait_held(case, broker, n=1):
+    """Until broker holds n long-polls (its held gauge)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        m = broker.client("operator-olga").get("/metrics")[2]
+        if "toolgate_waits_held %d\n" % n in m:
+            return
+        time.sleep(0.05)
+    case.fail("the long-poll was never held")
 
 
 class SharedDatabase(unittest.TestCase):
@@ -248,16 +260,6 @@ class SharedDatabase(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertDeniesEverywhere(self.bs.all, code=200)
 
-    def wait_held(self, broker, n=1):
-        """Until broker holds n long-polls (its held gauge)."""
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            m = broker.client("operator-olga").get("/metrics")[2]
-            if "toolgate_waits_held %d" % n in m:
-                return
-            time.sleep(0.05)
-        self.fail("the long-poll was never held")
-
     def test_a_long_poll_is_woken_by_an_approval_on_another_broker(self):
         agent = self.bs[2].client("agent-payments")
         for approver_broker in (0, 1):
@@ -273,7 +275,7 @@ class SharedDatabase(unittest.TestCase):
             t = threading.Thread(target=poll)
             t.start()
             # Held on broker 3 before the approval.
-            self.wait_held(self.bs[2])
+            wait_held(self, self.bs[2])
             st, _, _ = approve(self.bs[approver_broker].client(
                 "approver-alice"), iid)
             approved = time.monotonic()
@@ -296,7 +298,7 @@ class SharedDatabase(unittest.TestCase):
             got["at"] = time.monotonic()
         t = threading.Thread(target=poll)
         t.start()
-        self.wait_held(self.bs[1])
+        wait_held(self, self.bs[1])
         p = subprocess.run([harness.CTL, "--db", self.bs.db, "--json",
                             "killswitch", "trip", "--tool", "payments.*",
                             "--reason", "stop payments", "--reject-pending"],
@@ -511,6 +513,72 @@ class Crashes(unittest.TestCase):
                 self.assertTrue(any("connection restored" in line
                                     for line in b.log_lines()),
                                 "\n".join(b.log_lines()))
+
+
+class CutConnections(unittest.TestCase):
+    """Every session of every broker ended by the server (a failover, a
+    proxy restart, pg_terminate_backend): the brokers reconnect by
+    themselves, a long-poll held meanwhile is still answered, and a trip
+    made after it is in force everywhere (the full refresh after the
+    listener's reconnect)."""
+
+    def cut_all(self, db):
+        return harness.db_query(
+            db, "SELECT count(pg_terminate_backend(pid)) FROM "
+            "pg_stat_activity WHERE datname = current_database() AND "
+            "pid <> pg_backend_pid()")[0][0]
+
+    def until_answered(self, call, deadline=30):
+        """call() until it answers something other than 503: that."""
+        end = time.monotonic() + deadline
+        while True:
+            st, _, body = call()
+            if st != 503:
+                return st, body
+            self.assertEqual(body.get("error"), "unavailable", body)
+            self.assertLess(time.monotonic(), end, "still 503")
+            time.sleep(0.1)
+
+    def test_brokers_recover_when_the_server_ends_their_sessions(self):
+        with Brokers(2) as bs:
+            agent = bs[1].client("agent-payments")
+            st, _, body = agent.submit("payments.transfer",
+                                       **harness.payment("5000.00"))
+            self.assertEqual(st, 202, body)
+            iid = body["id"]
+            got = {}
+
+            def poll():
+                got["answer"] = agent.get("/v1/intents/%s?wait=30" % iid)
+            t = threading.Thread(target=poll)
+            t.start()
+            wait_held(self, bs[1])
+            # Each broker: its threads, commit writer and listener.
+            self.assertGreaterEqual(self.cut_all(bs.db), 4)
+            st, body = self.until_answered(lambda: approve(
+                bs[0].client("approver-alice"), iid))
+            self.assertEqual((st, body["status"]), (200, "allowed"), body)
+            t.join(40)
+            st, _, view = got["answer"]
+            self.assertEqual((st, view["status"]), (200, "allowed"), view)
+            # The listeners listen again: a trip on one broker is in force
+            # on the other, and a long-poll there hears the next change.
+            st, body = self.until_answered(lambda: bs[0].client(
+                "operator-olga").request("POST", "/v1/killswitch",
+                                         body=json.dumps(
+                                             {"scope": "agent",
+                                              "target": "agent-support",
+                                              "reason": "after the cut"}),
+                                         content_type="application/json"))
+            self.assertEqual(st, 201, body)
+            st, body = self.until_answered(lambda: bs[1].client(
+                "agent-support").submit("crm.lookup"))
+            self.assertEqual((st, body.get("reason_code")),
+                             (403, "kill_switch"), body)
+            for b in bs.all:
+                b.wait_log("hearing other brokers' changes again",
+                           timeout=30)
+            bs.verify(self)
 
 
 class Startup(unittest.TestCase):
