@@ -130,6 +130,23 @@ def approve(client, iid, comment="ok"):
                           content_type="application/json")
 
 
+class LongPoll(threading.Thread):
+    """GET /v1/intents/ID?wait=30 by agent on a thread of its own, held
+    on the broker when the constructor returns: answer (status, headers,
+    body) and the monotonic time it came (at), after join()."""
+
+    def __init__(self, case, broker, agent, iid):
+        super().__init__(daemon=True)
+        self.agent, self.iid = agent, iid
+        self.answer = self.at = None
+        self.start()
+        wait_held(case, broker)
+
+    def run(self):
+        self.answer = self.agent.get("/v1/intents/%s?wait=30" % self.iid)
+        self.at = time.monotonic()
+
+
 def wait_held(case, broker, n=1):
     """Until broker holds n long-polls (its held gauge)."""
     deadline = time.monotonic() + 20
@@ -267,48 +284,34 @@ class SharedDatabase(unittest.TestCase):
                                        **harness.payment("5000.00"))
             self.assertEqual(st, 202, body)
             iid = body["id"]
-            got = {}
-
-            def poll():
-                got["answer"] = agent.get("/v1/intents/%s?wait=30" % iid)
-                got["at"] = time.monotonic()
-            t = threading.Thread(target=poll)
-            t.start()
             # Held on broker 3 before the approval.
-            wait_held(self, self.bs[2])
+            poll = LongPoll(self, self.bs[2], agent, iid)
             st, _, _ = approve(self.bs[approver_broker].client(
                 "approver-alice"), iid)
             approved = time.monotonic()
             self.assertEqual(st, 200)
-            t.join(40)
-            st, _, view = got["answer"]
+            poll.join(40)
+            st, _, view = poll.answer
             self.assertEqual((st, view["status"]), (200, "allowed"), view)
             self.assertIn("grant", view)
-            self.assertLess(got["at"] - approved, 1.0)
+            self.assertLess(poll.at - approved, 1.0)
 
     def test_a_reject_pending_trip_offline_wakes_long_polls(self):
         agent = self.bs[1].client("agent-payments")
         st, _, body = agent.submit("payments.transfer",
                                    **harness.payment("5000.00"))
         self.assertEqual(st, 202, body)
-        got = {}
-
-        def poll():
-            got["answer"] = agent.get("/v1/intents/%s?wait=30" % body["id"])
-            got["at"] = time.monotonic()
-        t = threading.Thread(target=poll)
-        t.start()
-        wait_held(self, self.bs[1])
+        poll = LongPoll(self, self.bs[1], agent, body["id"])
         p = subprocess.run([harness.CTL, "--db", self.bs.db, "--json",
                             "killswitch", "trip", "--tool", "payments.*",
                             "--reason", "stop payments", "--reject-pending"],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
         tripped = time.monotonic()
-        t.join(40)
+        poll.join(40)
         # Woken by the trip's NOTIFY on a broker that did not make it.
-        self.assertLess(got["at"] - tripped, 1.0)
-        self.assertEqual(got["answer"][2]["status"], "rejected")
+        self.assertLess(poll.at - tripped, 1.0)
+        self.assertEqual(poll.answer[2]["status"], "rejected")
         sid = json.loads(p.stdout)["id"]
         p = subprocess.run([harness.CTL, "--db", self.bs.db, "killswitch",
                             "reset", str(sid), "--reason", "over"],
@@ -546,20 +549,14 @@ class CutConnections(unittest.TestCase):
                                        **harness.payment("5000.00"))
             self.assertEqual(st, 202, body)
             iid = body["id"]
-            got = {}
-
-            def poll():
-                got["answer"] = agent.get("/v1/intents/%s?wait=30" % iid)
-            t = threading.Thread(target=poll)
-            t.start()
-            wait_held(self, bs[1])
+            poll = LongPoll(self, bs[1], agent, iid)
             # Each broker: its threads, commit writer and listener.
             self.assertGreaterEqual(self.cut_all(bs.db), 4)
             st, body = self.until_answered(lambda: approve(
                 bs[0].client("approver-alice"), iid))
             self.assertEqual((st, body["status"]), (200, "allowed"), body)
-            t.join(40)
-            st, _, view = got["answer"]
+            poll.join(40)
+            st, _, view = poll.answer
             self.assertEqual((st, view["status"]), (200, "allowed"), view)
             # The listeners listen again: a trip on one broker is in force
             # on the other, and a long-poll there hears the next change.
