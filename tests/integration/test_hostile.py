@@ -298,6 +298,18 @@ class SlowAndMany(unittest.TestCase):
         self.assertEqual(r[0], 200, r)
         return s
 
+    def assert_refused(self, n, socks, when):
+        """n more attempts, every one refused (any accepted kept in
+        socks, to be closed)."""
+        over = 0
+        for _ in range(n):
+            s = self.try_open()
+            if s is not None:
+                socks.append(s)
+                over += 1
+        self.assertEqual(over, 0, "%d connections accepted over "
+                         "max-connections%s" % (over, when))
+
     def test_connection_cap_refuses_cleanly_and_recovers(self):
         socks = []
         try:
@@ -319,14 +331,7 @@ class SlowAndMany(unittest.TestCase):
                                  "good agent's in %d attempts "
                                  "(max-connections 40)" %
                                  (len(socks), attempts))
-                over = 0
-                for _ in range(40):
-                    s = self.try_open()
-                    if s is not None:
-                        socks.append(s)
-                        over += 1
-                self.assertEqual(over, 0, "%d connections accepted over "
-                                 "max-connections" % over)
+                self.assert_refused(40, socks, "")
                 for s in socks[:10]:
                     s.close()
                 del socks[:10]
@@ -344,14 +349,7 @@ class SlowAndMany(unittest.TestCase):
                         time.sleep(0.05)
                 self.assertEqual(again, 10, "after closing 10, %d new "
                                  "connections were accepted" % again)
-                over = 0
-                for _ in range(40):
-                    s = self.try_open()
-                    if s is not None:
-                        socks.append(s)
-                        over += 1
-                self.assertEqual(over, 0, "%d connections accepted over "
-                                 "max-connections again" % over)
+                self.assert_refused(40, socks, " again")
             good.check(self, min_answers=5)
         finally:
             for s in socks:
