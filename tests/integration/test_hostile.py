@@ -276,6 +276,27 @@ class SlowAndMany(unittest.TestCase):
                                      (kind, t))
         self.assertTrue(self.broker.running())
 
+class ConnectionCap(unittest.TestCase):
+    """max-connections = 40 over 2 threads.  The idle connections that
+    fill the cap must outlive the test on a slow machine: request-timeout
+    and idle-timeout stay long (a connection that sends no request within
+    request-timeout of its last answer is closed, which would free slots
+    while the test counts them)."""
+
+    @classmethod
+    def setUpClass(cls):
+        conf = write_config("request-timeout = 120\nmax-connections = 40\n"
+                            "idle-timeout = 120\n")
+        cls.broker = harness.Broker(threads=2, extra_args=("--config", conf))
+        cls.broker.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.broker.stop()
+        finally:
+            shutil.rmtree(cls.broker.dir, ignore_errors=True)
+
     def try_open(self, name="agent-support"):
         """An idle connection that proved it is served (GET /healthz 200),
         or None when the broker refused it; must not hang."""
