@@ -953,7 +953,7 @@ pg_op_heard(struct store *s, store_heard_cb cb, void *arg)
 	return (pg_heard(PG(s), cb, arg));
 }
 
-static const struct store_ops pg_ops = {
+const struct store_ops pg_ops = {
 	.name = "postgresql",
 	.close = pg_op_close,
 	.set_durability = pg_op_set_durability,

@@ -28,6 +28,8 @@
 
 extern const struct migration pg_migrations[];
 extern const int pg_migrations_count;
+/* The engine's ops (store.h); extern for test-store's completeness check. */
+extern const struct store_ops pg_ops;
 
 /* One SQL statement with $1..$n parameters. */
 struct pg_stmt {

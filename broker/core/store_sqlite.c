@@ -870,7 +870,7 @@ sq_op_heard(struct store *s, store_heard_cb cb, void *arg)
 	return (0);
 }
 
-static const struct store_ops sqlite_ops = {
+const struct store_ops sqlite_ops = {
 	.name = "sqlite",
 	.close = sq_op_close,
 	.set_durability = sq_op_set_durability,

@@ -19,6 +19,8 @@
 
 extern const struct migration db_migrations[];
 extern const int db_migrations_count;
+/* The engine's ops (store.h); extern for test-store's completeness check. */
+extern const struct store_ops sqlite_ops;
 
 struct sqlite_store {
 	struct store	 base;

@@ -644,6 +644,7 @@ class Broker:
                 self._lines.append(line.rstrip("\n"))
             if "listening on" in line:
                 listening.set()
+        proc.stderr.close()     # EOF: the daemon has exited
 
     def start(self, timeout=10):
         """Start it; AssertionError unless it listens within timeout s."""

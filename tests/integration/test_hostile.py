@@ -276,6 +276,27 @@ class SlowAndMany(unittest.TestCase):
                                      (kind, t))
         self.assertTrue(self.broker.running())
 
+class ConnectionCap(unittest.TestCase):
+    """max-connections = 40 over 2 threads.  The idle connections that
+    fill the cap must outlive the test on a slow machine: request-timeout
+    and idle-timeout stay long (a connection that sends no request within
+    request-timeout of its last answer is closed, which would free slots
+    while the test counts them)."""
+
+    @classmethod
+    def setUpClass(cls):
+        conf = write_config("request-timeout = 120\nmax-connections = 40\n"
+                            "idle-timeout = 120\n")
+        cls.broker = harness.Broker(threads=2, extra_args=("--config", conf))
+        cls.broker.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.broker.stop()
+        finally:
+            shutil.rmtree(cls.broker.dir, ignore_errors=True)
+
     def try_open(self, name="agent-support"):
         """An idle connection that proved it is served (GET /healthz 200),
         or None when the broker refused it; must not hang."""
@@ -298,25 +319,40 @@ class SlowAndMany(unittest.TestCase):
         self.assertEqual(r[0], 200, r)
         return s
 
+    def assert_refused(self, n, socks, when):
+        """n more attempts, every one refused (any accepted kept in
+        socks, to be closed)."""
+        over = 0
+        for _ in range(n):
+            s = self.try_open()
+            if s is not None:
+                socks.append(s)
+                over += 1
+        self.assertEqual(over, 0, "%d connections accepted over "
+                         "max-connections%s" % (over, when))
+
     def test_connection_cap_refuses_cleanly_and_recovers(self):
         socks = []
         try:
             with GoodAgent(self.broker, interval=0.3, at_least=5) as good:
                 time.sleep(0.5)  # the good agent holds one of the 40
-                refused = 0
-                for _ in range(80):
-                    s = self.try_open()
-                    if s is None:
-                        refused += 1
-                    else:
-                        socks.append(s)
                 # The two threads accept on one socket, 20 connections
-                # each; 80 attempts fill both whichever thread accepts.
+                # each: while one is busy (or not scheduled, on a loaded
+                # machine) the other takes the attempt and refuses it when
+                # full.  So attempt until 39 are in, then every attempt
+                # must be refused whichever thread takes it.
+                attempts = 0
+                while len(socks) < 39 and attempts < 400:
+                    attempts += 1
+                    s = self.try_open()
+                    if s is not None:
+                        socks.append(s)
                 self.assertEqual(len(socks), 39,
                                  "accepted %d idle connections besides the "
-                                 "good agent's (max-connections 40)" %
-                                 len(socks))
-                self.assertEqual(refused, 80 - 39)
+                                 "good agent's in %d attempts "
+                                 "(max-connections 40)" %
+                                 (len(socks), attempts))
+                self.assert_refused(40, socks, "")
                 for s in socks[:10]:
                     s.close()
                 del socks[:10]
@@ -334,14 +370,7 @@ class SlowAndMany(unittest.TestCase):
                         time.sleep(0.05)
                 self.assertEqual(again, 10, "after closing 10, %d new "
                                  "connections were accepted" % again)
-                over = 0
-                for _ in range(40):
-                    s = self.try_open()
-                    if s is not None:
-                        socks.append(s)
-                        over += 1
-                self.assertEqual(over, 0, "%d connections accepted over "
-                                 "max-connections again" % over)
+                self.assert_refused(40, socks, " again")
             good.check(self, min_answers=5)
         finally:
             for s in socks:

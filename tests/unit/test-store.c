@@ -2,7 +2,8 @@
  * test-store: the storage seam (store.h) as the SQLite engine implements
  * it, on real files: opening (created 0600, must exist without
  * STORE_CREATE, a newer schema refused; a PostgreSQL URI never shown
- * with its password, and both engines' migrations in step),
+ * with its password, both engines' migrations in step and both
+ * implementing every op),
  * transactions, the generations other connections see, the replay guard,
  * intents (insert, get, status, conditional moves and redemption,
  * approvals in order), the queue's pages and cursors, due intents, kill
@@ -22,6 +23,7 @@
 #include "store.h"
 #include "store_pg_impl.h"
 #include "store_sqlite.h"
+#include "store_sqlite_impl.h"
 
 static int	 passed;
 
@@ -176,6 +178,38 @@ test_engines_same_schema(void)
 		    store_schema_version());
 	CHECK(pg_migrations[pg_migrations_count - 1].version ==
 	    store_schema_version());
+}
+
+/*
+ * Every op of both engines is there: an op added to store.h and to one
+ * engine only would be a NULL call on the other.  The table is a name
+ * and then function pointers only, so it is read pointer by pointer.
+ */
+static void
+check_ops_complete(const struct store_ops *ops)
+{
+	unsigned char	 bytes[sizeof(*ops)];
+	void		*slot;
+	size_t		 off;
+
+	memcpy(bytes, ops, sizeof(bytes));
+	for (off = 0; off + sizeof(slot) <= sizeof(bytes);
+	    off += sizeof(slot)) {
+		memcpy(&slot, bytes + off, sizeof(slot));
+		if (slot == NULL)
+			fprintf(stderr, "store_ops of %s: the op at offset %zu "
+			    "(store.h) is missing: implement it in this engine "
+			    "too\n", ops->name, off);
+		CHECK(slot != NULL);
+	}
+}
+
+static void
+test_engines_same_ops(void)
+{
+	CHECK(sizeof(struct store_ops) % sizeof(void *) == 0);
+	check_ops_complete(&sqlite_ops);
+	check_ops_complete(&pg_ops);
 }
 
 static void
@@ -548,6 +582,7 @@ main(void)
 	test_open();
 	test_display();
 	test_engines_same_schema();
+	test_engines_same_ops();
 	test_generations();
 	test_intents();
 	test_pages();
