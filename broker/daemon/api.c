@@ -26,6 +26,7 @@ struct intent_job {
 	char			 why[POLICY_MESSAGE_MAX];	/* a 400's */
 	int64_t			 now;
 	uint64_t		 t0;		/* arrival, for the latency */
+	enum ident_source	 source;	/* of the caller's identity */
 };
 
 /* Writer thread, inside the batch's transaction. */
@@ -75,6 +76,11 @@ intent_job_done(struct commit_job *j)
 			log_info("decision %s: %s %s -> %s (%s)", r->id,
 			    r->agent, r->tool, intent_status_name(r->status),
 			    reason_code(r->reason));
+			if (r->reason == R_UNKNOWN_PRINCIPAL)
+				log_info("unknown principal: the client "
+				    "certificate's identity is \"%s\" (its %s): "
+				    "%s", r->agent, ident_source_name(ij->source),
+				    r->reason_text);
 			answer_intent(&rq, reason_status(r->reason), r,
 			    intent_job_grant(ij));
 		}
@@ -121,6 +127,7 @@ api_intent_post(struct request *rq)
 		return;
 	}
 	ij->t0 = rq->t0;
+	ij->source = rq->peer->source;
 	ij->job.w = rq->w;
 	ij->job.req = rq->req;
 	ij->job.run = intent_job_run;
