@@ -747,23 +747,87 @@ lc_reject_covered(struct decider *d, struct lc_covered *cv, const char *actor,
 	return (rc);
 }
 
+/* E_BAD_REQUEST with msg as the refusal's message. */
+static enum reason
+lc_trip_bad(struct lc_trip_refusal *why, const char *msg)
+{
+	if (why != NULL) {
+		snprintf(why->message, sizeof(why->message), "%s", msg);
+		why->closest[0] = '\0';
+	}
+	return (E_BAD_REQUEST);
+}
+
+/*
+ * Does the policy in force know target (an agent, or a tool pattern)?
+ * REASON_OK, E_UNKNOWN_TARGET (why says so, with the closest name), or
+ * E_UNAVAILABLE.  A typo must not trip a switch that stops nothing and
+ * still reads ENGAGED.
+ */
+static enum reason
+lc_trip_known(struct decider *d, enum ks_scope scope, const char *target,
+    struct lc_trip_refusal *why)
+{
+	const char	*what = scope == KS_AGENT ? "agent" : "tool";
+	const char	*close = NULL;
+	char		 hint[POLICY_MAX_NAME_TEXT + 32] = "";
+
+	if (decider_refresh(d) == -1)
+		return (E_UNAVAILABLE);
+	if (d->policy != NULL && (scope == KS_AGENT ?
+	    policy_knows(d->policy, target) :
+	    policy_tool_known(d->policy, target)))
+		return (REASON_OK);
+	if (why == NULL)
+		return (E_UNKNOWN_TARGET);
+	if (d->policy != NULL)
+		close = scope == KS_AGENT ?
+		    policy_closest_principal(d->policy, target) :
+		    policy_closest_tool(d->policy, target);
+	snprintf(why->closest, sizeof(why->closest), "%s", close ? close : "");
+	if (close != NULL)
+		snprintf(hint, sizeof(hint), " (closest: \"%s\")", close);
+	if (d->policy == NULL)
+		snprintf(why->message, sizeof(why->message), "%s \"%s\" is not "
+		    "known: no policy is applied, so this switch would stop "
+		    "nothing; to trip it anyway, force it (\"force\": true, "
+		    "toolgatectl killswitch trip --force)", what, target);
+	else
+		snprintf(why->message, sizeof(why->message), "%s \"%s\" %s "
+		    "policy version %lld%s, so this switch would stop nothing; "
+		    "check the name, or force it (\"force\": true, "
+		    "toolgatectl killswitch trip --force)", what,
+		    target, scope == KS_AGENT ? "is not a principal of" :
+		    "is covered by no rule of", (long long)d->policy_version,
+		    hint);
+	return (E_UNKNOWN_TARGET);
+}
+
 enum reason
 lc_trip(struct decider *d, const char *actor, enum ks_scope scope,
-    const char *target, const char *reason, int reject_pending, int64_t now,
-    int64_t *id, const char **why)
+    const char *target, const char *reason, unsigned flags, int64_t now,
+    int64_t *id, struct lc_trip_refusal *why)
 {
 	struct lc_covered	 cv;
 	struct ks_row		 row;
 	json_t			*det;
+	const char		*bad;
 	enum reason		 rc;
+	int			 reject_pending = flags & LC_TRIP_REJECT_PENDING;
+	int			 forced = 0;
 
 	*id = 0;
-	if ((*why = ks_check_target(scope, target)) != NULL ||
-	    (*why = ks_check_reason(reason)) != NULL)
-		return (E_BAD_REQUEST);
-	if (actor == NULL || actor[0] == '\0') {
-		*why = "no actor";
-		return (E_BAD_REQUEST);
+	if ((bad = ks_check_target(scope, target)) != NULL ||
+	    (bad = ks_check_reason(reason)) != NULL)
+		return (lc_trip_bad(why, bad));
+	if (actor == NULL || actor[0] == '\0')
+		return (lc_trip_bad(why, "no actor"));
+	if (scope != KS_GLOBAL) {
+		rc = lc_trip_known(d, scope, target, why);
+		if (rc == E_UNKNOWN_TARGET && (flags & LC_TRIP_FORCE))
+			forced = 1;
+		else if (rc != REASON_OK)
+			return (rc);
 	}
 	memset(&row, 0, sizeof(row));
 	row.scope = scope;
@@ -788,6 +852,12 @@ lc_trip(struct decider *d, const char *actor, enum ks_scope scope,
 	    "scope", ks_scope_name(scope), "target", target, "reason", reason,
 	    "reject_pending", reject_pending ? 1 : 0,
 	    "rejected", (json_int_t)cv.n);
+	/* Audited as forced only when the force was needed. */
+	if (det != NULL && forced &&
+	    json_object_set_new(det, "forced", json_true()) == -1) {
+		json_decref(det);
+		det = NULL;
+	}
 	rc = det == NULL ? E_UNAVAILABLE : lc_audit(d, now, actor,
 	    "killswitch.trip", NULL, det);
 	json_decref(det);

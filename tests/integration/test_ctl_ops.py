@@ -91,7 +91,7 @@ class Help(Case):
         usage = " ".join(text.split("\n\n")[0].split())
         self.assertEqual(usage, "usage: toolgatectl [global options] "
                          "killswitch trip [--agent NAME | --tool PATTERN] "
-                         "--reason TEXT [--reject-pending]")
+                         "--reason TEXT [--reject-pending] [--force]")
         for line in text.splitlines():
             self.assertEqual(line.count("["), line.count("]"), line)
 
