@@ -900,6 +900,24 @@ lc_reset(struct decider *d, const char *actor, int64_t id, const char *reason,
 
 /* --- policy versions ------------------------------------------------------ */
 
+/* 1 if text is byte for byte the newest stored version (*version), 0 if
+ * not (or there is none), -1 on a storage error. */
+static int
+lc_policy_same(struct decider *d, const char *text, size_t len,
+    int64_t *version)
+{
+	char	*body = NULL;
+	size_t	 blen = 0;
+	int	 same;
+
+	if (d->store->ops->policy_current(d->store, version, &body, &blen) ==
+	    -1)
+		return (-1);
+	same = body != NULL && blen == len && memcmp(body, text, len) == 0;
+	free(body);
+	return (same);
+}
+
 enum reason
 lc_policy_apply(struct decider *d, const char *text, size_t len,
     const char *actor, int64_t now, int64_t *version)
@@ -907,7 +925,10 @@ lc_policy_apply(struct decider *d, const char *text, size_t len,
 	json_t		*det;
 	char		 sha[65];
 	enum reason	 rc;
+	int		 same;
 
+	if ((same = lc_policy_same(d, text, len, version)) != 0)
+		return (same == 1 ? REASON_OK : E_UNAVAILABLE);
 	canon_sha256_hex(text, len, sha);
 	d->wrote_state = 1;
 	if (d->store->ops->policy_insert(d->store, now, actor, sha, text, len,

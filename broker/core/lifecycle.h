@@ -201,7 +201,12 @@ enum reason lc_trip(struct decider *d, const char *actor, enum ks_scope scope,
 enum reason lc_reset(struct decider *d, const char *actor, int64_t id,
 	    const char *reason, int64_t now, const char **why);
 
-/* Store an already validated policy text as a new version (*version),
- * audited "policy.apply". */
+/*
+ * Store an already validated policy text as a new version (*version),
+ * audited "policy.apply" — unless it is byte for byte the newest
+ * version: then nothing is stored or audited, *version is that version
+ * and d->changed.policy stays 0 (so `policy show > p.json && policy
+ * apply p.json` makes no new version).
+ */
 enum reason lc_policy_apply(struct decider *d, const char *text, size_t len,
 	    const char *actor, int64_t now, int64_t *version);

@@ -103,7 +103,17 @@ struct audit_row {
 	const char	*hash;
 };
 
+/* One policy version as policy_history gives it (no body). */
+struct policy_version_row {
+	int64_t		 version;
+	int64_t		 at;		/* when it was applied */
+	const char	*actor;		/* who applied it */
+	const char	*sha256;	/* hex SHA-256 of the stored bytes */
+};
+
 typedef int (*store_intent_cb)(const struct intent_row *r, void *arg);
+typedef int (*store_policy_cb)(const struct policy_version_row *r,
+    void *arg);
 typedef int (*store_ks_cb)(const struct ks_row *r, void *arg);
 typedef int (*store_audit_cb)(const struct audit_row *r, void *arg);
 /*
@@ -141,6 +151,10 @@ struct store_ops {
 	int	(*policy_insert)(struct store *s, int64_t now,
 		    const char *actor, const char *sha256, const char *text,
 		    size_t len, int64_t *version);
+	/* versions older than before (0: from the newest), newest first,
+	 * at most limit */
+	int	(*policy_history)(struct store *s, int64_t before,
+		    int64_t limit, store_policy_cb cb, void *arg);
 
 	/* replay guard: 0 when (iss, jti) is new (now kept until prune_at),
 	 * 1 when seen before */

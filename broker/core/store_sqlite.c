@@ -36,6 +36,9 @@ static const char SQL_POLICY_CURRENT[] =
 static const char SQL_POLICY_INSERT[] =
     "INSERT INTO policy_versions (created_at, actor, sha256, body) "
     "VALUES (?, ?, ?, ?)";
+static const char SQL_POLICY_HISTORY[] =
+    "SELECT version, created_at, actor, sha256 FROM policy_versions "
+    "WHERE version < ? ORDER BY version DESC LIMIT ?";
 static const char SQL_JTI_INSERT[] =
     "INSERT OR IGNORE INTO seen_jti (iss, jti, prune_at) VALUES (?, ?, ?)";
 static const char SQL_JTI_PRUNE[] =
@@ -299,6 +302,36 @@ sq_op_policy_insert(struct store *s, int64_t now, const char *actor,
 		return (-1);
 	*version = sqlite3_last_insert_rowid(q->sql);
 	return (0);
+}
+
+static int
+sq_op_policy_history(struct store *s, int64_t before, int64_t limit,
+    store_policy_cb cb, void *arg)
+{
+	struct sqlite_store		*q = SQ(s);
+	struct policy_version_row	 r;
+	sqlite3_stmt			*st;
+	int				 rc, stop = 0;
+
+	if ((st = sq_stmt(q, SQL_POLICY_HISTORY)) == NULL)
+		return (-1);
+	sqlite3_bind_int64(st, 1, before > 0 ? before : INT64_MAX);
+	sqlite3_bind_int64(st, 2, limit);
+	while (!stop && (rc = sq_step(q, st, __func__)) == SQLITE_ROW) {
+		r.version = sqlite3_column_int64(st, 0);
+		r.at = sqlite3_column_int64(st, 1);
+		r.actor = COL_TEXT(st, 2);
+		r.sha256 = COL_TEXT(st, 3);
+		if (r.actor == NULL || r.sha256 == NULL) {
+			log_warnx("%s: policy version %lld is malformed",
+			    __func__, (long long)r.version);
+			rc = SQLITE_ERROR;
+			break;
+		}
+		stop = cb(&r, arg);
+	}
+	sqlite3_reset(st);
+	return (stop || rc == SQLITE_DONE ? 0 : -1);
 }
 
 static int
@@ -867,6 +900,7 @@ static const struct store_ops sqlite_ops = {
 	.generations = sq_op_generations,
 	.policy_current = sq_op_policy_current,
 	.policy_insert = sq_op_policy_insert,
+	.policy_history = sq_op_policy_history,
 	.jti_claim = sq_op_jti_claim,
 	.jti_prune = sq_op_jti_prune,
 	.intent_insert = sq_op_intent_insert,

@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "input.h"
 #include "log.h"
+#include "policy_versions.h"
 
 /* An intent on its way through the group commit. */
 struct intent_job {
@@ -294,10 +295,38 @@ api_policy_get(struct request *rq)
 	}
 	canon_sha256_hex(body ? body : "", len, sha);
 	doc = body ? json_loadb(body, len, 0, NULL) : NULL;
-	free(body);
-	http_reply_json(rq, 200, json_pack("{sI ss so}", "version",
+	/* "text": the bytes as applied, for a round trip that makes no new
+	 * version (policy show > p.json && policy apply p.json). */
+	http_reply_json(rq, 200, json_pack("{sI ss so so}", "version",
 	    (json_int_t)version, "sha256", sha, "policy",
-	    doc ? doc : json_null()));
+	    doc ? doc : json_null(), "text", body ? json_stringn(body, len) :
+	    json_null()));
+	free(body);
+}
+
+void
+api_policy_history(struct request *rq)
+{
+	static const char *const keys[] = { "before", "limit", NULL };
+	struct evkeyvalq	 q;
+	int64_t			 before, limit;
+	json_t			*page;
+
+	if (input_query(rq, keys, &q) == -1 ||
+	    input_query_int(rq, &q, "before", 0, INT64_MAX, 0,
+	    "before must be a policy version", &before) == -1 ||
+	    input_query_int(rq, &q, "limit", 1, POLICY_HISTORY_LIMIT_MAX,
+	    POLICY_HISTORY_LIMIT, "limit must be 1 to 1000", &limit) == -1) {
+		evhttp_clear_headers(&q);
+		return;
+	}
+	evhttp_clear_headers(&q);
+	if ((page = policy_versions_json(rq->w->store, before, limit)) ==
+	    NULL) {
+		http_reply_error(rq, E_UNAVAILABLE, NULL);
+		return;
+	}
+	http_reply_json(rq, 200, page);
 }
 
 void
@@ -333,8 +362,13 @@ api_policy_put(struct request *rq)
 	}
 	commit_publish(rq->w->broker, &d->changed);
 	canon_sha256_hex(body, len, sha);
-	log_info("policy version %lld applied by %s", (long long)version,
-	    rq->peer->identity);
-	http_reply_json(rq, 200, json_pack("{sI ss}", "version",
-	    (json_int_t)version, "sha256", sha));
+	if (d->changed.policy)
+		log_info("policy version %lld applied by %s",
+		    (long long)version, rq->peer->identity);
+	else
+		log_info("policy from %s is identical to version %lld: no new "
+		    "version", rq->peer->identity, (long long)version);
+	http_reply_json(rq, 200, json_pack("{sI ss sb}", "version",
+	    (json_int_t)version, "sha256", sha, "unchanged",
+	    !d->changed.policy));
 }

@@ -13,3 +13,4 @@ void	api_healthz(struct request *rq);
 void	api_metrics(struct request *rq);
 void	api_policy_get(struct request *rq);
 void	api_policy_put(struct request *rq);
+void	api_policy_history(struct request *rq);

@@ -40,6 +40,8 @@ static const struct route {
 	    api_policy_get },
 	{ M_PUT, WHO_OPERATOR, "/v1/policy", "read or change the policy",
 	    api_policy_put },
+	{ M_GET, WHO_OPERATOR, "/v1/policy/history",
+	    "read or change the policy", api_policy_history },
 	{ M_GET, WHO_STAFF, "/v1/approvals", "use the approval queue",
 	    api_approvals_list },
 	{ M_POST, WHO_STAFF, "/v1/approvals/*/approve",

@@ -28,7 +28,8 @@ COMMANDS = [
     [], ["submit"], ["wait"], ["pending"], ["show"], ["approve"],
     ["reject"], ["killswitch"], ["killswitch", "trip"],
     ["killswitch", "status"], ["killswitch", "reset"], ["policy"],
-    ["policy", "check"], ["policy", "apply"], ["policy", "show"], ["audit"],
+    ["policy", "check"], ["policy", "apply"], ["policy", "show"],
+    ["policy", "history"], ["audit"],
     ["audit", "verify"], ["audit", "export"],
 ]
 
@@ -319,7 +320,7 @@ class Online(Case):
         env = clean_env(TOOLGATE_DB=self.broker.db)
         p = run("policy", "show", env=env)
         self.assertExit(p, 0)
-        self.assertTrue(p.stdout.startswith("version "), p.stdout)
+        self.assertTrue(p.stderr.startswith("policy version "), p.stderr)
         p = run("killswitch", "status", env=env)
         self.assertExit(p, 0)
         # a --url on the command line means online: TOOLGATE_DB steps aside
