@@ -246,13 +246,24 @@ api_intent_get(struct request *rq)
 	intent_row_clear(&r);
 }
 
+/*
+ * Every grant key, the signing one first.  Cacheable for JWKS_MAX_AGE
+ * (proto/README.md): long against a grant's 60 s, so a busy tool fetches
+ * it rarely, short enough that a rotation's steps take minutes — each
+ * step waits this long for every tool's cache to hold the new set.
+ */
 void
 api_jwks(struct request *rq)
 {
-	const char	*jwks = rq->w->broker->grant.jwks;
+	struct grant_keyring	*r = grant_signer_keys(&rq->w->broker->grant);
+	char			 cc[64];
 
-	http_reply_text(rq, 200, "application/jwk-set+json", jwks,
-	    strlen(jwks));
+	snprintf(cc, sizeof(cc), "public, max-age=%d", JWKS_MAX_AGE);
+	evhttp_add_header(evhttp_request_get_output_headers(rq->req),
+	    "Cache-Control", cc);
+	http_reply_text(rq, 200, "application/jwk-set+json", r->jwks,
+	    strlen(r->jwks));
+	grant_keyring_unref(r);
 }
 
 void

@@ -65,6 +65,11 @@ struct broker {
 	int			 listen_port;
 	const char		*db_path;
 	const char		*audience;
+	/* Where SIGHUP reloads the grant keys from: these --grant-key
+	 * flags, or (none given) the grant-key lines of config_path. */
+	const char		*config_path;
+	const char		*grant_paths[GRANT_KEYS_MAX];
+	size_t			 n_grant_paths;
 	struct tls_files	 tls;
 	pthread_mutex_t		 tls_lock;	/* ssl_ctx and tls_gen */
 	SSL_CTX			*ssl_ctx;	/* swapped on SIGHUP */
@@ -75,7 +80,7 @@ struct broker {
 	struct lc_config	 lc;		/* grant-window */
 	struct ratelimit	*rl;
 	struct waitquota	*waitq;		/* long-polls per identity */
-	struct grant_signer	 grant;
+	struct grant_signer	 grant;		/* swapped on SIGHUP */
 	int			 synchronous_full;
 	/* Bumped (atomically) after every kill switch change this process
 	 * commits: an answer decided before it re-checks the switches. */
