@@ -108,6 +108,21 @@ lc_changes_reset(struct lc_changes *ch)
 	ch->overflow = 0;
 	ch->killswitch = 0;
 	ch->policy = 0;
+	ch->approvals = ch->rejections = ch->expiries = ch->redemptions = 0;
+}
+
+/* One more record of event for the counters of /metrics. */
+static void
+lc_tally(struct lc_changes *ch, const char *event)
+{
+	if (strcmp(event, "approval") == 0)
+		ch->approvals++;
+	else if (strcmp(event, "rejection") == 0)
+		ch->rejections++;
+	else if (strcmp(event, "expiry") == 0)
+		ch->expiries++;
+	else if (strcmp(event, "redemption") == 0)
+		ch->redemptions++;
 }
 
 static void
@@ -174,8 +189,11 @@ enum reason
 lc_audit(struct decider *d, int64_t now, const char *actor, const char *event,
     const char *intent_id, json_t *details)
 {
-	return (audit_append(d->store, now, actor, event, intent_id,
-	    details) == 0 ? REASON_OK : E_UNAVAILABLE);
+	if (audit_append(d->store, now, actor, event, intent_id, details) !=
+	    0)
+		return (E_UNAVAILABLE);
+	lc_tally(&d->changed, event);
+	return (REASON_OK);
 }
 
 enum reason

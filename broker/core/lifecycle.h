@@ -54,6 +54,9 @@ struct lc_changes {
 	int		 overflow;	/* ids lost to ENOMEM: wake everyone */
 	int		 killswitch;	/* a switch was tripped or reset */
 	int		 policy;	/* a policy version was applied */
+	/* audit records of these events written (the daemon's /metrics
+	 * counts them once committed) */
+	unsigned	 approvals, rejections, expiries, redemptions;
 };
 
 /*

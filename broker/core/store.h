@@ -69,6 +69,21 @@ struct store_gen {
 #define STORE_GEN_KILLSWITCH	0x2
 #define STORE_GEN_DATA		0x4
 
+/*
+ * What /metrics shows of the database (CONTRACT §12), read in one go and
+ * cheaply: no walk of the intents, whatever their number.
+ */
+#define STORE_PAST_HALF_MAX	1000	/* past_half_ttl counts up to this */
+struct store_stats {
+	int64_t		 pending;	/* intents pending now */
+	int64_t		 oldest_pending_at;	/* its created_at; 0: none */
+	/* pending intents at least half-way through their approval TTL
+	 * (created_at + (expires_at - created_at) / 2 <= now), counted up
+	 * to STORE_PAST_HALF_MAX */
+	int64_t		 past_half_ttl;
+	int64_t		 killswitches;	/* engaged switches */
+};
+
 /* intent_get flags */
 #define STORE_FOR_UPDATE	0x1	/* lock the row until the transaction ends */
 #define STORE_APPROVALS		0x2	/* also fill r->approvals */
@@ -162,7 +177,9 @@ struct store_ops {
 		    int64_t prune_at);
 	int	(*jti_prune)(struct store *s, int64_t now);
 
-	/* intents */
+	/* intents; the pending count of stats moves with them: one more
+	 * when a pending intent is stored, one less when a move takes one
+	 * out of pending (in the same transaction) */
 	int	(*intent_insert)(struct store *s, const struct intent_row *r);
 	/* 1 and *r filled (owned), 0 when there is no such intent */
 	int	(*intent_get)(struct store *s, const char *id, unsigned flags,
@@ -216,6 +233,9 @@ struct store_ops {
 	/* records with seq > after, in order; limit 0 = all */
 	int	(*audit_walk)(struct store *s, int64_t after, int64_t limit,
 		    store_audit_cb cb, void *arg);
+
+	/* the gauges of /metrics at time now (struct store_stats) */
+	int	(*stats)(struct store *s, int64_t now, struct store_stats *out);
 };
 
 /* Every engine's handle starts with this. */

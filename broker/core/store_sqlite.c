@@ -28,6 +28,19 @@ static const char SQL_GENERATIONS[] =
 static const char SQL_DATA_VERSION[] = "PRAGMA data_version";
 static const char SQL_KS_BUMP[] =
     "UPDATE counters SET value = value + 1 WHERE name = 'killswitch'";
+static const char SQL_PENDING_ADD[] =
+    "UPDATE counters SET value = value + ? WHERE name = 'pending'";
+/* Each part reads an index: the counter row, the first entry of
+ * intents_pending, at most STORE_PAST_HALF_MAX entries of
+ * intents_pending_half (the expression must be written as the index
+ * has it), and killswitches_engaged. */
+static const char SQL_STATS[] =
+    "SELECT (SELECT value FROM counters WHERE name = 'pending'), "
+    "(SELECT created_at FROM intents WHERE status = 'pending' "
+    "ORDER BY created_at LIMIT 1), "
+    "(SELECT count(*) FROM (SELECT 1 FROM intents WHERE status = 'pending' "
+    "AND (created_at + (expires_at - created_at) / 2) <= ?1 LIMIT ?2)), "
+    "(SELECT count(*) FROM killswitches WHERE reset_at IS NULL)";
 
 /* --- policy, replay guard ------------------------------------------- */
 
@@ -361,6 +374,25 @@ sq_op_jti_prune(struct store *s, int64_t now)
 	return (sq_step_done(q, st));
 }
 
+/* The pending count moves by delta, in the caller's transaction; a
+ * missing counter row (a damaged database) fails the change. */
+static int
+sq_pending_add(struct sqlite_store *q, int delta)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = sq_stmt(q, SQL_PENDING_ADD)) == NULL)
+		return (-1);
+	sqlite3_bind_int(st, 1, delta);
+	if (sq_step_done(q, st) == -1)
+		return (-1);
+	if (sqlite3_changes(q->sql) != 1) {
+		log_warnx("%s: pending counter row missing", __func__);
+		return (-1);
+	}
+	return (0);
+}
+
 static int
 sq_op_intent_insert(struct store *s, const struct intent_row *r)
 {
@@ -390,7 +422,9 @@ sq_op_intent_insert(struct store *s, const struct intent_row *r)
 	sqlite3_bind_int64(st, 19, r->created_at);
 	sq_bind_time(st, 20, r->expires_at);
 	sq_bind_time(st, 21, r->decided_at);
-	return (sq_step_done(q, st));
+	if (sq_step_done(q, st) == -1)
+		return (-1);
+	return (r->status == ST_PENDING ? sq_pending_add(q, 1) : 0);
 }
 
 /* A copy of column i (NULL stays NULL); -1 when out of memory. */
@@ -521,6 +555,7 @@ sq_op_intent_move(struct store *s, const struct intent_move *m)
 {
 	struct sqlite_store	*q = SQ(s);
 	sqlite3_stmt		*st;
+	int			 rc;
 
 	if ((st = sq_stmt(q, SQL_INTENT_MOVE)) == NULL)
 		return (-1);
@@ -532,7 +567,10 @@ sq_op_intent_move(struct store *s, const struct intent_move *m)
 	sq_bind_text(st, 6, m->closed_reason);
 	sq_bind_text(st, 7, m->id);
 	sq_bind_text(st, 8, intent_status_name(m->from));
-	return (sq_step_changed(q, st));
+	if ((rc = sq_step_changed(q, st)) != 0)
+		return (rc);
+	return (m->from == ST_PENDING && m->to != ST_PENDING ?
+	    sq_pending_add(q, -1) : 0);
 }
 
 static int
@@ -890,6 +928,32 @@ sq_op_audit_walk(struct store *s, int64_t after, int64_t limit,
 	return (stop || rc == SQLITE_DONE ? 0 : -1);
 }
 
+static int
+sq_op_stats(struct store *s, int64_t now, struct store_stats *out)
+{
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+	int			 rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((st = sq_stmt(q, SQL_STATS)) == NULL)
+		return (-1);
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, STORE_PAST_HALF_MAX);
+	if ((rc = sq_step(q, st, __func__)) == SQLITE_ROW) {
+		if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+			log_warnx("%s: pending counter row missing", __func__);
+			rc = SQLITE_ERROR;
+		}
+		out->pending = sqlite3_column_int64(st, 0);
+		out->oldest_pending_at = sqlite3_column_int64(st, 1);
+		out->past_half_ttl = sqlite3_column_int64(st, 2);
+		out->killswitches = sqlite3_column_int64(st, 3);
+	}
+	sqlite3_reset(st);
+	return (rc == SQLITE_ROW ? 0 : -1);
+}
+
 static const struct store_ops sqlite_ops = {
 	.name = "sqlite",
 	.close = sq_op_close,
@@ -919,6 +983,7 @@ static const struct store_ops sqlite_ops = {
 	.audit_head = sq_op_audit_head,
 	.audit_insert = sq_op_audit_insert,
 	.audit_walk = sq_op_audit_walk,
+	.stats = sq_op_stats,
 };
 
 struct store *
@@ -937,6 +1002,12 @@ store_sqlite_open(const char *path, unsigned flags, char *err, size_t errlen)
 		return (NULL);
 	}
 	return (&q->base);
+}
+
+const char *
+store_sqlite_stats_sql(void)
+{
+	return (SQL_STATS);
 }
 
 sqlite3 *

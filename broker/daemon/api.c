@@ -18,6 +18,7 @@
 #include "input.h"
 #include "log.h"
 #include "policy_versions.h"
+#include "version.h"
 
 /* An intent on its way through the group commit. */
 struct intent_job {
@@ -236,6 +237,8 @@ api_intent_get(struct request *rq)
 		    api_intent_woken) == -1) {
 			evhttp_add_header(evhttp_request_get_output_headers(
 			    rq->req), "Retry-After", "1");
+			metrics_rate_limited(&rq->w->metrics,
+			    METRICS_LIMIT_WAITS);
 			http_reply_error(rq, E_RATE_LIMITED, "too many "
 			    "waiting requests; retry later");
 		}
@@ -272,18 +275,34 @@ api_healthz(struct request *rq)
 	http_reply_json(rq, 200, json_pack("{ss}", "status", "ok"));
 }
 
+/*
+ * The counters of every thread and of the commits, and the gauges the
+ * database holds, read in one statement through indexes (so an offline
+ * toolgatectl --db change shows too).  A database that cannot be read
+ * answers 503: a scrape that fails is what an alert sees, not zeros.
+ */
 void
 api_metrics(struct request *rq)
 {
-	const struct metrics	*all[BROKER_MAX_THREADS];
+	const struct metrics	*all[BROKER_MAX_THREADS + 1];
+	struct metrics_gauges	 g;
 	struct broker		*b = rq->w->broker;
+	struct store		*s = rq->w->store;
 	char			*text;
 	size_t			 len;
 	int			 i;
 
 	for (i = 0; i < b->nworkers; i++)
 		all[i] = &b->workers[i].metrics;
-	if ((text = metrics_render(all, (size_t)b->nworkers, &len)) == NULL) {
+	all[i] = &b->shared_metrics;
+	g.now = clock_now();
+	g.version = TOOLGATE_VERSION;
+	if (s->ops->stats(s, g.now, &g.db) == -1) {
+		http_reply_error(rq, E_UNAVAILABLE, NULL);
+		return;
+	}
+	if ((text = metrics_render(all, (size_t)b->nworkers + 1, &g,
+	    &len)) == NULL) {
 		http_reply_error(rq, E_INTERNAL, NULL);
 		return;
 	}

@@ -87,5 +87,7 @@ struct broker {
 	int64_t			 ks_epoch;
 	int			 nworkers;
 	struct worker		 workers[BROKER_MAX_THREADS];
+	/* What committed transactions count, from any thread (atomics). */
+	struct metrics		 shared_metrics;
 	struct committer	 commit;
 };

@@ -284,6 +284,7 @@ http_request_cb(struct evhttp_request *req, void *arg)
 	    rq.t0)) > 0) {
 		snprintf(retry, sizeof(retry), "%d", wait);
 		evhttp_add_header(out, "Retry-After", retry);
+		metrics_rate_limited(&rq.w->metrics, METRICS_LIMIT_RATE);
 		http_reply_error(&rq, E_RATE_LIMITED, "too many requests from "
 		    "this identity; retry after the Retry-After seconds");
 		return;
