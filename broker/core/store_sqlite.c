@@ -26,10 +26,9 @@ static const char SQL_GENERATIONS[] =
     "SELECT (SELECT max(version) FROM policy_versions), "
     "(SELECT value FROM counters WHERE name = 'killswitch')";
 static const char SQL_DATA_VERSION[] = "PRAGMA data_version";
-static const char SQL_KS_BUMP[] =
-    "UPDATE counters SET value = value + 1 WHERE name = 'killswitch'";
-static const char SQL_PENDING_ADD[] =
-    "UPDATE counters SET value = value + ? WHERE name = 'pending'";
+/* The kill switch generation and the pending count (schema 8). */
+static const char SQL_COUNTER_ADD[] =
+    "UPDATE counters SET value = value + ?1 WHERE name = ?2";
 /* Each part reads an index: the counter row, the first entry of
  * intents_pending, at most STORE_PAST_HALF_MAX entries of
  * intents_pending_half (the expression must be written as the index
@@ -374,23 +373,31 @@ sq_op_jti_prune(struct store *s, int64_t now)
 	return (sq_step_done(q, st));
 }
 
-/* The pending count moves by delta, in the caller's transaction; a
- * missing counter row (a damaged database) fails the change. */
+/* Counter name moves by delta, in the caller's transaction; a missing
+ * counter row (a damaged database) fails the change: a kill switch
+ * generation that never moves would hide trips. */
 static int
-sq_pending_add(struct sqlite_store *q, int delta)
+sq_counter_add(struct sqlite_store *q, const char *name, int delta)
 {
 	sqlite3_stmt	*st;
 
-	if ((st = sq_stmt(q, SQL_PENDING_ADD)) == NULL)
+	if ((st = sq_stmt(q, SQL_COUNTER_ADD)) == NULL)
 		return (-1);
 	sqlite3_bind_int(st, 1, delta);
+	sq_bind_text(st, 2, name);
 	if (sq_step_done(q, st) == -1)
 		return (-1);
 	if (sqlite3_changes(q->sql) != 1) {
-		log_warnx("%s: pending counter row missing", __func__);
+		log_warnx("%s: %s counter row missing", __func__, name);
 		return (-1);
 	}
 	return (0);
+}
+
+static int
+sq_pending_add(struct sqlite_store *q, int delta)
+{
+	return (sq_counter_add(q, "pending", delta));
 }
 
 static int
@@ -726,15 +733,7 @@ sq_op_approval_add(struct store *s, const char *id, const char *by,
 static int
 sq_ks_bump(struct sqlite_store *q)
 {
-	sqlite3_stmt	*st;
-
-	if ((st = sq_stmt(q, SQL_KS_BUMP)) == NULL || sq_step_done(q, st) == -1)
-		return (-1);
-	if (sqlite3_changes(q->sql) != 1) {
-		log_warnx("%s: kill switch counter row missing", __func__);
-		return (-1);
-	}
-	return (0);
+	return (sq_counter_add(q, "killswitch", 1));
 }
 
 static int

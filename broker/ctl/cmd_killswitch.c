@@ -257,15 +257,26 @@ ks_cmd_trip(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 	    flags));
 }
 
+static void
+ks_status_row(const json_t *sw, const char **cells, char *scratch,
+    size_t len)
+{
+	snprintf(scratch, len, "%" JSON_INTEGER_FORMAT,
+	    json_integer_value(json_object_get(sw, "id")));
+	cells[0] = scratch;
+	cells[1] = out_str(sw, "scope");
+	cells[2] = out_str(sw, "target");
+	cells[3] = out_str(sw, "by");
+	cells[4] = out_str(sw, "at");
+	cells[5] = out_str(sw, "reason");
+}
+
 /* {"engaged", "switches"}: a headline and the table, or JSON. */
 static int
 ks_print_status(const struct ctl *ctl, const json_t *st)
 {
-	const json_t		*list = json_object_get(st, "switches"), *sw;
-	const char		*cells[STATUS_NCOLS];
-	struct out_table	*t;
-	char			 id[32];
-	size_t			 i, n = json_array_size(list);
+	const json_t	*list = json_object_get(st, "switches");
+	size_t		 n = json_array_size(list);
 
 	if (ctl->json) {
 		out_json(st);
@@ -276,25 +287,8 @@ ks_print_status(const struct ctl *ctl, const json_t *st)
 		return (CTL_OK);
 	}
 	printf("ENGAGED: %zu kill switch%s\n", n, n == 1 ? "" : "es");
-	if ((t = out_table_new(STATUS_NCOLS, status_head)) == NULL)
-		return (ctl_fail("out of memory"));
-	json_array_foreach(list, i, sw) {
-		snprintf(id, sizeof(id), "%" JSON_INTEGER_FORMAT,
-		    json_integer_value(json_object_get(sw, "id")));
-		cells[0] = id;
-		cells[1] = out_str(sw, "scope");
-		cells[2] = out_str(sw, "target");
-		cells[3] = out_str(sw, "by");
-		cells[4] = out_str(sw, "at");
-		cells[5] = out_str(sw, "reason");
-		if (out_table_row(t, cells) == -1) {
-			out_table_free(t);
-			return (ctl_fail("out of memory"));
-		}
-	}
-	out_table_print(t);
-	out_table_free(t);
-	return (CTL_OK);
+	return (out_table_json(STATUS_NCOLS, status_head, list,
+	    ks_status_row));
 }
 
 static int

@@ -319,15 +319,22 @@ static const char *const history_head[] = {
 };
 #define HISTORY_NCOLS	(sizeof(history_head) / sizeof(history_head[0]))
 
+static void
+history_row(const json_t *v, const char **cells, char *scratch, size_t len)
+{
+	snprintf(scratch, len, "%" JSON_INTEGER_FORMAT,
+	    json_integer_value(json_object_get(v, "version")));
+	cells[0] = scratch;
+	cells[1] = out_str(v, "applied_at");
+	cells[2] = out_str(v, "applied_by");
+	cells[3] = out_str(v, "sha256");
+}
+
 /* {"items": [...]}: an aligned table, newest first, or JSON. */
 static int
 print_history(const struct ctl *ctl, const json_t *page)
 {
-	const json_t		*items = json_object_get(page, "items"), *v;
-	const char		*cells[HISTORY_NCOLS];
-	struct out_table	*t;
-	char			 version[32];
-	size_t			 i;
+	const json_t	*items = json_object_get(page, "items");
 
 	if (ctl->json) {
 		out_json(page);
@@ -337,23 +344,8 @@ print_history(const struct ctl *ctl, const json_t *page)
 		printf("no policy applied yet\n");
 		return (CTL_OK);
 	}
-	if ((t = out_table_new(HISTORY_NCOLS, history_head)) == NULL)
-		return (ctl_fail("out of memory"));
-	json_array_foreach(items, i, v) {
-		snprintf(version, sizeof(version), "%" JSON_INTEGER_FORMAT,
-		    json_integer_value(json_object_get(v, "version")));
-		cells[0] = version;
-		cells[1] = out_str(v, "applied_at");
-		cells[2] = out_str(v, "applied_by");
-		cells[3] = out_str(v, "sha256");
-		if (out_table_row(t, cells) == -1) {
-			out_table_free(t);
-			return (ctl_fail("out of memory"));
-		}
-	}
-	out_table_print(t);
-	out_table_free(t);
-	return (CTL_OK);
+	return (out_table_json(HISTORY_NCOLS, history_head, items,
+	    history_row));
 }
 
 static int

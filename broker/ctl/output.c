@@ -399,6 +399,30 @@ out_table_free(struct out_table *t)
 	free(t);
 }
 
+int
+out_table_json(size_t ncols, const char *const head[], const json_t *items,
+    out_row_fn row)
+{
+	struct out_table	*t;
+	const json_t		*v;
+	const char		*cells[CTL_MAX_COLS];
+	char			 scratch[64];
+	size_t			 i;
+
+	if (ncols > CTL_MAX_COLS || (t = out_table_new(ncols, head)) == NULL)
+		return (ctl_fail("out of memory"));
+	json_array_foreach(items, i, v) {
+		row(v, cells, scratch, sizeof(scratch));
+		if (out_table_row(t, cells) == -1) {
+			out_table_free(t);
+			return (ctl_fail("out of memory"));
+		}
+	}
+	out_table_print(t);
+	out_table_free(t);
+	return (CTL_OK);
+}
+
 /* A duration for humans: "45s", "3m12s", "59m", "2h05m", "3d04h". */
 void
 out_duration(int64_t secs, char *buf, size_t len)

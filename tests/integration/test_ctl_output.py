@@ -10,7 +10,6 @@ a character a terminal would act on, and args numbers as sent too.
 
 import json
 import os
-import subprocess
 import sys
 import unittest
 
@@ -25,7 +24,7 @@ ARGS = {"amount": "5000.00", "currency": "USD", "rate": 0.1,
         "fee": 12345.678, "tiny": 1e-7, "n": 3, HOSTILE: HOSTILE}
 
 
-class Output(unittest.TestCase):
+class Output(harness.ExitAsserts, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.broker = harness.Broker()
@@ -37,11 +36,6 @@ class Output(unittest.TestCase):
 
     def ctl(self, *args, who="agent-payments"):
         return self.broker.ctl(*args, identity=who)
-
-    def assertExit(self, p, code):
-        self.assertEqual(p.returncode, code, "exit %d, wanted %d\nstdout: "
-                         "%s\nstderr: %s" % (p.returncode, code, p.stdout,
-                                             p.stderr))
 
     def submit(self, reason=HOSTILE):
         p = self.ctl("--json", "submit", "--tool", "payments.transfer",

@@ -21,7 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 
-class Target(harness.BrokerCase, unittest.TestCase):
+class Target(harness.BrokerCase, harness.ExitAsserts,
+             unittest.TestCase):
 
     def setUp(self):
         self.olga = self.broker.client("operator-olga")
@@ -39,11 +40,6 @@ class Target(harness.BrokerCase, unittest.TestCase):
 
     def ctl(self, *args):
         return self.broker.ctl(*args, identity="operator-olga")
-
-    def assertExit(self, p, code):
-        self.assertEqual(p.returncode, code, "exit %d, wanted %d\nstdout: "
-                         "%s\nstderr: %s" % (p.returncode, code, p.stdout,
-                                             p.stderr))
 
     def assertNothingEngaged(self):
         st, _, body = self.olga.get("/v1/killswitch")

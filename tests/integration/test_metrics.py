@@ -18,7 +18,6 @@ import ssl
 import sys
 import tempfile
 import threading
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -39,15 +38,7 @@ def series(text):
     return out
 
 
-def wait_until(pred, what, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("timed out after %d s waiting for %s" %
-                         (timeout, what))
+wait_until = harness.wait_until
 
 
 class Metrics(unittest.TestCase):

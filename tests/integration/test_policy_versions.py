@@ -25,7 +25,7 @@ import harness  # noqa: E402
 SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
-class Versions(unittest.TestCase):
+class Versions(harness.ExitAsserts, unittest.TestCase):
     def setUp(self):
         self.broker = harness.Broker()
         self.broker.__enter__()
@@ -38,11 +38,6 @@ class Versions(unittest.TestCase):
 
     def ctl(self, *args):
         return self.broker.ctl(*args, identity="operator-olga")
-
-    def assertExit(self, p, code):
-        self.assertEqual(p.returncode, code, "exit %d, wanted %d\nstdout: "
-                         "%s\nstderr: %s" % (p.returncode, code, p.stdout,
-                                             p.stderr))
 
     def audit_count(self):
         with sqlite3.connect(self.broker.db) as c:
