@@ -93,6 +93,26 @@ class Metrics(unittest.TestCase):
         self.assertEqual(self.value("toolgate_build_info",
                                     '{version="%s"}' % version), 1)
 
+    def test_alert_examples_use_exported_series(self):
+        # the alert rules of proto/metrics.md name series this broker
+        # exports (with their labels), so that they can fire
+        with open(os.path.join(harness.ROOT, "proto", "metrics.md")) as f:
+            doc = f.read()
+        block = re.search(r"(?s)```yaml\n(.*?)```", doc).group(1)
+        exprs = re.findall(r"(?m)^\s*expr: (.+)$", block)
+        self.assertGreaterEqual(len(exprs), 2)
+        for want in ("toolgate_killswitches_engaged",
+                     "toolgate_pending_past_half_ttl"):
+            self.assertTrue(any(want in e for e in exprs), want)
+        _, _, text = self.scraper.get("/metrics")
+        exported = set(re.findall(r"(?m)^# TYPE (\S+) ", text))
+        for e in exprs:
+            for name, labels in re.findall(r"(toolgate_[a-z_]+)(\{[^}]*\})?",
+                                           e):
+                self.assertIn(name, exported, e)
+                for k, v in re.findall(r'(\w+)="([^"]*)"', labels):
+                    self.assertIn('%s{%s="%s"}' % (name, k, v), text, e)
+
     def test_gauges_and_counters_follow_the_lifecycle(self):
         pay = self.broker.client("agent-payments")
         alice = self.broker.client("approver-alice")
