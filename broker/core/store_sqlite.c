@@ -953,6 +953,19 @@ sq_op_stats(struct store *s, int64_t now, struct store_stats *out)
 	return (rc == SQLITE_ROW ? 0 : -1);
 }
 
+/* One file on one host: the generations tell every change, no feed. */
+static int
+sq_op_listen(struct store *s)
+{
+	return (-2);
+}
+
+static int
+sq_op_heard(struct store *s, store_heard_cb cb, void *arg)
+{
+	return (0);
+}
+
 static const struct store_ops sqlite_ops = {
 	.name = "sqlite",
 	.close = sq_op_close,
@@ -983,6 +996,8 @@ static const struct store_ops sqlite_ops = {
 	.audit_insert = sq_op_audit_insert,
 	.audit_walk = sq_op_audit_walk,
 	.stats = sq_op_stats,
+	.listen = sq_op_listen,
+	.heard = sq_op_heard,
 };
 
 struct store *

@@ -24,6 +24,7 @@
 #include "ratelimit.h"
 #include "tls.h"
 #include "wait.h"
+#include "watch.h"
 
 #define BROKER_MAX_THREADS	64
 #define BROKER_MAX_HEADERS	(16 * 1024)
@@ -90,4 +91,5 @@ struct broker {
 	/* What committed transactions count, from any thread (atomics). */
 	struct metrics		 shared_metrics;
 	struct committer	 commit;
+	struct watcher		 watch;		/* watch.c: other brokers */
 };
