@@ -10,11 +10,7 @@ forced).  A trip without --reject-pending says nothing about rejections.
 
 import json
 import os
-import shutil
-import sqlite3
-import subprocess
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -76,25 +72,24 @@ class Target(harness.BrokerCase, harness.ExitAsserts,
                                  "reason": "drill"})
         self.assertEqual(st, 201, body)
 
+    def last_trip_record(self):
+        return json.loads(self.broker.query(
+            "SELECT record FROM audit WHERE event = 'killswitch.trip' "
+            "ORDER BY seq DESC LIMIT 1")[0][0])
+
     def test_force_trips_and_is_audited(self):
         st, _, body = self.post({"scope": "agent", "target": "agent-future",
                                  "reason": "not enrolled yet",
                                  "force": True})
         self.assertEqual(st, 201, body)
-        with sqlite3.connect(self.broker.db) as c:
-            rec = json.loads(c.execute(
-                "SELECT record FROM audit WHERE event = 'killswitch.trip' "
-                "ORDER BY seq DESC LIMIT 1").fetchone()[0])
+        rec = self.last_trip_record()
         self.assertEqual(rec["details"]["target"], "agent-future")
         self.assertIs(rec["details"].get("forced"), True)
         # a known target is not "forced" even when force was asked for
         st, _, body = self.post({"scope": "agent", "target": "agent-support",
                                  "reason": "drill", "force": True})
         self.assertEqual(st, 201, body)
-        with sqlite3.connect(self.broker.db) as c:
-            rec = json.loads(c.execute(
-                "SELECT record FROM audit WHERE event = 'killswitch.trip' "
-                "ORDER BY seq DESC LIMIT 1").fetchone()[0])
+        rec = self.last_trip_record()
         self.assertNotIn("forced", rec["details"])
 
     def test_ctl_online(self):
@@ -154,43 +149,18 @@ class NoPolicy(unittest.TestCase):
     the first policy)."""
 
     def test_offline_without_policy(self):
-        d = tempfile.mkdtemp(prefix="test_ks_target.")
-        try:
-            db = os.path.join(d, "t.db")
-            self.start_and_stop_broker(db)      # it creates the database
-            run = lambda *a: subprocess.run(  # noqa: E731
-                [harness.CTL, "--db", db] + list(a), capture_output=True,
-                text=True, timeout=30)
-            p = run("killswitch", "trip", "--agent", "agent-payments",
-                    "--reason", "early")
+        # a broker that started without a policy made the database
+        with harness.Broker(policy=harness.NO_POLICY, threads=1) as b:
+            b.stop()
+            p = b.ctl_db("killswitch", "trip", "--agent", "agent-payments",
+                         "--reason", "early")
             self.assertEqual(p.returncode, 1, p.stderr)
             self.assertIn("no policy is applied", p.stderr)
-            p = run("killswitch", "trip", "--agent", "agent-payments",
-                    "--reason", "early", "--force")
+            p = b.ctl_db("killswitch", "trip", "--agent", "agent-payments",
+                         "--reason", "early", "--force")
             self.assertEqual(p.returncode, 0, p.stderr)
-            p = run("killswitch", "trip", "--reason", "everything")
+            p = b.ctl_db("killswitch", "trip", "--reason", "everything")
             self.assertEqual(p.returncode, 0, p.stderr)
-        finally:
-            shutil.rmtree(d, True)
-
-    def start_and_stop_broker(self, db):
-        k = harness.pki()
-        proc = subprocess.Popen(
-            [harness.DAEMON, "--listen", "127.0.0.1:%d" % harness.free_port(),
-             "--db", db, "--ca", os.path.join(k, "ca.pem"),
-             "--cert", os.path.join(k, "broker.pem"),
-             "--key", os.path.join(k, "broker.key"),
-             "--grant-key", os.path.join(k, "grant.key"), "--threads", "1"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, text=True)
-        try:
-            for line in proc.stderr:
-                if "listening on" in line:
-                    break
-        finally:
-            proc.terminate()
-            proc.communicate(timeout=30)
-        self.assertEqual(proc.returncode, 0)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import sys
 import tempfile
 import unittest
@@ -40,9 +39,8 @@ class Versions(harness.ExitAsserts, unittest.TestCase):
         return self.broker.ctl(*args, identity="operator-olga")
 
     def audit_count(self):
-        with sqlite3.connect(self.broker.db) as c:
-            return c.execute("SELECT count(*) FROM audit WHERE event = "
-                             "'policy.apply'").fetchone()[0]
+        return self.broker.query("SELECT count(*) FROM audit WHERE "
+                                 "event = 'policy.apply'")[0][0]
 
     def test_show_then_apply_round_trips_without_a_new_version(self):
         with open(harness.EXAMPLE_POLICY, "rb") as f:
