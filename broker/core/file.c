@@ -42,6 +42,25 @@ file_check(const char *path, mode_t *mode, char *why, size_t whylen)
 }
 
 int
+file_check_secret(const char *path, char *why, size_t whylen)
+{
+	mode_t	 mode;
+	char	 e[256];
+
+	if (file_check(path, &mode, e, sizeof(e)) == -1) {
+		snprintf(why, whylen, "cannot read key: %s", e);
+		return (-1);
+	}
+	if (mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(why, whylen, "private key is accessible by group or "
+		    "others (mode %04o): chmod 600 it",
+		    (unsigned)(mode & 07777));
+		return (-1);
+	}
+	return (0);
+}
+
+int
 file_readable(const char *path, char *why, size_t whylen)
 {
 	mode_t	 mode;

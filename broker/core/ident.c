@@ -52,20 +52,37 @@ ident_uri_san(X509 *cert, char *out, size_t outlen, int *found)
 	return (*found ? rc : 0);
 }
 
+const char *
+ident_source_name(enum ident_source src)
+{
+	return (src == IDENT_URI_SAN ? "URI SAN" : "subject CN");
+}
+
 int
 ident_from_cert(X509 *cert, char *out, size_t outlen)
+{
+	enum ident_source	 src;
+
+	return (ident_from_cert_source(cert, out, outlen, &src));
+}
+
+int
+ident_from_cert_source(X509 *cert, char *out, size_t outlen,
+    enum ident_source *src)
 {
 	X509_NAME	*subject;
 	X509_NAME_ENTRY	*entry;
 	ASN1_STRING	*cn;
 	int		 found, idx;
 
+	*src = IDENT_URI_SAN;
 	if (cert == NULL)
 		return (-1);
 	if (ident_uri_san(cert, out, outlen, &found) == -1)
 		return (-1);
 	if (found)
 		return (0);
+	*src = IDENT_CN;
 	subject = X509_get_subject_name(cert);
 	idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
 	if (idx < 0)

@@ -1,6 +1,7 @@
 /*
  * jsonw: compact JSON text of a jansson value, in one of three styles
- * (jsonw.h): plain, RFC 8785 (JCS), or jansson's own sorted bytes.
+ * (jsonw.h): plain, RFC 8785 (JCS), or jansson's own sorted bytes; and
+ * plain laid out with indentation for people (jsonw_pretty).
  *
  * Why not json_dumps: it guards every array and object against reference
  * cycles by printing the container's address into a hash table, and hands
@@ -28,6 +29,9 @@ struct jsonw {
 	size_t		 len, cap;
 	enum jsonw_style style;
 	int		 failed;
+	int		 indent;	/* jsonw_pretty: two spaces a level */
+	int		 ascii;		/* jsonw_pretty JSONW_ASCII */
+	int		 depth;
 };
 
 /* Members of one object, gathered to be sorted; most fit on the stack. */
@@ -286,6 +290,30 @@ jsonw_escape(struct jsonw *w, unsigned char c)
 	}
 }
 
+/* JSONW_ASCII: the code point whose UTF-8 starts at s (n bytes left) as
+ * \uXXXX, a surrogate pair above U+FFFF; returns the bytes it used (a
+ * stray byte, which jansson's strings never hold, is written as itself). */
+static size_t
+jsonw_escape_ascii(struct jsonw *w, const unsigned char *s, size_t n)
+{
+	char		 seq[32];
+	uint32_t	 cp;
+	size_t		 used = utf8_decode(s, n, &cp);
+
+	if (used == 0) {
+		jsonw_char(w, (char)s[0]);
+		return (1);
+	}
+	if (cp < 0x10000)
+		snprintf(seq, sizeof(seq), "\\u%04x", (unsigned)cp);
+	else
+		snprintf(seq, sizeof(seq), "\\u%04x\\u%04x",
+		    (unsigned)(0xd800 + ((cp - 0x10000) >> 10)),
+		    (unsigned)(0xdc00 + ((cp - 0x10000) & 0x3ff)));
+	jsonw_put(w, seq, strlen(seq));
+	return (used);
+}
+
 static void
 jsonw_string(struct jsonw *w, const char *s, size_t len)
 {
@@ -295,10 +323,15 @@ jsonw_string(struct jsonw *w, const char *s, size_t len)
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (c >= 0x20 && c != '"' && c != '\\')
+		if (c >= 0x20 && c != '"' && c != '\\' &&
+		    (c < 0x80 || !w->ascii))
 			continue;
 		jsonw_put(w, s + run, i - run);
-		jsonw_escape(w, c);
+		if (c >= 0x80)
+			i += jsonw_escape_ascii(w, (const unsigned char *)s + i,
+			    len - i) - 1;
+		else
+			jsonw_escape(w, c);
 		run = i + 1;
 	}
 	jsonw_put(w, s + run, len - run);
@@ -309,18 +342,60 @@ jsonw_string(struct jsonw *w, const char *s, size_t len)
 
 static void jsonw_value(struct jsonw *, const json_t *);
 
+/* jsonw_pretty: a line break and the indentation of the current depth
+ * (nothing in the compact styles). */
+static void
+jsonw_newline(struct jsonw *w)
+{
+	int	 i;
+
+	if (!w->indent)
+		return;
+	jsonw_char(w, '\n');
+	for (i = 0; i < w->depth; i++)
+		jsonw_put(w, "  ", 2);
+}
+
+/* Between the members or elements of a container; its opening (first)
+ * and its end (last) break the line in the pretty form as jansson's
+ * JSON_INDENT does: "[]" and "{}" stay on one line. */
+static void
+jsonw_open(struct jsonw *w, char c, size_t n)
+{
+	jsonw_char(w, c);
+	w->depth++;
+	if (n > 0)
+		jsonw_newline(w);
+}
+
+static void
+jsonw_next(struct jsonw *w)
+{
+	jsonw_char(w, ',');
+	jsonw_newline(w);
+}
+
+static void
+jsonw_close(struct jsonw *w, char c, size_t n)
+{
+	w->depth--;
+	if (n > 0)
+		jsonw_newline(w);
+	jsonw_char(w, c);
+}
+
 static void
 jsonw_array(struct jsonw *w, const json_t *v)
 {
 	size_t	 i, n = json_array_size(v);
 
-	jsonw_char(w, '[');
+	jsonw_open(w, '[', n);
 	for (i = 0; i < n; i++) {
 		if (i > 0)
-			jsonw_char(w, ',');
+			jsonw_next(w);
 		jsonw_value(w, json_array_get(v, i));
 	}
-	jsonw_char(w, ']');
+	jsonw_close(w, ']', n);
 }
 
 /* jansson's order: memcmp over the shorter key, then the shorter first. */
@@ -410,15 +485,15 @@ jsonw_object(struct jsonw *w, json_t *v)
 		qsort(m, n, sizeof(*m), jsonw_member_cmp);
 	else if (w->style == JSONW_JCS)
 		qsort(m, n, sizeof(*m), jsonw_member_cmp_utf16);
-	jsonw_char(w, '{');
+	jsonw_open(w, '{', n);
 	for (i = 0; i < n; i++) {
 		if (i > 0)
-			jsonw_char(w, ',');
+			jsonw_next(w);
 		jsonw_string(w, m[i].key, m[i].len);
-		jsonw_char(w, ':');
+		jsonw_put(w, ": ", w->indent ? 2 : 1);
 		jsonw_value(w, m[i].value);
 	}
-	jsonw_char(w, '}');
+	jsonw_close(w, '}', n);
 	if (m != stack)
 		free(m);
 }
@@ -453,18 +528,39 @@ jsonw_value(struct jsonw *w, const json_t *v)
 	w->failed = 1;
 }
 
-char *
-jsonw_dump(const json_t *v, enum jsonw_style style, size_t *len)
+static char *
+jsonw_run(struct jsonw *w, const json_t *v, size_t *len)
 {
-	struct jsonw	 w = { NULL, 0, 0, style, 0 };
-
-	jsonw_value(&w, v);
-	jsonw_char(&w, '\0');
-	if (w.failed) {
-		free(w.buf);
+	jsonw_value(w, v);
+	jsonw_char(w, '\0');
+	if (w->failed) {
+		free(w->buf);
 		return (NULL);
 	}
 	if (len != NULL)
-		*len = w.len - 1;
-	return (w.buf);
+		*len = w->len - 1;
+	return (w->buf);
 }
+
+char *
+jsonw_pretty(const json_t *v, unsigned flags, size_t *len)
+{
+	struct jsonw	 w;
+
+	memset(&w, 0, sizeof(w));
+	w.style = JSONW_PLAIN;
+	w.indent = 1;
+	w.ascii = (flags & JSONW_ASCII) != 0;
+	return (jsonw_run(&w, v, len));
+}
+
+char *
+jsonw_dump(const json_t *v, enum jsonw_style style, size_t *len)
+{
+	struct jsonw	 w;
+
+	memset(&w, 0, sizeof(w));
+	w.style = style;
+	return (jsonw_run(&w, v, len));
+}
+

@@ -44,6 +44,18 @@ enum jsonw_style {
  */
 char	*jsonw_dump(const json_t *v, enum jsonw_style style, size_t *len);
 
+/*
+ * v as indented text for people and scripts (toolgatectl --json, the
+ * args of toolgatectl show): JSONW_PLAIN's members, strings and numbers
+ * (0.1 stays 0.1, where jansson's json_dumps writes 0.10000000000000001)
+ * laid out as jansson's JSON_INDENT(2) lays them out: two spaces a level,
+ * ": " after a name, "[]" and "{}" when empty.  With JSONW_ASCII every
+ * character above U+007F is written \uXXXX (a surrogate pair above
+ * U+FFFF).  malloc'd, its length in *len; NULL when out of memory.
+ */
+#define JSONW_ASCII	0x1
+char	*jsonw_pretty(const json_t *v, unsigned flags, size_t *len);
+
 /* Longest text jsonw_number writes, with its NUL. */
 #define JSONW_NUMBER_MAX	32
 

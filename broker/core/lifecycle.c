@@ -108,6 +108,21 @@ lc_changes_reset(struct lc_changes *ch)
 	ch->overflow = 0;
 	ch->killswitch = 0;
 	ch->policy = 0;
+	ch->approvals = ch->rejections = ch->expiries = ch->redemptions = 0;
+}
+
+/* One more record of event for the counters of /metrics. */
+static void
+lc_tally(struct lc_changes *ch, const char *event)
+{
+	if (strcmp(event, "approval") == 0)
+		ch->approvals++;
+	else if (strcmp(event, "rejection") == 0)
+		ch->rejections++;
+	else if (strcmp(event, "expiry") == 0)
+		ch->expiries++;
+	else if (strcmp(event, "redemption") == 0)
+		ch->redemptions++;
 }
 
 static void
@@ -174,8 +189,11 @@ enum reason
 lc_audit(struct decider *d, int64_t now, const char *actor, const char *event,
     const char *intent_id, json_t *details)
 {
-	return (audit_append(d->store, now, actor, event, intent_id,
-	    details) == 0 ? REASON_OK : E_UNAVAILABLE);
+	if (audit_append(d->store, now, actor, event, intent_id, details) !=
+	    0)
+		return (E_UNAVAILABLE);
+	lc_tally(&d->changed, event);
+	return (REASON_OK);
 }
 
 enum reason
@@ -747,23 +765,87 @@ lc_reject_covered(struct decider *d, struct lc_covered *cv, const char *actor,
 	return (rc);
 }
 
+/* E_BAD_REQUEST with msg as the refusal's message. */
+static enum reason
+lc_trip_bad(struct lc_trip_refusal *why, const char *msg)
+{
+	if (why != NULL) {
+		snprintf(why->message, sizeof(why->message), "%s", msg);
+		why->closest[0] = '\0';
+	}
+	return (E_BAD_REQUEST);
+}
+
+/*
+ * Does the policy in force know target (an agent, or a tool pattern)?
+ * REASON_OK, E_UNKNOWN_TARGET (why says so, with the closest name), or
+ * E_UNAVAILABLE.  A typo must not trip a switch that stops nothing and
+ * still reads ENGAGED.
+ */
+static enum reason
+lc_trip_known(struct decider *d, enum ks_scope scope, const char *target,
+    struct lc_trip_refusal *why)
+{
+	const char	*what = scope == KS_AGENT ? "agent" : "tool";
+	const char	*close = NULL;
+	char		 hint[POLICY_MAX_NAME_TEXT + 32] = "";
+
+	if (decider_refresh(d) == -1)
+		return (E_UNAVAILABLE);
+	if (d->policy != NULL && (scope == KS_AGENT ?
+	    policy_knows(d->policy, target) :
+	    policy_tool_known(d->policy, target)))
+		return (REASON_OK);
+	if (why == NULL)
+		return (E_UNKNOWN_TARGET);
+	if (d->policy != NULL)
+		close = scope == KS_AGENT ?
+		    policy_closest_principal(d->policy, target) :
+		    policy_closest_tool(d->policy, target);
+	snprintf(why->closest, sizeof(why->closest), "%s", close ? close : "");
+	if (close != NULL)
+		snprintf(hint, sizeof(hint), " (closest: \"%s\")", close);
+	if (d->policy == NULL)
+		snprintf(why->message, sizeof(why->message), "%s \"%s\" is not "
+		    "known: no policy is applied, so this switch would stop "
+		    "nothing; to trip it anyway, force it (\"force\": true, "
+		    "toolgatectl killswitch trip --force)", what, target);
+	else
+		snprintf(why->message, sizeof(why->message), "%s \"%s\" %s "
+		    "policy version %lld%s, so this switch would stop nothing; "
+		    "check the name, or force it (\"force\": true, "
+		    "toolgatectl killswitch trip --force)", what,
+		    target, scope == KS_AGENT ? "is not a principal of" :
+		    "is covered by no rule of", (long long)d->policy_version,
+		    hint);
+	return (E_UNKNOWN_TARGET);
+}
+
 enum reason
 lc_trip(struct decider *d, const char *actor, enum ks_scope scope,
-    const char *target, const char *reason, int reject_pending, int64_t now,
-    int64_t *id, const char **why)
+    const char *target, const char *reason, unsigned flags, int64_t now,
+    int64_t *id, struct lc_trip_refusal *why)
 {
 	struct lc_covered	 cv;
 	struct ks_row		 row;
 	json_t			*det;
+	const char		*bad;
 	enum reason		 rc;
+	int			 reject_pending = flags & LC_TRIP_REJECT_PENDING;
+	int			 forced = 0;
 
 	*id = 0;
-	if ((*why = ks_check_target(scope, target)) != NULL ||
-	    (*why = ks_check_reason(reason)) != NULL)
-		return (E_BAD_REQUEST);
-	if (actor == NULL || actor[0] == '\0') {
-		*why = "no actor";
-		return (E_BAD_REQUEST);
+	if ((bad = ks_check_target(scope, target)) != NULL ||
+	    (bad = ks_check_reason(reason)) != NULL)
+		return (lc_trip_bad(why, bad));
+	if (actor == NULL || actor[0] == '\0')
+		return (lc_trip_bad(why, "no actor"));
+	if (scope != KS_GLOBAL) {
+		rc = lc_trip_known(d, scope, target, why);
+		if (rc == E_UNKNOWN_TARGET && (flags & LC_TRIP_FORCE))
+			forced = 1;
+		else if (rc != REASON_OK)
+			return (rc);
 	}
 	memset(&row, 0, sizeof(row));
 	row.scope = scope;
@@ -788,6 +870,12 @@ lc_trip(struct decider *d, const char *actor, enum ks_scope scope,
 	    "scope", ks_scope_name(scope), "target", target, "reason", reason,
 	    "reject_pending", reject_pending ? 1 : 0,
 	    "rejected", (json_int_t)cv.n);
+	/* Audited as forced only when the force was needed. */
+	if (det != NULL && forced &&
+	    json_object_set_new(det, "forced", json_true()) == -1) {
+		json_decref(det);
+		det = NULL;
+	}
 	rc = det == NULL ? E_UNAVAILABLE : lc_audit(d, now, actor,
 	    "killswitch.trip", NULL, det);
 	json_decref(det);
@@ -830,6 +918,24 @@ lc_reset(struct decider *d, const char *actor, int64_t id, const char *reason,
 
 /* --- policy versions ------------------------------------------------------ */
 
+/* 1 if text is byte for byte the newest stored version (*version), 0 if
+ * not (or there is none), -1 on a storage error. */
+static int
+lc_policy_same(struct decider *d, const char *text, size_t len,
+    int64_t *version)
+{
+	char	*body = NULL;
+	size_t	 blen = 0;
+	int	 same;
+
+	if (d->store->ops->policy_current(d->store, version, &body, &blen) ==
+	    -1)
+		return (-1);
+	same = body != NULL && blen == len && memcmp(body, text, len) == 0;
+	free(body);
+	return (same);
+}
+
 enum reason
 lc_policy_apply(struct decider *d, const char *text, size_t len,
     const char *actor, int64_t now, int64_t *version)
@@ -837,7 +943,10 @@ lc_policy_apply(struct decider *d, const char *text, size_t len,
 	json_t		*det;
 	char		 sha[65];
 	enum reason	 rc;
+	int		 same;
 
+	if ((same = lc_policy_same(d, text, len, version)) != 0)
+		return (same == 1 ? REASON_OK : E_UNAVAILABLE);
 	canon_sha256_hex(text, len, sha);
 	d->wrote_state = 1;
 	if (d->store->ops->policy_insert(d->store, now, actor, sha, text, len,

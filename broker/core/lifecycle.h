@@ -54,6 +54,9 @@ struct lc_changes {
 	int		 overflow;	/* ids lost to ENOMEM: wake everyone */
 	int		 killswitch;	/* a switch was tripped or reset */
 	int		 policy;	/* a policy version was applied */
+	/* audit records of these events written (the daemon's /metrics
+	 * counts them once committed) */
+	unsigned	 approvals, rejections, expiries, redemptions;
 };
 
 /*
@@ -173,21 +176,40 @@ enum reason lc_redeem(struct decider *d, const char *who, const char *id,
 int	lc_may_grant(const struct decider *d, const struct intent_row *r,
 	    int64_t now);
 
+/* lc_trip flags */
+#define LC_TRIP_REJECT_PENDING	0x1	/* reject the pending intents covered */
+#define LC_TRIP_FORCE		0x2	/* even a target the policy lacks */
+
+/* Why a trip was refused: E_BAD_REQUEST and E_UNKNOWN_TARGET. */
+struct lc_trip_refusal {
+	char		 message[768];	/* says what is wrong and what to do */
+	char		 closest[POLICY_MAX_NAME_TEXT];	/* or "" */
+};
+
 /*
- * Trip a switch (target and reason as killswitch.h checks them; E_BAD_REQUEST
- * with *why otherwise) and with reject_pending reject every pending
- * intent it covers, each audited; *id gets the switch's id.  The rejected
- * ids are in d->changed.
+ * Trip a switch: target and reason as killswitch.h checks them, else
+ * E_BAD_REQUEST; an agent that is not a principal of the policy in force
+ * (or any agent when none is applied), or a tool pattern no rule of it
+ * covers, is E_UNKNOWN_TARGET — a switch that stops nothing must not
+ * say it is engaged — unless LC_TRIP_FORCE.  why (may be NULL) says
+ * which and names the closest known name.  With LC_TRIP_REJECT_PENDING
+ * every pending intent it covers is rejected, each audited; *id gets the
+ * switch's id.  The rejected ids are in d->changed.
  */
 enum reason lc_trip(struct decider *d, const char *actor, enum ks_scope scope,
-	    const char *target, const char *reason, int reject_pending,
-	    int64_t now, int64_t *id, const char **why);
+	    const char *target, const char *reason, unsigned flags,
+	    int64_t now, int64_t *id, struct lc_trip_refusal *why);
 /* Reset switch id: E_NOT_FOUND when it is not engaged, E_BAD_REQUEST
  * (*why) for a bad reason. */
 enum reason lc_reset(struct decider *d, const char *actor, int64_t id,
 	    const char *reason, int64_t now, const char **why);
 
-/* Store an already validated policy text as a new version (*version),
- * audited "policy.apply". */
+/*
+ * Store an already validated policy text as a new version (*version),
+ * audited "policy.apply" — unless it is byte for byte the newest
+ * version: then nothing is stored or audited, *version is that version
+ * and d->changed.policy stays 0 (so `policy show > p.json && policy
+ * apply p.json` makes no new version).
+ */
 enum reason lc_policy_apply(struct decider *d, const char *text, size_t len,
 	    const char *actor, int64_t now, int64_t *version);

@@ -13,6 +13,27 @@
 #include "lifecycle_impl.h"
 #include "log.h"
 
+/*
+ * An unknown principal's answer names the identity the broker saw, so an
+ * operator can tell why "spiffe://..." is not in the policy (the
+ * certificate's URI SAN counts before its CN).  The identity is at most
+ * IDENT_MAX - 1 bytes: the text always fits the message whole.
+ */
+static void
+lc_name_stranger(const struct decider *d, const char *who,
+    struct evaluation *ev)
+{
+	if (ev->reason != R_UNKNOWN_PRINCIPAL || ev->message[0] != '\0')
+		return;
+	if (d->policy == NULL)
+		snprintf(ev->message, sizeof(ev->message), "\"%s\" is not a "
+		    "principal: no policy is applied", who);
+	else
+		snprintf(ev->message, sizeof(ev->message), "\"%s\" is not a "
+		    "principal of policy version %lld", who,
+		    (long long)d->policy_version);
+}
+
 void
 lc_evaluate(const struct decider *d, const struct policy_call *call,
     struct evaluation *ev)
@@ -34,9 +55,9 @@ lc_evaluate(const struct decider *d, const struct policy_call *call,
 			else
 				amount_format(call->amount, ev->amount_text);
 		}
-		return;
-	}
-	policy_evaluate(d->policy, call, ev);
+	} else
+		policy_evaluate(d->policy, call, ev);
+	lc_name_stranger(d, call->principal, ev);
 }
 
 static char *

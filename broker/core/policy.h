@@ -15,6 +15,7 @@
 #include "reason.h"
 
 #define POLICY_MAX_BYTES	(8 * 1024 * 1024)
+#define POLICY_MAX_NAME_TEXT	257	/* a principal or tool name, NUL */
 #define POLICY_DEFAULT_TTL	3600
 
 struct policy;
@@ -207,6 +208,21 @@ int	policy_may_redeem(const struct policy *p, const char *principal,
 	    const char *tool);
 /* 1 if the principal is listed, whether or not disabled. */
 int	policy_knows(const struct policy *p, const char *principal);
+
+/*
+ * policy_names.c: for refusing a name the policy does not use (a kill
+ * switch that would stop nothing).  policy_tool_known: 1 if some rule's
+ * tool (exact or prefix.*) covers a tool that pattern (exact or
+ * prefix.*) also covers.  The closest principal name, or rule tool, to a
+ * probably misspelt one: within about one edit (insertion, deletion,
+ * substitution, swap) per four characters, at most 8; NULL when none is
+ * that close.  Results point into the snapshot.
+ */
+int	policy_tool_known(const struct policy *p, const char *pattern);
+const char *policy_closest_principal(const struct policy *p,
+	    const char *name);
+const char *policy_closest_tool(const struct policy *p,
+	    const char *pattern);
 
 /* 1 if the policy's top-level "redact" map ({"pattern": ["field", ...]})
  * names this top-level args field for this tool: its value is stored as

@@ -86,6 +86,8 @@ static const struct {
 	[E_POLICY_CHANGED] = { "policy_changed", 409,
 	    "the policy in force no longer allows this call: the intent is "
 	    "rejected" },
+	[E_UNKNOWN_TARGET] = { "unknown_target", 400,
+	    "the kill switch's target is not in the policy in force" },
 	[E_UNAVAILABLE] = { "unavailable", 503,
 	    "the broker cannot record decisions right now; retry later" },
 	[E_INTERNAL] = { "internal_error", 500, "internal error" },

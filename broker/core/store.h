@@ -89,6 +89,21 @@ struct store_gen {
 #define STORE_GEN_KILLSWITCH	0x2
 #define STORE_GEN_DATA		0x4
 
+/*
+ * What /metrics shows of the database (CONTRACT §12), read in one go and
+ * cheaply: no walk of the intents, whatever their number.
+ */
+#define STORE_PAST_HALF_MAX	1000	/* past_half_ttl counts up to this */
+struct store_stats {
+	int64_t		 pending;	/* intents pending now */
+	int64_t		 oldest_pending_at;	/* its created_at; 0: none */
+	/* pending intents at least half-way through their approval TTL
+	 * (created_at + (expires_at - created_at) / 2 <= now), counted up
+	 * to STORE_PAST_HALF_MAX */
+	int64_t		 past_half_ttl;
+	int64_t		 killswitches;	/* engaged switches */
+};
+
 /* intent_get flags */
 #define STORE_FOR_UPDATE	0x1	/* lock the row until the transaction ends */
 #define STORE_APPROVALS		0x2	/* also fill r->approvals */
@@ -123,7 +138,17 @@ struct audit_row {
 	const char	*hash;
 };
 
+/* One policy version as policy_history gives it (no body). */
+struct policy_version_row {
+	int64_t		 version;
+	int64_t		 at;		/* when it was applied */
+	const char	*actor;		/* who applied it */
+	const char	*sha256;	/* hex SHA-256 of the stored bytes */
+};
+
 typedef int (*store_intent_cb)(const struct intent_row *r, void *arg);
+typedef int (*store_policy_cb)(const struct policy_version_row *r,
+    void *arg);
 typedef int (*store_ks_cb)(const struct ks_row *r, void *arg);
 typedef int (*store_audit_cb)(const struct audit_row *r, void *arg);
 /*
@@ -167,6 +192,10 @@ struct store_ops {
 	int	(*policy_insert)(struct store *s, int64_t now,
 		    const char *actor, const char *sha256, const char *text,
 		    size_t len, int64_t *version);
+	/* versions older than before (0: from the newest), newest first,
+	 * at most limit */
+	int	(*policy_history)(struct store *s, int64_t before,
+		    int64_t limit, store_policy_cb cb, void *arg);
 
 	/* replay guard: 0 when (iss, jti) is new (now kept until prune_at),
 	 * 1 when seen before */
@@ -174,7 +203,9 @@ struct store_ops {
 		    int64_t prune_at);
 	int	(*jti_prune)(struct store *s, int64_t now);
 
-	/* intents */
+	/* intents; the pending count of stats moves with them: one more
+	 * when a pending intent is stored, one less when a move takes one
+	 * out of pending (in the same transaction) */
 	int	(*intent_insert)(struct store *s, const struct intent_row *r);
 	/* 1 and *r filled (owned), 0 when there is no such intent */
 	int	(*intent_get)(struct store *s, const char *id, unsigned flags,
@@ -228,6 +259,9 @@ struct store_ops {
 	/* records with seq > after, in order; limit 0 = all */
 	int	(*audit_walk)(struct store *s, int64_t after, int64_t limit,
 		    store_audit_cb cb, void *arg);
+
+	/* the gauges of /metrics at time now (struct store_stats) */
+	int	(*stats)(struct store *s, int64_t now, struct store_stats *out);
 
 	/*
 	 * Change feed, for engines several processes share over a network

@@ -26,6 +26,10 @@
  *   intent's row lock.
  * - User-visible ids (policy versions, kill switches) are max + 1 under
  *   the head lock: gap-free, as on SQLite.
+ * - The pending count of /metrics (schema 8) is a counter row, moved by
+ *   the transaction that stores a pending intent or moves one out of
+ *   pending, after the head lock: every broker's changes count once, and
+ *   a scrape reads one row instead of counting intents.
  * - The change feed: trips and resets ("k"), policy versions ("p") and
  *   status moves ("i" + id) send NOTIFY in their own transaction, so
  *   every listening broker hears of them when, and only if, they commit.
@@ -66,6 +70,9 @@ static const struct pg_stmt SQL_POLICY_INSERT = {
     "sha256, body) SELECT coalesce(max(version), 0) + 1, $1::bigint, "
     "$2::text, $3::text, $4::text FROM policy_versions RETURNING version) "
     "SELECT version, pg_notify('" PG_CHANNEL "', 'p') FROM v", 4 };
+static const struct pg_stmt SQL_POLICY_HISTORY = {
+    "SELECT version, created_at, actor, sha256 FROM policy_versions "
+    "WHERE version < $1 ORDER BY version DESC LIMIT $2", 2 };
 static const struct pg_stmt SQL_JTI_CLAIM = {
     "INSERT INTO seen_jti (iss, jti, prune_at) VALUES ($1, $2, $3) "
     "ON CONFLICT DO NOTHING", 3 };
@@ -161,6 +168,23 @@ static const struct pg_stmt SQL_KS_GET = {
 static const struct pg_stmt SQL_KS_ENGAGED = {
     "SELECT " KS_COLUMNS "FROM killswitches WHERE reset_at IS NULL "
     "ORDER BY id", 0 };
+
+/* --- the gauges of /metrics (schema 8) ----------------------------- */
+
+/* The pending count moves with the intents, under the head lock. */
+static const struct pg_stmt SQL_COUNTER_ADD = {
+    "UPDATE counters SET value = value + $1 WHERE name = $2", 2 };
+/* Each part reads an index: the counter row, the first entry of
+ * intents_pending, at most STORE_PAST_HALF_MAX entries of
+ * intents_pending_half (the expression written as the index has it),
+ * and killswitches_engaged. */
+static const struct pg_stmt SQL_STATS = {
+    "SELECT (SELECT value FROM counters WHERE name = 'pending'), "
+    "(SELECT created_at FROM intents WHERE status = 'pending' "
+    "ORDER BY created_at LIMIT 1), "
+    "(SELECT count(*) FROM (SELECT 1 FROM intents WHERE status = 'pending' "
+    "AND (created_at + (expires_at - created_at) / 2) <= $1 LIMIT $2) h), "
+    "(SELECT count(*) FROM killswitches WHERE reset_at IS NULL)", 2 };
 
 /* --- audit chain ---------------------------------------------------- */
 
@@ -368,6 +392,33 @@ pg_op_policy_insert(struct store *s, int64_t now, const char *actor,
 }
 
 static int
+pg_op_policy_history(struct store *s, int64_t before, int64_t limit,
+    store_policy_cb cb, void *arg)
+{
+	struct pg_params		 a;
+	struct policy_version_row	 v;
+	PGresult			*r;
+	int				 i, n;
+
+	pg_params_init(&a);
+	pg_int(&a, before > 0 ? before : INT64_MAX);
+	pg_int(&a, limit);
+	if ((r = pg_run(PG(s), &SQL_POLICY_HISTORY, &a, __func__)) == NULL)
+		return (-1);
+	n = PQntuples(r);
+	for (i = 0; i < n; i++) {
+		v.version = pg_get_int(r, i, 0);
+		v.at = pg_get_int(r, i, 1);
+		v.actor = pg_get(r, i, 2);
+		v.sha256 = pg_get(r, i, 3);
+		if (cb(&v, arg))
+			break;
+	}
+	PQclear(r);
+	return (0);
+}
+
+static int
 pg_op_jti_claim(struct store *s, const char *iss, const char *jti,
     int64_t prune_at)
 {
@@ -395,6 +446,23 @@ pg_op_jti_prune(struct store *s, int64_t now)
 	pg_int(&a, now);
 	return (pg_run_count(PG(s), &SQL_JTI_PRUNE, &a, __func__) == -1 ?
 	    -1 : 0);
+}
+
+/* The pending count moves by delta, in the caller's transaction (which
+ * holds the head lock, so this row is never fought over first); a
+ * missing row (a damaged database) fails the change. */
+static int
+pg_pending_add(struct pg_store *p, int delta)
+{
+	struct pg_params	 a;
+	int64_t			 n;
+
+	pg_params_init(&a);
+	pg_int(&a, delta);
+	pg_text(&a, "pending");
+	if ((n = pg_run_count(p, &SQL_COUNTER_ADD, &a, __func__)) == 0)
+		log_warnx("%s: pending counter row missing", __func__);
+	return (n == 1 ? 0 : -1);
 }
 
 static int
@@ -427,8 +495,9 @@ pg_op_intent_insert(struct store *s, const struct intent_row *r)
 	pg_int(&a, r->created_at);
 	pg_time(&a, r->expires_at);
 	pg_time(&a, r->decided_at);
-	return (pg_run_count(p, &SQL_INTENT_INSERT, &a, __func__) == 1 ? 0 :
-	    -1);
+	if (pg_run_count(p, &SQL_INTENT_INSERT, &a, __func__) != 1)
+		return (-1);
+	return (r->status == ST_PENDING ? pg_pending_add(p, 1) : 0);
 }
 
 /* The intent in row i of an INTENT_COLUMNS result. */
@@ -561,8 +630,10 @@ pg_op_intent_move(struct store *s, const struct intent_move *m)
 	pg_text(&a, m->closed_reason);
 	pg_text(&a, m->id);
 	pg_text(&a, intent_status_name(m->from));
-	n = pg_run_count(p, &SQL_INTENT_MOVE, &a, __func__);
-	return (n == -1 ? -1 : n == 1 ? 0 : 1);
+	if ((n = pg_run_count(p, &SQL_INTENT_MOVE, &a, __func__)) != 1)
+		return (n == -1 ? -1 : 1);
+	return (m->from == ST_PENDING && m->to != ST_PENDING ?
+	    pg_pending_add(p, -1) : 0);
 }
 
 static int
@@ -942,6 +1013,34 @@ pg_op_audit_walk(struct store *s, int64_t after, int64_t limit,
 }
 
 static int
+pg_op_stats(struct store *s, int64_t now, struct store_stats *out)
+{
+	struct pg_params	 a;
+	PGresult		*r;
+	int			 rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	pg_params_init(&a);
+	pg_int(&a, now);
+	pg_int(&a, STORE_PAST_HALF_MAX);
+	if ((r = pg_run(PG(s), &SQL_STATS, &a, __func__)) == NULL)
+		return (-1);
+	if (PQntuples(r) != 1)
+		log_warnx("%s: no row", __func__);
+	else if (pg_get(r, 0, 0) == NULL)
+		log_warnx("%s: pending counter row missing", __func__);
+	else {
+		out->pending = pg_get_int(r, 0, 0);
+		out->oldest_pending_at = pg_get_int(r, 0, 1);
+		out->past_half_ttl = pg_get_int(r, 0, 2);
+		out->killswitches = pg_get_int(r, 0, 3);
+		rc = 0;
+	}
+	PQclear(r);
+	return (rc);
+}
+
+static int
 pg_op_listen(struct store *s)
 {
 	return (pg_listen(PG(s)));
@@ -963,6 +1062,7 @@ const struct store_ops pg_ops = {
 	.generations = pg_op_generations,
 	.policy_current = pg_op_policy_current,
 	.policy_insert = pg_op_policy_insert,
+	.policy_history = pg_op_policy_history,
 	.jti_claim = pg_op_jti_claim,
 	.jti_prune = pg_op_jti_prune,
 	.intent_insert = pg_op_intent_insert,
@@ -981,6 +1081,7 @@ const struct store_ops pg_ops = {
 	.audit_head = pg_op_audit_head,
 	.audit_insert = pg_op_audit_insert,
 	.audit_walk = pg_op_audit_walk,
+	.stats = pg_op_stats,
 	.listen = pg_op_listen,
 	.heard = pg_op_heard,
 };

@@ -26,8 +26,20 @@ static const char SQL_GENERATIONS[] =
     "SELECT (SELECT max(version) FROM policy_versions), "
     "(SELECT value FROM counters WHERE name = 'killswitch')";
 static const char SQL_DATA_VERSION[] = "PRAGMA data_version";
-static const char SQL_KS_BUMP[] =
-    "UPDATE counters SET value = value + 1 WHERE name = 'killswitch'";
+/* The kill switch generation and the pending count (schema 8). */
+static const char SQL_COUNTER_ADD[] =
+    "UPDATE counters SET value = value + ?1 WHERE name = ?2";
+/* Each part reads an index: the counter row, the first entry of
+ * intents_pending, at most STORE_PAST_HALF_MAX entries of
+ * intents_pending_half (the expression must be written as the index
+ * has it), and killswitches_engaged. */
+static const char SQL_STATS[] =
+    "SELECT (SELECT value FROM counters WHERE name = 'pending'), "
+    "(SELECT created_at FROM intents WHERE status = 'pending' "
+    "ORDER BY created_at LIMIT 1), "
+    "(SELECT count(*) FROM (SELECT 1 FROM intents WHERE status = 'pending' "
+    "AND (created_at + (expires_at - created_at) / 2) <= ?1 LIMIT ?2)), "
+    "(SELECT count(*) FROM killswitches WHERE reset_at IS NULL)";
 
 /* --- policy, replay guard ------------------------------------------- */
 
@@ -36,6 +48,9 @@ static const char SQL_POLICY_CURRENT[] =
 static const char SQL_POLICY_INSERT[] =
     "INSERT INTO policy_versions (created_at, actor, sha256, body) "
     "VALUES (?, ?, ?, ?)";
+static const char SQL_POLICY_HISTORY[] =
+    "SELECT version, created_at, actor, sha256 FROM policy_versions "
+    "WHERE version < ? ORDER BY version DESC LIMIT ?";
 static const char SQL_JTI_INSERT[] =
     "INSERT OR IGNORE INTO seen_jti (iss, jti, prune_at) VALUES (?, ?, ?)";
 static const char SQL_JTI_PRUNE[] =
@@ -302,6 +317,36 @@ sq_op_policy_insert(struct store *s, int64_t now, const char *actor,
 }
 
 static int
+sq_op_policy_history(struct store *s, int64_t before, int64_t limit,
+    store_policy_cb cb, void *arg)
+{
+	struct sqlite_store		*q = SQ(s);
+	struct policy_version_row	 r;
+	sqlite3_stmt			*st;
+	int				 rc, stop = 0;
+
+	if ((st = sq_stmt(q, SQL_POLICY_HISTORY)) == NULL)
+		return (-1);
+	sqlite3_bind_int64(st, 1, before > 0 ? before : INT64_MAX);
+	sqlite3_bind_int64(st, 2, limit);
+	while (!stop && (rc = sq_step(q, st, __func__)) == SQLITE_ROW) {
+		r.version = sqlite3_column_int64(st, 0);
+		r.at = sqlite3_column_int64(st, 1);
+		r.actor = COL_TEXT(st, 2);
+		r.sha256 = COL_TEXT(st, 3);
+		if (r.actor == NULL || r.sha256 == NULL) {
+			log_warnx("%s: policy version %lld is malformed",
+			    __func__, (long long)r.version);
+			rc = SQLITE_ERROR;
+			break;
+		}
+		stop = cb(&r, arg);
+	}
+	sqlite3_reset(st);
+	return (stop || rc == SQLITE_DONE ? 0 : -1);
+}
+
+static int
 sq_op_jti_claim(struct store *s, const char *iss, const char *jti,
     int64_t prune_at)
 {
@@ -326,6 +371,33 @@ sq_op_jti_prune(struct store *s, int64_t now)
 		return (-1);
 	sqlite3_bind_int64(st, 1, now);
 	return (sq_step_done(q, st));
+}
+
+/* Counter name moves by delta, in the caller's transaction; a missing
+ * counter row (a damaged database) fails the change: a kill switch
+ * generation that never moves would hide trips. */
+static int
+sq_counter_add(struct sqlite_store *q, const char *name, int delta)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = sq_stmt(q, SQL_COUNTER_ADD)) == NULL)
+		return (-1);
+	sqlite3_bind_int(st, 1, delta);
+	sq_bind_text(st, 2, name);
+	if (sq_step_done(q, st) == -1)
+		return (-1);
+	if (sqlite3_changes(q->sql) != 1) {
+		log_warnx("%s: %s counter row missing", __func__, name);
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+sq_pending_add(struct sqlite_store *q, int delta)
+{
+	return (sq_counter_add(q, "pending", delta));
 }
 
 static int
@@ -357,7 +429,9 @@ sq_op_intent_insert(struct store *s, const struct intent_row *r)
 	sqlite3_bind_int64(st, 19, r->created_at);
 	sq_bind_time(st, 20, r->expires_at);
 	sq_bind_time(st, 21, r->decided_at);
-	return (sq_step_done(q, st));
+	if (sq_step_done(q, st) == -1)
+		return (-1);
+	return (r->status == ST_PENDING ? sq_pending_add(q, 1) : 0);
 }
 
 /* A copy of column i (NULL stays NULL); -1 when out of memory. */
@@ -488,6 +562,7 @@ sq_op_intent_move(struct store *s, const struct intent_move *m)
 {
 	struct sqlite_store	*q = SQ(s);
 	sqlite3_stmt		*st;
+	int			 rc;
 
 	if ((st = sq_stmt(q, SQL_INTENT_MOVE)) == NULL)
 		return (-1);
@@ -499,7 +574,10 @@ sq_op_intent_move(struct store *s, const struct intent_move *m)
 	sq_bind_text(st, 6, m->closed_reason);
 	sq_bind_text(st, 7, m->id);
 	sq_bind_text(st, 8, intent_status_name(m->from));
-	return (sq_step_changed(q, st));
+	if ((rc = sq_step_changed(q, st)) != 0)
+		return (rc);
+	return (m->from == ST_PENDING && m->to != ST_PENDING ?
+	    sq_pending_add(q, -1) : 0);
 }
 
 static int
@@ -655,15 +733,7 @@ sq_op_approval_add(struct store *s, const char *id, const char *by,
 static int
 sq_ks_bump(struct sqlite_store *q)
 {
-	sqlite3_stmt	*st;
-
-	if ((st = sq_stmt(q, SQL_KS_BUMP)) == NULL || sq_step_done(q, st) == -1)
-		return (-1);
-	if (sqlite3_changes(q->sql) != 1) {
-		log_warnx("%s: kill switch counter row missing", __func__);
-		return (-1);
-	}
-	return (0);
+	return (sq_counter_add(q, "killswitch", 1));
 }
 
 static int
@@ -857,6 +927,32 @@ sq_op_audit_walk(struct store *s, int64_t after, int64_t limit,
 	return (stop || rc == SQLITE_DONE ? 0 : -1);
 }
 
+static int
+sq_op_stats(struct store *s, int64_t now, struct store_stats *out)
+{
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+	int			 rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((st = sq_stmt(q, SQL_STATS)) == NULL)
+		return (-1);
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, STORE_PAST_HALF_MAX);
+	if ((rc = sq_step(q, st, __func__)) == SQLITE_ROW) {
+		if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+			log_warnx("%s: pending counter row missing", __func__);
+			rc = SQLITE_ERROR;
+		}
+		out->pending = sqlite3_column_int64(st, 0);
+		out->oldest_pending_at = sqlite3_column_int64(st, 1);
+		out->past_half_ttl = sqlite3_column_int64(st, 2);
+		out->killswitches = sqlite3_column_int64(st, 3);
+	}
+	sqlite3_reset(st);
+	return (rc == SQLITE_ROW ? 0 : -1);
+}
+
 /* One file on one host: the generations tell every change, no feed. */
 static int
 sq_op_listen(struct store *s)
@@ -880,6 +976,7 @@ const struct store_ops sqlite_ops = {
 	.generations = sq_op_generations,
 	.policy_current = sq_op_policy_current,
 	.policy_insert = sq_op_policy_insert,
+	.policy_history = sq_op_policy_history,
 	.jti_claim = sq_op_jti_claim,
 	.jti_prune = sq_op_jti_prune,
 	.intent_insert = sq_op_intent_insert,
@@ -898,6 +995,7 @@ const struct store_ops sqlite_ops = {
 	.audit_head = sq_op_audit_head,
 	.audit_insert = sq_op_audit_insert,
 	.audit_walk = sq_op_audit_walk,
+	.stats = sq_op_stats,
 	.listen = sq_op_listen,
 	.heard = sq_op_heard,
 };
@@ -918,6 +1016,12 @@ store_sqlite_open(const char *path, unsigned flags, char *err, size_t errlen)
 		return (NULL);
 	}
 	return (&q->base);
+}
+
+const char *
+store_sqlite_stats_sql(void)
+{
+	return (SQL_STATS);
 }
 
 sqlite3 *

@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "ctl.h"
+#include "jsonw.h"
 
 #define PENDING_DEFAULT_LIMIT	100
 #define PENDING_MAX_LIMIT	1000
@@ -288,7 +289,8 @@ show_time(const json_t *v, const char *key, const char *label)
 	    d, t > now ? "" : " ago");
 }
 
-/* args as indented, ASCII-escaped JSON under the key column. */
+/* args as indented, ASCII-escaped JSON under the key column, numbers as
+ * the agent sent them (RFC 8785: 0.1, not 0.10000000000000001). */
 static void
 show_args(const json_t *args)
 {
@@ -298,8 +300,7 @@ show_args(const json_t *args)
 		out_kv("args", "{}");
 		return;
 	}
-	if ((s = json_dumps(args, JSON_INDENT(2) | JSON_ENSURE_ASCII |
-	    JSON_ENCODE_ANY)) == NULL)
+	if ((s = jsonw_pretty(args, JSONW_ASCII, NULL)) == NULL)
 		return;
 	for (line = s; line != NULL; line = nl) {
 		if ((nl = strchr(line, '\n')) != NULL)

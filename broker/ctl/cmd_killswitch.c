@@ -30,9 +30,11 @@ static const struct ctl_opt opts_trip[] = {
 	{ "tool", "PATTERN", "stop one tool or a prefix.* pattern", 0 },
 	{ "reason", "TEXT", "why (required)", 0 },
 	{ "reject-pending", NULL, "also reject every pending intent covered", 0 },
+	{ "force", NULL, "trip even for an agent or tool the policy in force "
+	    "does not know", 0 },
 	{ NULL, NULL, NULL, 0 }
 };
-enum { T_AGENT, T_TOOL, T_REASON, T_REJECT };
+enum { T_AGENT, T_TOOL, T_REASON, T_REJECT, T_FORCE };
 
 static const struct ctl_opt opts_reset[] = {
 	{ "reason", "TEXT", "why (required)", 0 },
@@ -41,8 +43,10 @@ static const struct ctl_opt opts_reset[] = {
 
 const struct ctl_cmd cmd_killswitch[] = {
 	{ "trip", "killswitch trip", "[--agent NAME | --tool PATTERN] "
-	    "--reason TEXT [--reject-pending]", "stop intents, approvals and redemptions "
-	    "(neither --agent nor --tool: everything)",
+	    "--reason TEXT [--reject-pending] [--force]", "stop intents, "
+	    "approvals and redemptions (neither --agent nor --tool: "
+	    "everything); a target the policy in force does not know is "
+	    "refused (a typo stops nothing) unless --force",
 	    "toolgatectl killswitch trip --tool 'payments.*' --reason incident",
 	    opts_trip, 0, ks_cmd_trip, NULL },
 	{ "status", "killswitch status", "", "show the engaged switches",
@@ -89,9 +93,10 @@ ks_print_switch(const json_t *sw)
 		    out_str(sw, "reset_at"), out_str(sw, "reset_reason"));
 }
 
-/* After a trip: the switch, then the intents it rejected. */
+/* After a trip: the switch, then (asked to reject them) the intents it
+ * rejected; without --reject-pending the pending ones stay, frozen. */
 static int
-ks_print_trip(const struct ctl *ctl, const json_t *sw)
+ks_print_trip(const struct ctl *ctl, const json_t *sw, int reject)
 {
 	const json_t	*rejected = json_object_get(sw, "rejected"), *id;
 	size_t		 i, n = json_array_size(rejected);
@@ -101,6 +106,8 @@ ks_print_trip(const struct ctl *ctl, const json_t *sw)
 		return (CTL_OK);
 	}
 	ks_print_switch(sw);
+	if (!reject)
+		return (CTL_OK);
 	printf("rejected %zu pending intent%s\n", n, n == 1 ? "" : "s");
 	json_array_foreach(rejected, i, id)
 		out_kv("", "%s", json_string_value(id) ? json_string_value(id) :
@@ -120,29 +127,51 @@ ks_rejected_json(const struct lc_changes *ch)
 	return (ids);
 }
 
-/* Trip on the database itself; the answer shaped like the API's 201. */
+/* The API's 400 unknown_target, offline: the same words on stderr, the
+ * same object with --json.  Returns CTL_FAIL. */
+static int
+ks_unknown_target(const struct ctl *ctl, const char *target,
+    const struct lc_trip_refusal *why)
+{
+	json_t	*err;
+
+	out_fail("%s: %s", reason_code(E_UNKNOWN_TARGET), why->message);
+	if (ctl->json && (err = json_pack("{ss ss ss so}", "error",
+	    reason_code(E_UNKNOWN_TARGET), "message", why->message, "target",
+	    target, "closest", why->closest[0] ? json_string(why->closest) :
+	    json_null())) != NULL) {
+		out_json(err);
+		json_decref(err);
+	}
+	return (CTL_FAIL);
+}
+
+/* Trip on the database itself, checked against the stored policy; the
+ * answer shaped like the API's 201. */
 static int
 ks_trip_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
     enum ks_scope scope, const char *target, const char *reason,
-    int reject)
+    unsigned flags)
 {
-	struct decider	 d;
-	struct store	*s;
-	const char	*why = NULL;
-	char		 actor[300];
-	json_t		*sw = NULL;
-	int64_t		 id = 0;
-	enum reason	 r;
-	int		 rc;
+	struct decider		 d;
+	struct lc_trip_refusal	 why;
+	struct store		*s;
+	char			 actor[300];
+	json_t			*sw = NULL;
+	int64_t			 id = 0;
+	enum reason		 r;
+	int			 rc;
 
 	if ((rc = ctl_store_open(ctl, 0, &s)) != CTL_OK)
 		return (rc);
 	ctl_actor(actor, sizeof(actor));
 	decider_init(&d, s, "toolgatectl", NULL);
 	r = lc_begin(&d) == -1 ? E_UNAVAILABLE : lc_finish(&d, lc_trip(&d,
-	    actor, scope, target, reason, reject, clock_now(), &id, &why));
+	    actor, scope, target, reason, flags, clock_now(), &id, &why));
 	if (r == E_BAD_REQUEST)
-		rc = ctl_usage(cmd, "%s", why);
+		rc = ctl_usage(cmd, "%s", why.message);
+	else if (r == E_UNKNOWN_TARGET)
+		rc = ks_unknown_target(ctl, target, &why);
 	else if (r != REASON_OK)
 		rc = ctl_fail("%s: could not store the kill switch", ctl_db_name(ctl));
 	else if ((sw = ks_get(s, id)) == NULL ||
@@ -151,7 +180,7 @@ ks_trip_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
 		rc = ctl_fail("%s: kill switch %lld tripped, but could not "
 		    "read it back", ctl_db_name(ctl), (long long)id);
 	else
-		rc = ks_print_trip(ctl, sw);
+		rc = ks_print_trip(ctl, sw, flags & LC_TRIP_REJECT_PENDING);
 	json_decref(sw);
 	decider_deinit(&d);
 	store_close(s);
@@ -160,14 +189,20 @@ ks_trip_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
 
 static int
 ks_trip_online(const struct ctl *ctl, const struct ctl_cmd *cmd,
-    const char *scope, const char *target, const char *reason, int reject)
+    const char *scope, const char *target, const char *reason,
+    unsigned flags)
 {
 	char	*body;
 	json_t	*doc, *ans;
-	int	 rc, code;
+	int	 rc, code, reject = (flags & LC_TRIP_REJECT_PENDING) != 0;
 
 	doc = json_pack("{ss ss sb}", "scope", scope, "reason", reason,
 	    "reject_pending", reject);
+	if (doc != NULL && (flags & LC_TRIP_FORCE) &&
+	    json_object_set_new(doc, "force", json_true()) == -1) {
+		json_decref(doc);
+		doc = NULL;
+	}
 	if (doc != NULL && target != NULL &&
 	    json_object_set_new(doc, "target", json_string(target)) == -1) {
 		json_decref(doc);
@@ -183,7 +218,7 @@ ks_trip_online(const struct ctl *ctl, const struct ctl_cmd *cmd,
 	free(body);
 	if (rc != CTL_OK)
 		return (rc);
-	rc = ks_print_trip(ctl, ans);
+	rc = ks_print_trip(ctl, ans, reject);
 	json_decref(ans);
 	return (rc);
 }
@@ -194,7 +229,8 @@ ks_cmd_trip(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 	const char	*agent = a->val[T_AGENT], *tool = a->val[T_TOOL];
 	const char	*reason = a->val[T_REASON], *target = NULL;
 	enum ks_scope	 scope = KS_GLOBAL;
-	int		 rc, reject = a->val[T_REJECT] != NULL;
+	unsigned	 flags = 0;
+	int		 rc;
 
 	if (agent != NULL && tool != NULL)
 		return (ctl_usage(cmd, "--agent and --tool exclude each other "
@@ -208,24 +244,39 @@ ks_cmd_trip(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 	if (target != NULL && target[0] == '\0')
 		return (ctl_usage(cmd, "--%s is empty", agent ? "agent" :
 		    "tool"));
+	if (a->val[T_REJECT] != NULL)
+		flags |= LC_TRIP_REJECT_PENDING;
+	if (a->val[T_FORCE] != NULL)
+		flags |= LC_TRIP_FORCE;
 	if (ctl->db != NULL)
 		return (ks_trip_offline(ctl, cmd, scope, target, reason,
-		    reject));
+		    flags));
 	if ((rc = ctl_need_identity(ctl, cmd)) != 0)
 		return (rc);
-	return (ks_trip_online(ctl, cmd, scope == KS_GLOBAL ? "global" :
-	    scope == KS_AGENT ? "agent" : "tool", target, reason, reject));
+	return (ks_trip_online(ctl, cmd, ks_scope_name(scope), target, reason,
+	    flags));
+}
+
+static void
+ks_status_row(const json_t *sw, const char **cells, char *scratch,
+    size_t len)
+{
+	snprintf(scratch, len, "%" JSON_INTEGER_FORMAT,
+	    json_integer_value(json_object_get(sw, "id")));
+	cells[0] = scratch;
+	cells[1] = out_str(sw, "scope");
+	cells[2] = out_str(sw, "target");
+	cells[3] = out_str(sw, "by");
+	cells[4] = out_str(sw, "at");
+	cells[5] = out_str(sw, "reason");
 }
 
 /* {"engaged", "switches"}: a headline and the table, or JSON. */
 static int
 ks_print_status(const struct ctl *ctl, const json_t *st)
 {
-	const json_t		*list = json_object_get(st, "switches"), *sw;
-	const char		*cells[STATUS_NCOLS];
-	struct out_table	*t;
-	char			 id[32];
-	size_t			 i, n = json_array_size(list);
+	const json_t	*list = json_object_get(st, "switches");
+	size_t		 n = json_array_size(list);
 
 	if (ctl->json) {
 		out_json(st);
@@ -236,25 +287,8 @@ ks_print_status(const struct ctl *ctl, const json_t *st)
 		return (CTL_OK);
 	}
 	printf("ENGAGED: %zu kill switch%s\n", n, n == 1 ? "" : "es");
-	if ((t = out_table_new(STATUS_NCOLS, status_head)) == NULL)
-		return (ctl_fail("out of memory"));
-	json_array_foreach(list, i, sw) {
-		snprintf(id, sizeof(id), "%" JSON_INTEGER_FORMAT,
-		    json_integer_value(json_object_get(sw, "id")));
-		cells[0] = id;
-		cells[1] = out_str(sw, "scope");
-		cells[2] = out_str(sw, "target");
-		cells[3] = out_str(sw, "by");
-		cells[4] = out_str(sw, "at");
-		cells[5] = out_str(sw, "reason");
-		if (out_table_row(t, cells) == -1) {
-			out_table_free(t);
-			return (ctl_fail("out of memory"));
-		}
-	}
-	out_table_print(t);
-	out_table_free(t);
-	return (CTL_OK);
+	return (out_table_json(STATUS_NCOLS, status_head, list,
+	    ks_status_row));
 }
 
 static int

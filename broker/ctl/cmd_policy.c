@@ -1,12 +1,16 @@
 /*
- * cmd_policy: toolgatectl policy check | apply | show.  A file is always
+ * cmd_policy: toolgatectl policy check | apply | show | history.  `show`
+ * writes the policy's bytes as they were applied, alone on stdout (its
+ * version on stderr), so `policy show > p.json && policy apply p.json`
+ * round-trips, and applying the bytes in force makes no new version
+ * (lc_policy_apply says so; this file prints it).  A file is always
  * validated here with policy_parse before anything is sent or stored, so
  * an invalid policy is refused with the JSON path of each problem even
  * when the broker is down; what it warns about (policy_warnings: rules
  * nobody can approve, principals approving their own rules) is printed
  * as "warning:" lines that do not fail the command.  Offline (--db) goes
- * through store.c; online through GET/PUT /v1/policy.  Both print the
- * same lines.
+ * through store.c; online through GET/PUT /v1/policy and GET
+ * /v1/policy/history.  Both print the same lines.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,10 +18,13 @@
 
 #include <jansson.h>
 
+#include <unistd.h>
+
 #include "canon.h"
 #include "clock.h"
 #include "ctl.h"
 #include "policy.h"
+#include "policy_versions.h"
 #include "store.h"
 
 static int	policy_check(struct ctl *, const struct ctl_cmd *,
@@ -26,8 +33,16 @@ static int	policy_apply(struct ctl *, const struct ctl_cmd *,
 		    struct ctl_args *);
 static int	policy_show(struct ctl *, const struct ctl_cmd *,
 		    struct ctl_args *);
+static int	policy_history(struct ctl *, const struct ctl_cmd *,
+		    struct ctl_args *);
 
 static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL, 0 } };
+
+static const struct ctl_opt opts_history[] = {
+	{ "limit", "N", "the newest N versions, 1..1000 (default 20)", 0 },
+	{ NULL, NULL, NULL, 0 }
+};
+#define HISTORY_DEFAULT	20
 
 const struct ctl_cmd cmd_policy[] = {
 	{ "check", "policy check", "FILE",
@@ -36,13 +51,19 @@ const struct ctl_cmd cmd_policy[] = {
 	    "toolgatectl policy check policies/example.json",
 	    opts_none, 1, policy_check, NULL },
 	{ "apply", "policy apply", "FILE",
-	    "validate, then store as the new policy version (--db: offline)",
+	    "validate, then store as the new policy version (--db: "
+	    "offline); the very bytes in force make no new version",
 	    "toolgatectl --db toolgate.db policy apply policies/example.json",
 	    opts_none, 1, policy_apply, NULL },
-	{ "show", "policy show", "", "print the current policy (--db: offline)",
-	    "toolgatectl --cert operator.pem --key operator.key --ca ca.pem "
-	    "policy show",
+	{ "show", "policy show", "", "write the policy in force, as it was "
+	    "applied, alone on stdout (its version on stderr; --db: offline)",
+	    "toolgatectl policy show > p.json && toolgatectl policy apply "
+	    "p.json",
 	    opts_none, 0, policy_show, NULL },
+	{ "history", "policy history", "[--limit N]", "list the policy "
+	    "versions, newest first: who applied each, when, its sha256 (--db: "
+	    "offline)", "toolgatectl --db toolgate.db policy history",
+	    opts_history, 0, policy_history, NULL },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL }
 };
 
@@ -135,16 +156,22 @@ policy_check(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 	return (CTL_OK);
 }
 
-/* The {"version", "sha256"} answer of an apply, as lines or JSON. */
+/* The {"version", "sha256", "unchanged"} answer of an apply, as a line
+ * or JSON. */
 static int
 print_applied(const struct ctl *ctl, const json_t *ans)
 {
+	json_int_t	 v = json_integer_value(json_object_get(ans, "version"));
+
 	if (ctl->json)
 		out_json(ans);
+	else if (json_is_true(json_object_get(ans, "unchanged")))
+		printf("policy version %" JSON_INTEGER_FORMAT " unchanged: the "
+		    "file is the policy in force, byte for byte (sha256 %s); "
+		    "no new version\n", v, out_str(ans, "sha256"));
 	else
 		printf("policy version %" JSON_INTEGER_FORMAT " applied "
-		    "(sha256 %s)\n", json_integer_value(json_object_get(ans,
-		    "version")), out_str(ans, "sha256"));
+		    "(sha256 %s)\n", v, out_str(ans, "sha256"));
 	return (CTL_OK);
 }
 
@@ -169,8 +196,8 @@ apply_offline(const struct ctl *ctl, const char *text, size_t len)
 	if (r != REASON_OK)
 		rc = ctl_fail("%s: could not store the policy", ctl_db_name(ctl));
 	else {
-		ans = json_pack("{sI ss}", "version", (json_int_t)version,
-		    "sha256", sha);
+		ans = json_pack("{sI ss sb}", "version", (json_int_t)version,
+		    "sha256", sha, "unchanged", !d.changed.policy);
 		rc = print_applied(ctl, ans);
 		json_decref(ans);
 	}
@@ -204,21 +231,41 @@ policy_apply(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 	return (rc);
 }
 
-/* {"version", "sha256", "policy"}: "version N" and the policy, or JSON. */
+/*
+ * {"version", "sha256", "policy", "text"}: the text alone on stdout, as
+ * applied (a newline added only for a terminal), and "policy version N
+ * (sha256 ...)" on stderr; with --json the object without "text".  The
+ * text is checked against its sha256 first: what is written is exactly
+ * what was applied.
+ */
 static int
-print_policy(const struct ctl *ctl, const json_t *ans)
+print_policy(const struct ctl *ctl, json_t *ans)
 {
+	const char	*text = json_string_value(json_object_get(ans, "text"));
+	size_t		 len = json_string_length(json_object_get(ans, "text"));
+	char		 sha[SHA256_HEX_LEN + 1];
+
+	if (text == NULL)
+		return (ctl_fail("the answer holds no policy text (a broker "
+		    "older than this toolgatectl?)"));
+	canon_sha256_hex(text, len, sha);
+	if (strcmp(sha, out_str(ans, "sha256")) != 0)
+		return (ctl_fail("the policy text does not match its sha256"));
 	if (ctl->json) {
+		json_object_del(ans, "text");
 		out_json(ans);
 		return (CTL_OK);
 	}
-	printf("version %" JSON_INTEGER_FORMAT "\n",
-	    json_integer_value(json_object_get(ans, "version")));
-	out_json(json_object_get(ans, "policy"));
+	fprintf(stderr, "policy version %" JSON_INTEGER_FORMAT " (sha256 %s)\n",
+	    json_integer_value(json_object_get(ans, "version")), sha);
+	fwrite(text, 1, len, stdout);
+	if ((len == 0 || text[len - 1] != '\n') && isatty(STDOUT_FILENO))
+		putchar('\n');
 	return (CTL_OK);
 }
 
-/* The stored policy as the API's {"version", "sha256", "policy"}. */
+/* The stored policy as the API's {"version", "sha256", "policy",
+ * "text"}. */
 static int
 show_offline(const struct ctl *ctl)
 {
@@ -237,8 +284,9 @@ show_offline(const struct ctl *ctl)
 		rc = ctl_fail("%s: no policy applied yet", ctl_db_name(ctl));
 	else {
 		canon_sha256_hex(body, len, sha);
-		ans = json_pack("{sI ss so}", "version", (json_int_t)version,
-		    "sha256", sha, "policy", json_loadb(body, len, 0, NULL));
+		ans = json_pack("{sI ss so so}", "version", (json_int_t)version,
+		    "sha256", sha, "policy", json_loadb(body, len, 0, NULL),
+		    "text", json_stringn(body, len));
 		rc = ans != NULL ? print_policy(ctl, ans) :
 		    ctl_fail("%s: stored policy is not JSON", ctl_db_name(ctl));
 	}
@@ -263,5 +311,73 @@ policy_show(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 		return (rc);
 	rc = print_policy(ctl, ans);
 	json_decref(ans);
+	return (rc);
+}
+
+static const char *const history_head[] = {
+	"VERSION", "APPLIED AT", "APPLIED BY", "SHA256"
+};
+#define HISTORY_NCOLS	(sizeof(history_head) / sizeof(history_head[0]))
+
+static void
+history_row(const json_t *v, const char **cells, char *scratch, size_t len)
+{
+	snprintf(scratch, len, "%" JSON_INTEGER_FORMAT,
+	    json_integer_value(json_object_get(v, "version")));
+	cells[0] = scratch;
+	cells[1] = out_str(v, "applied_at");
+	cells[2] = out_str(v, "applied_by");
+	cells[3] = out_str(v, "sha256");
+}
+
+/* {"items": [...]}: an aligned table, newest first, or JSON. */
+static int
+print_history(const struct ctl *ctl, const json_t *page)
+{
+	const json_t	*items = json_object_get(page, "items");
+
+	if (ctl->json) {
+		out_json(page);
+		return (CTL_OK);
+	}
+	if (json_array_size(items) == 0) {
+		printf("no policy applied yet\n");
+		return (CTL_OK);
+	}
+	return (out_table_json(HISTORY_NCOLS, history_head, items,
+	    history_row));
+}
+
+static int
+policy_history(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
+{
+	struct store	*s;
+	char		 path[64];
+	int64_t		 limit = HISTORY_DEFAULT;
+	json_t		*page = NULL;
+	int		 rc, status;
+
+	if ((rc = ctl_parse_int(cmd, "--limit", a->val[0], 1,
+	    POLICY_HISTORY_LIMIT_MAX, &limit)) != 0)
+		return (rc);
+	if (ctl->db != NULL) {
+		if ((rc = ctl_store_open(ctl, 0, &s)) != CTL_OK)
+			return (rc);
+		page = policy_versions_json(s, 0, limit);
+		store_close(s);
+		if (page == NULL)
+			return (ctl_fail("%s: could not read the policy "
+			    "versions", ctl->db));
+	} else {
+		if ((rc = ctl_need_identity(ctl, cmd)) != 0)
+			return (rc);
+		snprintf(path, sizeof(path), "/v1/policy/history?limit=%lld",
+		    (long long)limit);
+		if ((rc = ctl_call(ctl, "GET", path, NULL, NULL, 0, &status,
+		    &page)) != CTL_OK)
+			return (rc);
+	}
+	rc = print_history(ctl, page);
+	json_decref(page);
 	return (rc);
 }

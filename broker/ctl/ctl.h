@@ -23,6 +23,7 @@
 #define CTL_DEFAULT_URL		"https://127.0.0.1:8443"
 #define CTL_TIMEOUT		30	/* seconds, socket reads and writes */
 #define CTL_MAX_OPTS		16	/* options per command */
+#define CTL_MAX_COLS		16	/* columns of a table */
 
 /* Global options, from the command line or the environment. */
 struct ctl {
@@ -127,6 +128,14 @@ int	out_table_row(struct out_table *, const char *const cells[]);
 void	out_table_warn(struct out_table *, size_t col);
 void	out_table_print(const struct out_table *);
 void	out_table_free(struct out_table *);
+/* Fill cells[0..ncols) for one element (strings valid until the next
+ * call; scratch is the row's buffer for numbers). */
+typedef void (*out_row_fn)(const json_t *item, const char **cells,
+    char *scratch, size_t scratchlen);
+/* The aligned table head + one row per element of items, on stdout.
+ * CTL_OK, or CTL_FAIL (printed) when out of memory. */
+int	out_table_json(size_t ncols, const char *const head[],
+	    const json_t *items, out_row_fn row);
 void	out_duration(int64_t secs, char *buf, size_t len);
 int	out_time(const json_t *obj, const char *key, int64_t *t);
 void	out_amount(const json_t *amount, char *buf, size_t len);

@@ -88,14 +88,15 @@ help_para(const char *prefix, int indent, const char *text, int shell)
 }
 
 /* One table row: left in a column of width w, text wrapped beside it; a
- * left part wider than w gets a line of its own. */
+ * left part wider than w gets lines of its own (wrapped between whole
+ * [...] groups). */
 static void
 help_row(int w, const char *left, const char *text)
 {
 	char	 prefix[HELP_COL_MAX + 8];
 
 	if ((int)strlen(left) > w) {
-		printf("  %s\n", left);
+		help_para("  ", 4, left, 0);
 		left = "";
 	}
 	snprintf(prefix, sizeof(prefix), "  %-*s  ", w, left);

@@ -116,13 +116,18 @@ out_str(const json_t *obj, const char *key)
 	return (s != NULL ? s : "-");
 }
 
-/* Pretty JSON on stdout, newline terminated. */
+/*
+ * Pretty JSON on stdout, newline terminated: the answer as the broker
+ * sent it, numbers in RFC 8785 form (an agent's 0.1 reads 0.1, never
+ * jansson's 0.10000000000000001), nothing replaced (JSON escaping is the
+ * reader's protection here).
+ */
 void
 out_json(const json_t *v)
 {
 	char	*s;
 
-	if ((s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY)) == NULL)
+	if ((s = jsonw_pretty(v, 0, NULL)) == NULL)
 		return;
 	printf("%s\n", s);
 	free(s);
@@ -133,7 +138,7 @@ void
 out_kv(const char *key, const char *fmt, ...)
 {
 	va_list	 ap;
-	char	*val;
+	char	*val, *k;
 
 	va_start(ap, fmt);
 	if (vasprintf(&val, fmt, ap) == -1)
@@ -142,7 +147,11 @@ out_kv(const char *key, const char *fmt, ...)
 	if (val == NULL)
 		return;
 	out_clean(val);
-	printf("%-*s %s\n", OUT_KEY_WIDTH, key, val);
+	/* The key can be server text too (a status). */
+	if ((k = strdup(key)) != NULL)
+		out_clean(k);
+	printf("%-*s %s\n", OUT_KEY_WIDTH, k != NULL ? k : "?", val);
+	free(k);
 	free(val);
 }
 
@@ -388,6 +397,30 @@ out_table_free(struct out_table *t)
 	free(t->cell);
 	free(t->warn);
 	free(t);
+}
+
+int
+out_table_json(size_t ncols, const char *const head[], const json_t *items,
+    out_row_fn row)
+{
+	struct out_table	*t;
+	const json_t		*v;
+	const char		*cells[CTL_MAX_COLS];
+	char			 scratch[64];
+	size_t			 i;
+
+	if (ncols > CTL_MAX_COLS || (t = out_table_new(ncols, head)) == NULL)
+		return (ctl_fail("out of memory"));
+	json_array_foreach(items, i, v) {
+		row(v, cells, scratch, sizeof(scratch));
+		if (out_table_row(t, cells) == -1) {
+			out_table_free(t);
+			return (ctl_fail("out of memory"));
+		}
+	}
+	out_table_print(t);
+	out_table_free(t);
+	return (CTL_OK);
 }
 
 /* A duration for humans: "45s", "3m12s", "59m", "2h05m", "3d04h". */

@@ -17,6 +17,8 @@
 #include "clock.h"
 #include "input.h"
 #include "log.h"
+#include "policy_versions.h"
+#include "version.h"
 
 /* An intent on its way through the group commit. */
 struct intent_job {
@@ -26,6 +28,7 @@ struct intent_job {
 	char			 why[POLICY_MESSAGE_MAX];	/* a 400's */
 	int64_t			 now;
 	uint64_t		 t0;		/* arrival, for the latency */
+	enum ident_source	 source;	/* of the caller's identity */
 };
 
 /* Writer thread, inside the batch's transaction. */
@@ -75,6 +78,11 @@ intent_job_done(struct commit_job *j)
 			log_info("decision %s: %s %s -> %s (%s)", r->id,
 			    r->agent, r->tool, intent_status_name(r->status),
 			    reason_code(r->reason));
+			if (r->reason == R_UNKNOWN_PRINCIPAL)
+				log_info("unknown principal: the client "
+				    "certificate's identity is \"%s\" (its %s): "
+				    "%s", r->agent, ident_source_name(ij->source),
+				    r->reason_text);
 			answer_intent(&rq, reason_status(r->reason), r,
 			    intent_job_grant(ij));
 		}
@@ -121,6 +129,7 @@ api_intent_post(struct request *rq)
 		return;
 	}
 	ij->t0 = rq->t0;
+	ij->source = rq->peer->source;
 	ij->job.w = rq->w;
 	ij->job.req = rq->req;
 	ij->job.run = intent_job_run;
@@ -228,6 +237,8 @@ api_intent_get(struct request *rq)
 		    api_intent_woken) == -1) {
 			evhttp_add_header(evhttp_request_get_output_headers(
 			    rq->req), "Retry-After", "1");
+			metrics_rate_limited(&rq->w->metrics,
+			    METRICS_LIMIT_WAITS);
 			http_reply_error(rq, E_RATE_LIMITED, "too many "
 			    "waiting requests; retry later");
 		}
@@ -238,13 +249,24 @@ api_intent_get(struct request *rq)
 	intent_row_clear(&r);
 }
 
+/*
+ * Every grant key, the signing one first.  Cacheable for JWKS_MAX_AGE
+ * (proto/README.md): long against a grant's 60 s, so a busy tool fetches
+ * it rarely, short enough that a rotation's steps take minutes — each
+ * step waits this long for every tool's cache to hold the new set.
+ */
 void
 api_jwks(struct request *rq)
 {
-	const char	*jwks = rq->w->broker->grant.jwks;
+	struct grant_keyring	*r = grant_signer_keys(&rq->w->broker->grant);
+	char			 cc[64];
 
-	http_reply_text(rq, 200, "application/jwk-set+json", jwks,
-	    strlen(jwks));
+	snprintf(cc, sizeof(cc), "public, max-age=%d", JWKS_MAX_AGE);
+	evhttp_add_header(evhttp_request_get_output_headers(rq->req),
+	    "Cache-Control", cc);
+	http_reply_text(rq, 200, "application/jwk-set+json", r->jwks,
+	    strlen(r->jwks));
+	grant_keyring_unref(r);
 }
 
 void
@@ -253,18 +275,34 @@ api_healthz(struct request *rq)
 	http_reply_json(rq, 200, json_pack("{ss}", "status", "ok"));
 }
 
+/*
+ * The counters of every thread and of the commits, and the gauges the
+ * database holds, read in one statement through indexes (so an offline
+ * toolgatectl --db change shows too).  A database that cannot be read
+ * answers 503: a scrape that fails is what an alert sees, not zeros.
+ */
 void
 api_metrics(struct request *rq)
 {
-	const struct metrics	*all[BROKER_MAX_THREADS];
+	const struct metrics	*all[BROKER_MAX_THREADS + 1];
+	struct metrics_gauges	 g;
 	struct broker		*b = rq->w->broker;
+	struct store		*s = rq->w->store;
 	char			*text;
 	size_t			 len;
 	int			 i;
 
 	for (i = 0; i < b->nworkers; i++)
 		all[i] = &b->workers[i].metrics;
-	if ((text = metrics_render(all, (size_t)b->nworkers, &len)) == NULL) {
+	all[i] = &b->shared_metrics;
+	g.now = clock_now();
+	g.version = TOOLGATE_VERSION;
+	if (s->ops->stats(s, g.now, &g.db) == -1) {
+		http_reply_error(rq, E_UNAVAILABLE, NULL);
+		return;
+	}
+	if ((text = metrics_render(all, (size_t)b->nworkers + 1, &g,
+	    &len)) == NULL) {
 		http_reply_error(rq, E_INTERNAL, NULL);
 		return;
 	}
@@ -287,10 +325,38 @@ api_policy_get(struct request *rq)
 	}
 	canon_sha256_hex(body ? body : "", len, sha);
 	doc = body ? json_loadb(body, len, 0, NULL) : NULL;
-	free(body);
-	http_reply_json(rq, 200, json_pack("{sI ss so}", "version",
+	/* "text": the bytes as applied, for a round trip that makes no new
+	 * version (policy show > p.json && policy apply p.json). */
+	http_reply_json(rq, 200, json_pack("{sI ss so so}", "version",
 	    (json_int_t)version, "sha256", sha, "policy",
-	    doc ? doc : json_null()));
+	    doc ? doc : json_null(), "text", body ? json_stringn(body, len) :
+	    json_null()));
+	free(body);
+}
+
+void
+api_policy_history(struct request *rq)
+{
+	static const char *const keys[] = { "before", "limit", NULL };
+	struct evkeyvalq	 q;
+	int64_t			 before, limit;
+	json_t			*page;
+
+	if (input_query(rq, keys, &q) == -1 ||
+	    input_query_int(rq, &q, "before", 0, INT64_MAX, 0,
+	    "before must be a policy version", &before) == -1 ||
+	    input_query_int(rq, &q, "limit", 1, POLICY_HISTORY_LIMIT_MAX,
+	    POLICY_HISTORY_LIMIT, "limit must be 1 to 1000", &limit) == -1) {
+		evhttp_clear_headers(&q);
+		return;
+	}
+	evhttp_clear_headers(&q);
+	if ((page = policy_versions_json(rq->w->store, before, limit)) ==
+	    NULL) {
+		http_reply_error(rq, E_UNAVAILABLE, NULL);
+		return;
+	}
+	http_reply_json(rq, 200, page);
 }
 
 void
@@ -326,8 +392,13 @@ api_policy_put(struct request *rq)
 	}
 	commit_publish(rq->w->broker, &d->changed);
 	canon_sha256_hex(body, len, sha);
-	log_info("policy version %lld applied by %s", (long long)version,
-	    rq->peer->identity);
-	http_reply_json(rq, 200, json_pack("{sI ss}", "version",
-	    (json_int_t)version, "sha256", sha));
+	if (d->changed.policy)
+		log_info("policy version %lld applied by %s",
+		    (long long)version, rq->peer->identity);
+	else
+		log_info("policy from %s is identical to version %lld: no new "
+		    "version", rq->peer->identity, (long long)version);
+	http_reply_json(rq, 200, json_pack("{sI ss sb}", "version",
+	    (json_int_t)version, "sha256", sha, "unchanged",
+	    !d->changed.policy));
 }

@@ -66,6 +66,11 @@ struct broker {
 	int			 listen_port;
 	const char		*db_path;
 	const char		*audience;
+	/* Where SIGHUP reloads the grant keys from: these --grant-key
+	 * flags, or (none given) the grant-key lines of config_path. */
+	const char		*config_path;
+	const char		*grant_paths[GRANT_KEYS_MAX];
+	size_t			 n_grant_paths;
 	struct tls_files	 tls;
 	pthread_mutex_t		 tls_lock;	/* ssl_ctx and tls_gen */
 	SSL_CTX			*ssl_ctx;	/* swapped on SIGHUP */
@@ -76,13 +81,15 @@ struct broker {
 	struct lc_config	 lc;		/* grant-window */
 	struct ratelimit	*rl;
 	struct waitquota	*waitq;		/* long-polls per identity */
-	struct grant_signer	 grant;
+	struct grant_signer	 grant;		/* swapped on SIGHUP */
 	int			 synchronous_full;
 	/* Bumped (atomically) after every kill switch change this process
 	 * commits: an answer decided before it re-checks the switches. */
 	int64_t			 ks_epoch;
 	int			 nworkers;
 	struct worker		 workers[BROKER_MAX_THREADS];
+	/* What committed transactions count, from any thread (atomics). */
+	struct metrics		 shared_metrics;
 	struct committer	 commit;
 	struct watcher		 watch;		/* watch.c: other brokers */
 };

@@ -72,8 +72,11 @@ conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 
 	if (c == NULL)
 		return;
-	if (!c->established)
+	if (!c->established) {
 		conn_log_unfinished(c);
+		metrics_tls_failure(&c->w->metrics, c->why[0] != '\0' ?
+		    METRICS_TLS_REFUSED : METRICS_TLS_CLOSED);
+	}
 	LIST_REMOVE(c, entry);
 	c->w->nconns--;
 	if (c->deadline != NULL)

@@ -78,7 +78,9 @@ http_send(struct evhttp_request *req, int status, const char *ctype,
 	struct evhttp_connection	*conn = evhttp_request_get_connection(req);
 
 	evhttp_add_header(h, "Content-Type", ctype);
-	evhttp_add_header(h, "Cache-Control", "no-store");
+	/* Nothing is cached unless its handler says so (the JWKS). */
+	if (evhttp_find_header(h, "Cache-Control") == NULL)
+		evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_send_reply(req, status, http_status_text(status), buf);
 	if (buf != NULL)
 		evbuffer_free(buf);
@@ -282,6 +284,7 @@ http_request_cb(struct evhttp_request *req, void *arg)
 	    rq.t0)) > 0) {
 		snprintf(retry, sizeof(retry), "%d", wait);
 		evhttp_add_header(out, "Retry-After", retry);
+		metrics_rate_limited(&rq.w->metrics, METRICS_LIMIT_RATE);
 		http_reply_error(&rq, E_RATE_LIMITED, "too many requests from "
 		    "this identity; retry after the Retry-After seconds");
 		return;

@@ -49,18 +49,32 @@ ops_rejected(const struct lc_changes *ch)
 	return (ids);
 }
 
+/* 400 unknown_target: the message, the target and the closest known
+ * name (null when none is close), so a script can offer it. */
+static void
+ops_unknown_target(struct request *rq, const char *target,
+    const struct lc_trip_refusal *why)
+{
+	metrics_error(&rq->w->metrics, E_UNKNOWN_TARGET);
+	http_reply_json(rq, reason_status(E_UNKNOWN_TARGET), json_pack(
+	    "{ss ss ss so}", "error", reason_code(E_UNKNOWN_TARGET),
+	    "message", why->message, "target", target, "closest",
+	    why->closest[0] ? json_string(why->closest) : json_null()));
+}
+
 void
 api_killswitch_trip(struct request *rq)
 {
 	static const char *const keys[] = { "scope", "target", "reason",
-	    "reject_pending", NULL };
-	struct decider	*d = &rq->w->dec;
-	enum ks_scope	 scope;
-	json_t		*doc, *sw;
-	const char	*scope_s, *target, *reason, *why = NULL;
-	int64_t		 id = 0;
-	int		 reject;
-	enum reason	 rc;
+	    "reject_pending", "force", NULL };
+	struct decider		*d = &rq->w->dec;
+	struct lc_trip_refusal	 why;
+	enum ks_scope		 scope;
+	json_t			*doc, *sw;
+	const char		*scope_s, *target, *reason;
+	int64_t			 id = 0;
+	int			 reject, force;
+	enum reason		 rc;
 
 	if ((doc = input_json(rq, keys, INPUT_BODY_MAX, 0)) == NULL)
 		return;
@@ -68,7 +82,8 @@ api_killswitch_trip(struct request *rq)
 	    input_string(rq, doc, "target", OPS_TARGET_MAX, 0, &target) ==
 	    -1 || input_string(rq, doc, "reason", TEXT_MAX_REASON,
 	    INPUT_REQUIRED | INPUT_NOT_BLANK, &reason) == -1 ||
-	    input_bool(rq, doc, "reject_pending", 0, &reject) == -1)
+	    input_bool(rq, doc, "reject_pending", 0, &reject) == -1 ||
+	    input_bool(rq, doc, "force", 0, &force) == -1)
 		goto done;
 	if (scope_s == NULL || ks_scope_parse(scope_s, &scope) == -1) {
 		http_reply_error(rq, E_BAD_REQUEST,
@@ -76,10 +91,19 @@ api_killswitch_trip(struct request *rq)
 		goto done;
 	}
 	rc = lc_begin(d) == -1 ? E_UNAVAILABLE : lc_finish(d, lc_trip(d,
-	    rq->peer->identity, scope, target, reason, reject, clock_now(),
-	    &id, &why));
+	    rq->peer->identity, scope, target, reason,
+	    (reject ? LC_TRIP_REJECT_PENDING : 0) | (force ? LC_TRIP_FORCE :
+	    0), clock_now(), &id, &why));
+	if (rc == E_UNKNOWN_TARGET) {
+		log_info("kill switch refused: %s named %s %s, which the policy "
+		    "in force does not know", rq->peer->identity, scope_s,
+		    target);
+		ops_unknown_target(rq, target, &why);
+		goto done;
+	}
 	if (rc != REASON_OK) {
-		http_reply_error(rq, rc, rc == E_BAD_REQUEST ? why : NULL);
+		http_reply_error(rq, rc, rc == E_BAD_REQUEST ? why.message :
+		    NULL);
 		goto done;
 	}
 	/* Before the answer: every thread's next answer sees the switch,

@@ -40,6 +40,8 @@ static const struct route {
 	    api_policy_get },
 	{ M_PUT, WHO_OPERATOR, "/v1/policy", "read or change the policy",
 	    api_policy_put },
+	{ M_GET, WHO_OPERATOR, "/v1/policy/history",
+	    "read or change the policy", api_policy_history },
 	{ M_GET, WHO_STAFF, "/v1/approvals", "use the approval queue",
 	    api_approvals_list },
 	{ M_POST, WHO_STAFF, "/v1/approvals/*/approve",
@@ -87,7 +89,8 @@ routes_allowed(struct request *rq, const struct route *rt)
 {
 	struct decider	*d = &rq->w->dec;
 	const char	*who = rq->peer->identity;
-	char		 msg[128];
+	const char	*src = ident_source_name(rq->peer->source);
+	char		 msg[512];
 
 	if (rt->who == WHO_ANY)
 		return (1);
@@ -98,9 +101,16 @@ routes_allowed(struct request *rq, const struct route *rt)
 	if (d->policy != NULL && (policy_is_operator(d->policy, who) ||
 	    (rt->who == WHO_STAFF && policy_is_approver(d->policy, who))))
 		return (1);
-	snprintf(msg, sizeof(msg), "only %s may %s", rt->who == WHO_STAFF ?
-	    "approvers and operators" : "an operator", rt->what);
-	log_info("%s refused: %s may not %s", rq->path, who, rt->what);
+	/* Say which identity was seen: a certificate whose URI SAN (which
+	 * counts before its CN) is not the name the policy lists. */
+	snprintf(msg, sizeof(msg), "only %s may %s; this certificate's "
+	    "identity is \"%s\" (its %s), which %s", rt->who == WHO_STAFF ?
+	    "approvers and operators" : "an operator", rt->what, who, src,
+	    d->policy == NULL ? "no policy lists: none is applied" :
+	    !policy_knows(d->policy, who) ? "is not a principal of the policy "
+	    "in force" : "holds no such role");
+	log_info("%s refused: %s (%s) may not %s", rq->path, who, src,
+	    rt->what);
 	http_reply_error(rq, E_FORBIDDEN, msg);
 	return (0);
 }

@@ -297,7 +297,8 @@ tls_peer_fill(SSL *ssl, struct tls_peer *p)
 
 	if (cert == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
 		return (-1);
-	if (ident_from_cert(cert, p->identity, sizeof(p->identity)) == -1 ||
+	if (ident_from_cert_source(cert, p->identity, sizeof(p->identity),
+	    &p->source) == -1 ||
 	    (p->key.pkey = X509_get_pubkey(cert)) == NULL) {
 		log_warnx("%s: client certificate names no usable identity",
 		    __func__);

@@ -23,6 +23,7 @@ struct tls_files {
  * its SSL object. */
 struct tls_peer {
 	char		 identity[IDENT_MAX];
+	enum ident_source source;	/* URI SAN or CN, for messages */
 	struct peer_key	 key;
 };
 

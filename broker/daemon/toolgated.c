@@ -7,9 +7,9 @@
  * what an operator must know at start (no policy, kill switches engaged),
  * then runs one event base + evhttp + database connection per thread,
  * all accepting on that socket (and, on a shared PostgreSQL database, a
- * thread that hears the other brokers: watch.c).  The main thread only waits for signals:
- * SIGHUP reloads TLS, SIGTERM/SIGINT stop the loops after in-flight
- * requests.
+ * thread that hears the other brokers: watch.c).  The main thread only
+ * waits for signals: SIGHUP reloads TLS and the grant keys,
+ * SIGTERM/SIGINT stop the loops after in-flight requests.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -64,7 +64,9 @@ static const char help_text[] =
 "                       chain to\n"
 "  --cert FILE          the broker's certificate chain (PEM)\n"
 "  --key FILE           its private key (PEM, mode 0600)\n"
-"  --grant-key FILE     EC P-256 key (PEM, mode 0600) that signs grants\n"
+"  --grant-key FILE     EC P-256 key (PEM, mode 0600) that signs grants;\n"
+"                       more than once to rotate: the first signs, all\n"
+"                       verify and are published in /v1/jwks\n"
 "\n"
 "options:\n"
 "  --crl FILE           CRLs (PEM) of the CAs in --ca: revoked certificates\n"
@@ -81,7 +83,9 @@ static const char help_text[] =
 "\n"
 "Logs go to stderr; \"listening on HOST:PORT\" once ready.  SIGHUP reloads\n"
 "the certificate, key, CA and CRL and closes connections whose certificate\n"
-"is no longer trusted; SIGTERM finishes in-flight requests and exits 0.\n"
+"is no longer trusted, and reloads the grant keys (the --grant-key files,\n"
+"or the grant-key lines of --config read again); SIGTERM finishes\n"
+"in-flight requests and exits 0.\n"
 "Exit 2: a bad flag or setting, an unusable file or key, or the address in\n"
 "use.  Documentation: README.md, proto/config.md, proto/identities.md.\n";
 
@@ -106,8 +110,14 @@ startup_exit(const char *msg)
 }
 
 struct options {
-	const char	*listen, *db, *ca, *cert, *key, *grant_key, *crl;
+	const char	*listen, *db, *ca, *cert, *key, *crl;
 	const char	*audience, *threads, *config, *log_level, *log_format;
+	/* --grant-key, more than once; on the command line they replace
+	 * every grant-key line of --config */
+	const char	*grant_keys[GRANT_KEYS_MAX];
+	size_t		 n_grant_keys;
+	int		 grant_keys_cli;	/* given as flags */
+	int		 grant_keys_over;	/* more than GRANT_KEYS_MAX */
 	/* --config only: hardening and durability knobs (proto/config.md) */
 	const char	*synchronous, *max_connections, *idle_timeout;
 	const char	*request_timeout, *rate_limit, *rate_burst;
@@ -151,6 +161,21 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 }
 };
 
+/* One more grant key: the first given signs.  Flags replace the file's
+ * lines (command-line values win), in the order given. */
+static void
+options_grant_key(struct options *o, const char *val, int from_config)
+{
+	if (from_config && o->grant_keys_cli)
+		return;
+	if (!from_config)
+		o->grant_keys_cli = 1;
+	if (o->n_grant_keys == GRANT_KEYS_MAX)
+		o->grant_keys_over = 1;
+	else
+		o->grant_keys[o->n_grant_keys++] = val;
+}
+
 /* Set an option by its long name; command-line values win over --config
  * values, so a config value only fills what is still unset. */
 static int
@@ -158,13 +183,16 @@ options_set(struct options *o, int opt, const char *val, int from_config)
 {
 	const char	**slot;
 
+	if (opt == 'g') {
+		options_grant_key(o, val, from_config);
+		return (0);
+	}
 	switch (opt) {
 	case 'l': slot = &o->listen; break;
 	case 'd': slot = &o->db; break;
 	case 'a': slot = &o->ca; break;
 	case 'c': slot = &o->cert; break;
 	case 'k': slot = &o->key; break;
-	case 'g': slot = &o->grant_key; break;
 	case 'r': slot = &o->crl; break;
 	case 'u': slot = &o->audience; break;
 	case 't': slot = &o->threads; break;
@@ -192,9 +220,11 @@ options_config_only(struct options *o, const char *name, const char *val)
 
 /* --config FILE: "name = value" lines with the long flag names; '#'
  * starts a comment.  The file is read whole into o->config_text and the
- * values point into it, so they live as long as the options. */
-static void
-options_config(struct options *o, const char *path)
+ * values point into it, so they live as long as the options.  0, or -1
+ * with one line in err (nothing exits here: SIGHUP reads the file again
+ * for its grant keys, and a bad file must not stop the broker). */
+static int
+config_read(struct options *o, const char *path, char *err, size_t errlen)
 {
 	FILE			*f;
 	char			*line, *next, *name, *val, *end;
@@ -202,14 +232,23 @@ options_config(struct options *o, const char *path)
 	size_t			 n;
 	int			 lineno = 0;
 
-	if ((f = fopen(path, "r")) == NULL)
-		usage_exit("cannot read config file %s", path);
-	if ((o->config_text = calloc(1, CONFIG_MAX + 1)) == NULL)
-		usage_exit("%s", "out of memory");
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "cannot read config file %s: %s", path,
+		    strerror(errno));
+		return (-1);
+	}
+	if ((o->config_text = calloc(1, CONFIG_MAX + 1)) == NULL) {
+		fclose(f);
+		snprintf(err, errlen, "out of memory");
+		return (-1);
+	}
 	n = fread(o->config_text, 1, CONFIG_MAX + 1, f);
 	fclose(f);
-	if (n > CONFIG_MAX)
-		usage_exit("config file %s is larger than 64 KiB", path);
+	if (n > CONFIG_MAX) {
+		snprintf(err, errlen, "config file %s is larger than 64 KiB",
+		    path);
+		return (-1);
+	}
 	for (line = o->config_text; line != NULL; line = next) {
 		lineno++;
 		if ((next = strchr(line, '\n')) != NULL)
@@ -218,8 +257,11 @@ options_config(struct options *o, const char *path)
 		name = line + strspn(line, " \t");
 		if (*name == '\0')
 			continue;
-		if ((val = strchr(name, '=')) == NULL)
-			usage_exit("%s:%d: not \"name = value\"", path, lineno);
+		if ((val = strchr(name, '=')) == NULL) {
+			snprintf(err, errlen, "%s:%d: not \"name = value\"",
+			    path, lineno);
+			return (-1);
+		}
 		for (end = val; end > name && (end[-1] == ' ' ||
 		    end[-1] == '\t'); end--)
 			;
@@ -235,10 +277,22 @@ options_config(struct options *o, const char *path)
 		for (lo = longopts; lo->name != NULL; lo++)
 			if (strcmp(lo->name, name) == 0)
 				break;
-		if (lo->name == NULL || options_set(o, lo->val, val, 1) == -1)
-			usage_exit("%s:%d: unknown setting %s", path, lineno,
-			    name);
+		if (lo->name == NULL || options_set(o, lo->val, val, 1) == -1) {
+			snprintf(err, errlen, "%s:%d: unknown setting %s", path,
+			    lineno, name);
+			return (-1);
+		}
 	}
+	return (0);
+}
+
+static void
+options_config(struct options *o, const char *path)
+{
+	char	 err[512];
+
+	if (config_read(o, path, err, sizeof(err)) == -1)
+		usage_exit("%s", err);
 }
 
 static void
@@ -324,7 +378,7 @@ options_missing(const struct options *o)
 	} req[] = {
 		{ "--listen", o->listen }, { "--db", o->db }, { "--ca", o->ca },
 		{ "--cert", o->cert }, { "--key", o->key },
-		{ "--grant-key", o->grant_key },
+		{ "--grant-key", o->n_grant_keys ? o->grant_keys[0] : NULL },
 	};
 	char	 missing[128] = "";
 	size_t	 i, n = 0, used = 0;
@@ -355,8 +409,11 @@ options_apply(const struct options *o, struct broker *b)
 	log_init(lvl, "toolgated");
 	log_set_format(fmt);
 	if (!o->listen || !o->db || !o->ca || !o->cert || !o->key ||
-	    !o->grant_key)
+	    o->n_grant_keys == 0)
 		options_missing(o);
+	if (o->grant_keys_over)
+		usage_exit("at most %d grant keys (--grant-key)",
+		    GRANT_KEYS_MAX);
 	colon = strrchr(o->listen, ':');
 	if (colon == NULL || colon == o->listen)
 		usage_exit("--listen must be HOST:PORT, not %s", o->listen);
@@ -388,6 +445,13 @@ options_apply(const struct options *o, struct broker *b)
 	b->tls.cert = o->cert;
 	b->tls.key = o->key;
 	b->tls.crl = o->crl;
+	/* What SIGHUP reloads the grant keys from: these flags, or the
+	 * config file's lines read again. */
+	b->config_path = o->config;
+	if (o->grant_keys_cli) {
+		memcpy(b->grant_paths, o->grant_keys, sizeof(b->grant_paths));
+		b->n_grant_paths = o->n_grant_keys;
+	}
 	options_limits(o, b);
 }
 
@@ -396,31 +460,73 @@ options_apply(const struct options *o, struct broker *b)
 static void
 check_secrecy(const char *flag, const char *path)
 {
-	mode_t	 mode;
 	char	 msg[600], why[256];
 
-	if (file_check(path, &mode, why, sizeof(why)) == -1) {
-		snprintf(msg, sizeof(msg), "%s %s: cannot read key: %s", flag,
-		    path, why);
-		startup_exit(msg);
-	}
-	if (mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(msg, sizeof(msg), "%s %s: private key is accessible "
-		    "by group or others (mode %04o): chmod 600 it", flag, path,
-		    (unsigned)(mode & 07777));
+	if (file_check_secret(path, why, sizeof(why)) == -1) {
+		snprintf(msg, sizeof(msg), "%s %s: %s", flag, path, why);
 		startup_exit(msg);
 	}
 }
 
+/* "signing with kid A; also verifying B, C", for the logs. */
 static void
-broker_load_keys(struct broker *b, const char *grant_key_path)
+grant_keys_text(const struct grant_keyring *r, char *out, size_t len)
 {
-	char		 err[512], msg[600];
-	const char	*why = NULL;
-	EVP_PKEY	*gk;
+	size_t	 i, used;
+
+	used = (size_t)snprintf(out, len, "signing with kid %s",
+	    r->keys[0].kid);
+	for (i = 1; i < r->n && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "%s%s",
+		    i == 1 ? "; also verifying kid " : ", ", r->keys[i].kid);
+}
+
+/*
+ * The grant keys, from the --grant-key flags or else from the config
+ * file, read again (SIGHUP: the rotation's steps are edits of its
+ * grant-key lines).  A keyring, or NULL with one line in err.
+ */
+static struct grant_keyring *
+broker_grant_keys(const struct broker *b, char *err, size_t errlen)
+{
+	struct options		 o;
+	struct grant_keyring	*r = NULL;
+	char			 why[512];
+
+	if (b->n_grant_paths > 0) {
+		if ((r = grant_keyring_load(b->grant_paths, b->n_grant_paths,
+		    why, sizeof(why))) == NULL)
+			snprintf(err, errlen, "--grant-key %s", why);
+		return (r);
+	}
+	memset(&o, 0, sizeof(o));
+	if (b->config_path == NULL)
+		snprintf(err, errlen, "no --grant-key and no --config");
+	else if (config_read(&o, b->config_path, why, sizeof(why)) == -1)
+		snprintf(err, errlen, "%s", why);
+	else if (o.grant_keys_over)
+		snprintf(err, errlen, "%s: at most %d grant-key lines",
+		    b->config_path, GRANT_KEYS_MAX);
+	else if (o.n_grant_keys == 0)
+		snprintf(err, errlen, "%s: no grant-key line", b->config_path);
+	else if ((r = grant_keyring_load(o.grant_keys, o.n_grant_keys, why,
+	    sizeof(why))) == NULL)
+		snprintf(err, errlen, "grant-key %s", why);
+	free(o.config_text);
+	return (r);
+}
+
+static void
+broker_load_keys(struct broker *b)
+{
+	struct grant_keyring	*ring;
+	char			 err[700];
 
 	check_secrecy("--key", b->tls.key);
-	check_secrecy("--grant-key", grant_key_path);
+	if ((ring = broker_grant_keys(b, err, sizeof(err))) == NULL)
+		startup_exit(err);
+	if (grant_signer_init_ring(&b->grant, ring) == -1)
+		startup_exit("cannot set up the grant keys");
 	pthread_mutex_init(&b->tls_lock, NULL);
 	if ((b->refuse_ctx = tls_refusing_ctx()) == NULL ||
 	    (b->rl = ratelimit_new(b->limits.rate, b->limits.burst)) == NULL ||
@@ -430,12 +536,6 @@ broker_load_keys(struct broker *b, const char *grant_key_path)
 
 	if ((b->ssl_ctx = tls_server_ctx(&b->tls, err, sizeof(err))) == NULL)
 		startup_exit(err);
-	if ((gk = jose_load_private_key(grant_key_path, &why)) == NULL ||
-	    grant_signer_init(&b->grant, gk, &why) == -1) {
-		snprintf(msg, sizeof(msg), "--grant-key %s: %s",
-		    grant_key_path, why ? why : "cannot load grant key");
-		startup_exit(msg);
-	}
 }
 
 /* SIGTERM: leave the loop once every decision this thread queued has
@@ -654,11 +754,18 @@ startup_ks_cb(const struct ks_row *r, void *arg)
 }
 
 static void
-broker_startup_warnings(const struct broker *b)
+broker_startup_warnings(struct broker *b)
 {
 	struct store		*s;
 	struct store_gen	 g;
-	char			 err[512], db[STORE_DISPLAY_MAX];
+	struct grant_keyring	*ring;
+	char			 err[512], kids[768], db[STORE_DISPLAY_MAX];
+
+	/* Which key signs: what a rotation's step is checked by. */
+	ring = grant_signer_keys(&b->grant);
+	grant_keys_text(ring, kids, sizeof(kids));
+	grant_keyring_unref(ring);
+	log_info("grant keys: %s", kids);
 
 	if ((s = store_open(b->db_path, 0, err, sizeof(err))) == NULL)
 		startup_exit(err);
@@ -704,6 +811,28 @@ broker_reload_tls(struct broker *b)
 	conn_tls_swap(b, fresh);
 	log_info("SIGHUP: TLS certificates and CRL reloaded; checking open "
 	    "connections against them");
+}
+
+/*
+ * SIGHUP: the grant keys, validated whole (every file, mode, curve; the
+ * config file whole when they come from it), then swapped in: the next
+ * grant is signed by the new first key, redemptions verify with every
+ * key listed.  On any error the old keys stay.
+ */
+static void
+broker_reload_grant_keys(struct broker *b)
+{
+	struct grant_keyring	*ring;
+	char			 err[700], kids[768];
+
+	if ((ring = broker_grant_keys(b, err, sizeof(err))) == NULL) {
+		log_warnx("SIGHUP: grant keys not reloaded, keeping the old "
+		    "ones: %s", err);
+		return;
+	}
+	grant_keys_text(ring, kids, sizeof(kids));
+	grant_signer_swap(&b->grant, ring);
+	log_info("SIGHUP: grant keys reloaded: %s", kids);
 }
 
 /* The signals the main thread takes with sigwait.  Blocked in main before
@@ -768,6 +897,7 @@ broker_run(struct broker *b)
 			continue;
 		if (sig == SIGHUP) {
 			broker_reload_tls(b);
+			broker_reload_grant_keys(b);
 			continue;
 		}
 		break;
@@ -800,7 +930,7 @@ main(int argc, char **argv)
 		fatalx("cannot initialise threads");
 	event_set_log_callback(libevent_log);
 	json_object_seed(0);
-	broker_load_keys(&broker, o.grant_key);
+	broker_load_keys(&broker);
 	broker_wait_for_db(&broker);
 	broker_listen(&broker);
 	for (i = 0; i < broker.nworkers; i++)

@@ -848,6 +848,29 @@ class BrokerCase:
         cls.broker.__exit__(None, None, None)
 
 
+def wait_until(pred, what="condition", timeout=30.0):
+    """pred()'s first true value, polled every 0.1 s; AssertionError
+    naming what after timeout seconds (a condition, never a fixed
+    sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError("timed out after %.0f s waiting for %s" %
+                         (timeout, what))
+
+
+class ExitAsserts:
+    """Mixin for a unittest.TestCase running toolgatectl."""
+
+    def assertExit(self, p, code):
+        self.assertEqual(p.returncode, code, "exit %d, wanted %d\nstdout: "
+                         "%s\nstderr: %s" % (p.returncode, code, p.stdout,
+                                             p.stderr))
+
+
 def payment(value, currency="USD", claim=False, **args):
     """Claims for a payments.transfer under policies/example.json, whose
     rule reads the amount from args /amount and /currency (amount_from,

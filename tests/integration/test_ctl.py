@@ -26,8 +26,8 @@ COMMANDS = [
     [], ["submit"], ["pending"], ["show"], ["approve"], ["reject"],
     ["killswitch"], ["killswitch", "trip"], ["killswitch", "status"],
     ["killswitch", "reset"], ["policy"], ["policy", "check"],
-    ["policy", "apply"], ["policy", "show"], ["audit"], ["audit", "verify"],
-    ["audit", "export"],
+    ["policy", "apply"], ["policy", "show"], ["policy", "history"],
+    ["audit"], ["audit", "verify"], ["audit", "export"],
 ]
 
 BAD_POLICY = {
@@ -229,17 +229,18 @@ class PolicyOffline(Tmp):
         self.assertExit(p, 0)
         self.assertEqual(p.stdout,
                          "policy version 1 applied (sha256 %s)\n" % sha)
+        # the same bytes again: no new version
         p = run("--db", db, "--json", "policy", "apply", EXAMPLE)
         self.assertExit(p, 0)
-        self.assertEqual(json.loads(p.stdout), {"version": 2, "sha256": sha})
+        self.assertEqual(json.loads(p.stdout), {"version": 1, "sha256": sha,
+                                                "unchanged": True})
         p = run("--db", db, "policy", "show")
         self.assertExit(p, 0)
-        head, body = p.stdout.split("\n", 1)
-        self.assertEqual(head, "version 2")
-        self.assertEqual(json.loads(body), json.loads(raw))
+        self.assertEqual(p.stdout, raw.decode())
+        self.assertEqual(p.stderr, "policy version 1 (sha256 %s)\n" % sha)
         p = run("--db", db, "--json", "policy", "show")
         out = json.loads(p.stdout)
-        self.assertEqual((out["version"], out["sha256"]), (2, sha))
+        self.assertEqual((out["version"], out["sha256"]), (1, sha))
         self.assertEqual(out["policy"], json.loads(raw))
 
     def test_apply_invalid_offline_stores_nothing(self):
@@ -354,14 +355,19 @@ class Online(Tmp):
             sha = hashlib.sha256(f.read()).hexdigest()
         before = json.loads(self.ctl("--json", "policy", "show",
                                      who="operator-olga").stdout)
-        p = self.ctl("policy", "apply", EXAMPLE, who="operator-olga")
+        p = self.ctl("policy", "apply", self.write("p.json", json.dumps(
+            before["policy"])), who="operator-olga")
         self.assertExit(p, 0)
+        sha2 = hashlib.sha256(json.dumps(before["policy"]).encode()) \
+            .hexdigest()
         self.assertEqual(p.stdout, "policy version %d applied (sha256 %s)\n"
-                         % (before["version"] + 1, sha))
+                         % (before["version"] + 1, sha2))
         p = self.ctl("policy", "show", who="operator-olga")
         self.assertExit(p, 0)
-        self.assertEqual(p.stdout.split("\n", 1)[0],
-                         "version %d" % (before["version"] + 1))
+        self.assertEqual(p.stderr, "policy version %d (sha256 %s)\n" %
+                         (before["version"] + 1, sha2))
+        self.assertEqual(p.stdout, json.dumps(before["policy"]))
+        self.assertNotEqual(sha, sha2)
 
     def test_policy_apply_by_agent_is_forbidden(self):
         p = self.ctl("policy", "apply", EXAMPLE)

@@ -28,7 +28,8 @@ COMMANDS = [
     [], ["submit"], ["wait"], ["pending"], ["show"], ["approve"],
     ["reject"], ["killswitch"], ["killswitch", "trip"],
     ["killswitch", "status"], ["killswitch", "reset"], ["policy"],
-    ["policy", "check"], ["policy", "apply"], ["policy", "show"], ["audit"],
+    ["policy", "check"], ["policy", "apply"], ["policy", "show"],
+    ["policy", "history"], ["audit"],
     ["audit", "verify"], ["audit", "export"],
 ]
 
@@ -91,7 +92,7 @@ class Help(Case):
         usage = " ".join(text.split("\n\n")[0].split())
         self.assertEqual(usage, "usage: toolgatectl [global options] "
                          "killswitch trip [--agent NAME | --tool PATTERN] "
-                         "--reason TEXT [--reject-pending]")
+                         "--reason TEXT [--reject-pending] [--force]")
         for line in text.splitlines():
             self.assertEqual(line.count("["), line.count("]"), line)
 
@@ -319,7 +320,7 @@ class Online(Case):
         env = clean_env(TOOLGATE_DB=self.broker.db)
         p = run("policy", "show", env=env)
         self.assertExit(p, 0)
-        self.assertTrue(p.stdout.startswith("version "), p.stdout)
+        self.assertTrue(p.stderr.startswith("policy version "), p.stderr)
         p = run("killswitch", "status", env=env)
         self.assertExit(p, 0)
         # a --url on the command line means online: TOOLGATE_DB steps aside

@@ -285,8 +285,8 @@ class ConnectionCap(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        conf = write_config("request-timeout = 120\nmax-connections = 40\n"
-                            "idle-timeout = 120\n")
+        conf = write_config("request-timeout = 600\nmax-connections = 40\n"
+                            "idle-timeout = 600\n")
         cls.broker = harness.Broker(threads=2, extra_args=("--config", conf))
         cls.broker.start()
 

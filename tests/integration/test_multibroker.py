@@ -337,6 +337,61 @@ class SharedDatabase(unittest.TestCase):
             self.assertEqual(b.client("agent-support").submit(
                 "crm.lookup")[0], 200)
 
+    def pending_gauges(self):
+        """toolgate_pending_intents as each broker's /metrics shows it."""
+        out = []
+        for b in self.bs.all:
+            st, _, text = b.client("agent-support").get("/metrics")
+            self.assertEqual(st, 200, text)
+            m = re.search(r"(?m)^toolgate_pending_intents (\d+)$", text)
+            out.append(int(m.group(1)))
+        return out
+
+    def test_the_pending_gauge_counts_every_brokers_intents(self):
+        # The count is a counter row (schema 8) that each broker moves in
+        # the transaction of every intent entering or leaving pending:
+        # made, approved and rejected on three brokers at once, every
+        # broker's gauge is what the intents table holds.
+        def make(i):
+            c = self.bs[i % 3].client("agent-payments")
+            out = []
+            for _ in range(4):
+                st, _, body = c.submit("payments.transfer",
+                                       **harness.payment("5000.00"))
+                out.append((st, body.get("id")))
+            return out
+        made = [r for rs in parallel(6, make) for r in rs]
+        self.assertEqual([st for st, _ in made], [202] * 24, made)
+        ids = [i for _, i in made]
+
+        def close(i):
+            c = self.bs[i % 3].client("approver-alice")
+            if i % 2:
+                return approve(c, ids[i])[0]
+            return c.request("POST", "/v1/approvals/%s/reject" % ids[i],
+                             body=json.dumps({"reason": "no"}),
+                             content_type="application/json")[0]
+        self.assertEqual(parallel(16, close), [200] * 16)
+        want = self.bs[0].query("SELECT count(*) FROM intents WHERE "
+                                "status = 'pending'")[0][0]
+        self.assertGreaterEqual(want, 8)
+        self.assertEqual(self.pending_gauges(), [want] * 3)
+        self.assertEqual(self.bs[0].query(
+            "SELECT value FROM counters WHERE name = 'pending'")[0][0], want)
+        # the rest rejected offline, by a kill switch of toolgatectl --db
+        p = subprocess.run([harness.CTL, "--db", self.bs.db, "--json",
+                            "killswitch", "trip", "--tool", "payments.*",
+                            "--reason", "gauge drill", "--reject-pending"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        sid = json.loads(p.stdout)["id"]
+        self.assertEqual(self.pending_gauges(), [0] * 3)
+        p = subprocess.run([harness.CTL, "--db", self.bs.db, "killswitch",
+                            "reset", str(sid), "--reason", "over"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+
     def test_one_chain_with_one_sequence(self):
         # Decisions from all three brokers at once, then the chain.
         def burst(i):

@@ -250,7 +250,8 @@ class TestRedeemUnderKillSwitch(RedeemCase):
 
     def test_switches_that_do_not_cover_leave_it_alone(self):
         for kw in ({"scope": "agent", "target": "agent-support"},
-                   {"scope": "tool", "target": "payments.refund"},
+                   {"scope": "tool", "target": "payments.refund",
+                    "force": True},
                    {"scope": "tool", "target": "crm.*"}):
             with self.subTest(**kw):
                 _, grant = self.allowed()

@@ -4,9 +4,14 @@
  * (approvers in approval order, amount only when there is one, args {}
  * when none); grant_verify accepts exactly our grants: ES256, our kid,
  * our signature, iss toolgate, the claims it needs, not expired; the
- * JWKS names the same kid.
+ * JWKS names the same kid.  Keyrings: the first key signs, every key
+ * verifies and is in the JWKS (signing key first), a swap keeps grants
+ * of a key still listed and refuses those of a dropped one; files are
+ * checked (mode, curve, twice) before anything is swapped.
  */
 #undef NDEBUG
+#include <sys/stat.h>
+
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +21,8 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/ec.h>
+#include <openssl/pem.h>
+#include <unistd.h>
 
 #include "canon.h"
 #include "grant.h"
@@ -70,9 +77,9 @@ test_keys(void)
 	CHECK(grant_signer_init(&g, EVP_EC_gen("P-384"), &why) == -1);
 	CHECK(why != NULL);
 	CHECK(grant_signer_init(&g, EVP_EC_gen("P-256"), &why) == 0);
-	CHECK(g.kid != NULL && strlen(g.kid) == 43);
-	CHECK(strstr(g.jwks, g.kid) != NULL);
-	CHECK(strstr(g.jwks, "\"alg\":\"ES256\"") != NULL);
+	CHECK(g.ring->keys[0].kid != NULL && strlen(g.ring->keys[0].kid) == 43);
+	CHECK(strstr(g.ring->jwks, g.ring->keys[0].kid) != NULL);
+	CHECK(strstr(g.ring->jwks, "\"alg\":\"ES256\"") != NULL);
 	grant_signer_deinit(&g);
 }
 
@@ -165,14 +172,14 @@ test_verify(void)
 	free(bad);
 	/* Our key and kid but another alg, or a crit header: refused
 	 * before any signature is checked. */
-	hdr = json_pack("{ss ss ss}", "alg", "ES256", "kid", g.kid, "crit",
+	hdr = json_pack("{ss ss ss}", "alg", "ES256", "kid", g.ring->keys[0].kid, "crit",
 	    "exp");
-	bad = jose_sign_compact(g.key, JOSE_ES256, hdr, "{}", 2);
+	bad = jose_sign_compact(g.ring->keys[0].key, JOSE_ES256, hdr, "{}", 2);
 	CHECK(grant_verify(&g, bad, NOW, &why) == NULL);
 	free(bad);
 	json_decref(hdr);
 	/* Claims it must have: a signed {} is ours but useless. */
-	bad = jose_sign_compact(g.key, JOSE_ES256, g.header, "{}", 2);
+	bad = jose_sign_compact(g.ring->keys[0].key, JOSE_ES256, g.ring->keys[0].header, "{}", 2);
 	CHECK(grant_verify(&g, bad, NOW, &why) == NULL);
 	CHECK(strstr(why, "malformed") != NULL);
 	free(bad);
@@ -184,12 +191,138 @@ test_verify(void)
 	grant_signer_deinit(&g);
 }
 
+/* A fresh P-256 key in a file of mode; its path in path. */
+static void
+key_file(char *path, size_t len, const char *curve, mode_t mode)
+{
+	EVP_PKEY	*k = EVP_EC_gen(curve);
+	FILE		*f;
+	int		 fd;
+
+	snprintf(path, len, "/tmp/test-grant-XXXXXX");
+	CHECK((fd = mkstemp(path)) >= 0);
+	CHECK((f = fdopen(fd, "w")) != NULL);
+	CHECK(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) == 1);
+	fclose(f);
+	CHECK(chmod(path, mode) == 0);
+	EVP_PKEY_free(k);
+}
+
+static struct grant_keyring *
+ring_of(const char *a, const char *b)
+{
+	const char		*paths[2] = { a, b };
+	char			 err[512];
+	struct grant_keyring	*r;
+
+	r = grant_keyring_load(paths, b ? 2 : 1, err, sizeof(err));
+	if (r == NULL)
+		fprintf(stderr, "keyring: %s\n", err);
+	CHECK(r != NULL);
+	return (r);
+}
+
+static void
+test_rotation(void)
+{
+	struct grant_signer	 g;
+	struct intent_row	 r;
+	struct grant_keyring	*ring;
+	char			 old[64], fresh[64], loose[64], p384[64];
+	char			 same[80];
+	char			 err[512], *tok_old, *tok_new;
+	const char		*paths[GRANT_KEYS_MAX + 1], *why;
+	json_t			*c, *jwks;
+	int64_t			 exp;
+	size_t			 i;
+
+	key_file(old, sizeof(old), "P-256", 0600);
+	key_file(fresh, sizeof(fresh), "P-256", 0400);
+	key_file(loose, sizeof(loose), "P-256", 0640);
+	key_file(p384, sizeof(p384), "P-384", 0600);
+	row(&r, 0);
+
+	/* one key: it signs */
+	CHECK(grant_signer_init_ring(&g, ring_of(old, NULL)) == 0);
+	tok_old = grant_sign(&g, &r, NULL, NOW, &exp);
+	CHECK(tok_old != NULL);
+
+	/* the new key added second: the old one still signs, both publish */
+	grant_signer_swap(&g, ring_of(old, fresh));
+	ring = grant_signer_keys(&g);
+	CHECK(ring->n == 2);
+	jwks = json_loads(ring->jwks, 0, NULL);
+	CHECK(json_array_size(json_object_get(jwks, "keys")) == 2);
+	CHECK(strcmp(json_string_value(json_object_get(json_array_get(
+	    json_object_get(jwks, "keys"), 0), "kid")), ring->keys[0].kid) ==
+	    0);
+	json_decref(jwks);
+	grant_keyring_unref(ring);
+	tok_new = grant_sign(&g, &r, NULL, NOW, &exp);
+	CHECK(strncmp(tok_new, tok_old, strchr(tok_old, '.') - tok_old) == 0);
+	free(tok_new);
+
+	/* the new one made first: it signs, the old grant still verifies */
+	grant_signer_swap(&g, ring_of(fresh, old));
+	tok_new = grant_sign(&g, &r, NULL, NOW, &exp);
+	CHECK(strncmp(tok_new, tok_old, strchr(tok_old, '.') - tok_old) != 0);
+	CHECK((c = grant_verify(&g, tok_old, NOW, &why)) != NULL);
+	json_decref(c);
+	CHECK((c = grant_verify(&g, tok_new, NOW, &why)) != NULL);
+	json_decref(c);
+
+	/* the old one dropped: its grants are no longer ours */
+	grant_signer_swap(&g, ring_of(fresh, NULL));
+	CHECK(grant_verify(&g, tok_old, NOW, &why) == NULL);
+	CHECK(strcmp(why, "the grant was not issued by this broker") == 0);
+	CHECK((c = grant_verify(&g, tok_new, NOW, &why)) != NULL);
+	json_decref(c);
+
+	/* what a keyring refuses, naming the file */
+	paths[0] = fresh;
+	paths[1] = loose;
+	CHECK(grant_keyring_load(paths, 2, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, loose) != NULL && strstr(err, "chmod 600"));
+	paths[1] = p384;
+	CHECK(grant_keyring_load(paths, 2, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, p384) != NULL && strstr(err, "P-256"));
+	paths[1] = fresh;
+	CHECK(grant_keyring_load(paths, 2, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "listed twice") != NULL);
+	/* the same key under another name */
+	snprintf(same, sizeof(same), "%s.same", fresh);
+	CHECK(link(fresh, same) == 0);
+	paths[1] = same;
+	CHECK(grant_keyring_load(paths, 2, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "the same grant key is listed twice"));
+	unlink(same);
+	paths[1] = "/nonexistent/grant.key";
+	CHECK(grant_keyring_load(paths, 2, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "/nonexistent/grant.key: cannot read key: No such "
+	    "file") != NULL);
+	for (i = 0; i <= GRANT_KEYS_MAX; i++)
+		paths[i] = fresh;
+	CHECK(grant_keyring_load(paths, GRANT_KEYS_MAX + 1, err,
+	    sizeof(err)) == NULL);
+	CHECK(grant_keyring_load(paths, 0, err, sizeof(err)) == NULL);
+
+	free(tok_old);
+	free(tok_new);
+	intent_row_clear(&r);
+	grant_signer_deinit(&g);
+	unlink(old);
+	unlink(fresh);
+	unlink(loose);
+	unlink(p384);
+}
+
 int
 main(void)
 {
 	test_keys();
 	test_claims();
 	test_verify();
+	test_rotation();
 	printf("grant: %d passed, 0 failed\n", passed);
 	return (0);
 }

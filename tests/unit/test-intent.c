@@ -343,7 +343,7 @@ test_grant_verifies_with_libjwt(void)
 	/* An independent verifier agrees. */
 	CHECK(jwt_decode(&jwt, tok, (unsigned char *)pem, (int)pemlen) == 0);
 	CHECK(jwt_get_alg(jwt) == JWT_ALG_ES256);
-	CHECK(strcmp(jwt_get_header(jwt, "kid"), g.kid) == 0);
+	CHECK(strcmp(jwt_get_header(jwt, "kid"), g.ring->keys[0].kid) == 0);
 	CHECK(strcmp(jwt_get_grant(jwt, "sub"), "agent-a") == 0);
 	CHECK(strcmp(jwt_get_grant(jwt, "aud"), "payments.transfer") == 0);
 	CHECK(jwt_get_grant_int(jwt, "exp") == NOW + 60);
@@ -351,7 +351,7 @@ test_grant_verifies_with_libjwt(void)
 	jwt_free(jwt);
 	free(tok);
 	/* The JWKS carries the same kid. */
-	CHECK(strstr(g.jwks, g.kid) != NULL);
+	CHECK(strstr(g.ring->jwks, g.ring->keys[0].kid) != NULL);
 	json_decref(args);
 	intent_row_clear(&r);
 	free(pem);

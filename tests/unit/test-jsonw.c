@@ -8,6 +8,8 @@
  *    sample object of §3.2.2 and the sorting example of §3.2.3 (written
  *    in here from the RFC text), string escapes, and what it refuses.
  *  - JSONW_PLAIN keeps insertion order with JCS strings and numbers.
+ *  - jsonw_pretty is JSONW_PLAIN laid out as jansson's JSON_INDENT(2),
+ *    reads back as the same value, and with JSONW_ASCII is pure ASCII.
  * tests/integration/test_jcs.py compares JSONW_JCS with an independent
  * Python implementation on random values.
  */
@@ -399,6 +401,70 @@ plain(void)
 	json_decref(v);
 }
 
+/* jsonw_pretty: jansson's indented layout, plain numbers (0.1 is not
+ * 0.10000000000000001), and JSONW_ASCII escapes all but ASCII. */
+static void
+pretty(void)
+{
+	static const char want[] =
+	    "{\n  \"z\": 0.1,\n  \"a\": [\n    1000.0,\n    \"x\",\n"
+	    "    {}\n  ],\n  \"e\": [],\n  \"o\": {\n    \"k\": null\n"
+	    "  }\n}";
+	json_t	*v = json_loads("{\"z\":0.1,\"a\":[1e3,\"x\",{}],\"e\":[],"
+		    "\"o\":{\"k\":null}}", 0, NULL), *back, *flat;
+	char	*s, *j;
+	size_t	 len, i;
+	int	 k;
+
+	CHECK(v != NULL);
+	s = jsonw_pretty(v, 0, &len);
+	if (s == NULL || strcmp(s, want) != 0)
+		fprintf(stderr, "pretty: %s\n", s ? s : "(null)");
+	CHECK(s != NULL && strcmp(s, want) == 0 && len == strlen(want));
+	free(s);
+	/* Same layout as jansson's where the numbers agree. */
+	json_object_del(v, "z");
+	json_array_remove(json_object_get(v, "a"), 0);
+	s = jsonw_pretty(v, 0, NULL);
+	j = json_dumps(v, JSON_INDENT(2));
+	CHECK(s != NULL && j != NULL && strcmp(s, j) == 0);
+	free(s);
+	free(j);
+	json_decref(v);
+
+	v = json_pack("{s s}", "p\xc3\xa9", "\xc2\x9b\xe2\x80\xae\xf0\x9f"
+	    "\x98\x80\x7f");
+	s = jsonw_pretty(v, JSONW_ASCII, NULL);
+	CHECK(s != NULL && strcmp(s, "{\n  \"p\\u00e9\": \"\\u009b\\u202e"
+	    "\\ud83d\\ude00\x7f\"\n}") == 0);
+	free(s);
+	s = jsonw_pretty(v, 0, NULL);
+	CHECK(s != NULL && strstr(s, "\xc2\x9b") != NULL);
+	free(s);
+	json_decref(v);
+
+	/* Reads back as the compact plain text does (jansson refuses a NUL
+	 * in a name either way). */
+	for (k = 0; k < 2000; k++) {
+		v = random_value(0);
+		s = jsonw_pretty(v, k % 2 ? JSONW_ASCII : 0, &len);
+		j = jsonw_dump(v, JSONW_PLAIN, NULL);
+		CHECK(s != NULL && j != NULL);
+		back = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL,
+		    NULL);
+		flat = json_loads(j, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+		CHECK((back == NULL) == (flat == NULL));
+		CHECK(back == NULL || json_equal(back, v));
+		for (i = 0; k % 2 && i < len; i++)
+			CHECK((unsigned char)s[i] < 0x80);
+		json_decref(back);
+		json_decref(flat);
+		free(s);
+		free(j);
+		json_decref(v);
+	}
+}
+
 int
 main(void)
 {
@@ -411,6 +477,7 @@ main(void)
 	rfc8785_objects();
 	jcs_refusals();
 	plain();
+	pretty();
 	round_trips();
 	table();
 	for (i = 0; i < 20000; i++) {

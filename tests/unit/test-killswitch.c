@@ -75,15 +75,19 @@ ks_trip(struct store *db, const char *actor, enum ks_scope scope,
     const char *target, const char *reason, int reject,
     struct ks_trip_result *res, const char **why)
 {
+	static struct lc_trip_refusal refusal;
 	struct decider	 d;
 	enum reason	 r;
 	size_t		 i;
 
+	/* These databases hold no policy: the targets are forced. */
 	memset(res, 0, sizeof(*res));
 	decider_init(&d, db, "test", NULL);
 	r = lc_begin(&d) == -1 ? E_UNAVAILABLE : lc_finish(&d, lc_trip(&d,
-	    actor, scope, target, reason, reject, clock_now(), &res->id,
-	    why));
+	    actor, scope, target, reason, (reject ? LC_TRIP_REJECT_PENDING :
+	    0) | LC_TRIP_FORCE, clock_now(), &res->id, &refusal));
+	if (r != REASON_OK)
+		*why = refusal.message;
 	if (r == REASON_OK) {
 		res->rejected = json_array();
 		for (i = 0; i < d.changed.n; i++)

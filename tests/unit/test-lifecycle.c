@@ -320,7 +320,7 @@ run_op(struct decider *d, const struct row *rw, const char *id)
 {
 	struct lc_verdict	 v;
 	struct intent_row	 r;
-	const char		*why;
+	struct lc_trip_refusal	 why;
 	int64_t			 now = T0 + rw->at, ks;
 	size_t			 n;
 	int			 expired;
@@ -350,7 +350,7 @@ run_op(struct decider *d, const struct row *rw, const char *id)
 		break;
 	case TRIP_REJECT:
 		rc = lc_trip(d, rw->actor, KS_TOOL, "payments.*", "incident",
-		    1, now, &ks, &why);
+		    LC_TRIP_REJECT_PENDING, now, &ks, &why);
 		break;
 	}
 	return (lc_finish(d, rc));
@@ -365,7 +365,7 @@ test_table(void)
 	struct lc_verdict v;
 	json_t		*p;
 	char		 id[INTENT_ID_LEN + 1];
-	const char	*why;
+	struct lc_trip_refusal why;
 	int64_t		 ks;
 	size_t		 i;
 	enum intent_status before;

@@ -1925,6 +1925,74 @@ test_patterns(void)
 	CHECK(!policy_tool_name_valid(NULL), "NULL name");
 }
 
+/* ---- names the policy knows (policy_names.c) ---- */
+
+static void
+test_names(void)
+{
+	static const struct {
+		const char	*pattern;
+		int		 known;
+	} tools[] = {
+		{ "payments.transfer", 1 }, { "payments.*", 1 },
+		{ "crm.lookup", 1 }, { "crm.*", 1 }, { "crm.update", 1 },
+		{ "crm.lookup.*", 1 }, { "crm", 0 }, { "payment.transfer", 0 },
+		{ "payments", 0 }, { "paymentsx.*", 0 }, { "email.send", 1 },
+		{ "email.*", 1 }, { "nope.*", 0 }, { "svc.op.x", 1 },
+		{ "svc.*", 1 }, { "svcx.op", 0 },
+	};
+	static const struct {
+		const char	*name, *closest;
+	} agents[] = {
+		{ "agent-paymnets", "agent-payments" },	/* a swap */
+		{ "agent-payment", "agent-payments" },
+		{ "agent-payments2", "agent-payments" },
+		{ "Agent-Support", "agent-support" },
+		{ "approver-alise", "approver-alice" },
+		{ "zzzzzzzzzzzz", NULL },
+		{ "x", NULL },
+	};
+	struct policy	*p = load_text("{\"principals\": {"
+	    "\"agent-payments\": {\"roles\": [\"pay\"]},"
+	    "\"agent-support\": {\"roles\": [\"sup\"]},"
+	    "\"approver-alice\": {\"roles\": [\"fin\"]},"
+	    "\"off\": {\"roles\": [\"pay\"], \"disabled\": true}},"
+	    "\"roles\": {\"pay\": {\"rules\": [{\"tool\": \"payments.transfer\","
+	    "\"approvals\": 1, \"approvers\": [\"fin\"]}, {\"tool\": \"svc.op.*\"}]},"
+	    "\"sup\": {\"rules\": [{\"tool\": \"crm.*\"}, {\"tool\": \"email.send\","
+	    "\"effect\": \"deny\"}]}, \"fin\": {}}}");
+	const char	*c;
+	char		 longname[300];
+	size_t		 i;
+
+	for (i = 0; i < sizeof(tools) / sizeof(tools[0]); i++)
+		CHECK(policy_tool_known(p, tools[i].pattern) == tools[i].known,
+		    "tool_known(%s)", tools[i].pattern);
+	for (i = 0; i < sizeof(agents) / sizeof(agents[0]); i++) {
+		c = policy_closest_principal(p, agents[i].name);
+		CHECK(agents[i].closest == NULL ? c == NULL : c != NULL &&
+		    strcmp(c, agents[i].closest) == 0, "closest(%s): %s",
+		    agents[i].name, c ? c : "none");
+	}
+	/* a disabled principal is still one: a switch on it is no typo */
+	CHECK(policy_knows(p, "off"), "disabled is known");
+	c = policy_closest_tool(p, "payment.transfer");
+	CHECK(c != NULL && strcmp(c, "payments.transfer") == 0,
+	    "closest tool: %s", c ? c : "none");
+	c = policy_closest_tool(p, "crm.*x");
+	CHECK(c != NULL && strcmp(c, "crm.*") == 0, "closest pattern: %s",
+	    c ? c : "none");
+	CHECK(policy_closest_tool(p, "totally.different") == NULL,
+	    "no close tool");
+	/* long names: bounded work, and nothing closer than 8 edits */
+	memset(longname, 'a', sizeof(longname));
+	longname[255] = '\0';
+	CHECK(policy_closest_principal(p, longname) == NULL, "long name");
+	CHECK(policy_closest_principal(NULL, "x") == NULL, "no policy");
+	CHECK(!policy_tool_known(NULL, "x"), "no policy tool");
+	policy_free(p);
+}
+
 /* ---- concurrency and size ---- */
 
 struct reader {
@@ -2007,6 +2075,7 @@ test_big(void)
 	struct timespec		 t0;
 	json_t			*errors = NULL;
 	char			*text, name[64], tool[64];
+	const char		*near;
 	int			 i, bad = 0;
 	double			 parse_s, eval_s;
 
@@ -2090,6 +2159,14 @@ test_big(void)
 	CHECK(eval_s < 5.0, "200000 evaluations took %.2fs", eval_s);
 	printf("big policy: parse %.3fs, %.2f us per evaluation\n", parse_s,
 	    eval_s * 1e6 / 200000);
+	/* the kill switch's suggestion walks every name, boundedly */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK((near = policy_closest_principal(p, "agent-1234x")) != NULL &&
+	    strcmp(near, "agent-1234") == 0, "closest of 10000: %s",
+	    near ? near : "none");
+	CHECK((near = policy_closest_tool(p, "svc123.opp")) != NULL &&
+	    strcmp(near, "svc123.op") == 0, "closest tool of 10000");
+	CHECK(since(&t0) < 2.0, "suggestions took %.2fs", since(&t0));
 	policy_free(p);
 }
 
@@ -2114,6 +2191,7 @@ main(int argc, char *argv[])
 	test_conditions();
 	test_limits();
 	test_warnings();
+	test_names();
 	test_threads();
 	test_big();
 

@@ -7,8 +7,10 @@
  * transactions, the generations other connections see, the replay guard,
  * intents (insert, get, status, conditional moves and redemption,
  * approvals in order), the queue's pages and cursors, due intents, kill
- * switches, and the audit chain head.  What a second engine must do the
- * same way is what this file checks.
+ * switches, the audit chain head, and the gauges of stats (the pending
+ * count kept by inserts and moves, the oldest pending, those past half
+ * their TTL, engaged switches) read through indexes only.  What a second
+ * engine must do the same way is what this file checks.
  */
 #undef NDEBUG
 #include <sys/stat.h>
@@ -93,7 +95,7 @@ test_open(void)
 	CHECK(access(dbpath, F_OK) == -1);
 	s = open_store(STORE_CREATE);
 	CHECK(strcmp(s->ops->name, "sqlite") == 0);
-	CHECK(store_schema_version() == 3);
+	CHECK(store_schema_version() == 8);
 	/* A write makes -wal and -shm: all three private, whatever the
 	 * umask. */
 	CHECK(store_begin(s) == 0);
@@ -576,6 +578,116 @@ test_audit_head(void)
 	drop_db();
 }
 
+/* Every table the stats statement touches is read through an index —
+ * the pending counter's key, intents_pending's first entry, the bounded
+ * range of intents_pending_half, killswitches_engaged — never a walk of
+ * the table ("SCAN intents" without an index). */
+static void
+check_stats_plan(struct store *s)
+{
+	static const char *const tables[] = { "intents", "killswitches",
+	    "counters" };
+	sqlite3		*db = store_sqlite_handle(s);
+	sqlite3_stmt	*st;
+	char		 sql[1024], plan[2048] = "", scan[64];
+	const char	*detail;
+	size_t		 i, used = 0;
+
+	snprintf(sql, sizeof(sql), "EXPLAIN QUERY PLAN %s",
+	    store_sqlite_stats_sql());
+	CHECK(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		detail = (const char *)sqlite3_column_text(st, 3);
+		for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+			snprintf(scan, sizeof(scan), "SCAN %s", tables[i]);
+			if (strncmp(detail, scan, strlen(scan)) == 0 &&
+			    strstr(detail, "INDEX") == NULL)
+				fprintf(stderr, "stats plan: %s\n", detail);
+			CHECK(strncmp(detail, scan, strlen(scan)) != 0 ||
+			    strstr(detail, "INDEX") != NULL);
+		}
+		used += (size_t)snprintf(plan + used, used < sizeof(plan) ?
+		    sizeof(plan) - used : 0, "%s\n", detail);
+	}
+	sqlite3_finalize(st);
+	CHECK(strstr(plan, "INDEX intents_pending\n") != NULL);
+	CHECK(strstr(plan, "INDEX intents_pending_half") != NULL);
+	CHECK(strstr(plan, "killswitches_engaged") != NULL);
+}
+
+static void
+test_stats(void)
+{
+	struct store		*s, *t;
+	struct store_stats	 g;
+	struct intent_move	 m;
+	struct ks_row		 k;
+	char			 id[INTENT_ID_LEN + 1];
+	int64_t			 ks;
+	int			 i;
+
+	new_path();
+	s = open_store(STORE_CREATE);
+	t = open_store(0);
+	CHECK(s->ops->stats(s, 1000, &g) == 0);
+	CHECK(g.pending == 0 && g.oldest_pending_at == 0 &&
+	    g.past_half_ttl == 0 && g.killswitches == 0);
+	/* pending ones count (TTL 3600: half-way at +1800); others not */
+	CHECK(store_begin(s) == 0);
+	for (i = 0; i < 4; i++) {
+		snprintf(id, sizeof(id), "in_%032d", i);
+		insert(s, id, i == 3 ? ST_ALLOWED : ST_PENDING, 1000 + 100 * i,
+		    1);
+	}
+	CHECK(store_commit(s) == 0);
+	CHECK(t->ops->stats(t, 2799, &g) == 0);
+	CHECK(g.pending == 3 && g.oldest_pending_at == 1000 &&
+	    g.past_half_ttl == 0);
+	CHECK(t->ops->stats(t, 2900, &g) == 0 && g.past_half_ttl == 2);
+	/* a rolled back insert never counted */
+	CHECK(store_begin(s) == 0);
+	insert(s, "in_99999999999999999999999999999999", ST_PENDING, 500, 1);
+	store_rollback(s);
+	CHECK(t->ops->stats(t, 2900, &g) == 0 && g.pending == 3);
+	/* a move out of pending counts once; one that does not happen, or
+	 * from another status, not at all */
+	memset(&m, 0, sizeof(m));
+	m.id = "in_00000000000000000000000000000000";
+	m.from = ST_PENDING;
+	m.to = ST_REJECTED;
+	CHECK(store_begin(s) == 0);
+	CHECK(s->ops->intent_move(s, &m) == 0);
+	CHECK(s->ops->intent_move(s, &m) == 1);
+	m.id = "in_00000000000000000000000000000003";
+	m.from = ST_ALLOWED;
+	m.to = ST_EXPIRED;
+	CHECK(s->ops->intent_move(s, &m) == 0);
+	CHECK(store_commit(s) == 0);
+	CHECK(t->ops->stats(t, 2900, &g) == 0);
+	CHECK(g.pending == 2 && g.oldest_pending_at == 1100 &&
+	    g.past_half_ttl == 1);
+	/* engaged switches */
+	memset(&k, 0, sizeof(k));
+	k.scope = KS_GLOBAL;
+	k.reason = "r";
+	k.by = "o";
+	k.at = 5;
+	CHECK(store_begin(s) == 0);
+	CHECK(s->ops->ks_insert(s, &k, &ks) == 0);
+	CHECK(s->ops->ks_insert(s, &k, &ks) == 0);
+	CHECK(s->ops->ks_reset(s, ks, "o", 6, "r") == 0);
+	CHECK(store_commit(s) == 0);
+	CHECK(t->ops->stats(t, 2900, &g) == 0 && g.killswitches == 1);
+	check_stats_plan(s);
+	/* a damaged database: no counter row, no numbers */
+	CHECK(sqlite3_exec(store_sqlite_handle(s), "DELETE FROM counters "
+	    "WHERE name = 'pending'", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(t->ops->stats(t, 2900, &g) == -1);
+	store_close(t);
+	store_close(s);
+	drop_db();
+}
+
 int
 main(void)
 {
@@ -588,6 +700,7 @@ main(void)
 	test_pages();
 	test_killswitches();
 	test_audit_head();
+	test_stats();
 	printf("store: %d passed, 0 failed\n", passed);
 	return (0);
 }
