@@ -15,6 +15,7 @@
 #include "canon.h"
 #include "lifecycle_impl.h"
 #include "log.h"
+#include "outbox.h"
 #include "text.h"
 
 /* Human text of an intent, following its status. */
@@ -108,6 +109,7 @@ lc_changes_reset(struct lc_changes *ch)
 	ch->overflow = 0;
 	ch->killswitch = 0;
 	ch->policy = 0;
+	ch->events = 0;
 }
 
 static void
@@ -174,8 +176,11 @@ enum reason
 lc_audit(struct decider *d, int64_t now, const char *actor, const char *event,
     const char *intent_id, json_t *details)
 {
-	return (audit_append(d->store, now, actor, event, intent_id,
-	    details) == 0 ? REASON_OK : E_UNAVAILABLE);
+	if (audit_append(d->store, now, actor, event, intent_id,
+	    details) == -1 ||
+	    outbox_on_audit(d, now, actor, event, details) == -1)
+		return (E_UNAVAILABLE);
+	return (REASON_OK);
 }
 
 enum reason
@@ -205,7 +210,9 @@ lc_apply(struct decider *d, const struct lc_change *c)
 	if (rc != 0)
 		return (E_UNAVAILABLE);
 	if (lc_audit(d, c->now, c->actor, c->event, id, c->details) !=
-	    REASON_OK)
+	    REASON_OK || outbox_on_intent(d, c->kind == LC_INSERT ? c->row :
+	    NULL, c->kind == LC_MOVE ? &c->move : NULL, c->now,
+	    c->details) == -1)
 		return (E_UNAVAILABLE);
 	/* A new intent has nobody waiting on it; a redemption leaves it
 	 * allowed.  A move is what long-polls wait for. */

@@ -41,10 +41,14 @@
 #define LC_GRANT_WINDOW_DEFAULT	3600	/* seconds (config grant-window) */
 #define LC_SWEEP_BATCH		100	/* expiries per sweep transaction */
 
+struct outbox_rules;
+
 struct lc_config {
 	/* An allowed intent mints grants for this long after it was
 	 * allowed; not redeemed by then, it becomes expired. */
 	int64_t		 grant_window;
+	/* Which sinks want which events (outbox.h); NULL: none. */
+	const struct outbox_rules *outbox;
 };
 
 /* What the current transaction changed, for after the commit. */
@@ -54,6 +58,7 @@ struct lc_changes {
 	int		 overflow;	/* ids lost to ENOMEM: wake everyone */
 	int		 killswitch;	/* a switch was tripped or reset */
 	int		 policy;	/* a policy version was applied */
+	int		 events;	/* outbox rows were written */
 };
 
 /*
