@@ -163,6 +163,34 @@ outbox_rules_load(struct store *s, struct outbox_rules *r)
 	return (s->ops->sink_status(s, outbox_rules_cb, r));
 }
 
+static json_t *outbox_time(int64_t t);
+
+json_t *
+outbox_sink_json(const struct sink_row *r, int64_t now)
+{
+	json_t	*v;
+
+	v = json_pack("{ss ss ss sI so sI sI sI sI sI so so so so s{so so}}",
+	    "name", r->name, "target", r->target, "events", r->events,
+	    "queued", (json_int_t)r->queued,
+	    "oldest_queued_at", outbox_time(r->oldest_at),
+	    "delivered", (json_int_t)r->delivered,
+	    "failed", (json_int_t)r->failed,
+	    "given_up", (json_int_t)r->given_up,
+	    "dropped", (json_int_t)r->dropped,
+	    "failing", (json_int_t)r->attempts,
+	    "next_attempt_at", outbox_time(r->attempts > 0 ? r->next_at : 0),
+	    "last_error", r->last_error ? json_string(r->last_error) :
+	    json_null(),
+	    "last_error_at", outbox_time(r->last_error_at),
+	    "last_delivered_at", outbox_time(r->last_delivered_at),
+	    "lease", "owner", r->lease_owner && r->lease_until > now ?
+	    json_string(r->lease_owner) : json_null(),
+	    "until", outbox_time(r->lease_owner && r->lease_until > now ?
+	    r->lease_until : 0));
+	return (v);
+}
+
 int
 outbox_event_id(char out[OUTBOX_EVENT_ID_LEN + 1])
 {

@@ -80,6 +80,15 @@ int	outbox_rules_add(struct outbox_rules *r, const char *name,
  */
 int	outbox_rules_load(struct store *s, struct outbox_rules *r);
 
+/*
+ * A sink's stored state as an item of GET /v1/events/status (new
+ * reference): {name, target, events, queued, oldest_queued_at,
+ * delivered, failed, given_up, dropped, failing (failed attempts in a
+ * row), next_attempt_at, last_error, last_error_at, last_delivered_at,
+ * lease: {owner, until}}.  NULL when out of memory.
+ */
+json_t	*outbox_sink_json(const struct sink_row *r, int64_t now);
+
 /* A fresh event id ("ev_", then time and randomness).  0 or -1. */
 int	outbox_event_id(char out[OUTBOX_EVENT_ID_LEN + 1]);
 

@@ -222,4 +222,6 @@ commit_publish(struct broker *b, const struct lc_changes *ch)
 		__atomic_add_fetch(&b->ks_epoch, 1, __ATOMIC_ACQ_REL);
 	if (ch->n > 0 || ch->overflow)
 		wait_wake(b, ch);
+	if (ch->events)
+		events_wake(b);
 }

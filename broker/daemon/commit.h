@@ -61,7 +61,8 @@ int	commit_worker_init(struct worker *w);
 void	commit_worker_deinit(struct worker *w);
 /*
  * After any transaction this process committed, on any thread: wake the
- * long-polls of every intent it changed, on every thread, and make a kill
- * switch change visible to answers decided before it.
+ * long-polls of every intent it changed, on every thread, make a kill
+ * switch change visible to answers decided before it, and wake the
+ * event sender when it wrote outbox rows.
  */
 void	commit_publish(struct broker *b, const struct lc_changes *ch);
