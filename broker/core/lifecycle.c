@@ -110,6 +110,7 @@ lc_changes_reset(struct lc_changes *ch)
 	ch->killswitch = 0;
 	ch->policy = 0;
 	ch->events = 0;
+	ch->queue = 0;
 }
 
 static void
@@ -214,10 +215,14 @@ lc_apply(struct decider *d, const struct lc_change *c)
 	    NULL, c->kind == LC_MOVE ? &c->move : NULL, c->now,
 	    c->details) == -1)
 		return (E_UNAVAILABLE);
-	/* A new intent has nobody waiting on it; a redemption leaves it
-	 * allowed.  A move is what long-polls wait for. */
+	/* A new intent has nobody waiting on it (but a pending one joins
+	 * the approval queue); a redemption leaves it allowed.  A move is
+	 * what long-polls wait for. */
 	if (c->kind == LC_MOVE)
 		lc_changes_add(&d->changed, id);
+	if ((c->kind == LC_INSERT && c->row->status == ST_PENDING) ||
+	    (c->kind == LC_MOVE && c->move.from == ST_PENDING))
+		d->changed.queue = 1;
 	return (REASON_OK);
 }
 
@@ -563,9 +568,10 @@ lc_count_and_release(struct decider *d, const char *who, struct intent_row *r,
 	    "status", intent_status_name(out->status));
 	if (det == NULL)
 		return (E_UNAVAILABLE);
-	if (out->status == ST_PENDING)
+	if (out->status == ST_PENDING) {
 		rc = lc_audit(d, now, who, "approval", r->id, det);
-	else {
+		d->changed.queue = 1;	/* its approvals n/m moved */
+	} else {
 		lc_move_pending(&m, r->id, ST_ALLOWED, now, TEXT_RELEASED);
 		rc = lc_move(d, &m, now, who, "approval", det);
 	}

@@ -59,6 +59,7 @@ struct lc_changes {
 	int		 killswitch;	/* a switch was tripped or reset */
 	int		 policy;	/* a policy version was applied */
 	int		 events;	/* outbox rows were written */
+	int		 queue;		/* the approval queue changed */
 };
 
 /*
