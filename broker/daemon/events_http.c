@@ -209,9 +209,12 @@ webhook_no_answer(struct webhook_conn *c, int saved_errno)
 	unsigned long	 e = 0, last;
 	char		 tls[200] = "";
 
+	/* bufferevent_openssl hands its errors back newest first; the
+	 * oldest is the SSL_ERROR_* code, not a library error. */
 	if (c->sink->https && c->bev != NULL) {
 		while ((last = bufferevent_get_openssl_error(c->bev)) != 0)
-			e = last;
+			if (e == 0 && ERR_GET_LIB(last) != 0)
+				e = last;
 		if (e != 0)
 			ERR_error_string_n(e, tls, sizeof(tls));
 	}
