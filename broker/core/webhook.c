@@ -300,101 +300,84 @@ slack_pending(json_t *blocks, const json_t *data, int64_t now, struct sb *t,
 	free(b.p);
 }
 
-/* The one line of every other type into b. */
+/*
+ * The one line of every other type.  In a line, {key} is data's string
+ * member (escaped, cut), { key} the same after a space and only when
+ * present, {#key} its integer member, {intent} "`tool` for *agent*
+ * (amount)" and {approvals} "n/m".
+ */
+static const struct {
+	const char	*type;
+	const char	*line;
+} slack_lines[] = {
+	{ "intent.allowed", ":white_check_mark: *Approved*: {intent} by {by}, "
+	    "{approvals} approvals" },
+	{ "intent.rejected", ":no_entry: *Rejected*: {intent} by {by}: "
+	    "{reason}" },
+	{ "intent.expired", ":hourglass: *Expired without approval*: "
+	    "{intent}, {approvals} approvals" },
+	{ "killswitch.tripped", ":rotating_light: *Kill switch {#id} tripped* "
+	    "by {by} ({scope}{ target}): {reason}\nPending intents rejected: "
+	    "{#rejected}. Reset with `toolgatectl killswitch reset {#id} "
+	    "--reason 'TEXT'`" },
+	{ "killswitch.reset", ":large_green_circle: *Kill switch {#id} reset* "
+	    "by {by}: {reason}" },
+	{ "policy.applied", ":scroll: *Policy version {#version} applied* by "
+	    "{by} (sha256 `{sha256}`)" },
+	{ "audit.record", "*Audit record {#seq}*: {event} by {actor}"
+	    "{ intent_id}" },
+	{ "audit.checkpoint", ":link: *Audit checkpoint*: record {#seq}, hash "
+	    "`{hash}`" },
+};
+
+/* One {...} of a line (name: n bytes after the '{'). */
+static void
+slack_field_of(struct sb *b, const json_t *data, const char *name, size_t n)
+{
+	char	 key[32], num[24];
+	int	 optional = name[0] == ' ', integer = name[0] == '#';
+
+	snprintf(key, sizeof(key), "%.*s", (int)(n - (optional || integer)),
+	    name + (optional || integer));
+	if (strcmp(key, "intent") == 0)
+		slack_intent_line(b, data);
+	else if (strcmp(key, "approvals") == 0)
+		slack_approvals(b, data);
+	else if (integer) {
+		snprintf(num, sizeof(num), "%lld", (long long)
+		    json_integer_value(json_object_get(data, key)));
+		sb_puts(b, num);
+	} else if (!optional || str(data, key) != NULL) {
+		if (optional)
+			sb_puts(b, " ");
+		slack_put(b, str(data, key), strcmp(key, "reason") == 0 ?
+		    SLACK_REASON_MAX : SLACK_NAME_MAX, 0);
+	}
+}
+
 static void
 slack_line(struct sb *b, const char *type, const json_t *data)
 {
-	char	 n[64];
+	const char	*p, *end;
+	size_t		 i;
 
-	if (strcmp(type, "intent.allowed") == 0) {
-		sb_puts(b, ":white_check_mark: *Approved*: ");
-		slack_intent_line(b, data);
-		sb_puts(b, " by ");
-		slack_put(b, str(data, "by"), SLACK_NAME_MAX, 0);
-		sb_puts(b, ", ");
-		slack_approvals(b, data);
-		sb_puts(b, " approvals");
-	} else if (strcmp(type, "intent.rejected") == 0) {
-		sb_puts(b, ":no_entry: *Rejected*: ");
-		slack_intent_line(b, data);
-		sb_puts(b, " by ");
-		slack_put(b, str(data, "by"), SLACK_NAME_MAX, 0);
-		sb_puts(b, ": ");
-		slack_put(b, str(data, "reason"), SLACK_REASON_MAX, 0);
-	} else if (strcmp(type, "intent.expired") == 0) {
-		sb_puts(b, ":hourglass: *Expired without approval*: ");
-		slack_intent_line(b, data);
-		sb_puts(b, ", ");
-		slack_approvals(b, data);
-		sb_puts(b, " approvals");
-	} else if (strcmp(type, "killswitch.tripped") == 0) {
-		snprintf(n, sizeof(n), "%lld", (long long)json_integer_value(
-		    json_object_get(data, "id")));
-		sb_puts(b, ":rotating_light: *Kill switch ");
-		sb_puts(b, n);
-		sb_puts(b, " tripped* by ");
-		slack_put(b, str(data, "by"), SLACK_NAME_MAX, 0);
-		sb_puts(b, " (");
-		slack_put(b, str(data, "scope"), 16, 0);
-		if (str(data, "target") != NULL) {
-			sb_puts(b, " ");
-			slack_put(b, str(data, "target"), SLACK_NAME_MAX, 0);
-		}
-		sb_puts(b, "): ");
-		slack_put(b, str(data, "reason"), SLACK_REASON_MAX, 0);
-		snprintf(n, sizeof(n), "%lld", (long long)json_integer_value(
-		    json_object_get(data, "rejected")));
-		sb_puts(b, "\nPending intents rejected: ");
-		sb_puts(b, n);
-		snprintf(n, sizeof(n), "%lld", (long long)json_integer_value(
-		    json_object_get(data, "id")));
-		sb_puts(b, ". Reset with `toolgatectl killswitch reset ");
-		sb_puts(b, n);
-		sb_puts(b, " --reason 'TEXT'`");
-	} else if (strcmp(type, "killswitch.reset") == 0) {
-		snprintf(n, sizeof(n), "%lld", (long long)json_integer_value(
-		    json_object_get(data, "id")));
-		sb_puts(b, ":large_green_circle: *Kill switch ");
-		sb_puts(b, n);
-		sb_puts(b, " reset* by ");
-		slack_put(b, str(data, "by"), SLACK_NAME_MAX, 0);
-		sb_puts(b, ": ");
-		slack_put(b, str(data, "reason"), SLACK_REASON_MAX, 0);
-	} else if (strcmp(type, "policy.applied") == 0) {
-		snprintf(n, sizeof(n), "%lld", (long long)json_integer_value(
-		    json_object_get(data, "version")));
-		sb_puts(b, ":scroll: *Policy version ");
-		sb_puts(b, n);
-		sb_puts(b, " applied* by ");
-		slack_put(b, str(data, "by"), SLACK_NAME_MAX, 0);
-		sb_puts(b, " (sha256 `");
-		slack_put(b, str(data, "sha256"), 64, 0);
-		sb_puts(b, "`)");
-	} else if (strcmp(type, "audit.record") == 0) {
-		snprintf(n, sizeof(n), "%lld", (long long)json_integer_value(
-		    json_object_get(data, "seq")));
-		sb_puts(b, "*Audit record ");
-		sb_puts(b, n);
-		sb_puts(b, "*: ");
-		slack_put(b, str(data, "event"), SLACK_NAME_MAX, 0);
-		sb_puts(b, " by ");
-		slack_put(b, str(data, "actor"), SLACK_NAME_MAX, 0);
-		if (str(data, "intent_id") != NULL) {
-			sb_puts(b, ", intent ");
-			slack_put(b, str(data, "intent_id"), 64, 0);
-		}
-	} else if (strcmp(type, "audit.checkpoint") == 0) {
-		snprintf(n, sizeof(n), "%lld", (long long)json_integer_value(
-		    json_object_get(data, "seq")));
-		sb_puts(b, ":link: *Audit checkpoint*: record ");
-		sb_puts(b, n);
-		sb_puts(b, ", hash `");
-		slack_put(b, str(data, "hash"), 64, 0);
-		sb_puts(b, "`");
-	} else {
+	for (i = 0; i < sizeof(slack_lines) / sizeof(slack_lines[0]); i++)
+		if (strcmp(slack_lines[i].type, type) == 0)
+			break;
+	if (i == sizeof(slack_lines) / sizeof(slack_lines[0])) {
 		sb_puts(b, "*");
 		slack_put(b, type, SLACK_NAME_MAX, 0);
 		sb_puts(b, "*");
+		return;
+	}
+	for (p = slack_lines[i].line; *p != '\0'; p = end) {
+		if (*p != '{' || (end = strchr(p, '}')) == NULL) {
+			end = p + strcspn(p + 1, "{") + 1;
+			sb_add(b, p, (size_t)(end - p));
+			continue;
+		}
+		slack_field_of(b, data, p + 1, (size_t)(end - p - 1));
+		end++;
 	}
 }
 

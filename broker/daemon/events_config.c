@@ -25,13 +25,13 @@
 static void __attribute__((noreturn, format(printf, 2, 3)))
 events_fail(const char *where, const char *fmt, ...)
 {
+	char	 msg[768];
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	fprintf(stderr, "toolgated: %s: ", where);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	fprintf(stderr, "toolgated: %s: %s\n", where, msg);
 	exit(2);
 }
 
