@@ -786,8 +786,9 @@ main(int argc, char **argv)
 	events_start(&broker);
 	broker_startup_warnings(&broker);
 	broker_run(&broker);
-	events_stop(&broker);
+	/* The writer first: nothing can wake the sender after it. */
 	commit_stop(&broker);
+	events_stop(&broker);
 	for (i = 0; i < broker.nworkers; i++)
 		worker_free(&broker.workers[i]);
 	close(broker.listen_fd);
