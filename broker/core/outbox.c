@@ -115,6 +115,16 @@ outbox_patterns(const char *list, unsigned *mask, const char **why)
 	}
 }
 
+int64_t
+outbox_backoff(int64_t n)
+{
+	int64_t	 d = 1;
+
+	while (--n > 0 && d < OUTBOX_BACKOFF_MAX)
+		d *= 2;
+	return (d > OUTBOX_BACKOFF_MAX ? OUTBOX_BACKOFF_MAX : d);
+}
+
 int
 outbox_sink_name_valid(const char *name)
 {

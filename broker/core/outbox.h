@@ -43,6 +43,7 @@ enum outbox_type {
 #define OUTBOX_NAME_MAX		64	/* [a-z0-9_-]{1,64} */
 #define OUTBOX_EVENTS_MAX	512	/* bytes of one events= list */
 #define OUTBOX_EVENT_ID_LEN	35	/* "ev_" and 32 hex digits */
+#define OUTBOX_BACKOFF_MAX	600	/* s between attempts at most */
 
 const char	*outbox_type_name(enum outbox_type t);
 /* 0 and *t for a type's name, or -1. */
@@ -55,6 +56,9 @@ int		 outbox_type_parse(const char *name, enum outbox_type *t);
  * pattern, or one that selects no type.
  */
 int	outbox_patterns(const char *list, unsigned *mask, const char **why);
+/* Seconds to wait after the nth failed attempt in a row (n >= 1): 1, 2,
+ * 4, ... doubling, at most OUTBOX_BACKOFF_MAX (CONTRACT §10). */
+int64_t	outbox_backoff(int64_t n);
 /* 1 if name is a valid sink name. */
 int	outbox_sink_name_valid(const char *name);
 

@@ -24,7 +24,6 @@
 #define EVENTS_TIMEOUT		10	/* s: notify-timeout default */
 #define EVENTS_QUEUE_MAX	100000	/* rows per sink: notify-queue-max */
 #define EVENTS_CHECKPOINT_EVERY	300	/* s: checkpoint-every default */
-#define EVENTS_BACKOFF_MAX	600	/* s between attempts at most */
 
 struct broker;
 

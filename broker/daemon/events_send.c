@@ -291,18 +291,6 @@ sink_data(struct send_sink *k, const struct send_row *row)
 	return (a.rec);
 }
 
-/* Seconds before the next attempt after n failures in a row: 1, 2, 4,
- * ... at most EVENTS_BACKOFF_MAX. */
-static int64_t
-sink_backoff(int64_t n)
-{
-	int64_t	 d = 1;
-
-	while (--n > 0 && d < EVENTS_BACKOFF_MAX)
-		d *= 2;
-	return (d > EVENTS_BACKOFF_MAX ? EVENTS_BACKOFF_MAX : d);
-}
-
 static void
 sink_failed(struct send_sink *k, const char *error, int64_t now)
 {
@@ -311,7 +299,7 @@ sink_failed(struct send_sink *k, const char *error, int64_t now)
 	int64_t		 delay;
 
 	k->attempts++;
-	delay = sink_backoff(k->attempts);
+	delay = outbox_backoff(k->attempts);
 	k->next_at = now + delay;
 	clock_duration(delay, wait, sizeof(wait));
 	if (s->ops->sink_failed(s, k->cfg->name, now, k->next_at, error) ==

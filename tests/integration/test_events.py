@@ -199,8 +199,15 @@ class Faults(EventsCase):
                 self.assertEqual(agent.submit("crm.lookup")[0], 200)
             wait_until(lambda: self.status(b)["siem"]["failing"] >= 3,
                        what="the sink failing while down")
+            # back-off: 1 s, doubling (the contract's cap, 10 min, is
+            # pinned by test-outbox)
+            b.wait_log(r"sink siem: delivery failed: .*; next attempt in "
+                       r"1s$")
+            b.wait_log(r"sink siem: delivery failed: .*; next attempt in "
+                       r"2s$")
             b.wait_log(r"sink siem \(http://127\.0\.0\.1:%d\) keeps "
-                       r"failing: 3 attempts in a row" % rcv.port)
+                       r"failing: 3 attempts in a row, the last: .*; next "
+                       r"in 4s" % rcv.port)
             self.assertNotIn("s3cret", "\n".join(b.log_lines()))
             for _ in range(2):
                 self.assertEqual(agent.submit("crm.lookup")[0], 200)

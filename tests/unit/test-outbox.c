@@ -77,6 +77,20 @@ test_patterns(void)
 	CHECK(EV_DEFAULT & EV_BIT(EV_AUDIT_CHECKPOINT));
 }
 
+/* 1 s doubling, at most 10 min apart (CONTRACT §10). */
+static void
+test_backoff(void)
+{
+	static const int64_t	 want[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256,
+				    512, 600, 600 };
+	size_t			 i;
+
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		CHECK(outbox_backoff((int64_t)i + 1) == want[i]);
+	CHECK(outbox_backoff(1000000) == 600);
+	CHECK(outbox_backoff(0) == 1);
+}
+
 static void
 test_rules(void)
 {
@@ -537,9 +551,23 @@ test_lifecycle_events(void)
 	queue_read(s, "chat", &q);
 	CHECK(q.n == 6 && strcmp(q.type[5], "killswitch.reset") == 0);
 
+	/* The sweeper: a pending intent past its approval TTL is news
+	 * (intent.expired); the two allowed ones past their grant window are
+	 * not. */
+	CHECK(pay(&d, "7000.00", 1, id2) == REASON_OK);
+	CHECK(lc_begin(&d) == 0);
+	CHECK(lc_finish(&d, lc_expire_due(&d, T0 + 7200, &i)) == REASON_OK &&
+	    i == 3);
+	queue_read(s, "chat", &q);
+	CHECK(q.n == 8 && strcmp(q.type[6], "intent.pending") == 0 &&
+	    strcmp(q.type[7], "intent.expired") == 0);
+	CHECK(strcmp(json_string_value(json_object_get(q.data[7], "id")),
+	    id2) == 0 && strcmp(json_string_value(json_object_get(q.data[7],
+	    "status")), "expired") == 0);
+
 	/* The SIEM got every record, in order, and nothing else. */
 	queue_read(s, "siem", &q);
-	CHECK(q.n == 8);
+	CHECK(q.n == 12);
 	for (i = 0; i < q.n; i++)
 		CHECK(strcmp(q.type[i], "audit.record") == 0 &&
 		    q.seq[i] == (int64_t)i + 1);
@@ -562,6 +590,7 @@ int
 main(void)
 {
 	test_patterns();
+	test_backoff();
 	test_rules();
 	test_queue_ops();
 	test_lease();
