@@ -1199,6 +1199,19 @@ sq_op_checkpoint_claim(struct store *s, int64_t now, int64_t every)
 	return (sq_step_changed(q, st));
 }
 
+/* One file on one host: the generations tell every change, no feed. */
+static int
+sq_op_listen(struct store *s)
+{
+	return (-2);
+}
+
+static int
+sq_op_heard(struct store *s, store_heard_cb cb, void *arg)
+{
+	return (0);
+}
+
 static const struct store_ops sqlite_ops = {
 	.name = "sqlite",
 	.close = sq_op_close,
@@ -1237,6 +1250,8 @@ static const struct store_ops sqlite_ops = {
 	.sink_failed = sq_op_sink_failed,
 	.sink_status = sq_op_sink_status,
 	.checkpoint_claim = sq_op_checkpoint_claim,
+	.listen = sq_op_listen,
+	.heard = sq_op_heard,
 };
 
 struct store *

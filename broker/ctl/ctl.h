@@ -87,6 +87,8 @@ int	ctl_parse_int(const struct ctl_cmd *, const char *what, const char *v,
 void	ctl_actor(char *out, size_t outlen);
 int	ctl_store_open(const struct ctl *, int create, struct store **sp);
 int	ctl_decider_init(struct decider *d, struct store *s);
+/* --db as messages may show it: a URI without its password. */
+const char	*ctl_db_name(const struct ctl *ctl);
 int	ctl_cert_identity(const struct ctl *, char *out, size_t outlen);
 int	ctl_read_file(const char *path, size_t max, char **text, size_t *len);
 

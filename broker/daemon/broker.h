@@ -25,6 +25,7 @@
 #include "ratelimit.h"
 #include "tls.h"
 #include "wait.h"
+#include "watch.h"
 
 #define BROKER_MAX_THREADS	64
 #define BROKER_MAX_HEADERS	(16 * 1024)
@@ -88,4 +89,5 @@ struct broker {
 	struct committer	 commit;
 	struct events_config	 events;	/* notify lines */
 	struct sender		*sender;	/* events_send.c, or NULL */
+	struct watcher		 watch;		/* watch.c: other brokers */
 };
