@@ -351,7 +351,10 @@ pg_migrate_step(struct pg_store *p, unsigned flags, char *why, size_t whylen)
 	if (current == pg_migrations[pg_migrations_count - 1].version)
 		return (pg_exec(c, "COMMIT", PGRES_COMMAND_OK, NULL, why,
 		    whylen) == -1 ? -1 : 0);
-	m = &pg_migrations[current];	/* numbered 1, 2, ... (embedded) */
+	/* The first step above current (numbers are the lead's, and may
+	 * have gaps while branches land). */
+	for (m = pg_migrations; m->version <= current; m++)
+		;
 	snprintf(sql, sizeof(sql), "UPDATE schema_version SET version = %d",
 	    m->version);
 	if (pg_exec(c, m->sql, PGRES_COMMAND_OK, NULL, why, whylen) == -1 ||
@@ -808,6 +811,8 @@ pg_heard(struct pg_store *p, store_heard_cb cb, void *arg)
 				cb(STORE_GEN_KILLSWITCH, NULL, arg);
 			else if (strcmp(n->extra, "p") == 0)
 				cb(STORE_GEN_POLICY, NULL, arg);
+			else if (strcmp(n->extra, "q") == 0)
+				cb(STORE_GEN_QUEUE, NULL, arg);
 			else if (n->extra[0] == 'i')
 				cb(STORE_GEN_DATA, n->extra + 1, arg);
 		}

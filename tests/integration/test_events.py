@@ -343,8 +343,9 @@ class Brokers(EventsCase):
             conf = self.config(["hook %s events=audit.record" % rcv.url])
             a = harness.Broker(extra_args=("--config", conf))
             with a:
-                second = harness.Broker(extra_args=("--config", conf))
-                second.db = a.db    # the same database file
+                # the same database (file, or PostgreSQL database)
+                second = harness.Broker(extra_args=("--config", conf),
+                                        db=a.db)
                 with second:
                     ca = a.client("agent-payments")
                     cb = second.client("agent-payments")
@@ -367,6 +368,37 @@ class Brokers(EventsCase):
                     self.assertEqual(seqs, list(range(2, 23)))
                     self.assertTrue(self.status(other)["hook"]["lease"][
                         "owner"].endswith(":%d" % other.port))
+
+    def test_the_queue_long_poll_hears_the_other_broker(self):
+        conf = self.config([])
+        with harness.Broker(extra_args=("--config", conf)) as a, \
+                harness.Broker(extra_args=("--config", conf),
+                               db=a.db) as other:
+            st, _, page = a.client("approver-alice").get("/v1/approvals")
+            self.assertEqual(st, 200)
+            gen = page["generation"]
+            got = {}
+
+            def poll():
+                got["answer"] = a.client("approver-alice", timeout=90).get(
+                    "/v1/approvals?wait=60&since=%d" % gen)
+                got["at"] = time.monotonic()
+            th = threading.Thread(target=poll)
+            th.start()
+            wait_until(lambda: re.search(
+                r"toolgate_waits_held [1-9]",
+                a.client("operator-olga").get("/metrics")[2]),
+                what="the long-poll held")
+            t0 = time.monotonic()
+            view = self.pay(other.client("agent-payments"))
+            self.assertEqual(view["status"], "pending")
+            th.join(90)
+            st, _, page = got["answer"]
+            self.assertEqual(st, 200)
+            # woken (PostgreSQL: the feed; SQLite: the file's change
+            # counter), not timed out
+            self.assertLess(got["at"] - t0, 30)
+            self.assertEqual([i["id"] for i in page["items"]], [view["id"]])
 
     def test_an_offline_trip_reaches_the_sink_when_a_broker_runs(self):
         with harness.Receiver() as rcv, self.broker(
@@ -477,7 +509,7 @@ class Config(EventsCase):
         try:
             p = b.start_fails()
         finally:
-            shutil.rmtree(b.dir, ignore_errors=True)
+            b._remove()
         return conf, p
 
     def test_bad_notify_lines_stop_the_daemon_naming_the_line(self):
@@ -529,7 +561,7 @@ class Config(EventsCase):
             f.write("notify = a http://127.0.0.1/x\n")
         b = harness.Broker(extra_args=("--config", conf))
         p = b.start_fails()
-        shutil.rmtree(b.dir, ignore_errors=True)
+        b._remove()
         self.assertEqual(p.returncode, 2)
         self.assertIn("%s:1: notify a: no HMAC key" % conf, p.stderr)
         for bad in ("notify-retry-for = 0", "notify-timeout = 301",
