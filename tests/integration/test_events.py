@@ -80,6 +80,24 @@ class EventsCase(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         return {s["name"]: s for s in json.loads(p.stdout)["sinks"]}
 
+    def queue_poll(self, b, gen):
+        """GET /v1/approvals?wait=60&since=gen on b as approver-alice, on a
+        thread, once b holds it: (thread, dict that gets "answer" and the
+        monotonic time it came "at")."""
+        got = {}
+
+        def poll():
+            got["answer"] = b.client("approver-alice", timeout=90).get(
+                "/v1/approvals?wait=60&since=%d" % gen)
+            got["at"] = time.monotonic()
+        th = threading.Thread(target=poll)
+        th.start()
+        wait_until(lambda: re.search(
+            r"toolgate_waits_held [1-9]",
+            b.client("operator-olga").get("/metrics")[2]),
+            what="the long-poll held")
+        return th, got
+
     def pay(self, client, value="5000.00", **args):
         st, _, view = client.submit("payments.transfer",
                                     reason="invoice 42",
@@ -376,19 +394,7 @@ class Brokers(EventsCase):
                                db=a.db) as other:
             st, _, page = a.client("approver-alice").get("/v1/approvals")
             self.assertEqual(st, 200)
-            gen = page["generation"]
-            got = {}
-
-            def poll():
-                got["answer"] = a.client("approver-alice", timeout=90).get(
-                    "/v1/approvals?wait=60&since=%d" % gen)
-                got["at"] = time.monotonic()
-            th = threading.Thread(target=poll)
-            th.start()
-            wait_until(lambda: re.search(
-                r"toolgate_waits_held [1-9]",
-                a.client("operator-olga").get("/metrics")[2]),
-                what="the long-poll held")
+            th, got = self.queue_poll(a, page["generation"])
             t0 = time.monotonic()
             view = self.pay(other.client("agent-payments"))
             self.assertEqual(view["status"], "pending")
@@ -635,17 +641,7 @@ class Watch(EventsCase):
             st, _, err = alice.get("/v1/approvals?wait=61")
             self.assertEqual(st, 400)
             # held, then woken by a new pending intent
-            got = {}
-
-            def poll():
-                got["answer"] = b.client("approver-alice", timeout=90).get(
-                    "/v1/approvals?wait=60&since=%d" % gen)
-                got["at"] = time.monotonic()
-            th = threading.Thread(target=poll)
-            th.start()
-            wait_until(lambda: re.search(r"toolgate_waits_held [1-9]",
-                                         alice.get("/metrics")[2]),
-                       what="the long-poll held")
+            th, got = self.queue_poll(b, gen)
             # one per identity: a second is refused
             st, h, err = alice.get("/v1/approvals?wait=5&since=%d" % gen)
             self.assertEqual(st, 429)
@@ -659,12 +655,7 @@ class Watch(EventsCase):
             self.assertEqual([i["id"] for i in page["items"]], [view["id"]])
             self.assertGreater(page["generation"], gen)
             # an offline change (another process) wakes it too
-            gen = page["generation"]
-            th = threading.Thread(target=poll)
-            th.start()
-            wait_until(lambda: re.search(r"toolgate_waits_held [1-9]",
-                                         alice.get("/metrics")[2]),
-                       what="the long-poll held")
+            th, got = self.queue_poll(b, page["generation"])
             t0 = time.monotonic()
             p = b.ctl_db("killswitch", "trip", "--tool", "payments.*",
                          "--reason", "stop", "--reject-pending")
