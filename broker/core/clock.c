@@ -40,3 +40,23 @@ clock_parse_rfc3339(const char *s, int64_t *t)
 	*t = (int64_t)timegm(&tm);
 	return (0);
 }
+
+void
+clock_duration(int64_t secs, char *buf, size_t len)
+{
+	if (secs < 0)
+		secs = 0;
+	if (secs < 60)
+		snprintf(buf, len, "%llds", (long long)secs);
+	else if (secs < 600)
+		snprintf(buf, len, "%lldm%02llds", (long long)(secs / 60),
+		    (long long)(secs % 60));
+	else if (secs < 3600)
+		snprintf(buf, len, "%lldm", (long long)(secs / 60));
+	else if (secs < 86400)
+		snprintf(buf, len, "%lldh%02lldm", (long long)(secs / 3600),
+		    (long long)(secs % 3600 / 60));
+	else
+		snprintf(buf, len, "%lldd%02lldh", (long long)(secs / 86400),
+		    (long long)(secs % 86400 / 3600));
+}

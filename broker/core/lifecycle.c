@@ -15,6 +15,7 @@
 #include "canon.h"
 #include "lifecycle_impl.h"
 #include "log.h"
+#include "outbox.h"
 #include "text.h"
 
 /* Human text of an intent, following its status. */
@@ -108,6 +109,8 @@ lc_changes_reset(struct lc_changes *ch)
 	ch->overflow = 0;
 	ch->killswitch = 0;
 	ch->policy = 0;
+	ch->events = 0;
+	ch->queue = 0;
 	ch->approvals = ch->rejections = ch->expiries = ch->redemptions = 0;
 }
 
@@ -190,7 +193,7 @@ lc_audit(struct decider *d, int64_t now, const char *actor, const char *event,
     const char *intent_id, json_t *details)
 {
 	if (audit_append(d->store, now, actor, event, intent_id, details) !=
-	    0)
+	    0 || outbox_on_audit(d, now, actor, event, details) == -1)
 		return (E_UNAVAILABLE);
 	lc_tally(&d->changed, event);
 	return (REASON_OK);
@@ -223,12 +226,18 @@ lc_apply(struct decider *d, const struct lc_change *c)
 	if (rc != 0)
 		return (E_UNAVAILABLE);
 	if (lc_audit(d, c->now, c->actor, c->event, id, c->details) !=
-	    REASON_OK)
+	    REASON_OK || outbox_on_intent(d, c->kind == LC_INSERT ? c->row :
+	    NULL, c->kind == LC_MOVE ? &c->move : NULL, c->now,
+	    c->details) == -1)
 		return (E_UNAVAILABLE);
-	/* A new intent has nobody waiting on it; a redemption leaves it
-	 * allowed.  A move is what long-polls wait for. */
+	/* A new intent has nobody waiting on it (but a pending one joins
+	 * the approval queue); a redemption leaves it allowed.  A move is
+	 * what long-polls wait for. */
 	if (c->kind == LC_MOVE)
 		lc_changes_add(&d->changed, id);
+	if ((c->kind == LC_INSERT && c->row->status == ST_PENDING) ||
+	    (c->kind == LC_MOVE && c->move.from == ST_PENDING))
+		d->changed.queue = 1;
 	return (REASON_OK);
 }
 
@@ -574,9 +583,10 @@ lc_count_and_release(struct decider *d, const char *who, struct intent_row *r,
 	    "status", intent_status_name(out->status));
 	if (det == NULL)
 		return (E_UNAVAILABLE);
-	if (out->status == ST_PENDING)
+	if (out->status == ST_PENDING) {
 		rc = lc_audit(d, now, who, "approval", r->id, det);
-	else {
+		d->changed.queue = 1;	/* its approvals n/m moved */
+	} else {
 		lc_move_pending(&m, r->id, ST_ALLOWED, now, TEXT_RELEASED);
 		rc = lc_move(d, &m, now, who, "approval", det);
 	}

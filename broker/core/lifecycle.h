@@ -41,10 +41,14 @@
 #define LC_GRANT_WINDOW_DEFAULT	3600	/* seconds (config grant-window) */
 #define LC_SWEEP_BATCH		100	/* expiries per sweep transaction */
 
+struct outbox_rules;
+
 struct lc_config {
 	/* An allowed intent mints grants for this long after it was
 	 * allowed; not redeemed by then, it becomes expired. */
 	int64_t		 grant_window;
+	/* Which sinks want which events (outbox.h); NULL: none. */
+	const struct outbox_rules *outbox;
 };
 
 /* What the current transaction changed, for after the commit. */
@@ -57,6 +61,8 @@ struct lc_changes {
 	/* audit records of these events written (the daemon's /metrics
 	 * counts them once committed) */
 	unsigned	 approvals, rejections, expiries, redemptions;
+	int		 events;	/* outbox rows were written */
+	int		 queue;		/* the approval queue changed */
 };
 
 /*

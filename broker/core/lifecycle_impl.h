@@ -33,10 +33,11 @@ struct lc_change {
 };
 
 /*
- * Apply c through the store and append its audit record; a status change
- * is noted in d->changed.  This is the one place an intent's state
- * changes: what must happen with every change (usage counters of
- * cumulative limits, outbox events) belongs here.  REASON_OK,
+ * Apply c through the store and append its audit record and its outbox
+ * event (outbox_on_intent); a status change is noted in d->changed.  This
+ * is the one place an intent's state changes: what must happen with
+ * every change (usage counters of cumulative limits, outbox events)
+ * belongs here.  REASON_OK,
  * E_ALREADY_DECIDED (a move whose intent was not in move.from),
  * E_ALREADY_REDEEMED, or E_UNAVAILABLE.  Nothing is written unless
  * REASON_OK.
@@ -44,7 +45,8 @@ struct lc_change {
 enum reason lc_apply(struct decider *d, const struct lc_change *c);
 /*
  * Append one audit record: the one place every record is written (what
- * every record needs, e.g. authentication or a SIEM event, goes here).
+ * every record needs, e.g. authentication or a SIEM event — the outbox's
+ * audit.record, outbox_on_audit — goes here).
  * details borrowed (may be NULL).  REASON_OK or E_UNAVAILABLE.
  */
 enum reason lc_audit(struct decider *d, int64_t now, const char *actor,

@@ -84,10 +84,15 @@ struct store_gen {
 					 * connection writes intents or
 					 * approvals (PostgreSQL: with
 					 * every audit record) */
+	int64_t		 queue;		/* the approval queue: bumped by
+					 * intent_insert of a pending intent,
+					 * intent_move from pending and
+					 * approval_add, in their transaction */
 };
 #define STORE_GEN_POLICY	0x1
 #define STORE_GEN_KILLSWITCH	0x2
 #define STORE_GEN_DATA		0x4
+#define STORE_GEN_QUEUE		0x8
 
 /*
  * What /metrics shows of the database (CONTRACT §12), read in one go and
@@ -149,6 +154,41 @@ struct policy_version_row {
 typedef int (*store_intent_cb)(const struct intent_row *r, void *arg);
 typedef int (*store_policy_cb)(const struct policy_version_row *r,
     void *arg);
+/*
+ * One outbox row (CONTRACT §10): an event waiting for one sink.  Events
+ * for several sinks share their event_id (the Toolgate-Delivery id).
+ */
+struct outbox_row {
+	int64_t		 id;		/* the sink's delivery order (store's) */
+	const char	*sink;
+	const char	*event_id;	/* "ev_" and 32 hex digits */
+	const char	*type;		/* "intent.pending", ... */
+	int64_t		 at;		/* when the change happened */
+	int64_t		 audit_seq;	/* audit.record: its record, else 0 */
+	const char	*data;		/* JSON object text; NULL with audit_seq */
+};
+
+/* outbox_remove: why rows leave the queue */
+enum outbox_removal { OUTBOX_DELIVERED, OUTBOX_GIVEN_UP };
+
+/* A sink's delivery state and counters, as stored. */
+struct sink_row {
+	const char	*name;
+	const char	*events;	/* its patterns, as configured */
+	const char	*target;	/* scheme://host:port (never the path) */
+	const char	*lease_owner;	/* or NULL */
+	int64_t		 lease_until;
+	int64_t		 attempts;	/* failed attempts in a row */
+	int64_t		 next_at;	/* no attempt before (0: now) */
+	int64_t		 queued;	/* rows waiting */
+	int64_t		 oldest_at;	/* at of the oldest waiting, or 0 */
+	int64_t		 delivered, failed, given_up, dropped;
+	const char	*last_error;	/* or NULL */
+	int64_t		 last_error_at, last_delivered_at;	/* 0: never */
+};
+
+typedef int (*store_outbox_cb)(const struct outbox_row *r, void *arg);
+typedef int (*store_sink_cb)(const struct sink_row *r, void *arg);
 typedef int (*store_ks_cb)(const struct ks_row *r, void *arg);
 typedef int (*store_audit_cb)(const struct audit_row *r, void *arg);
 /*
@@ -264,10 +304,52 @@ struct store_ops {
 	int	(*stats)(struct store *s, int64_t now, struct store_stats *out);
 
 	/*
+	 * The outbox (outbox.h).  Rows are added inside the transaction of
+	 * the change they report; the sender works on its own connection,
+	 * each call its own statement or transaction.
+	 */
+	int	(*outbox_add)(struct store *s, const struct outbox_row *r);
+	/* sink's oldest rows, at most limit, in delivery order */
+	int	(*outbox_head)(struct store *s, const char *sink,
+		    int64_t limit, store_outbox_cb cb, void *arg);
+	/* remove sink's rows up to id upto (inclusive) and count them as
+	 * delivered (which also ends the sink's back-off) or given up;
+	 * *n how many */
+	int	(*outbox_remove)(struct store *s, const char *sink,
+		    int64_t upto, enum outbox_removal why, int64_t now,
+		    int64_t *n);
+	int	(*outbox_count)(struct store *s, const char *sink, int64_t *n);
+	/* drop (and count as dropped) up to n of sink's oldest rows: every
+	 * audit.record first, then other types, never an intent.pending;
+	 * *dropped how many */
+	int	(*outbox_drop)(struct store *s, const char *sink, int64_t n,
+		    int64_t *dropped);
+
+	/* sinks: create name's row, or update its events and target */
+	int	(*sink_register)(struct store *s, const char *name,
+		    const char *events, const char *target);
+	/* take or renew name's lease for owner until `until` (0 lets it
+	 * go): 0 held, 1 another owner holds it past now (or no such sink) */
+	int	(*sink_lease)(struct store *s, const char *name,
+		    const char *owner, int64_t now, int64_t until);
+	/* an attempt failed: attempts + 1, failed + 1, no attempt before
+	 * next_at, the error (at most 200 bytes kept) */
+	int	(*sink_failed)(struct store *s, const char *name, int64_t now,
+		    int64_t next_at, const char *error);
+	/* every sink, by name, with its queue's length */
+	int	(*sink_status)(struct store *s, store_sink_cb cb, void *arg);
+
+	/* 0 when the caller may write the audit.checkpoint of now (none
+	 * was written in the last `every` seconds, by anyone: recorded
+	 * now), 1 when not due */
+	int	(*checkpoint_claim)(struct store *s, int64_t now,
+		    int64_t every);
+
+	/*
 	 * Change feed, for engines several processes share over a network
 	 * (PostgreSQL: LISTEN/NOTIFY): every kill switch trip and reset,
-	 * policy version and intent status change is announced when its
-	 * transaction commits.  listen turns s into a listener (it serves
+	 * policy version, intent status change and change of the approval
+	 * queue is announced when its transaction commits.  listen turns s into a listener (it serves
 	 * nothing else then) and returns the socket to wait on for input,
 	 * -2 when the engine has no feed (SQLite: the generations are
 	 * enough on one host), or -1 when the database cannot be reached

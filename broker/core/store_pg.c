@@ -58,7 +58,14 @@ static const struct pg_stmt SQL_HEAD_SET = {
 static const struct pg_stmt SQL_GENERATIONS = {
     "SELECT (SELECT max(version) FROM policy_versions), "
     "(SELECT value FROM counters WHERE name = 'killswitch'), "
-    "(SELECT seq FROM audit_head)", 0 };
+    "(SELECT seq FROM audit_head), "
+    "(SELECT value FROM counters WHERE name = 'queue')", 0 };
+/* The approval queue moved (a new pending intent, an approval, one
+ * leaving pending): every broker's queue long-polls hear it ("q"). */
+static const struct pg_stmt SQL_QUEUE_BUMP = {
+    "WITH c AS (UPDATE counters SET value = value + 1 WHERE name = "
+    "'queue' RETURNING value) "
+    "SELECT pg_notify('" PG_CHANNEL "', 'q') FROM c", 0 };
 
 /* --- policy, replay guard ------------------------------------------- */
 
@@ -195,6 +202,70 @@ static const struct pg_stmt SQL_AUDIT_WALK = {
     "SELECT seq, event, intent_id, record, prev_hash, hash FROM audit "
     "WHERE seq > $1 ORDER BY seq LIMIT $2", 2 };
 
+/* --- outbox and sinks ------------------------------------------------- */
+
+/*
+ * Delivery order is the identity id.  Rows are only ever added under the
+ * chain-head lock (outbox_add takes it), so ids are handed out in commit
+ * order: once a sender has seen id n, no row below n can still commit,
+ * and "remove up to n" never removes one it did not see.  The sender's
+ * own statements (remove, drop, the sink's row) take no head lock: they
+ * touch only outbox and notify_sinks rows, which no write transaction
+ * locks before the head, so they cannot deadlock with one, and one
+ * broker at a time works on a sink's rows (its lease).
+ */
+static const struct pg_stmt SQL_OUTBOX_ADD = {
+    "INSERT INTO outbox (sink, event_id, type, at, audit_seq, data) "
+    "VALUES ($1, $2, $3, $4, $5, $6)", 6 };
+static const struct pg_stmt SQL_OUTBOX_HEAD = {
+    "SELECT id, sink, event_id, type, at, audit_seq, data FROM outbox "
+    "WHERE sink = $1 ORDER BY id LIMIT $2", 2 };
+/* One statement each: the rows leave and are counted together. */
+static const struct pg_stmt SQL_OUTBOX_DELIVERED = {
+    "WITH d AS (DELETE FROM outbox WHERE sink = $1 AND id <= $2 "
+    "RETURNING 1), u AS (UPDATE notify_sinks SET delivered = delivered + "
+    "(SELECT count(*) FROM d), attempts = 0, next_at = 0, "
+    "last_delivered_at = $3 WHERE name = $1) SELECT count(*) FROM d", 3 };
+static const struct pg_stmt SQL_OUTBOX_GIVEN_UP = {
+    "WITH d AS (DELETE FROM outbox WHERE sink = $1 AND id <= $2 "
+    "RETURNING 1), u AS (UPDATE notify_sinks SET given_up = given_up + "
+    "(SELECT count(*) FROM d) WHERE name = $1) SELECT count(*) FROM d", 2 };
+static const struct pg_stmt SQL_OUTBOX_COUNT = {
+    "SELECT count(*) FROM outbox WHERE sink = $1", 1 };
+/* The oldest audit records first, then the oldest of anything but a
+ * pending intent (an approver must hear of it). */
+static const struct pg_stmt SQL_OUTBOX_DROP = {
+    "WITH d AS (DELETE FROM outbox WHERE id IN (SELECT id FROM outbox "
+    "WHERE sink = $1 AND type <> 'intent.pending' "
+    "ORDER BY type <> 'audit.record', id LIMIT $2) RETURNING 1), "
+    "u AS (UPDATE notify_sinks SET dropped = dropped + "
+    "(SELECT count(*) FROM d) WHERE name = $1) SELECT count(*) FROM d", 2 };
+static const struct pg_stmt SQL_SINK_REGISTER = {
+    "INSERT INTO notify_sinks (name, events, target) VALUES ($1, $2, $3) "
+    "ON CONFLICT (name) DO UPDATE SET events = EXCLUDED.events, "
+    "target = EXCLUDED.target", 3 };
+/* One conditional UPDATE: of brokers racing for a free lease, one gets
+ * it (the others' WHERE no longer holds once its row lock is theirs). */
+static const struct pg_stmt SQL_SINK_LEASE = {
+    "UPDATE notify_sinks SET lease_owner = $1::text, lease_until = $2 "
+    "WHERE name = $3 AND (lease_owner = $1::text OR lease_owner IS NULL "
+    "OR lease_until <= $4)", 4 };
+static const struct pg_stmt SQL_SINK_FAILED = {
+    "UPDATE notify_sinks SET attempts = attempts + 1, failed = failed + 1, "
+    "next_at = $1, last_error = substr($2, 1, 200), last_error_at = $3 "
+    "WHERE name = $4", 4 };
+/* Byte order of names, as SQLite sorts them. */
+static const struct pg_stmt SQL_SINK_STATUS = {
+    "SELECT name, events, target, lease_owner, lease_until, attempts, "
+    "next_at, delivered, failed, given_up, dropped, last_error, "
+    "last_error_at, last_delivered_at, "
+    "(SELECT count(*) FROM outbox o WHERE o.sink = s.name), "
+    "(SELECT min(at) FROM outbox o WHERE o.sink = s.name) "
+    "FROM notify_sinks s ORDER BY name COLLATE \"C\"", 0 };
+static const struct pg_stmt SQL_CHECKPOINT_CLAIM = {
+    "UPDATE counters SET value = $1::bigint WHERE name = 'checkpoint' "
+    "AND value <= $1::bigint - $2::bigint", 2 };
+
 /* --- helpers -------------------------------------------------------- */
 
 /* Run a statement without parameters. */
@@ -322,7 +393,7 @@ pg_op_generations(struct store *s, unsigned topics, struct store_gen *g)
 	/* A missing counter or head row would mean "nothing ever
 	 * changes": fail closed. */
 	if (PQntuples(r) != 1 || PQgetisnull(r, 0, 1) ||
-	    PQgetisnull(r, 0, 2)) {
+	    PQgetisnull(r, 0, 2) || PQgetisnull(r, 0, 3)) {
 		log_warnx("%s: a counter row is missing", __func__);
 		rc = -1;
 	} else {
@@ -332,6 +403,8 @@ pg_op_generations(struct store *s, unsigned topics, struct store_gen *g)
 			g->killswitch = pg_get_int(r, 0, 1);
 		if (topics & STORE_GEN_DATA)
 			g->data = pg_get_int(r, 0, 2);
+		if (topics & STORE_GEN_QUEUE)
+			g->queue = pg_get_int(r, 0, 3);
 	}
 	PQclear(r);
 	return (rc);
@@ -465,6 +538,19 @@ pg_pending_add(struct pg_store *p, int delta)
 	return (n == 1 ? 0 : -1);
 }
 
+/* The queue's generation moves, and every broker hears it. */
+static int
+pg_queue_bump(struct pg_store *p)
+{
+	struct pg_params	 a;
+	int64_t			 n;
+
+	pg_params_init(&a);
+	if ((n = pg_run_count(p, &SQL_QUEUE_BUMP, &a, __func__)) == 0)
+		log_warnx("%s: queue counter row missing", __func__);
+	return (n == 1 ? 0 : -1);
+}
+
 static int
 pg_op_intent_insert(struct store *s, const struct intent_row *r)
 {
@@ -497,7 +583,9 @@ pg_op_intent_insert(struct store *s, const struct intent_row *r)
 	pg_time(&a, r->decided_at);
 	if (pg_run_count(p, &SQL_INTENT_INSERT, &a, __func__) != 1)
 		return (-1);
-	return (r->status == ST_PENDING ? pg_pending_add(p, 1) : 0);
+	if (r->status != ST_PENDING)
+		return (0);
+	return (pg_pending_add(p, 1) == 0 && pg_queue_bump(p) == 0 ? 0 : -1);
 }
 
 /* The intent in row i of an INTENT_COLUMNS result. */
@@ -632,8 +720,11 @@ pg_op_intent_move(struct store *s, const struct intent_move *m)
 	pg_text(&a, intent_status_name(m->from));
 	if ((n = pg_run_count(p, &SQL_INTENT_MOVE, &a, __func__)) != 1)
 		return (n == -1 ? -1 : 1);
-	return (m->from == ST_PENDING && m->to != ST_PENDING ?
-	    pg_pending_add(p, -1) : 0);
+	if (m->from != ST_PENDING)
+		return (0);
+	if (m->to != ST_PENDING && pg_pending_add(p, -1) == -1)
+		return (-1);
+	return (pg_queue_bump(p));
 }
 
 static int
@@ -794,8 +885,9 @@ pg_op_approval_add(struct store *s, const char *id, const char *by,
 	pg_text(&a, by);
 	pg_int(&a, at);
 	pg_text(&a, comment);
-	n = pg_run_count(p, &SQL_APPROVAL_INSERT, &a, __func__);
-	return (n == -1 ? -1 : n == 1 ? 0 : 1);
+	if ((n = pg_run_count(p, &SQL_APPROVAL_INSERT, &a, __func__)) != 1)
+		return (n == -1 ? -1 : 1);
+	return (pg_queue_bump(p));
 }
 
 /* The kill switch generation moves, and every broker hears it. */
@@ -1041,6 +1133,218 @@ pg_op_stats(struct store *s, int64_t now, struct store_stats *out)
 }
 
 static int
+pg_op_outbox_add(struct store *s, const struct outbox_row *r)
+{
+	struct pg_store		*p = PG(s);
+	struct pg_params	 a;
+
+	/* Ids in commit order need the head lock (see the statements). */
+	if (!p->in_tx) {
+		log_warnx("%s: events are written only inside the "
+		    "transaction of their change", __func__);
+		return (-1);
+	}
+	if (pg_tx_lock(p) == -1)
+		return (-1);
+	pg_params_init(&a);
+	pg_text(&a, r->sink);
+	pg_text(&a, r->event_id);
+	pg_text(&a, r->type);
+	pg_int(&a, r->at);
+	pg_time(&a, r->audit_seq);
+	pg_text(&a, r->data);
+	return (pg_run_count(p, &SQL_OUTBOX_ADD, &a, __func__) == 1 ? 0 : -1);
+}
+
+static int
+pg_op_outbox_head(struct store *s, const char *sink, int64_t limit,
+    store_outbox_cb cb, void *arg)
+{
+	struct pg_params	 a;
+	struct outbox_row	 r;
+	PGresult		*res;
+	int			 i, rc = 0, stop = 0;
+
+	pg_params_init(&a);
+	pg_text(&a, sink);
+	pg_int(&a, limit);
+	if ((res = pg_run(PG(s), &SQL_OUTBOX_HEAD, &a, __func__)) == NULL)
+		return (-1);
+	for (i = 0; !stop && i < PQntuples(res); i++) {
+		r.id = pg_get_int(res, i, 0);
+		r.sink = pg_get(res, i, 1);
+		r.event_id = pg_get(res, i, 2);
+		r.type = pg_get(res, i, 3);
+		r.at = pg_get_int(res, i, 4);
+		r.audit_seq = pg_get_int(res, i, 5);
+		r.data = pg_get(res, i, 6);
+		if (r.sink == NULL || r.event_id == NULL || r.type == NULL) {
+			log_warnx("%s: outbox row %lld is malformed",
+			    __func__, (long long)r.id);
+			rc = -1;
+			break;
+		}
+		stop = cb(&r, arg);
+	}
+	PQclear(res);
+	return (rc);
+}
+
+/* Run a statement whose one row holds one count: 0 and *n, or -1. */
+static int
+pg_count_of(struct pg_store *p, const struct pg_stmt *st,
+    const struct pg_params *a, int64_t *n, const char *fn)
+{
+	PGresult	*res;
+	int		 ok;
+
+	*n = 0;
+	if ((res = pg_run(p, st, a, fn)) == NULL)
+		return (-1);
+	ok = PQntuples(res) == 1;
+	if (ok)
+		*n = pg_get_int(res, 0, 0);
+	PQclear(res);
+	return (ok ? 0 : -1);
+}
+
+static int
+pg_op_outbox_remove(struct store *s, const char *sink, int64_t upto,
+    enum outbox_removal why, int64_t now, int64_t *n)
+{
+	struct pg_params	 a;
+
+	pg_params_init(&a);
+	pg_text(&a, sink);
+	pg_int(&a, upto);
+	if (why == OUTBOX_DELIVERED)
+		pg_int(&a, now);
+	return (pg_count_of(PG(s), why == OUTBOX_DELIVERED ?
+	    &SQL_OUTBOX_DELIVERED : &SQL_OUTBOX_GIVEN_UP, &a, n, __func__));
+}
+
+static int
+pg_op_outbox_count(struct store *s, const char *sink, int64_t *n)
+{
+	struct pg_params	 a;
+
+	pg_params_init(&a);
+	pg_text(&a, sink);
+	return (pg_count_of(PG(s), &SQL_OUTBOX_COUNT, &a, n, __func__));
+}
+
+static int
+pg_op_outbox_drop(struct store *s, const char *sink, int64_t n,
+    int64_t *dropped)
+{
+	struct pg_params	 a;
+
+	pg_params_init(&a);
+	pg_text(&a, sink);
+	pg_int(&a, n);
+	return (pg_count_of(PG(s), &SQL_OUTBOX_DROP, &a, dropped, __func__));
+}
+
+static int
+pg_op_sink_register(struct store *s, const char *name, const char *events,
+    const char *target)
+{
+	struct pg_params	 a;
+
+	pg_params_init(&a);
+	pg_text(&a, name);
+	pg_text(&a, events);
+	pg_text(&a, target);
+	return (pg_run_count(PG(s), &SQL_SINK_REGISTER, &a, __func__) == -1 ?
+	    -1 : 0);
+}
+
+static int
+pg_op_sink_lease(struct store *s, const char *name, const char *owner,
+    int64_t now, int64_t until)
+{
+	struct pg_params	 a;
+	int64_t			 n;
+
+	pg_params_init(&a);
+	pg_text(&a, owner);
+	pg_int(&a, until);
+	pg_text(&a, name);
+	pg_int(&a, now);
+	n = pg_run_count(PG(s), &SQL_SINK_LEASE, &a, __func__);
+	return (n == -1 ? -1 : n == 1 ? 0 : 1);
+}
+
+static int
+pg_op_sink_failed(struct store *s, const char *name, int64_t now,
+    int64_t next_at, const char *error)
+{
+	struct pg_params	 a;
+
+	pg_params_init(&a);
+	pg_int(&a, next_at);
+	pg_text(&a, error);
+	pg_int(&a, now);
+	pg_text(&a, name);
+	return (pg_run_count(PG(s), &SQL_SINK_FAILED, &a, __func__) == -1 ?
+	    -1 : 0);
+}
+
+static int
+pg_op_sink_status(struct store *s, store_sink_cb cb, void *arg)
+{
+	struct sink_row	 r;
+	PGresult	*res;
+	int		 i, rc = 0, stop = 0;
+
+	if ((res = pg_run0(PG(s), &SQL_SINK_STATUS, __func__)) == NULL)
+		return (-1);
+	for (i = 0; !stop && i < PQntuples(res); i++) {
+		memset(&r, 0, sizeof(r));
+		r.name = pg_get(res, i, 0);
+		r.events = pg_get(res, i, 1);
+		r.target = pg_get(res, i, 2);
+		r.lease_owner = pg_get(res, i, 3);
+		r.lease_until = pg_get_int(res, i, 4);
+		r.attempts = pg_get_int(res, i, 5);
+		r.next_at = pg_get_int(res, i, 6);
+		r.delivered = pg_get_int(res, i, 7);
+		r.failed = pg_get_int(res, i, 8);
+		r.given_up = pg_get_int(res, i, 9);
+		r.dropped = pg_get_int(res, i, 10);
+		r.last_error = pg_get(res, i, 11);
+		r.last_error_at = pg_get_int(res, i, 12);
+		r.last_delivered_at = pg_get_int(res, i, 13);
+		r.queued = pg_get_int(res, i, 14);
+		r.oldest_at = pg_get_int(res, i, 15);
+		if (r.name == NULL || r.events == NULL || r.target == NULL) {
+			rc = -1;
+			break;
+		}
+		stop = cb(&r, arg);
+	}
+	PQclear(res);
+	return (rc);
+}
+
+/* Under the head lock, so that the event it licenses is in order. */
+static int
+pg_op_checkpoint_claim(struct store *s, int64_t now, int64_t every)
+{
+	struct pg_store		*p = PG(s);
+	struct pg_params	 a;
+	int64_t			 n;
+
+	if (pg_tx_lock(p) == -1)
+		return (-1);
+	pg_params_init(&a);
+	pg_int(&a, now);
+	pg_int(&a, every);
+	n = pg_run_count(p, &SQL_CHECKPOINT_CLAIM, &a, __func__);
+	return (n == -1 ? -1 : n == 1 ? 0 : 1);
+}
+
+static int
 pg_op_listen(struct store *s)
 {
 	return (pg_listen(PG(s)));
@@ -1082,6 +1386,16 @@ const struct store_ops pg_ops = {
 	.audit_insert = pg_op_audit_insert,
 	.audit_walk = pg_op_audit_walk,
 	.stats = pg_op_stats,
+	.outbox_add = pg_op_outbox_add,
+	.outbox_head = pg_op_outbox_head,
+	.outbox_remove = pg_op_outbox_remove,
+	.outbox_count = pg_op_outbox_count,
+	.outbox_drop = pg_op_outbox_drop,
+	.sink_register = pg_op_sink_register,
+	.sink_lease = pg_op_sink_lease,
+	.sink_failed = pg_op_sink_failed,
+	.sink_status = pg_op_sink_status,
+	.checkpoint_claim = pg_op_checkpoint_claim,
 	.listen = pg_op_listen,
 	.heard = pg_op_heard,
 };

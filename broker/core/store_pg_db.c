@@ -811,6 +811,8 @@ pg_heard(struct pg_store *p, store_heard_cb cb, void *arg)
 				cb(STORE_GEN_KILLSWITCH, NULL, arg);
 			else if (strcmp(n->extra, "p") == 0)
 				cb(STORE_GEN_POLICY, NULL, arg);
+			else if (strcmp(n->extra, "q") == 0)
+				cb(STORE_GEN_QUEUE, NULL, arg);
 			else if (n->extra[0] == 'i')
 				cb(STORE_GEN_DATA, n->extra + 1, arg);
 		}

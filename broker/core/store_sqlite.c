@@ -40,6 +40,8 @@ static const char SQL_STATS[] =
     "(SELECT count(*) FROM (SELECT 1 FROM intents WHERE status = 'pending' "
     "AND (created_at + (expires_at - created_at) / 2) <= ?1 LIMIT ?2)), "
     "(SELECT count(*) FROM killswitches WHERE reset_at IS NULL)";
+static const char SQL_QUEUE_GEN[] =
+    "SELECT value FROM counters WHERE name = 'queue'";
 
 /* --- policy, replay guard ------------------------------------------- */
 
@@ -147,6 +149,55 @@ static const char SQL_AUDIT_WALK[] =
     "SELECT seq, event, intent_id, record, prev_hash, hash FROM audit "
     "WHERE seq > ? ORDER BY seq LIMIT ?";
 
+/* --- outbox and sinks ------------------------------------------------- */
+
+static const char SQL_OUTBOX_ADD[] =
+    "INSERT INTO outbox (sink, event_id, type, at, audit_seq, data) "
+    "VALUES (?, ?, ?, ?, ?, ?)";
+static const char SQL_OUTBOX_HEAD[] =
+    "SELECT id, sink, event_id, type, at, audit_seq, data FROM outbox "
+    "WHERE sink = ? ORDER BY id LIMIT ?";
+static const char SQL_OUTBOX_REMOVE[] =
+    "DELETE FROM outbox WHERE sink = ? AND id <= ?";
+static const char SQL_SINK_DELIVERED[] =
+    "UPDATE notify_sinks SET delivered = delivered + ?, attempts = 0, "
+    "next_at = 0, last_delivered_at = ? WHERE name = ?";
+static const char SQL_SINK_GIVEN_UP[] =
+    "UPDATE notify_sinks SET given_up = given_up + ? WHERE name = ?";
+static const char SQL_OUTBOX_COUNT[] =
+    "SELECT count(*) FROM outbox WHERE sink = ?";
+/* The oldest rows of one class: audit records first, then anything but
+ * a pending intent (an approver must hear of it). */
+static const char SQL_OUTBOX_DROP_AUDIT[] =
+    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE sink = ? "
+    "AND type = 'audit.record' ORDER BY id LIMIT ?)";
+static const char SQL_OUTBOX_DROP_OTHER[] =
+    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE sink = ? "
+    "AND type <> 'intent.pending' ORDER BY id LIMIT ?)";
+static const char SQL_SINK_DROPPED[] =
+    "UPDATE notify_sinks SET dropped = dropped + ? WHERE name = ?";
+static const char SQL_SINK_REGISTER[] =
+    "INSERT INTO notify_sinks (name, events, target) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (name) DO UPDATE SET events = ?2, target = ?3";
+static const char SQL_SINK_LEASE[] =
+    "UPDATE notify_sinks SET lease_owner = ?1, lease_until = ?2 "
+    "WHERE name = ?3 AND (lease_owner = ?1 OR lease_owner IS NULL OR "
+    "lease_until <= ?4)";
+static const char SQL_SINK_FAILED[] =
+    "UPDATE notify_sinks SET attempts = attempts + 1, failed = failed + 1, "
+    "next_at = ?, last_error = substr(?, 1, 200), last_error_at = ? "
+    "WHERE name = ?";
+static const char SQL_SINK_STATUS[] =
+    "SELECT name, events, target, lease_owner, lease_until, attempts, "
+    "next_at, delivered, failed, given_up, dropped, last_error, "
+    "last_error_at, last_delivered_at, "
+    "(SELECT count(*) FROM outbox o WHERE o.sink = s.name), "
+    "(SELECT min(at) FROM outbox o WHERE o.sink = s.name) "
+    "FROM notify_sinks s ORDER BY name";
+static const char SQL_CHECKPOINT_CLAIM[] =
+    "UPDATE counters SET value = ?1 WHERE name = 'checkpoint' "
+    "AND value <= ?1 - ?2";
+
 #define COL_TEXT(st, i) ((const char *)sqlite3_column_text((st), (i)))
 
 /* Step st once expecting a row or the end; logs anything else. */
@@ -189,6 +240,25 @@ sq_one(struct sqlite_store *q, sqlite3_stmt *st, sq_parse_fn parse, void *out,
 	}
 	sqlite3_reset(st);
 	return (rc == SQLITE_ROW || rc == SQLITE_DONE ? found : -1);
+}
+
+static int
+sq_parse_int(sqlite3_stmt *st, void *out)
+{
+	*(int64_t *)out = sqlite3_column_int64(st, 0);
+	return (0);
+}
+
+/* The first column of the one row of an unbound sql: 1 found, 0 none. */
+static int
+sq_one_int(struct sqlite_store *q, const char *sql, int64_t *out,
+    const char *fn)
+{
+	sqlite3_stmt	*st;
+
+	if ((st = sq_stmt(q, sql)) == NULL)
+		return (-1);
+	return (sq_one(q, st, sq_parse_int, out, fn));
 }
 
 /* --- the ops -------------------------------------------------------- */
@@ -252,6 +322,9 @@ sq_op_generations(struct store *s, unsigned topics, struct store_gen *g)
 		if (rc != SQLITE_ROW)
 			return (-1);
 	}
+	if ((topics & STORE_GEN_QUEUE) &&
+	    sq_one_int(q, SQL_QUEUE_GEN, &g->queue, __func__) != 1)
+		return (-1);
 	if (topics & STORE_GEN_DATA) {
 		/* Moves when another connection commits (SQLite's own
 		 * change counter for exactly this question). */
@@ -431,7 +504,10 @@ sq_op_intent_insert(struct store *s, const struct intent_row *r)
 	sq_bind_time(st, 21, r->decided_at);
 	if (sq_step_done(q, st) == -1)
 		return (-1);
-	return (r->status == ST_PENDING ? sq_pending_add(q, 1) : 0);
+	if (r->status != ST_PENDING)
+		return (0);
+	return (sq_pending_add(q, 1) == 0 && sq_counter_add(q, "queue", 1) == 0 ?
+	    0 : -1);
 }
 
 /* A copy of column i (NULL stays NULL); -1 when out of memory. */
@@ -574,10 +650,11 @@ sq_op_intent_move(struct store *s, const struct intent_move *m)
 	sq_bind_text(st, 6, m->closed_reason);
 	sq_bind_text(st, 7, m->id);
 	sq_bind_text(st, 8, intent_status_name(m->from));
-	if ((rc = sq_step_changed(q, st)) != 0)
+	if ((rc = sq_step_changed(q, st)) != 0 || m->from != ST_PENDING)
 		return (rc);
-	return (m->from == ST_PENDING && m->to != ST_PENDING ?
-	    sq_pending_add(q, -1) : 0);
+	if (m->to != ST_PENDING && sq_pending_add(q, -1) == -1)
+		return (-1);
+	return (sq_counter_add(q, "queue", 1));
 }
 
 static int
@@ -720,6 +797,7 @@ sq_op_approval_add(struct store *s, const char *id, const char *by,
 {
 	struct sqlite_store	*q = SQ(s);
 	sqlite3_stmt		*st;
+	int			 rc;
 
 	if ((st = sq_stmt(q, SQL_APPROVAL_INSERT)) == NULL)
 		return (-1);
@@ -727,7 +805,9 @@ sq_op_approval_add(struct store *s, const char *id, const char *by,
 	sq_bind_text(st, 2, by);
 	sqlite3_bind_int64(st, 3, at);
 	sq_bind_text(st, 4, comment);
-	return (sq_step_changed(q, st));
+	if ((rc = sq_step_changed(q, st)) != 0)
+		return (rc);
+	return (sq_counter_add(q, "queue", 1));
 }
 
 static int
@@ -953,6 +1033,257 @@ sq_op_stats(struct store *s, int64_t now, struct store_stats *out)
 	return (rc == SQLITE_ROW ? 0 : -1);
 }
 
+static int
+sq_op_outbox_add(struct store *s, const struct outbox_row *r)
+{
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+
+	if ((st = sq_stmt(q, SQL_OUTBOX_ADD)) == NULL)
+		return (-1);
+	sq_bind_text(st, 1, r->sink);
+	sq_bind_text(st, 2, r->event_id);
+	sq_bind_text(st, 3, r->type);
+	sqlite3_bind_int64(st, 4, r->at);
+	sq_bind_time(st, 5, r->audit_seq);
+	sq_bind_text(st, 6, r->data);
+	return (sq_step_done(q, st));
+}
+
+static int
+sq_op_outbox_head(struct store *s, const char *sink, int64_t limit,
+    store_outbox_cb cb, void *arg)
+{
+	struct sqlite_store	*q = SQ(s);
+	struct outbox_row	 r;
+	sqlite3_stmt		*st;
+	int			 rc, stop = 0;
+
+	if ((st = sq_stmt(q, SQL_OUTBOX_HEAD)) == NULL)
+		return (-1);
+	sq_bind_text(st, 1, sink);
+	sqlite3_bind_int64(st, 2, limit);
+	while (!stop && (rc = sq_step(q, st, __func__)) == SQLITE_ROW) {
+		r.id = sqlite3_column_int64(st, 0);
+		r.sink = COL_TEXT(st, 1);
+		r.event_id = COL_TEXT(st, 2);
+		r.type = COL_TEXT(st, 3);
+		r.at = sqlite3_column_int64(st, 4);
+		r.audit_seq = sqlite3_column_int64(st, 5);
+		r.data = COL_TEXT(st, 6);
+		if (r.sink == NULL || r.event_id == NULL || r.type == NULL) {
+			log_warnx("%s: outbox row %lld is malformed",
+			    __func__, (long long)r.id);
+			rc = SQLITE_ERROR;
+			break;
+		}
+		stop = cb(&r, arg);
+	}
+	sqlite3_reset(st);
+	return (stop || rc == SQLITE_DONE ? 0 : -1);
+}
+
+/* Run UPDATE notify_sinks ... with (n, name) or (n, now, name). */
+static int
+sq_sink_count(struct sqlite_store *q, const char *sql, int64_t n,
+    const int64_t *now, const char *name)
+{
+	sqlite3_stmt	*st;
+	int		 i = 1;
+
+	if ((st = sq_stmt(q, sql)) == NULL)
+		return (-1);
+	sqlite3_bind_int64(st, i++, n);
+	if (now != NULL)
+		sqlite3_bind_int64(st, i++, *now);
+	sq_bind_text(st, i, name);
+	return (sq_step_done(q, st));
+}
+
+/* Run a bound DELETE; *n how many rows it removed. */
+static int
+sq_delete(struct sqlite_store *q, sqlite3_stmt *st, int64_t *n)
+{
+	if (sq_step_done(q, st) == -1)
+		return (-1);
+	*n = sqlite3_changes(q->sql);
+	return (0);
+}
+
+static int
+sq_op_outbox_remove(struct store *s, const char *sink, int64_t upto,
+    enum outbox_removal why, int64_t now, int64_t *n)
+{
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+	int			 rc = -1;
+
+	*n = 0;
+	if (sq_begin(q) == -1)
+		return (-1);
+	if ((st = sq_stmt(q, SQL_OUTBOX_REMOVE)) == NULL)
+		goto done;
+	sq_bind_text(st, 1, sink);
+	sqlite3_bind_int64(st, 2, upto);
+	if (sq_delete(q, st, n) == -1)
+		goto done;
+	if (why == OUTBOX_DELIVERED)
+		rc = sq_sink_count(q, SQL_SINK_DELIVERED, *n, &now, sink);
+	else
+		rc = sq_sink_count(q, SQL_SINK_GIVEN_UP, *n, NULL, sink);
+ done:
+	if (rc == 0)
+		return (sq_commit(q));
+	sq_rollback(q);
+	return (-1);
+}
+
+static int
+sq_op_outbox_count(struct store *s, const char *sink, int64_t *n)
+{
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+
+	*n = 0;
+	if ((st = sq_stmt(q, SQL_OUTBOX_COUNT)) == NULL)
+		return (-1);
+	sq_bind_text(st, 1, sink);
+	return (sq_one(q, st, sq_parse_int, n, __func__) == -1 ? -1 : 0);
+}
+
+static int
+sq_op_outbox_drop(struct store *s, const char *sink, int64_t n,
+    int64_t *dropped)
+{
+	static const char *const classes[] = { SQL_OUTBOX_DROP_AUDIT,
+	    SQL_OUTBOX_DROP_OTHER };
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+	int64_t			 k;
+	size_t			 i;
+	int			 rc = 0;
+
+	*dropped = 0;
+	if (sq_begin(q) == -1)
+		return (-1);
+	for (i = 0; rc == 0 && *dropped < n &&
+	    i < sizeof(classes) / sizeof(classes[0]); i++) {
+		if ((st = sq_stmt(q, classes[i])) == NULL) {
+			rc = -1;
+			break;
+		}
+		sq_bind_text(st, 1, sink);
+		sqlite3_bind_int64(st, 2, n - *dropped);
+		if ((rc = sq_delete(q, st, &k)) == 0)
+			*dropped += k;
+	}
+	if (rc == 0 && *dropped > 0)
+		rc = sq_sink_count(q, SQL_SINK_DROPPED, *dropped, NULL, sink);
+	if (rc == 0)
+		return (sq_commit(q));
+	sq_rollback(q);
+	*dropped = 0;
+	return (-1);
+}
+
+static int
+sq_op_sink_register(struct store *s, const char *name, const char *events,
+    const char *target)
+{
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+
+	if ((st = sq_stmt(q, SQL_SINK_REGISTER)) == NULL)
+		return (-1);
+	sq_bind_text(st, 1, name);
+	sq_bind_text(st, 2, events);
+	sq_bind_text(st, 3, target);
+	return (sq_step_done(q, st));
+}
+
+static int
+sq_op_sink_lease(struct store *s, const char *name, const char *owner,
+    int64_t now, int64_t until)
+{
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+
+	if ((st = sq_stmt(q, SQL_SINK_LEASE)) == NULL)
+		return (-1);
+	sq_bind_text(st, 1, owner);
+	sqlite3_bind_int64(st, 2, until);
+	sq_bind_text(st, 3, name);
+	sqlite3_bind_int64(st, 4, now);
+	return (sq_step_changed(q, st));
+}
+
+static int
+sq_op_sink_failed(struct store *s, const char *name, int64_t now,
+    int64_t next_at, const char *error)
+{
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+
+	if ((st = sq_stmt(q, SQL_SINK_FAILED)) == NULL)
+		return (-1);
+	sqlite3_bind_int64(st, 1, next_at);
+	sq_bind_text(st, 2, error);
+	sqlite3_bind_int64(st, 3, now);
+	sq_bind_text(st, 4, name);
+	return (sq_step_done(q, st));
+}
+
+static int
+sq_op_sink_status(struct store *s, store_sink_cb cb, void *arg)
+{
+	struct sqlite_store	*q = SQ(s);
+	struct sink_row		 r;
+	sqlite3_stmt		*st;
+	int			 rc, stop = 0;
+
+	if ((st = sq_stmt(q, SQL_SINK_STATUS)) == NULL)
+		return (-1);
+	while (!stop && (rc = sq_step(q, st, __func__)) == SQLITE_ROW) {
+		memset(&r, 0, sizeof(r));
+		r.name = COL_TEXT(st, 0);
+		r.events = COL_TEXT(st, 1);
+		r.target = COL_TEXT(st, 2);
+		r.lease_owner = COL_TEXT(st, 3);
+		r.lease_until = sqlite3_column_int64(st, 4);
+		r.attempts = sqlite3_column_int64(st, 5);
+		r.next_at = sqlite3_column_int64(st, 6);
+		r.delivered = sqlite3_column_int64(st, 7);
+		r.failed = sqlite3_column_int64(st, 8);
+		r.given_up = sqlite3_column_int64(st, 9);
+		r.dropped = sqlite3_column_int64(st, 10);
+		r.last_error = COL_TEXT(st, 11);
+		r.last_error_at = sqlite3_column_int64(st, 12);
+		r.last_delivered_at = sqlite3_column_int64(st, 13);
+		r.queued = sqlite3_column_int64(st, 14);
+		r.oldest_at = sqlite3_column_int64(st, 15);
+		if (r.name == NULL || r.events == NULL || r.target == NULL) {
+			rc = SQLITE_ERROR;
+			break;
+		}
+		stop = cb(&r, arg);
+	}
+	sqlite3_reset(st);
+	return (stop || rc == SQLITE_DONE ? 0 : -1);
+}
+
+static int
+sq_op_checkpoint_claim(struct store *s, int64_t now, int64_t every)
+{
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+
+	if ((st = sq_stmt(q, SQL_CHECKPOINT_CLAIM)) == NULL)
+		return (-1);
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, every);
+	return (sq_step_changed(q, st));
+}
+
 /* One file on one host: the generations tell every change, no feed. */
 static int
 sq_op_listen(struct store *s)
@@ -996,6 +1327,16 @@ const struct store_ops sqlite_ops = {
 	.audit_insert = sq_op_audit_insert,
 	.audit_walk = sq_op_audit_walk,
 	.stats = sq_op_stats,
+	.outbox_add = sq_op_outbox_add,
+	.outbox_head = sq_op_outbox_head,
+	.outbox_remove = sq_op_outbox_remove,
+	.outbox_count = sq_op_outbox_count,
+	.outbox_drop = sq_op_outbox_drop,
+	.sink_register = sq_op_sink_register,
+	.sink_lease = sq_op_sink_lease,
+	.sink_failed = sq_op_sink_failed,
+	.sink_status = sq_op_sink_status,
+	.checkpoint_claim = sq_op_checkpoint_claim,
 	.listen = sq_op_listen,
 	.heard = sq_op_heard,
 };

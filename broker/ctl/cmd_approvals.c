@@ -7,9 +7,11 @@
  * control characters; args are shown ASCII-escaped so no Unicode trick in
  * an agent's arguments can disguise a payee.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -20,15 +22,20 @@
 #define PENDING_DEFAULT_LIMIT	100
 #define PENDING_MAX_LIMIT	1000
 #define PENDING_SOON		300	/* seconds: highlight "expires in" */
+#define WATCH_WAIT		50	/* seconds a --watch long-poll is held
+					 * (the broker holds at most 60) */
+#define WATCH_RETRY		2	/* seconds, after losing the broker */
 
 const struct ctl_opt cmd_pending_opts[] = {
 	{ "status", "S", "pending (default), allowed, rejected or expired", 0 },
 	{ "limit", "N", "at most N intents, 1..1000 (default 100)", 0 },
 	{ "quiet", NULL, "print only the intent ids, one a line (for "
 	    "scripts)", 'q' },
+	{ "watch", NULL, "redraw the queue whenever it changes (the broker "
+	    "tells us: no polling); Ctrl-C stops", 'w' },
 	{ NULL, NULL, NULL, 0 }
 };
-enum { P_STATUS, P_LIMIT, P_QUIET };
+enum { P_STATUS, P_LIMIT, P_QUIET, P_WATCH };
 
 const struct ctl_opt cmd_approve_opts[] = {
 	{ "comment", "TEXT", "note kept with the approval", 0 },
@@ -171,6 +178,92 @@ pending_fetch(const struct ctl *ctl, const char *status, int64_t limit,
 	return (CTL_OK);
 }
 
+/* Ctrl-C (or SIGTERM) during --watch: nothing is half-written but a
+ * table line, and nothing needs undoing; end the line and leave. */
+static void
+watch_stop(int sig)
+{
+	(void)sig;
+	(void)!write(STDOUT_FILENO, "\n", 1);
+	_exit(CTL_OK);
+}
+
+/* One redraw: the screen cleared (on a terminal), a title, the table;
+ * with --json one JSON line per answer instead. */
+static void
+watch_draw(const struct ctl *ctl, const json_t *ans, int tty)
+{
+	const json_t	*items = json_object_get(ans, "items");
+	char		 at[RFC3339_LEN];
+
+	if (ctl->json) {
+		out_json_line(ans);
+		fflush(stdout);
+		return;
+	}
+	if (tty)
+		fputs("\033[H\033[2J", stdout);
+	clock_rfc3339(clock_now(), at);
+	printf("%zu pending at %s (watching; Ctrl-C stops)\n\n",
+	    json_array_size(items), at);
+	(void)pending_print(items, "pending");
+	fflush(stdout);
+}
+
+/*
+ * --watch: GET /v1/approvals, then long-polls with the answer's
+ * generation (?wait=&since=): the broker answers when the queue changes
+ * (or after WATCH_WAIT s, to refresh the ages), and every answer is
+ * drawn.  A lost broker is tried again every WATCH_RETRY s.
+ */
+static int
+pending_watch(struct ctl *ctl, int64_t limit)
+{
+	struct sigaction	 sa;
+	char			 path[160];
+	json_t			*ans;
+	const json_t		*g;
+	int64_t			 gen = -1;
+	int			 rc, code, tty = isatty(STDOUT_FILENO);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = watch_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	ctl->timeout = WATCH_WAIT + CTL_TIMEOUT;
+	for (;;) {
+		if (gen < 0)
+			snprintf(path, sizeof(path), "/v1/approvals?status="
+			    "pending&limit=%lld", (long long)limit);
+		else
+			snprintf(path, sizeof(path), "/v1/approvals?status="
+			    "pending&limit=%lld&wait=%d&since=%lld",
+			    (long long)limit, WATCH_WAIT, (long long)gen);
+		rc = ctl_call(ctl, "GET", path, NULL, NULL, 0, &code, &ans);
+		if (rc == CTL_CONN) {
+			fprintf(stderr, "toolgatectl: trying again in %d s\n",
+			    WATCH_RETRY);
+			sleep(WATCH_RETRY);
+			gen = -1;
+			continue;
+		}
+		if (rc != CTL_OK)
+			return (rc);
+		g = json_object_get(ans, "generation");
+		if (!json_is_integer(g) || json_integer_value(g) < 0 ||
+		    !json_is_array(json_object_get(ans, "items"))) {
+			json_decref(ans);
+			return (ctl_fail("%s answered without items and a "
+			    "generation: is it older than this toolgatectl?",
+			    ctl->url));
+		}
+		gen = json_integer_value(g);
+		watch_draw(ctl, ans, tty);
+		json_decref(ans);
+	}
+}
+
 int
 cmd_pending(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 {
@@ -187,6 +280,12 @@ cmd_pending(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 	    PENDING_MAX_LIMIT, &limit)) != 0 ||
 	    (rc = ctl_online(ctl, cmd)) != 0)
 		return (rc);
+	if (a->val[P_WATCH] != NULL) {
+		if (strcmp(status, "pending") != 0 || a->val[P_QUIET] != NULL)
+			return (ctl_usage(cmd, "--watch shows the pending "
+			    "queue: no --status or -q with it"));
+		return (pending_watch(ctl, limit));
+	}
 	if ((items = json_array()) == NULL)
 		return (ctl_fail("out of memory"));
 	if ((rc = pending_fetch(ctl, status, limit, items)) == CTL_OK) {

@@ -165,7 +165,10 @@ ks_trip_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
 	if ((rc = ctl_store_open(ctl, 0, &s)) != CTL_OK)
 		return (rc);
 	ctl_actor(actor, sizeof(actor));
-	decider_init(&d, s, "toolgatectl", NULL);
+	if ((rc = ctl_decider_init(&d, s)) != CTL_OK) {
+		store_close(s);
+		return (rc);
+	}
 	r = lc_begin(&d) == -1 ? E_UNAVAILABLE : lc_finish(&d, lc_trip(&d,
 	    actor, scope, target, reason, flags, clock_now(), &id, &why));
 	if (r == E_BAD_REQUEST)
@@ -345,7 +348,10 @@ ks_reset_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
 	if ((rc = ctl_store_open(ctl, 0, &s)) != CTL_OK)
 		return (rc);
 	ctl_actor(actor, sizeof(actor));
-	decider_init(&d, s, "toolgatectl", NULL);
+	if ((rc = ctl_decider_init(&d, s)) != CTL_OK) {
+		store_close(s);
+		return (rc);
+	}
 	r = lc_begin(&d) == -1 ? E_UNAVAILABLE : lc_finish(&d, lc_reset(&d,
 	    actor, id, reason, clock_now(), &why));
 	if (r == E_BAD_REQUEST)

@@ -190,7 +190,10 @@ apply_offline(const struct ctl *ctl, const char *text, size_t len)
 		return (rc);
 	ctl_actor(actor, sizeof(actor));
 	canon_sha256_hex(text, len, sha);
-	decider_init(&d, s, "toolgatectl", NULL);
+	if ((rc = ctl_decider_init(&d, s)) != CTL_OK) {
+		store_close(s);
+		return (rc);
+	}
 	r = lc_begin(&d) == -1 ? E_UNAVAILABLE : lc_finish(&d,
 	    lc_policy_apply(&d, text, len, actor, clock_now(), &version));
 	if (r != REASON_OK)

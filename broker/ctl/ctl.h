@@ -87,6 +87,7 @@ int	ctl_parse_int(const struct ctl_cmd *, const char *what, const char *v,
 	    int64_t min, int64_t max, int64_t *out);
 void	ctl_actor(char *out, size_t outlen);
 int	ctl_store_open(const struct ctl *, int create, struct store **sp);
+int	ctl_decider_init(struct decider *d, struct store *s);
 /* --db as messages may show it: a URI without its password. */
 const char	*ctl_db_name(const struct ctl *ctl);
 int	ctl_cert_identity(const struct ctl *, char *out, size_t outlen);
@@ -145,6 +146,7 @@ void	out_approvals(const json_t *view, char *buf, size_t len);
 extern const struct ctl_cmd cmd_policy[];
 extern const struct ctl_cmd cmd_audit[];
 extern const struct ctl_cmd cmd_killswitch[];
+extern const struct ctl_cmd cmd_events[];
 extern const struct ctl_opt cmd_submit_opts[];
 extern const struct ctl_opt cmd_wait_opts[];
 int	cmd_submit(struct ctl *, const struct ctl_cmd *, struct ctl_args *);

@@ -20,6 +20,7 @@
 #include "file.h"
 #include "ident.h"
 #include "log.h"
+#include "outbox.h"
 #include "version.h"
 
 static const struct ctl_opt global_opts[] = {
@@ -51,7 +52,7 @@ static const struct ctl_cmd cmd_main[] = {
 	    "toolgatectl wait in_0123456789abcdef0123456789abcdef "
 	    "--timeout 600",
 	    cmd_wait_opts, 1, cmd_wait, NULL },
-	{ "pending", "pending", "[--status S] [--limit N] [-q]",
+	{ "pending", "pending", "[--status S] [--limit N] [-q] [--watch]",
 	    "list intents waiting for approval (or decided ones)",
 	    "toolgatectl pending --limit 20",
 	    cmd_pending_opts, 0, cmd_pending, NULL },
@@ -76,6 +77,9 @@ static const struct ctl_cmd cmd_main[] = {
 	{ "audit", "audit", "COMMAND", "verify or export the audit chain",
 	    "toolgatectl --db toolgate.db audit verify",
 	    opts_none, 0, NULL, cmd_audit },
+	{ "events", "events", "COMMAND", "event delivery to notify sinks "
+	    "(webhooks, Slack, a SIEM)", "toolgatectl events status",
+	    opts_none, 0, NULL, cmd_events },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL }
 };
 
@@ -233,6 +237,27 @@ ctl_store_open(const struct ctl *ctl, int create, struct store **sp)
 		ctl_fail("%s", err);
 		return (CTL_FAIL);
 	}
+	return (CTL_OK);
+}
+
+/*
+ * A decider for an offline change on s: its events go to the sinks the
+ * brokers registered in the database (outbox_rules_load), so a trip
+ * made with the broker down still reaches Slack or the SIEM once a
+ * broker runs.  CTL_OK, or CTL_FAIL (said why) when the sinks cannot be
+ * read: a change must not go out without its events.
+ */
+int
+ctl_decider_init(struct decider *d, struct store *s)
+{
+	static struct outbox_rules	 rules;
+	struct lc_config		 cfg = {
+		.grant_window = LC_GRANT_WINDOW_DEFAULT, .outbox = &rules
+	};
+
+	if (outbox_rules_load(s, &rules) == -1)
+		return (ctl_fail("--db: cannot read the event sinks"));
+	decider_init(d, s, "toolgatectl", &cfg);
 	return (CTL_OK);
 }
 

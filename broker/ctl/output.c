@@ -427,21 +427,7 @@ out_table_json(size_t ncols, const char *const head[], const json_t *items,
 void
 out_duration(int64_t secs, char *buf, size_t len)
 {
-	if (secs < 0)
-		secs = 0;
-	if (secs < 60)
-		snprintf(buf, len, "%llds", (long long)secs);
-	else if (secs < 600)
-		snprintf(buf, len, "%lldm%02llds", (long long)(secs / 60),
-		    (long long)(secs % 60));
-	else if (secs < 3600)
-		snprintf(buf, len, "%lldm", (long long)(secs / 60));
-	else if (secs < 86400)
-		snprintf(buf, len, "%lldh%02lldm", (long long)(secs / 3600),
-		    (long long)(secs % 3600 / 60));
-	else
-		snprintf(buf, len, "%lldd%02lldh", (long long)(secs / 86400),
-		    (long long)(secs % 86400 / 3600));
+	clock_duration(secs, buf, len);
 }
 
 /* The RFC 3339 time obj[key] as seconds.  0, or -1 when absent or bad. */

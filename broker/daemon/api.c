@@ -306,6 +306,11 @@ api_metrics(struct request *rq)
 		http_reply_error(rq, E_INTERNAL, NULL);
 		return;
 	}
+	if (events_metrics(rq->w, &text, &len) == -1) {
+		free(text);
+		http_reply_error(rq, E_UNAVAILABLE, NULL);
+		return;
+	}
 	http_reply_text(rq, 200, "text/plain; version=0.0.4", text, len);
 	free(text);
 }

@@ -56,24 +56,98 @@ approvals_page_cb(const struct intent_row *r, void *arg)
 	    APPROVALS_PAGE_BYTES);
 }
 
+/*
+ * Answer rq with one page of q and the queue's generation, read first:
+ * a change between the two reads shows in the page, and the client's
+ * next long-poll with that generation returns at once.
+ */
+static void
+approvals_page(struct request *rq, const struct intent_query *q)
+{
+	struct page		 pg = { NULL, 0, 0 };
+	struct store		*s = rq->w->store;
+	struct store_gen	 g;
+	char			 next[STORE_CURSOR_MAX];
+	char			 tail[STORE_CURSOR_MAX + 64];
+	int			 rc;
+
+	if (s->ops->generations(s, STORE_GEN_QUEUE, &g) == -1) {
+		http_reply_error(rq, E_UNAVAILABLE, NULL);
+		return;
+	}
+	if ((pg.buf = evbuffer_new()) == NULL ||
+	    evbuffer_add(pg.buf, "{\"items\":[", 10) == -1) {
+		http_reply_error(rq, E_INTERNAL, NULL);
+		goto done;
+	}
+	rc = s->ops->intent_page(s, q, approvals_page_cb, &pg, next);
+	if (rc == -2) {
+		http_reply_error(rq, E_BAD_REQUEST, "cursor must be a "
+		    "next_cursor from an earlier page");
+		goto done;
+	}
+	if (rc == -1 || pg.failed) {
+		http_reply_error(rq, E_UNAVAILABLE, NULL);
+		goto done;
+	}
+	/* "next_cursor": where the next page starts, or null at the end;
+	 * "generation": pass it as since= to wait for the next change. */
+	if (next[0] != '\0')
+		snprintf(tail, sizeof(tail), "],\"next_cursor\":\"%s\","
+		    "\"generation\":%lld}", next, (long long)g.queue);
+	else
+		snprintf(tail, sizeof(tail), "],\"next_cursor\":null,"
+		    "\"generation\":%lld}", (long long)g.queue);
+	evbuffer_add(pg.buf, tail, strlen(tail));
+	http_reply_buffer(rq, 200, pg.buf);
+	pg.buf = NULL;
+ done:
+	if (pg.buf != NULL)
+		evbuffer_free(pg.buf);
+}
+
+/* wait.c: the queue changed (or the wait is over): the first page of
+ * pending intents, limit in each waiter's audience. */
+static void
+approvals_woken(struct worker *w, const char *key, const struct wait_reply *rs,
+    size_t n)
+{
+	struct intent_query	 q;
+	struct request		 rq;
+	size_t			 i;
+
+	for (i = 0; i < n; i++) {
+		memset(&q, 0, sizeof(q));
+		q.status = ST_PENDING;
+		q.limit = rs[i].audience;
+		memset(&rq, 0, sizeof(rq));
+		rq.req = rs[i].req;
+		rq.w = w;
+		approvals_page(&rq, &q);
+	}
+}
+
 void
 api_approvals_list(struct request *rq)
 {
 	static const char *const keys[] = { "status", "limit", "cursor",
-	    NULL };
+	    "wait", "since", NULL };
 	struct evkeyvalq	 q;
 	struct intent_query	 iq;
-	struct page		 pg = { NULL, 0, 0 };
+	struct store_gen	 g;
 	struct store		*s = rq->w->store;
 	const char		*status;
-	char			 next[STORE_CURSOR_MAX], tail[STORE_CURSOR_MAX + 32];
-	int			 rc;
+	int64_t			 wait, since;
 
 	memset(&iq, 0, sizeof(iq));
 	if (input_query(rq, keys, &q) == -1 ||
 	    input_query_int(rq, &q, "limit", 1, APPROVALS_MAX_LIMIT,
 	    APPROVALS_DEFAULT_LIMIT, "status must be pending, allowed, "
-	    "rejected or expired; limit 1..1000", &iq.limit) == -1)
+	    "rejected or expired; limit 1..1000", &iq.limit) == -1 ||
+	    input_query_int(rq, &q, "wait", 0, WAIT_MAX_SECONDS, 0,
+	    "wait must be 0..60 seconds", &wait) == -1 ||
+	    input_query_int(rq, &q, "since", 0, INT64_MAX, -1,
+	    "since must be a generation from an earlier answer", &since) == -1)
 		goto done;
 	if ((status = evhttp_find_header(&q, "status")) == NULL)
 		status = "pending";
@@ -84,32 +158,30 @@ api_approvals_list(struct request *rq)
 		goto done;
 	}
 	iq.cursor = evhttp_find_header(&q, "cursor");
-	if ((pg.buf = evbuffer_new()) == NULL ||
-	    evbuffer_add(pg.buf, "{\"items\":[", 10) == -1) {
-		http_reply_error(rq, E_INTERNAL, NULL);
+	if (wait > 0 && (iq.status != ST_PENDING || iq.cursor != NULL)) {
+		http_reply_error(rq, E_BAD_REQUEST, "wait watches the first "
+		    "page of pending intents: no status or cursor with it");
 		goto done;
 	}
-	rc = s->ops->intent_page(s, &iq, approvals_page_cb, &pg, next);
-	if (rc == -2) {
-		http_reply_error(rq, E_BAD_REQUEST, "cursor must be a "
-		    "next_cursor from an earlier page");
-		goto done;
+	/* Unchanged since the client's generation: hold it until it is. */
+	if (wait > 0 && since >= 0) {
+		if (s->ops->generations(s, STORE_GEN_QUEUE, &g) == -1) {
+			http_reply_error(rq, E_UNAVAILABLE, NULL);
+			goto done;
+		}
+		if (g.queue == since) {
+			if (wait_hold_queue(rq, since, (int)wait, (int)iq.limit,
+			    approvals_woken) == -1) {
+				evhttp_add_header(evhttp_request_get_output_headers(
+				    rq->req), "Retry-After", "1");
+				http_reply_error(rq, E_RATE_LIMITED, "too many "
+				    "waiting requests; retry later");
+			}
+			goto done;
+		}
 	}
-	if (rc == -1 || pg.failed) {
-		http_reply_error(rq, E_UNAVAILABLE, NULL);
-		goto done;
-	}
-	/* "next_cursor": where the next page starts, or null at the end. */
-	if (next[0] != '\0')
-		snprintf(tail, sizeof(tail), "],\"next_cursor\":\"%s\"}", next);
-	else
-		snprintf(tail, sizeof(tail), "],\"next_cursor\":null}");
-	evbuffer_add(pg.buf, tail, strlen(tail));
-	http_reply_buffer(rq, 200, pg.buf);
-	pg.buf = NULL;
+	approvals_page(rq, &iq);
  done:
-	if (pg.buf != NULL)
-		evbuffer_free(pg.buf);
 	evhttp_clear_headers(&q);
 }
 

@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 
 #include "commit.h"
+#include "events.h"
 #include "grant.h"
 #include "lifecycle.h"
 #include "metrics.h"
@@ -29,6 +30,8 @@
 #define BROKER_MAX_THREADS	64
 #define BROKER_MAX_HEADERS	(16 * 1024)
 #define BROKER_MAX_BODY		(4 * 1024 * 1024)
+
+struct sender;
 
 struct worker {
 	int			 idx;
@@ -91,5 +94,7 @@ struct broker {
 	/* What committed transactions count, from any thread (atomics). */
 	struct metrics		 shared_metrics;
 	struct committer	 commit;
+	struct events_config	 events;	/* notify lines */
+	struct sender		*sender;	/* events_send.c, or NULL */
 	struct watcher		 watch;		/* watch.c: other brokers */
 };

@@ -229,6 +229,8 @@ commit_publish(struct broker *b, const struct lc_changes *ch)
 	metrics_changes(&b->shared_metrics, ch);
 	if (ch->killswitch)
 		__atomic_add_fetch(&b->ks_epoch, 1, __ATOMIC_ACQ_REL);
-	if (ch->n > 0 || ch->overflow)
+	if (ch->n > 0 || ch->overflow || ch->queue)
 		wait_wake(b, ch);
+	if (ch->events)
+		events_wake(b);
 }

@@ -63,7 +63,8 @@ void	commit_worker_deinit(struct worker *w);
 /*
  * After any transaction this process committed, on any thread: wake the
  * long-polls of every intent it changed, on every thread, make a kill
- * switch change visible to answers decided before it, and count its
- * events (approvals, rejections, expiries, redemptions) in /metrics.
+ * switch change visible to answers decided before it, count its events
+ * (approvals, rejections, expiries, redemptions) in /metrics, and wake the
+ * event sender when it wrote outbox rows.
  */
 void	commit_publish(struct broker *b, const struct lc_changes *ch);

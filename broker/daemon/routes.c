@@ -11,6 +11,7 @@
 #include "api.h"
 #include "approvals.h"
 #include "broker.h"
+#include "events.h"
 #include "log.h"
 #include "ops.h"
 #include "routes.h"
@@ -57,6 +58,8 @@ static const struct route {
 	{ M_POST, WHO_ANY, "/v1/grants/redeem", NULL, api_grant_redeem },
 	{ M_GET, WHO_OPERATOR, "/v1/audit", "read the audit trail",
 	    api_audit_list },
+	{ M_GET, WHO_OPERATOR, "/v1/events/status",
+	    "read the event delivery status", api_events_status },
 	{ M_GET, WHO_ANY, "/healthz", NULL, api_healthz },
 	{ M_GET, WHO_ANY, "/metrics", NULL, api_metrics },
 };

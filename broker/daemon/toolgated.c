@@ -122,6 +122,8 @@ struct options {
 	const char	*synchronous, *max_connections, *idle_timeout;
 	const char	*request_timeout, *rate_limit, *rate_burst;
 	const char	*max_conn_age, *grant_window, *max_waits;
+	const char	*notify_retry_for, *notify_timeout, *notify_queue_max;
+	const char	*checkpoint_every;
 	char		*config_text;	/* owns the values read from --config */
 };
 
@@ -141,6 +143,10 @@ static const struct {
 	{ "max-connection-age",	offsetof(struct options, max_conn_age) },
 	{ "grant-window",	offsetof(struct options, grant_window) },
 	{ "max-waits-per-identity", offsetof(struct options, max_waits) },
+	{ "notify-retry-for",	offsetof(struct options, notify_retry_for) },
+	{ "notify-timeout",	offsetof(struct options, notify_timeout) },
+	{ "notify-queue-max",	offsetof(struct options, notify_queue_max) },
+	{ "checkpoint-every",	offsetof(struct options, checkpoint_every) },
 };
 
 static const struct option longopts[] = {
@@ -272,7 +278,9 @@ config_read(struct options *o, const char *path, char *err, size_t errlen)
 		    end[-1] == '\t'); end--)
 			;
 		*end = '\0';
-		if (options_config_only(o, name, val))
+		if (options_config_only(o, name, val) ||
+		    events_config_line(&broker.events, path, lineno, name,
+		    val))
 			continue;
 		for (lo = longopts; lo->name != NULL; lo++)
 			if (strcmp(lo->name, name) == 0)
@@ -366,6 +374,16 @@ options_limits(const struct options *o, struct broker *b)
 	    1, 65536);
 	b->lc.grant_window = options_number("grant-window", o->grant_window,
 	    LC_GRANT_WINDOW_DEFAULT, 1, 31536000);
+	b->events.retry_for = options_number("notify-retry-for",
+	    o->notify_retry_for, EVENTS_RETRY_FOR, 1, 31536000);
+	b->events.timeout = options_number("notify-timeout", o->notify_timeout,
+	    EVENTS_TIMEOUT, 1, 300);
+	b->events.queue_max = options_number("notify-queue-max",
+	    o->notify_queue_max, EVENTS_QUEUE_MAX, 100, 10000000);
+	b->events.checkpoint_every = options_number("checkpoint-every",
+	    o->checkpoint_every, EVENTS_CHECKPOINT_EVERY, 1, 86400);
+	events_config_finish(&b->events);
+	b->lc.outbox = &b->events.rules;
 }
 
 /* Name every required flag that is missing, and exit 2. */
@@ -936,10 +954,13 @@ main(int argc, char **argv)
 	for (i = 0; i < broker.nworkers; i++)
 		worker_init(&broker, i);
 	commit_init(&broker);
+	events_start(&broker);
 	broker_startup_warnings(&broker);
 	broker_run(&broker);
 	watch_stop(&broker);
+	/* The writer first: nothing can wake the sender after it. */
 	commit_stop(&broker);
+	events_stop(&broker);
 	for (i = 0; i < broker.nworkers; i++)
 		worker_free(&broker.workers[i]);
 	close(broker.listen_fd);
@@ -948,6 +969,7 @@ main(int argc, char **argv)
 	ratelimit_free(broker.rl);
 	waitquota_free(broker.waitq);
 	grant_signer_deinit(&broker.grant);
+	events_config_free(&broker.events);
 	free(o.config_text);
 	free((char *)broker.listen_host);
 	log_info("stopped");

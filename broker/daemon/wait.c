@@ -34,12 +34,14 @@ struct waiter {
 	struct event		*timer;
 	struct event		*hangup;
 	int			 audience;
+	int64_t			 since;		/* queue waiters: seen gen */
 	char			 identity[IDENT_MAX];
 };
 
 struct wait_group {
 	struct wait_group	*next;		/* in its bucket */
 	char			 id[INTENT_ID_LEN + 1];
+	int			 queue;		/* WAIT_QUEUE_KEY's group */
 	wait_answer_fn		 answer;
 	TAILQ_HEAD(, waiter)	 waiters;
 	size_t			 n;
@@ -318,9 +320,9 @@ waiter_fd(struct evhttp_connection *conn)
 	return (bev != NULL ? bufferevent_getfd(bev) : -1);
 }
 
-int
-wait_hold(struct request *rq, const char *id, int seconds, int audience,
-    wait_answer_fn answer)
+static int
+wait_hold_key(struct request *rq, const char *id, int queue, int64_t since,
+    int seconds, int audience, wait_answer_fn answer)
 {
 	struct worker			*w = rq->w;
 	struct evhttp_connection	*conn;
@@ -340,10 +342,12 @@ wait_hold(struct request *rq, const char *id, int seconds, int audience,
 	    evtimer_add(wt->timer, &tv) == -1 ||
 	    (g = group_get(&w->wait, id, answer)) == NULL)
 		goto fail;
+	g->queue = queue;
 	wt->g = g;
 	wt->w = w;
 	wt->req = rq->req;
 	wt->audience = audience;
+	wt->since = since;
 	snprintf(wt->identity, sizeof(wt->identity), "%s", rq->peer->identity);
 	TAILQ_INSERT_TAIL(&g->waiters, wt, entry);
 	g->n++;
@@ -365,7 +369,53 @@ wait_hold(struct request *rq, const char *id, int seconds, int audience,
 	return (-1);
 }
 
+int
+wait_hold(struct request *rq, const char *id, int seconds, int audience,
+    wait_answer_fn answer)
+{
+	return (wait_hold_key(rq, id, 0, 0, seconds, audience, answer));
+}
+
+int
+wait_hold_queue(struct request *rq, int64_t since, int seconds, int audience,
+    wait_answer_fn answer)
+{
+	return (wait_hold_key(rq, WAIT_QUEUE_KEY, 1, since, seconds, audience,
+	    answer));
+}
+
 /* --- waking ----------------------------------------------------------------- */
+
+/*
+ * Answer the queue's waiters that saw another generation than the one
+ * the store holds now, together; the others stay.
+ */
+static void
+wait_check_queue(struct worker *w, struct wait_group *g)
+{
+	struct store_gen	 gen;
+	struct wait_reply	*r;
+	struct waiter		*wt, *next;
+	size_t			 n = 0;
+
+	if (w->store->ops->generations(w->store, STORE_GEN_QUEUE, &gen) == -1 ||
+	    (r = calloc(g->n, sizeof(*r))) == NULL)
+		return;		/* the timers still end them */
+	for (wt = TAILQ_FIRST(&g->waiters); wt != NULL; wt = next) {
+		next = TAILQ_NEXT(wt, entry);
+		if (wt->since == gen.queue)
+			continue;
+		r[n].req = wt->req;
+		r[n++].audience = wt->audience;
+		waiter_release(wt);
+	}
+	if (n > 0) {
+		metrics_waits(&w->metrics, n);
+		g->answer(w, g->id, r, n);
+	}
+	free(r);
+	group_drop_if_empty(&w->wait, g);
+}
 
 /* Settle g if its intent is no longer pending (or gone). */
 static void
@@ -375,6 +425,10 @@ wait_check(struct worker *w, struct wait_group *g)
 	enum intent_status	 st;
 	int			 found;
 
+	if (g->queue) {
+		wait_check_queue(w, g);
+		return;
+	}
 	found = w->store->ops->intent_status(w->store, g->id, &st);
 	if (found == -1)
 		return;		/* storage trouble: the timer still ends it */
@@ -422,6 +476,10 @@ wait_inbox_cb(evutil_socket_t fd, short what, void *arg)
 	for (i = 0; i < n; i++)
 		if ((g = *group_slot(&w->wait, ids[i])) != NULL)
 			wait_check(w, g);
+	/* Any commit may have changed the queue (a new pending intent is
+	 * no id anyone waits on): one counter read, when someone watches. */
+	if ((g = *group_slot(&w->wait, WAIT_QUEUE_KEY)) != NULL)
+		wait_check(w, g);
 }
 
 void

@@ -1,6 +1,8 @@
 /*
- * wait: long-polls (GET /v1/intents/{id}?wait=N), as a mechanism.  A held
- * request waits until the intent's status leaves "pending" — woken by
+ * wait: long-polls (GET /v1/intents/{id}?wait=N, and the approval queue's
+ * GET /v1/approvals?wait=N&since=GEN), as a mechanism.  A held request
+ * waits until the intent's status leaves "pending" (or the queue's
+ * generation moves past the one its client saw) — woken by
  * whichever thread committed the change (wait_wake, from every
  * transaction this process commits) or, for other processes' changes, by
  * a once-a-second check — or until its own timer fires; then the
@@ -74,6 +76,15 @@ void	wait_deinit(struct worker *w);
  */
 int	wait_hold(struct request *rq, const char *id, int seconds,
 	    int audience, wait_answer_fn answer);
+/*
+ * Hold rq for up to seconds until the approval queue's generation
+ * (STORE_GEN_QUEUE) is no longer since; answer gets it then, or when the
+ * time is up, with id WAIT_QUEUE_KEY.  Counted like wait_hold.  0 held,
+ * -1 no slot.
+ */
+int	wait_hold_queue(struct request *rq, int64_t since, int seconds,
+	    int audience, wait_answer_fn answer);
+#define WAIT_QUEUE_KEY	"queue"	/* not an intent id */
 /* Any thread, after a commit: these intents changed status. */
 void	wait_wake(struct broker *b, const struct lc_changes *ch);
 /* 1 Hz: notice changes other processes made to waited-on intents. */

@@ -2,7 +2,8 @@
  * watch: the change feed of a shared database, heard on a thread of its
  * own.  The fast path: the listening socket turns readable when any
  * broker (or toolgatectl --db) commits a kill switch change, a policy
- * version or an intent's status change, and what it heard is published
+ * version, an intent's status change or a change of the approval queue,
+ * and what it heard is published
  * to this broker's threads at once.  The backstop, once a second: listen
  * again when the connection was lost (the engine reconnects with
  * backoff), and after every such reconnect publish "everything changed"
@@ -36,7 +37,11 @@ watch_heard_cb(unsigned what, const char *id, void *arg)
 	memset(&ch, 0, sizeof(ch));
 	if (what == STORE_GEN_KILLSWITCH)
 		h->killswitch = 1;
-	else if (what == STORE_GEN_DATA && id != NULL && intent_id_valid(id)) {
+	else if (what == STORE_GEN_QUEUE) {
+		/* The approval queue's long-polls re-read its generation. */
+		ch.queue = 1;
+		commit_publish(h->b, &ch);
+	} else if (what == STORE_GEN_DATA && id != NULL && intent_id_valid(id)) {
 		snprintf(one[0], sizeof(one[0]), "%s", id);
 		ch.ids = one;
 		ch.n = 1;

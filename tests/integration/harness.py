@@ -869,6 +869,168 @@ class ExitAsserts:
         self.assertEqual(p.returncode, code, "exit %d, wanted %d\nstdout: "
                          "%s\nstderr: %s" % (p.returncode, code, p.stdout,
                                              p.stderr))
+# ----------------------------------------------------------------- receivers
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 for the notify sinks (CONTRACT
+    §10): plain HTTP, or HTTPS with the dev PKI's broker certificate
+    (SAN 127.0.0.1, so a sink with ca=pki/ca.pem verifies it).  Every
+    request is recorded as a dict {mode, path, headers (lower-case
+    names), body (bytes), at (monotonic)}; how it is answered is
+    self.mode, changeable at any time:
+      ok        200, keep-alive (HTTP/1.1)
+      fail      500
+      redirect  302 to another URL (must not be followed)
+      hang      read the request, never answer (until stop())
+      reset     read the request, close the connection with a TCP reset
+    stop() closes the port (connections refused); start() opens it
+    again on the same port."""
+
+    def __init__(self, tls=False, mode="ok", port=None):
+        self.tls = tls
+        self.mode = mode
+        self.port = port or free_port()
+        self.requests = []
+        self.lock = threading.Lock()
+        self.hanging = 0            # requests held unanswered now
+        self._release = threading.Event()
+        self._server = None
+        self._thread = None
+
+    @property
+    def url(self):
+        return "%s://127.0.0.1:%d/hook/path?token=s3cret" % (
+            "https" if self.tls else "http", self.port)
+
+    def start(self):
+        import http.server
+        import struct
+        receiver = self
+        self._release.clear()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                if receiver.tls:
+                    self.request.do_handshake()
+                super().setup()
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(n)
+                mode = receiver.mode
+                with receiver.lock:
+                    receiver.requests.append({
+                        "mode": mode, "path": self.path,
+                        "headers": {k.lower(): v
+                                    for k, v in self.headers.items()},
+                        "body": body, "at": time.monotonic()})
+                if mode == "hang":
+                    with receiver.lock:
+                        receiver.hanging += 1
+                    receiver._release.wait(120)
+                    with receiver.lock:
+                        receiver.hanging -= 1
+                    self.close_connection = True
+                    return
+                if mode == "reset":
+                    self.request.setsockopt(socket.SOL_SOCKET,
+                                            socket.SO_LINGER,
+                                            struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    raise ConnectionResetError("reset on purpose")
+                code = {"ok": 200, "fail": 500, "redirect": 302}[mode]
+                self.send_response(code)
+                if code == 302:
+                    self.send_header("Location", "http://127.0.0.1:1/")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def handle(self):
+                try:
+                    super().handle()
+                except (ConnectionError, ssl.SSLError, OSError):
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+            def get_request(self):
+                sock, addr = self.socket.accept()
+                if receiver.tls:
+                    sock = receiver._ctx.wrap_socket(
+                        sock, server_side=True,
+                        do_handshake_on_connect=False)
+                return sock, addr
+
+            def handle_error(self, request, client_address):
+                pass
+
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            k = pki()
+            ctx.load_cert_chain(os.path.join(k, "broker.pem"),
+                                os.path.join(k, "broker.key"))
+            self._ctx = ctx
+        self._server = Server(("127.0.0.1", self.port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server is not None:
+            self._release.set()
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def delivered(self):
+        """The requests answered 2xx, in arrival order."""
+        with self.lock:
+            return [r for r in self.requests if r["mode"] == "ok"]
+
+    def events(self, type=None):
+        """The envelopes delivered (2xx), parsed, optionally of one
+        type."""
+        evs = [json.loads(r["body"]) for r in self.delivered()]
+        return [e for e in evs if type is None or e["type"] == type]
+
+    def wait(self, pred, timeout=60, what="the receiver's condition"):
+        """pred(self) true within timeout seconds, else AssertionError."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pred(self):
+                return
+            time.sleep(0.05)
+        raise AssertionError("%s did not hold within %d s; requests: %s" %
+                             (what, timeout, [(r["mode"], r["headers"].get(
+                                 "toolgate-event")) for r in
+                                 self.requests]))
+
+
+def sink_verify(key, request):
+    """True when a recorded request's Toolgate-Signature verifies with
+    key, by proto/examples/receiver.py's verify()."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "receiver", os.path.join(ROOT, "proto", "examples", "receiver.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.verify(key, request["headers"].get("toolgate-signature"),
+                      request["body"])
 
 
 def payment(value, currency="USD", claim=False, **args):

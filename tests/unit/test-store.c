@@ -95,7 +95,7 @@ test_open(void)
 	CHECK(access(dbpath, F_OK) == -1);
 	s = open_store(STORE_CREATE);
 	CHECK(strcmp(s->ops->name, "sqlite") == 0);
-	CHECK(store_schema_version() == 8);
+	CHECK(store_schema_version() == 8);	/* the newest migration */
 	/* A write makes -wal and -shm: all three private, whatever the
 	 * umask. */
 	CHECK(store_begin(s) == 0);
