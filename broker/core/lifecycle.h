@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit_trust.h"
 #include "intent.h"
 #include "killswitch.h"
 #include "policy.h"
@@ -45,6 +46,11 @@ struct lc_config {
 	/* An allowed intent mints grants for this long after it was
 	 * allowed; not redeemed by then, it becomes expired. */
 	int64_t		 grant_window;
+	/* What the lifecycle does not take on trust (audit_trust.h),
+	 * shared by the process; borrowed.  NULL (tests, toolgatectl
+	 * commands that only narrow): records are not tagged, policies
+	 * load as stored, and no grant is ever handed out. */
+	struct audit_trust *trust;
 };
 
 /* What the current transaction changed, for after the commit. */
@@ -71,6 +77,7 @@ struct decider {
 	struct ks_cache		 ks;
 	struct lc_changes	 changed;
 	int			 wrote_state;	/* policy/switches this tx */
+	struct audit_tx		 atx;		/* this tx's appends */
 };
 
 void	decider_init(struct decider *d, struct store *s, const char *name,
@@ -167,8 +174,9 @@ enum reason lc_redeem(struct decider *d, const char *who, const char *id,
 
 /*
  * 1 if the agent may be handed a (fresh) grant for r now: allowed, not
- * redeemed, inside the grant window, and no kill switch covers it (the
- * decider's cache: refresh it first).
+ * redeemed, inside the grant window, no kill switch covers it (the
+ * decider's cache: refresh it first), and its allowing record is tagged
+ * and matches r (audit_trust_grant; never without a trust).
  */
 int	lc_may_grant(const struct decider *d, const struct intent_row *r,
 	    int64_t now);
@@ -188,6 +196,7 @@ enum reason lc_reset(struct decider *d, const char *actor, int64_t id,
 	    const char *reason, int64_t now, const char **why);
 
 /* Store an already validated policy text as a new version (*version),
- * audited "policy.apply". */
+ * audited "policy.apply" with its SHA-256 and what changed from the
+ * version before (policy_changes). */
 enum reason lc_policy_apply(struct decider *d, const char *text, size_t len,
 	    const char *actor, int64_t now, int64_t *version);

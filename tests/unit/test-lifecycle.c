@@ -313,7 +313,7 @@ static const struct row {
 };
 
 /* The grant window of the table's deciders. */
-static const struct lc_config table_cfg = { 30 };
+static const struct lc_config table_cfg = { .grant_window = 30 };
 
 static enum reason
 run_op(struct decider *d, const struct row *rw, const char *id)
