@@ -195,6 +195,16 @@ enum reason lc_trip(struct decider *d, const char *actor, enum ks_scope scope,
 enum reason lc_reset(struct decider *d, const char *actor, int64_t id,
 	    const char *reason, int64_t now, const char **why);
 
+/*
+ * The database side of a prune whose archive is written (audit_prune.h):
+ * record cut as the chain's cut and delete the records up to it, the
+ * intents that are over with every time before `before` (*intents of
+ * them), and the replay rows past their use; audited "audit.prune".
+ */
+enum reason lc_prune(struct decider *d, const struct audit_cut *cut,
+	    int64_t archived, int64_t before, const char *actor, int64_t now,
+	    int64_t *intents);
+
 /* Store an already validated policy text as a new version (*version),
  * audited "policy.apply" with its SHA-256 and what changed from the
  * version before (policy_changes). */
