@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "input.h"
 #include "log.h"
+#include "trust.h"
 
 /* An intent on its way through the group commit. */
 struct intent_job {
@@ -258,16 +259,20 @@ api_metrics(struct request *rq)
 {
 	const struct metrics	*all[BROKER_MAX_THREADS];
 	struct broker		*b = rq->w->broker;
-	char			*text;
+	char			*text, *t;
 	size_t			 len;
 	int			 i;
 
 	for (i = 0; i < b->nworkers; i++)
 		all[i] = &b->workers[i].metrics;
-	if ((text = metrics_render(all, (size_t)b->nworkers, &len)) == NULL) {
+	if ((text = metrics_render(all, (size_t)b->nworkers, &len)) == NULL ||
+	    (t = realloc(text, len + TRUST_METRICS_MAX)) == NULL) {
+		free(text);
 		http_reply_error(rq, E_INTERNAL, NULL);
 		return;
 	}
+	text = t;
+	trust_metrics(b, text, len + TRUST_METRICS_MAX, &len);
 	http_reply_text(rq, 200, "text/plain; version=0.0.4", text, len);
 	free(text);
 }

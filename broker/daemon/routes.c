@@ -14,6 +14,7 @@
 #include "log.h"
 #include "ops.h"
 #include "routes.h"
+#include "trust.h"
 
 enum who {
 	WHO_ANY,	/* any verified peer */
@@ -55,6 +56,8 @@ static const struct route {
 	{ M_POST, WHO_ANY, "/v1/grants/redeem", NULL, api_grant_redeem },
 	{ M_GET, WHO_OPERATOR, "/v1/audit", "read the audit trail",
 	    api_audit_list },
+	{ M_GET, WHO_OPERATOR, "/v1/audit/checkpoint",
+	    "read the audit trail", api_audit_checkpoint },
 	{ M_GET, WHO_ANY, "/healthz", NULL, api_healthz },
 	{ M_GET, WHO_ANY, "/metrics", NULL, api_metrics },
 };
