@@ -491,6 +491,8 @@ class Broker:
         self.extra_args = tuple(extra_args)
         self.port = free_port()
         self.url = "https://127.0.0.1:%d" % self.port
+        self.audit_key = os.path.join(self.pki, "audit.key")
+        self.anchor = self.db + ".anchor"
         self.proc = None
         self._lines = []
         self._lines_lock = threading.Lock()
@@ -506,7 +508,8 @@ class Broker:
         else:
             policy_file = policy
         self.policy_file = policy_file
-        p = subprocess.run([CTL, "--db", self.db, "policy", "apply",
+        p = subprocess.run([CTL, "--db", self.db, "--audit-key",
+                            self.audit_key, "policy", "apply",
                             policy_file], capture_output=True, text=True,
                            timeout=30)
         if p.returncode != 0:
@@ -525,6 +528,7 @@ class Broker:
                 "--cert", os.path.join(k, "broker.pem"),
                 "--key", os.path.join(k, "broker.key"),
                 "--grant-key", os.path.join(k, "grant.key"),
+                "--audit-key", self.audit_key,
                 "--threads", str(self.threads), "--log-level", "info"]
         if self.audience is not None:
             argv += ["--audience", self.audience]
@@ -688,9 +692,12 @@ class Broker:
         return subprocess.run(argv, capture_output=True, text=True,
                               check=check, input=input, timeout=timeout)
 
-    def ctl_db(self, *args, check=False, input=None, timeout=30):
-        """toolgatectl --db DB ... (offline)."""
-        return subprocess.run([CTL, "--db", self.db] + list(args),
+    def ctl_db(self, *args, check=False, input=None, timeout=30,
+               audit_key=False):
+        """toolgatectl --db DB ... (offline); with audit_key, also
+        --audit-key (the broker's): what widens what is allowed needs it."""
+        key = ["--audit-key", self.audit_key] if audit_key else []
+        return subprocess.run([CTL, "--db", self.db] + key + list(args),
                               capture_output=True, text=True, check=check,
                               input=input, timeout=timeout)
 

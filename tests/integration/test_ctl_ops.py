@@ -29,7 +29,8 @@ COMMANDS = [
     ["reject"], ["killswitch"], ["killswitch", "trip"],
     ["killswitch", "status"], ["killswitch", "reset"], ["policy"],
     ["policy", "check"], ["policy", "apply"], ["policy", "show"], ["audit"],
-    ["audit", "verify"], ["audit", "export"],
+    ["audit", "verify"], ["audit", "export"], ["audit", "checkpoint"],
+    ["audit", "prune"],
 ]
 
 # Characters a terminal acts on instead of showing: C1 controls (U+009B is
