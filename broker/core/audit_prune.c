@@ -34,8 +34,6 @@ prune_walk_cb(const struct audit_row *row, void *arg)
 	int64_t			 at = 0;
 	int			 ok;
 
-	if (row->seq > w->limit)
-		return (1);
 	rec = json_loadb(row->record, row->record_len, 0, NULL);
 	ok = rec != NULL && clock_parse_rfc3339(json_string_value(
 	    json_object_get(rec, "at")), &at) == 0 && row->hash != NULL &&
@@ -49,6 +47,8 @@ prune_walk_cb(const struct audit_row *row, void *arg)
 		w->by_time = 1;
 		return (1);
 	}
+	if (row->seq > w->limit)
+		return (1);
 	w->last.seq = row->seq;
 	memcpy(w->last.hash, row->hash, 65);
 	return (0);
