@@ -61,6 +61,27 @@ key_from_hex(const char *line, size_t n, struct audit_key *k)
 	return (0);
 }
 
+/* One HMAC-SHA256 context per key, keyed. */
+static int
+keys_init_macs(struct audit_keys *ks)
+{
+	char		 digest[] = "SHA256";
+	OSSL_PARAM	 params[2];
+	int		 i;
+
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    digest, 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if ((ks->mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL)
+		return (-1);
+	for (i = 0; i < ks->n; i++)
+		if ((ks->ctx[i] = EVP_MAC_CTX_new(ks->mac)) == NULL ||
+		    EVP_MAC_init(ks->ctx[i], ks->k[i].key, AUDIT_KEY_LEN,
+		    params) != 1)
+			return (-1);
+	return (0);
+}
+
 int
 audit_keys_parse(struct audit_keys *ks, const char *text, size_t len,
     const char **why)
@@ -104,8 +125,8 @@ audit_keys_parse(struct audit_keys *ks, const char *text, size_t len,
 		    "openssl rand -hex 32)";
 		goto bad;
 	}
-	if ((ks->mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL) {
-		*why = "OpenSSL has no HMAC";
+	if (keys_init_macs(ks) == -1) {
+		*why = "OpenSSL has no HMAC-SHA256";
 		goto bad;
 	}
 	return (0);
@@ -161,6 +182,10 @@ audit_keys_load(struct audit_keys *ks, const char *path, char *why,
 void
 audit_keys_clear(struct audit_keys *ks)
 {
+	int	 i;
+
+	for (i = 0; i < AUDIT_KEYS_MAX; i++)
+		EVP_MAC_CTX_free(ks->ctx[i]);
 	EVP_MAC_free(ks->mac);
 	explicit_bzero(ks, sizeof(*ks));
 }
@@ -184,20 +209,16 @@ audit_mac(const struct audit_keys *ks, const struct audit_key *k,
     size_t blen, const void *c, size_t clen, char out[65])
 {
 	static const char	 hex[] = "0123456789abcdef";
-	char			 digest[] = "SHA256";
-	OSSL_PARAM		 params[2];
 	EVP_MAC_CTX		*ctx;
 	unsigned char		 md[32];
 	size_t			 mdlen = 0, i;
 	int			 ok;
 
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-	    digest, 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if ((ctx = EVP_MAC_CTX_new(ks->mac)) == NULL)
+	/* Copied, never used in place: threads share the keyed ones. */
+	if (k < ks->k || k >= ks->k + ks->n ||
+	    (ctx = EVP_MAC_CTX_dup(ks->ctx[k - ks->k])) == NULL)
 		return (-1);
-	ok = EVP_MAC_init(ctx, k->key, AUDIT_KEY_LEN, params) == 1 &&
-	    EVP_MAC_update(ctx, (const unsigned char *)label,
+	ok = EVP_MAC_update(ctx, (const unsigned char *)label,
 	    strlen(label)) == 1 &&
 	    (alen == 0 || EVP_MAC_update(ctx, a, alen) == 1) &&
 	    (blen == 0 || EVP_MAC_update(ctx, b, blen) == 1) &&

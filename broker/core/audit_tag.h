@@ -44,6 +44,9 @@ struct audit_keys {
 	struct audit_key k[AUDIT_KEYS_MAX];	/* k[0] tags */
 	int		 n;
 	EVP_MAC		*mac;			/* HMAC, fetched once */
+	/* Each key's HMAC, initialised once: a MAC copies it (setting a
+	 * key and looking up its digest costs more than the MAC). */
+	EVP_MAC_CTX	*ctx[AUDIT_KEYS_MAX];
 };
 
 /*
