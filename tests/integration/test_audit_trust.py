@@ -370,9 +370,14 @@ class TamperStopped(Case):
         shutil.copyfile(old, b.db)
         self.assertEqual(self.verify(b).returncode, 0)
         self.assertCaughtByCheckpoint(b, cp, "the chain ends at record")
-        # The redeemed grant is not re-opened.
+        # The redeemed grant is not re-opened: no new grant in the view,
+        # and the old one is not redeemed a second time.
         self.assertStartsBroken(b, "an older copy of the database",
                                 allowed=a["id"])
+        st, _, r = b.client("tool-payments").request(
+            "POST", "/v1/grants/redeem", body=json.dumps(
+                {"grant": a["grant"]}), content_type="application/json")
+        self.assertEqual((st, r["error"]), (503, "unavailable"), r)
 
     def test_pending_flipped_to_allowed(self):
         b = self.broker()
