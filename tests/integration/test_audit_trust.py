@@ -11,7 +11,8 @@ flipped to allowed, a policy body edited in place — with the broker
 stopped and while it runs: each is caught, and the broker fails closed (no
 grant, 503 for decisions, toolgate_audit_chain_broken 1, the first bad
 record logged).  Offline changes that widen need the audit key; a trip
-does not.  Prune/archive round trips: the archive verifies on its own, the
+does not.  A start verifies only what follows its anchor; a rotated
+audit key keeps the old records verifying.  Prune/archive round trips: the archive verifies on its own, the
 database from the cut, nothing still needed goes.
 """
 
@@ -609,6 +610,79 @@ class OfflineChanges(Case):
                          {"changed": [{"role": "payments-agent",
                                        "tool": "payments.transfer"}]})
         self.assertNotIn("roles", det["changes"])
+
+
+# ------------------------------------------------- starts and the key
+
+class Starts(Case):
+
+    def test_a_start_verifies_only_what_follows_its_anchor(self):
+        b = self.broker()
+        self.history(b)
+        b.stop()
+        head = records(b.db)[-1][0]
+        n = len(b.log_lines())
+        b.start()
+        line = b.wait_log("audit chain verified", n)
+        self.assertIn("verified: 0 records after record %d (anchor)" % head,
+                      line)
+        b.stop()
+        os.unlink(b.anchor)
+        n = len(b.log_lines())
+        b.start()
+        line = b.wait_log("audit chain verified", n)
+        self.assertIn("verified: %d records after record 0 (genesis)" % head,
+                      line)
+        self.assertIn("%d tags" % head, line)
+        b.wait_log("no audit anchor", n)
+        self.assertTrue(os.path.exists(b.anchor))
+
+    def test_rotating_the_audit_key(self):
+        """proto/audit.md "Rotation": the new key first, the old one
+        below it; records tagged with either verify, new ones take the
+        new key."""
+        b = self.broker()
+        allowed, pending = self.history(b)
+        b.stop()
+
+        def kid(hexkey):
+            return hashlib.sha256(bytes.fromhex(hexkey)).hexdigest()[:16]
+        with open(b.audit_key) as f:
+            old = f.read().split()[0]
+        new = os.urandom(32).hex()
+        rot = os.path.join(self.tmp, "rotated.key")
+        fd = os.open(rot, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("# new first, the old one until it no longer matters\n"
+                    "%s\n%s\n" % (new, old))
+        b.audit_key = rot
+        b.start()
+        # Tagged with the old key: still a grant.
+        st, _, v = b.client("agent-payments").get("/v1/intents/" +
+                                                  allowed["id"])
+        self.assertEqual(st, 200, v)
+        self.assertIsNotNone(v["grant"])
+        st, _, r = b.client("approver-alice").request(
+            "POST", "/v1/approvals/%s/approve" % pending, body="{}",
+            content_type="application/json")
+        self.assertEqual(st, 200, r)
+        last = json.loads(records(b.db)[-1][1])
+        self.assertEqual(last["event"], "approval")
+        self.assertTrue(last["tag"].startswith(kid(new) + "."), last)
+        first = json.loads(records(b.db)[0][1])
+        self.assertTrue(first["tag"].startswith(kid(old) + "."), first)
+        st, _, v = b.client("agent-payments").get("/v1/intents/" + pending)
+        self.assertIsNotNone(v["grant"], v)
+        self.assertEqual(self.broken_metric(b), 0)
+        n = len(records(b.db))
+        p = self.verify(b, key=True)
+        self.assertEqual(p.stdout, "audit chain OK: %d records, %d tagged\n"
+                         % (n, n), p.stderr)
+        # The old key alone no longer vouches for the new records.
+        b.audit_key = os.path.join(b.pki, "audit.key")
+        p = self.verify(b, key=True)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("tag", p.stderr)
 
 
 # ---------------------------------------------------------------- prune
