@@ -29,26 +29,6 @@ checkpoint_sign(EVP_PKEY *key, json_t *header, int64_t seq, const char *hash,
 	return (tok);
 }
 
-/* One base64url segment as a strict JSON object, or NULL. */
-static json_t *
-checkpoint_segment(const char *seg, size_t len)
-{
-	unsigned char	*raw;
-	size_t		 rawlen;
-	json_t		*o;
-
-	if ((raw = jose_b64url_decode(seg, len, &rawlen)) == NULL)
-		return (NULL);
-	o = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES,
-	    NULL);
-	free(raw);
-	if (o != NULL && !json_is_object(o)) {
-		json_decref(o);
-		return (NULL);
-	}
-	return (o);
-}
-
 static int
 is_hex64(const char *s)
 {
@@ -75,8 +55,8 @@ checkpoint_parse(const char *jws, struct checkpoint *cp, const char **why)
 	*why = "not a compact JWS";
 	if (jws == NULL || (len = strlen(jws)) > CHECKPOINT_MAX ||
 	    jose_split(jws, len, &dot1, &dot2) == -1 ||
-	    (hdr = checkpoint_segment(jws, dot1)) == NULL ||
-	    (cl = checkpoint_segment(jws + dot1 + 1, dot2 - dot1 - 1)) == NULL)
+	    (hdr = jose_segment_json(jws, dot1)) == NULL ||
+	    (cl = jose_segment_json(jws + dot1 + 1, dot2 - dot1 - 1)) == NULL)
 		goto done;
 	alg = json_string_value(json_object_get(hdr, "alg"));
 	kid = json_string_value(json_object_get(hdr, "kid"));

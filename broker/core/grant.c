@@ -122,26 +122,6 @@ grant_sign(const struct grant_signer *g, const struct intent_row *r,
 	return (tok);
 }
 
-/* Decode one base64url segment as a strict JSON object, or NULL. */
-static json_t *
-grant_segment_json(const char *seg, size_t len)
-{
-	unsigned char	*raw;
-	size_t		 rawlen;
-	json_t		*o;
-
-	if ((raw = jose_b64url_decode(seg, len, &rawlen)) == NULL)
-		return (NULL);
-	o = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES,
-	    NULL);
-	free(raw);
-	if (o != NULL && !json_is_object(o)) {
-		json_decref(o);
-		return (NULL);
-	}
-	return (o);
-}
-
 /* The header is checked before the signature so that nothing but our
  * exact alg ever reaches a verifier. */
 json_t *
@@ -155,7 +135,7 @@ grant_verify(const struct grant_signer *g, const char *tok, int64_t now,
 	*why = "the grant is not a well-formed compact JWS";
 	if (jose_split(tok, len, &dot1, &dot2) == -1)
 		return (NULL);
-	if ((hdr = grant_segment_json(tok, dot1)) == NULL)
+	if ((hdr = jose_segment_json(tok, dot1)) == NULL)
 		return (NULL);
 	alg = json_string_value(json_object_get(hdr, "alg"));
 	kid = json_string_value(json_object_get(hdr, "kid"));
@@ -167,7 +147,7 @@ grant_verify(const struct grant_signer *g, const char *tok, int64_t now,
 	if (jose_verify(g->key, JOSE_ES256, tok, len) != 0)
 		goto bad;
 	*why = "the grant's claims are malformed";
-	if ((cl = grant_segment_json(tok + dot1 + 1, dot2 - dot1 - 1)) == NULL)
+	if ((cl = jose_segment_json(tok + dot1 + 1, dot2 - dot1 - 1)) == NULL)
 		goto bad;
 	exp = json_object_get(cl, "exp");
 	if (!json_is_string(json_object_get(cl, "iss")) ||

@@ -638,3 +638,22 @@ jose_ec_public_from_jwk(const json_t *jwk)
 	free(by);
 	return (pkey);
 }
+
+json_t *
+jose_segment_json(const char *seg, size_t len)
+{
+	unsigned char	*raw;
+	size_t		 rawlen;
+	json_t		*o;
+
+	if ((raw = jose_b64url_decode(seg, len, &rawlen)) == NULL)
+		return (NULL);
+	o = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES,
+	    NULL);
+	free(raw);
+	if (o != NULL && !json_is_object(o)) {
+		json_decref(o);
+		return (NULL);
+	}
+	return (o);
+}

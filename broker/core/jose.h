@@ -21,6 +21,9 @@ char	*jose_b64url_encode(const unsigned char *in, size_t len);
  * convenience, *outlen excludes the NUL) or NULL.
  */
 unsigned char *jose_b64url_decode(const char *in, size_t len, size_t *outlen);
+/* One base64url segment of a JWS (header or claims) as a strict JSON
+ * object (duplicate names refused): a new reference, or NULL. */
+json_t	*jose_segment_json(const char *seg, size_t len);
 
 /*
  * Compact JWS shape: three dot-separated base64url segments, none empty
