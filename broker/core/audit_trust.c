@@ -135,6 +135,15 @@ trust_check_head(struct audit_trust *t, struct store *s,
 		audit_trust_break(t, r.bad_seq, "%s", r.why);
 		return (-1);
 	}
+	/* Every record up to the head committed before the walk began
+	 * (where the head is kept apart from the records, PostgreSQL's
+	 * audit_head, they could disagree). */
+	if (spec.last.seq < seq) {
+		audit_trust_break(t, spec.last.seq + 1, "the chain ends at "
+		    "record %lld, but its head says record %lld: records were "
+		    "removed", (long long)spec.last.seq, (long long)seq);
+		return (-1);
+	}
 	trust_advance(t, &spec.last, spec.tagged);
 	return (0);
 }
