@@ -1013,6 +1013,19 @@ sq_op_intents_prune(struct store *s, int64_t before, int64_t *n)
 	return (0);
 }
 
+/* One file on one host: the generations tell every change, no feed. */
+static int
+sq_op_listen(struct store *s)
+{
+	return (-2);
+}
+
+static int
+sq_op_heard(struct store *s, store_heard_cb cb, void *arg)
+{
+	return (0);
+}
+
 static const struct store_ops sqlite_ops = {
 	.name = "sqlite",
 	.close = sq_op_close,
@@ -1047,6 +1060,8 @@ static const struct store_ops sqlite_ops = {
 	.audit_cut_get = sq_op_audit_cut_get,
 	.audit_prune = sq_op_audit_prune,
 	.intents_prune = sq_op_intents_prune,
+	.listen = sq_op_listen,
+	.heard = sq_op_heard,
 };
 
 struct store *

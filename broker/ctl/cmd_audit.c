@@ -198,7 +198,7 @@ audit_walk(const struct ctl *ctl, int64_t after, int64_t limit, audit_cb cb,
 		r = audit_each(s, after, limit, cb, arg);
 	store_close(s);
 	return (r >= 0 ? CTL_OK : ctl_fail("%s: could not read the audit log",
-	    ctl->db));
+	    ctl_db_name(ctl)));
 }
 
 /* --- export ---------------------------------------------------------- */
@@ -425,7 +425,8 @@ verify_db(const struct ctl *ctl, struct verify_run *run)
 	return (CTL_OK);
  bad:
 	store_close(s);
-	return (ctl_fail("%s: could not read the audit log", ctl->db));
+	return (ctl_fail("%s: could not read the audit log",
+	    ctl_db_name(ctl)));
 }
 
 static int

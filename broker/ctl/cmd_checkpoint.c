@@ -85,7 +85,8 @@ chain_ok(const struct ctl *ctl, struct store *s, const struct ctl_trust *t,
 
 	v = audit_verify_keyed(s, t->cfg.trust != NULL ? &t->keys : NULL, &r);
 	if (v == -1)
-		return (ctl_fail("%s: could not read the audit log", ctl->db));
+		return (ctl_fail("%s: could not read the audit log",
+		    ctl_db_name(ctl)));
 	if (v == 1)
 		return (ctl_fail("audit chain BROKEN at record %lld: %s (%s "
 		    "refused)", (long long)r.bad_seq, r.why, what));
@@ -132,7 +133,8 @@ checkpoint_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
 	if (s->ops->audit_head(s, &head.seq, head.hash) == -1 ||
 	    (jws = checkpoint_sign(g.key, g.header, head.seq, head.hash,
 	    clock_now())) == NULL || checkpoint_parse(jws, &cp, &why) == -1)
-		rc = ctl_fail("%s: could not sign a checkpoint", ctl->db);
+		rc = ctl_fail("%s: could not sign a checkpoint",
+		    ctl_db_name(ctl));
 	else
 		rc = print_checkpoint(ctl, jws, &cp);
  done:
@@ -213,7 +215,8 @@ prune_run(const struct ctl *ctl, struct store *s, struct ctl_trust *t,
 	int			 rc;
 
 	if (audit_prune_plan(s, before, &p) == -1)
-		return (ctl_fail("%s: could not read the audit log", ctl->db));
+		return (ctl_fail("%s: could not read the audit log",
+		    ctl_db_name(ctl)));
 	if (p.records == 0) {
 		if (p.kept_by != NULL)
 			printf("nothing to prune before %s: keeping %s\n",
@@ -238,7 +241,7 @@ prune_run(const struct ctl *ctl, struct store *s, struct ctl_trust *t,
 	    &cut, p.records, before, actor, now, &intents));
 	if (r != REASON_OK || s->ops->audit_head(s, &head, hash) == -1)
 		rc = ctl_fail("%s: the archive %s is written, but the database "
-		    "could not be pruned: nothing was removed", ctl->db,
+		    "could not be pruned: nothing was removed", ctl_db_name(ctl),
 		    archive);
 	else
 		rc = print_pruned(ctl, archive, &p, head, intents);

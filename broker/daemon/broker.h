@@ -25,6 +25,7 @@
 #include "ratelimit.h"
 #include "tls.h"
 #include "wait.h"
+#include "watch.h"
 
 #define BROKER_MAX_THREADS	64
 #define BROKER_MAX_HEADERS	(16 * 1024)
@@ -90,4 +91,5 @@ struct broker {
 	int			 nworkers;
 	struct worker		 workers[BROKER_MAX_THREADS];
 	struct committer	 commit;
+	struct watcher		 watch;		/* watch.c: other brokers */
 };
