@@ -589,7 +589,13 @@ class Broker:
         self.port = free_port()
         self.url = "https://127.0.0.1:%d" % self.port
         self.audit_key = os.path.join(self.pki, "audit.key")
-        self.anchor = self.db + ".anchor"
+        # The broker's audit anchor: a file of its own, outside the
+        # database (proto/audit.md); beside a SQLite file by default.
+        if ENGINE == "postgresql" or not self.own_db:
+            self.anchor = os.path.join(self.dir, "toolgate.anchor")
+            self.flags.setdefault("--audit-anchor", self.anchor)
+        else:
+            self.anchor = self.db + ".anchor"
         self.proc = None
         self._lines = []
         self._lines_lock = threading.Lock()

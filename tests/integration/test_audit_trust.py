@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import unittest
+from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -39,37 +40,72 @@ DEADLINE = 60           # seconds a condition may take on a busy machine
 # ------------------------------------------------------------- database
 
 def records(db):
-    with sqlite3.connect(db) as c:
-        return c.execute("SELECT seq, record, prev_hash, hash FROM audit "
-                         "ORDER BY seq").fetchall()
+    return harness.db_query(db, "SELECT seq, record, prev_hash, hash FROM "
+                            "audit ORDER BY seq")
 
 
-def open_db(db):
-    """A connection of the attacker: the append-only triggers dropped."""
-    c = sqlite3.connect(db, timeout=30, isolation_level=None)
-    c.execute("DROP TRIGGER IF EXISTS audit_no_update")
-    c.execute("DROP TRIGGER IF EXISTS audit_no_delete")
-    return c
+class Writer:
+    """Someone who can write the database, in one transaction: the
+    append-only triggers dropped first; on PostgreSQL the chain's head row
+    (audit_head) is locked and, at the end, set to the newest record left,
+    as a careful writer would.  `with Writer(db) as w: w.execute(...)`
+    (? placeholders on both engines)."""
+
+    def __init__(self, db):
+        self.pg = db.startswith(("postgresql://", "postgres://"))
+        if self.pg:
+            self.c = harness.pg_connect(db)
+            self.c.autocommit = False
+            self.cur = self.c.cursor()
+            for t in ("audit_no_update", "audit_no_delete"):
+                self.cur.execute("DROP TRIGGER IF EXISTS %s ON audit" % t)
+            self.cur.execute("SELECT 1 FROM audit_head FOR UPDATE")
+        else:
+            self.c = sqlite3.connect(db, timeout=30, isolation_level=None)
+            for t in ("audit_no_update", "audit_no_delete"):
+                self.c.execute("DROP TRIGGER IF EXISTS %s" % t)
+            self.c.execute("BEGIN IMMEDIATE")
+
+    def execute(self, sql, params=()):
+        if self.pg:
+            self.cur.execute(sql.replace("?", "%s"), tuple(params))
+            return self.cur.fetchall() if self.cur.description else []
+        return self.c.execute(sql, tuple(params)).fetchall()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.pg:
+            if exc_type is None:
+                self.cur.execute(
+                    "UPDATE audit_head SET seq = coalesce((SELECT max(seq) "
+                    "FROM audit), 0), hash = (SELECT hash FROM audit "
+                    "ORDER BY seq DESC LIMIT 1)")
+                self.c.commit()
+            else:
+                self.c.rollback()
+        else:
+            self.c.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        self.c.close()
+        return False
 
 
 def rewrite_from(db, seq, edit):
     """Replace record seq's body by edit(body) and recompute every later
     hash (the careful edit of the issue): the chain verifies again, but
     the tags, which need the audit key, are left as they were."""
-    c = open_db(db)
-    rows = c.execute("SELECT seq, record, prev_hash FROM audit WHERE seq >= "
-                     "? ORDER BY seq", (seq,)).fetchall()
-    prev = rows[0][2]
-    c.execute("BEGIN IMMEDIATE")
-    for s, text, _ in rows:
-        if s == seq:
-            text = verify_audit.jcs(edit(json.loads(text)))
-        h = hashlib.sha256((prev + text).encode()).hexdigest()
-        c.execute("UPDATE audit SET record = ?, prev_hash = ?, hash = ? "
-                  "WHERE seq = ?", (text, prev, h, s))
-        prev = h
-    c.execute("COMMIT")
-    c.close()
+    with Writer(db) as w:
+        rows = w.execute("SELECT seq, record, prev_hash FROM audit WHERE "
+                         "seq >= ? ORDER BY seq", (seq,))
+        prev = rows[0][2]
+        for s, text, _ in rows:
+            if s == seq:
+                text = verify_audit.jcs(edit(json.loads(text)))
+            h = hashlib.sha256((prev + text).encode()).hexdigest()
+            w.execute("UPDATE audit SET record = ?, prev_hash = ?, hash = ? "
+                      "WHERE seq = ?", (text, prev, h, s))
+            prev = h
 
 
 def copy_db(src, dst):
@@ -80,6 +116,46 @@ def copy_db(src, dst):
     a.backup(b)
     a.close()
     b.close()
+
+
+def snapshot(db, tmp):
+    """An older copy of the database, taken while no broker uses it: a
+    file beside (SQLite), a database copied from it (PostgreSQL).  What
+    restore(db, copy) puts back in place of db."""
+    if not db.startswith(("postgresql://", "postgres://")):
+        old = os.path.join(tmp, "old.db")
+        copy_db(db, old)
+        return old
+    name = "tg_old_" + os.urandom(6).hex()
+    c = harness.pg_connect(harness.PG_BASE)
+    try:
+        c.cursor().execute('CREATE DATABASE "%s" TEMPLATE "%s"' %
+                           (name, urlsplit(db).path.lstrip("/")))
+    finally:
+        c.close()
+    return name
+
+
+def restore(db, old):
+    """Put the snapshot old in place of db (no broker running on it)."""
+    if not db.startswith(("postgresql://", "postgres://")):
+        for suffix in ("-wal", "-shm"):
+            if os.path.exists(db + suffix):
+                os.unlink(db + suffix)
+        shutil.copyfile(old, db)
+        return
+    name = urlsplit(db).path.lstrip("/")
+    c = harness.pg_connect(harness.PG_BASE)
+    try:
+        cur = c.cursor()
+        cur.execute('DROP DATABASE "%s" WITH (FORCE)' % name)
+        cur.execute('ALTER DATABASE "%s" RENAME TO "%s"' % (old, name))
+    finally:
+        c.close()
+
+
+ROLLBACK_SQLITE = ("an older copy put in place under a running broker is a "
+                   "file copied into the live one; PostgreSQL has no file")
 
 
 # --------------------------------------------------------------- broker
@@ -298,9 +374,8 @@ class TamperStopped(Case):
         self.jwks_path = self.jwks_file(b)
         cp, claims = self.checkpoint(b)
         b.stop()
-        c = open_db(b.db)
-        c.execute("DELETE FROM audit WHERE seq > ?", (claims["seq"] - 2,))
-        c.close()
+        with Writer(b.db) as w:
+            w.execute("DELETE FROM audit WHERE seq > ?", (claims["seq"] - 2,))
         # The chain alone still verifies: the checkpoint is what shows.
         self.assertEqual(self.verify(b).returncode, 0)
         self.assertCaughtByCheckpoint(b, cp, "the chain ends at record %d"
@@ -353,8 +428,7 @@ class TamperStopped(Case):
                               **harness.payment("12.50", to="acct-1"))
         self.assertEqual(st, 200, a)
         b.stop()
-        old = os.path.join(self.tmp, "old.db")
-        copy_db(b.db, old)
+        old = snapshot(b.db, self.tmp)
         b.start()
         # The grant is used; then the database is put back before that.
         st, _, r = b.client("tool-payments").request(
@@ -365,10 +439,7 @@ class TamperStopped(Case):
         self.jwks_path = self.jwks_file(b)
         cp, _ = self.checkpoint(b)
         b.stop()
-        for suffix in ("-wal", "-shm"):
-            if os.path.exists(b.db + suffix):
-                os.unlink(b.db + suffix)
-        shutil.copyfile(old, b.db)
+        restore(b.db, old)
         self.assertEqual(self.verify(b).returncode, 0)
         self.assertCaughtByCheckpoint(b, cp, "the chain ends at record")
         # The redeemed grant is not re-opened: no new grant in the view,
@@ -384,11 +455,10 @@ class TamperStopped(Case):
         b = self.broker()
         _, pending = self.history(b)
         b.stop()
-        c = open_db(b.db)
-        c.execute("UPDATE intents SET status = 'allowed', decided_at = ?, "
-                  "reason_text = 'approved' WHERE id = ?",
-                  (int(time.time()), pending))
-        c.close()
+        with Writer(b.db) as w:
+            w.execute("UPDATE intents SET status = 'allowed', decided_at = "
+                      "?, reason_text = 'approved' WHERE id = ?",
+                      (int(time.time()), pending))
         n = len(b.log_lines())
         b.start()
         pay = b.client("agent-payments")
@@ -409,11 +479,10 @@ class TamperStopped(Case):
             for tiers in r.get("currencies", {}).values():
                 for t in tiers:
                     t["approvals"] = 0
-        c = open_db(b.db)
-        c.execute("UPDATE policy_versions SET body = ? WHERE version = "
-                  "(SELECT max(version) FROM policy_versions)",
-                  (json.dumps(pol),))
-        c.close()
+        with Writer(b.db) as w:
+            w.execute("UPDATE policy_versions SET body = ? WHERE version = "
+                      "(SELECT max(version) FROM policy_versions)",
+                      (json.dumps(pol),))
         self.assertStartsBroken(b, "is not the one its policy.apply record "
                                 "hashed: it was edited")
         # Nothing is decided under it, nor read: no policy is loaded.
@@ -433,10 +502,9 @@ class TamperRunning(Case):
         b = self.broker()
         allowed, _ = self.history(b)
         n = len(b.log_lines())
-        c = open_db(b.db)
         head = records(b.db)[-1][0]
-        c.execute("DELETE FROM audit WHERE seq > ?", (head - 2,))
-        c.close()
+        with Writer(b.db) as w:
+            w.execute("DELETE FROM audit WHERE seq > ?", (head - 2,))
         self.assertFailsClosed(b, "records were removed", n, allowed["id"])
 
     def test_edit_with_every_later_hash_recomputed(self):
@@ -452,6 +520,7 @@ class TamperRunning(Case):
         rewrite_from(b.db, seq, edit)
         self.assertFailsClosed(b, "the chain was rewritten", n, allowed["id"])
 
+    @harness.sqlite_only(ROLLBACK_SQLITE)
     def test_rollback_to_an_older_copy(self):
         b = self.broker()
         old = os.path.join(self.tmp, "old.db")
@@ -465,10 +534,9 @@ class TamperRunning(Case):
         b = self.broker()
         _, pending = self.history(b)
         n = len(b.log_lines())
-        c = open_db(b.db)
-        c.execute("UPDATE intents SET status = 'allowed', decided_at = ? "
-                  "WHERE id = ?", (int(time.time()), pending))
-        c.close()
+        with Writer(b.db) as w:
+            w.execute("UPDATE intents SET status = 'allowed', decided_at = "
+                      "? WHERE id = ?", (int(time.time()), pending))
         st, _, v = b.client("agent-payments").get("/v1/intents/" + pending)
         self.assertEqual((st, v["status"]), (200, "allowed"), v)
         self.assertIsNone(v["grant"])
@@ -483,13 +551,12 @@ class TamperRunning(Case):
                               **harness.payment("12.50", to="acct-1"))
         self.assertEqual(st, 200, a)
         n = len(b.log_lines())
-        c = open_db(b.db)
-        args = json.loads(c.execute("SELECT args FROM intents WHERE id = ?",
-                                    (a["id"],)).fetchone()[0])
-        args["to"] = "acct-mallory"
-        c.execute("UPDATE intents SET args = ? WHERE id = ?",
-                  (verify_audit.jcs(args), a["id"]))
-        c.close()
+        with Writer(b.db) as w:
+            args = json.loads(w.execute("SELECT args FROM intents WHERE "
+                                        "id = ?", (a["id"],))[0][0])
+            args["to"] = "acct-mallory"
+            w.execute("UPDATE intents SET args = ? WHERE id = ?",
+                      (verify_audit.jcs(args), a["id"]))
         st, _, v = pay.get("/v1/intents/" + a["id"])
         self.assertEqual(st, 200, v)
         self.assertIsNone(v["grant"])
@@ -502,11 +569,10 @@ class TamperRunning(Case):
         n = len(b.log_lines())
         pol = harness.load_example_policy()
         pol["principals"]["agent-payments"]["roles"].append("operator")
-        c = open_db(b.db)
-        c.execute("UPDATE policy_versions SET body = ? WHERE version = "
-                  "(SELECT max(version) FROM policy_versions)",
-                  (json.dumps(pol),))
-        c.close()
+        with Writer(b.db) as w:
+            w.execute("UPDATE policy_versions SET body = ? WHERE version = "
+                      "(SELECT max(version) FROM policy_versions)",
+                      (json.dumps(pol),))
         self.assertFailsClosed(b, "it was edited behind the broker's back",
                                n, allowed["id"])
 
@@ -522,12 +588,11 @@ class TamperRunning(Case):
                 "intent_id": None, "details": {"id": 1, "reason": "x"},
                 "format": 2}
         text = verify_audit.jcs(body)
-        c = open_db(b.db)
-        c.execute("INSERT INTO audit (seq, event, intent_id, record, "
-                  "prev_hash, hash) VALUES (?, ?, NULL, ?, ?, ?)",
-                  (seq + 1, "killswitch.reset", text, prev,
-                   hashlib.sha256((prev + text).encode()).hexdigest()))
-        c.close()
+        with Writer(b.db) as w:
+            w.execute("INSERT INTO audit (seq, event, intent_id, record, "
+                      "prev_hash, hash) VALUES (?, ?, NULL, ?, ?, ?)",
+                      (seq + 1, "killswitch.reset", text, prev,
+                       hashlib.sha256((prev + text).encode()).hexdigest()))
         self.assertFailsClosed(b, "at record %d: it widens what is allowed "
                                "but has no tag" % (seq + 1), n)
 
@@ -565,7 +630,7 @@ class OfflineChanges(Case):
 
     def test_the_audit_key_file_is_checked_at_start(self):
         b = harness.Broker()
-        self.addCleanup(shutil.rmtree, b.dir, True)
+        self.addCleanup(b._remove)
         key = os.path.join(b.dir, "open.key")
         shutil.copyfile(b.audit_key, key)
         os.chmod(key, 0o644)
