@@ -553,7 +553,7 @@ class Readme(unittest.TestCase):
         self.addCleanup(shutil.rmtree, tmp, True)
         k = harness.pki()
         ports = [harness.free_port(), harness.free_port()]
-        env = dict(os.environ, db=db, tls=k,
+        env = dict(os.environ, db=db, tls=k, state=tmp,
                    broker_a="127.0.0.1:%d" % ports[0],
                    broker_b="127.0.0.1:%d" % ports[1],
                    PATH=os.pathsep.join([os.path.dirname(harness.CTL),
