@@ -331,6 +331,7 @@ audit_trust_start(struct audit_trust *t, struct store *s,
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	memset(out, 0, sizeof(*out));
+	memset(&cut, 0, sizeof(cut));
 	memset(&spec, 0, sizeof(spec));
 	spec.keys = t->keys;
 	/* Hashes, links, columns and tags are what the broker relies on;
