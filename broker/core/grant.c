@@ -275,29 +275,8 @@ grant_sign(struct grant_signer *g, const struct intent_row *r,
 	return (tok);
 }
 
-/* Decode one base64url segment as a strict JSON object, or NULL. */
-static json_t *
-grant_segment_json(const char *seg, size_t len)
-{
-	unsigned char	*raw;
-	size_t		 rawlen;
-	json_t		*o;
-
-	if ((raw = jose_b64url_decode(seg, len, &rawlen)) == NULL)
-		return (NULL);
-	o = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES,
-	    NULL);
-	free(raw);
-	if (o != NULL && !json_is_object(o)) {
-		json_decref(o);
-		return (NULL);
-	}
-	return (o);
-}
-
-/* The key of the keyring named kid, or NULL. */
-static EVP_PKEY *
-grant_key_of(const struct grant_keyring *r, const char *kid)
+EVP_PKEY *
+grant_keyring_find(const struct grant_keyring *r, const char *kid)
 {
 	size_t	 i;
 
@@ -324,11 +303,11 @@ grant_verify(struct grant_signer *g, const char *tok, int64_t now,
 	*why = "the grant is not a well-formed compact JWS";
 	if (jose_split(tok, len, &dot1, &dot2) == -1)
 		return (NULL);
-	if ((hdr = grant_segment_json(tok, dot1)) == NULL)
+	if ((hdr = jose_segment_json(tok, dot1)) == NULL)
 		return (NULL);
 	r = grant_signer_keys(g);
 	alg = json_string_value(json_object_get(hdr, "alg"));
-	key = grant_key_of(r, json_string_value(json_object_get(hdr, "kid")));
+	key = grant_keyring_find(r, json_string_value(json_object_get(hdr, "kid")));
 	*why = "the grant was not issued by this broker";
 	if (alg == NULL || strcmp(alg, "ES256") != 0 || key == NULL ||
 	    json_object_get(hdr, "crit") != NULL)
@@ -337,7 +316,7 @@ grant_verify(struct grant_signer *g, const char *tok, int64_t now,
 	if (jose_verify(key, JOSE_ES256, tok, len) != 0)
 		goto bad;
 	*why = "the grant's claims are malformed";
-	if ((cl = grant_segment_json(tok + dot1 + 1, dot2 - dot1 - 1)) == NULL)
+	if ((cl = jose_segment_json(tok + dot1 + 1, dot2 - dot1 - 1)) == NULL)
 		goto bad;
 	exp = json_object_get(cl, "exp");
 	if (!json_is_string(json_object_get(cl, "iss")) ||

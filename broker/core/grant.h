@@ -55,6 +55,8 @@ struct grant_keyring *grant_keyring_new(EVP_PKEY **keys, size_t n,
 struct grant_keyring *grant_keyring_load(const char *const *paths, size_t n,
 	    char *err, size_t errlen);
 void	grant_keyring_unref(struct grant_keyring *r);
+/* The key of r whose kid is kid (borrowed), or NULL. */
+EVP_PKEY *grant_keyring_find(const struct grant_keyring *r, const char *kid);
 
 /* The broker's current keyring, swapped on reload; any thread. */
 struct grant_signer {

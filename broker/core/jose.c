@@ -24,6 +24,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
@@ -590,4 +591,69 @@ jose_thumbprint(EVP_PKEY *pkey)
 	free(x);
 	free(y);
 	return (out);
+}
+
+/*
+ * The public key of an EC P-256 JWK {"kty":"EC","crv":"P-256","x","y"}
+ * (x and y base64url of exactly 32 bytes), or NULL.  OpenSSL refuses a
+ * point that is not on the curve.
+ */
+EVP_PKEY *
+jose_ec_public_from_jwk(const json_t *jwk)
+{
+	const char	*kty = json_string_value(json_object_get(jwk, "kty"));
+	const char	*crv = json_string_value(json_object_get(jwk, "crv"));
+	const char	*x = json_string_value(json_object_get(jwk, "x"));
+	const char	*y = json_string_value(json_object_get(jwk, "y"));
+	unsigned char	 point[1 + 2 * JOSE_P256_LEN], *bx = NULL, *by = NULL;
+	char		 group[] = "prime256v1";
+	size_t		 xl = 0, yl = 0;
+	OSSL_PARAM	 params[3];
+	EVP_PKEY_CTX	*ctx = NULL;
+	EVP_PKEY	*pkey = NULL;
+
+	if (kty == NULL || crv == NULL || x == NULL || y == NULL ||
+	    strcmp(kty, "EC") != 0 || strcmp(crv, "P-256") != 0)
+		return (NULL);
+	if ((bx = jose_b64url_decode(x, strlen(x), &xl)) == NULL ||
+	    (by = jose_b64url_decode(y, strlen(y), &yl)) == NULL ||
+	    xl != JOSE_P256_LEN || yl != JOSE_P256_LEN)
+		goto done;
+	point[0] = 0x04;	/* uncompressed */
+	memcpy(point + 1, bx, JOSE_P256_LEN);
+	memcpy(point + 1 + JOSE_P256_LEN, by, JOSE_P256_LEN);
+	params[0] = OSSL_PARAM_construct_utf8_string(
+	    OSSL_PKEY_PARAM_GROUP_NAME, group, 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
+	    point, sizeof(point));
+	params[2] = OSSL_PARAM_construct_end();
+	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
+		pkey = NULL;
+ done:
+	ERR_clear_error();
+	EVP_PKEY_CTX_free(ctx);
+	free(bx);
+	free(by);
+	return (pkey);
+}
+
+json_t *
+jose_segment_json(const char *seg, size_t len)
+{
+	unsigned char	*raw;
+	size_t		 rawlen;
+	json_t		*o;
+
+	if ((raw = jose_b64url_decode(seg, len, &rawlen)) == NULL)
+		return (NULL);
+	o = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES,
+	    NULL);
+	free(raw);
+	if (o != NULL && !json_is_object(o)) {
+		json_decref(o);
+		return (NULL);
+	}
+	return (o);
 }

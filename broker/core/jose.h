@@ -21,6 +21,9 @@ char	*jose_b64url_encode(const unsigned char *in, size_t len);
  * convenience, *outlen excludes the NUL) or NULL.
  */
 unsigned char *jose_b64url_decode(const char *in, size_t len, size_t *outlen);
+/* One base64url segment of a JWS (header or claims) as a strict JSON
+ * object (duplicate names refused): a new reference, or NULL. */
+json_t	*jose_segment_json(const char *seg, size_t len);
 
 /*
  * Compact JWS shape: three dot-separated base64url segments, none empty
@@ -54,5 +57,8 @@ EVP_PKEY *jose_load_private_key(const char *path, const char **why);
 char	*jose_public_pem(EVP_PKEY *pkey, size_t *len);
 /* JWK of an EC P-256 public key: {kty, crv, x, y} (new reference). */
 json_t	*jose_ec_public_jwk(EVP_PKEY *pkey);
+/* The public key of an EC P-256 JWK, or NULL (not one, or not a point
+ * of the curve). */
+EVP_PKEY *jose_ec_public_from_jwk(const json_t *jwk);
 /* RFC 7638 thumbprint of the EC public key, base64url (malloc'd). */
 char	*jose_thumbprint(EVP_PKEY *pkey);

@@ -16,6 +16,7 @@
 #include "lifecycle_impl.h"
 #include "log.h"
 #include "outbox.h"
+#include "policy_diff.h"
 #include "text.h"
 
 /* Human text of an intent, following its status. */
@@ -63,6 +64,12 @@ decider_load_policy(struct decider *d)
 	if (d->store->ops->policy_current(d->store, &version, &body,
 	    &len) == -1)
 		return (-1);
+	/* Loaded only when it is what its tagged record applied. */
+	if (d->cfg.trust != NULL && audit_trust_policy(d->cfg.trust, d->store,
+	    version, body, len) == -1) {
+		free(body);
+		return (-1);
+	}
 	if (body != NULL) {
 		p = policy_parse(body, len, NULL);
 		free(body);
@@ -150,6 +157,7 @@ int
 lc_begin(struct decider *d)
 {
 	lc_changes_reset(&d->changed);
+	audit_tx_reset(&d->atx);
 	d->wrote_state = 0;
 	return (store_begin(d->store));
 }
@@ -157,8 +165,11 @@ lc_begin(struct decider *d)
 int
 lc_commit(struct decider *d)
 {
-	if (store_commit(d->store) == 0)
+	if (store_commit(d->store) == 0) {
+		if (d->cfg.trust != NULL)
+			audit_trust_committed(d->cfg.trust, &d->atx);
 		return (0);
+	}
 	lc_rollback(d);
 	return (-1);
 }
@@ -168,6 +179,7 @@ lc_rollback(struct decider *d)
 {
 	store_rollback(d->store);
 	lc_changes_reset(&d->changed);
+	audit_tx_reset(&d->atx);
 	/* The caches may hold what this transaction wrote and never kept. */
 	if (d->wrote_state) {
 		d->policy_version = -1;
@@ -192,8 +204,16 @@ enum reason
 lc_audit(struct decider *d, int64_t now, const char *actor, const char *event,
     const char *intent_id, json_t *details)
 {
-	if (audit_append(d->store, now, actor, event, intent_id, details) !=
-	    0 || outbox_on_audit(d, now, actor, event, details) == -1)
+	int	 rc;
+
+	/* With a trust: tagged, and only onto the head it verified. */
+	if (d->cfg.trust != NULL)
+		rc = audit_trust_append(d->cfg.trust, &d->atx, d->store, now,
+		    actor, event, intent_id, details);
+	else
+		rc = audit_append(d->store, now, actor, event, intent_id,
+		    details);
+	if (rc != 0 || outbox_on_audit(d, now, actor, event, details) == -1)
 		return (E_UNAVAILABLE);
 	lc_tally(&d->changed, event);
 	return (REASON_OK);
@@ -666,7 +686,8 @@ int
 lc_may_grant(const struct decider *d, const struct intent_row *r, int64_t now)
 {
 	return (r->status == ST_ALLOWED && r->redeemed_at == 0 &&
-	    !lc_is_due(d, r, now) && !ks_covers(&d->ks, r->agent, r->tool));
+	    !lc_is_due(d, r, now) && !ks_covers(&d->ks, r->agent, r->tool) &&
+	    audit_trust_grant(d->cfg.trust, d->store, r));
 }
 
 enum reason
@@ -950,21 +971,34 @@ enum reason
 lc_policy_apply(struct decider *d, const char *text, size_t len,
     const char *actor, int64_t now, int64_t *version)
 {
-	json_t		*det;
-	char		 sha[65];
+	json_t		*det, *changes;
+	char		 sha[65], *prev = NULL;
+	size_t		 prevlen = 0;
+	int64_t		 prev_version;
 	enum reason	 rc;
 	int		 same;
 
 	if ((same = lc_policy_same(d, text, len, version)) != 0)
 		return (same == 1 ? REASON_OK : E_UNAVAILABLE);
 	canon_sha256_hex(text, len, sha);
+	/* What changes, from the version in force, goes into the record. */
+	if (d->store->ops->policy_current(d->store, &prev_version, &prev,
+	    &prevlen) == -1)
+		return (E_UNAVAILABLE);
+	changes = policy_changes(prev, prevlen, text, len);
+	free(prev);
+	if (changes == NULL)
+		return (E_UNAVAILABLE);
 	d->wrote_state = 1;
 	if (d->store->ops->policy_insert(d->store, now, actor, sha, text, len,
-	    version) == -1)
+	    version) == -1) {
+		json_decref(changes);
 		return (E_UNAVAILABLE);
+	}
 	d->changed.policy = 1;
-	if ((det = json_pack("{sI ss}", "version", (json_int_t)*version,
-	    "sha256", sha)) == NULL)
+	if ((det = json_pack("{sI ss sI so}", "version", (json_int_t)*version,
+	    "sha256", sha, "previous_version", (json_int_t)prev_version,
+	    "changes", changes)) == NULL)
 		return (E_UNAVAILABLE);
 	rc = lc_audit(d, now, actor, "policy.apply", NULL, det);
 	json_decref(det);

@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit_trust.h"
 #include "intent.h"
 #include "killswitch.h"
 #include "policy.h"
@@ -49,6 +50,11 @@ struct lc_config {
 	int64_t		 grant_window;
 	/* Which sinks want which events (outbox.h); NULL: none. */
 	const struct outbox_rules *outbox;
+	/* What the lifecycle does not take on trust (audit_trust.h),
+	 * shared by the process; borrowed.  NULL (tests, toolgatectl
+	 * commands that only narrow): records are not tagged, policies
+	 * load as stored, and no grant is ever handed out. */
+	struct audit_trust *trust;
 };
 
 /* What the current transaction changed, for after the commit. */
@@ -80,6 +86,7 @@ struct decider {
 	struct ks_cache		 ks;
 	struct lc_changes	 changed;
 	int			 wrote_state;	/* policy/switches this tx */
+	struct audit_tx		 atx;		/* this tx's appends */
 };
 
 void	decider_init(struct decider *d, struct store *s, const char *name,
@@ -176,8 +183,9 @@ enum reason lc_redeem(struct decider *d, const char *who, const char *id,
 
 /*
  * 1 if the agent may be handed a (fresh) grant for r now: allowed, not
- * redeemed, inside the grant window, and no kill switch covers it (the
- * decider's cache: refresh it first).
+ * redeemed, inside the grant window, no kill switch covers it (the
+ * decider's cache: refresh it first), and its allowing record is tagged
+ * and matches r (audit_trust_grant; never without a trust).
  */
 int	lc_may_grant(const struct decider *d, const struct intent_row *r,
 	    int64_t now);
@@ -211,8 +219,19 @@ enum reason lc_reset(struct decider *d, const char *actor, int64_t id,
 	    const char *reason, int64_t now, const char **why);
 
 /*
+ * The database side of a prune whose archive is written (audit_prune.h):
+ * record cut as the chain's cut and delete the records up to it, the
+ * intents that are over with every time before `before` (*intents of
+ * them), and the replay rows past their use; audited "audit.prune".
+ */
+enum reason lc_prune(struct decider *d, const struct audit_cut *cut,
+	    int64_t archived, int64_t before, const char *actor, int64_t now,
+	    int64_t *intents);
+
+/*
  * Store an already validated policy text as a new version (*version),
- * audited "policy.apply" — unless it is byte for byte the newest
+ * audited "policy.apply" with its SHA-256 and what changed from the
+ * version before (policy_changes) — unless it is byte for byte the newest
  * version: then nothing is stored or audited, *version is that version
  * and d->changed.policy stays 0 (so `policy show > p.json && policy
  * apply p.json` makes no new version).

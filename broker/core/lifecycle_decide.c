@@ -127,6 +127,7 @@ decide_audit_details(const struct decider *d, const struct intent_row *r,
     const struct intent *in)
 {
 	json_t	*det;
+	char	 mac[65];
 
 	det = json_pack("{ss ss ss sI sI ss}",
 	    "status", intent_status_name(r->status),
@@ -140,6 +141,13 @@ decide_audit_details(const struct decider *d, const struct intent_row *r,
 	if ((r->args_sha256 != NULL ? json_object_set_new(det, "args_sha256",
 	    json_string(r->args_sha256)) : json_object_set_new(det, "args",
 	    decide_audit_args(d->policy, in))) == -1)
+		goto bad;
+	/* The allowing record binds the args a grant will carry, without
+	 * showing redacted values (audit_trust_grant checks it). */
+	if (r->args != NULL && r->status != ST_DENIED &&
+	    d->cfg.trust != NULL && (audit_trust_args_mac(d->cfg.trust,
+	    r->args, mac) == -1 || json_object_set_new(det, "args_mac",
+	    json_string(mac)) == -1))
 		goto bad;
 	/* the amount the policy judged, as stored: from args when the rule
 	 * binds it */
@@ -238,6 +246,9 @@ lc_decide(struct decider *d, const struct intent *in, int64_t now,
 	memset(out, 0, sizeof(*out));
 	if (why != NULL)
 		why[0] = '\0';
+	/* A broken chain decides nothing (audit_trust.h). */
+	if (d->cfg.trust != NULL && audit_trust_broken(d->cfg.trust))
+		return (E_UNAVAILABLE);
 	/* A call the policy refuses with a 400 (amount_mismatch,
 	 * invalid_amount) is not a decision: nothing is stored and its jti
 	 * stays unused, like any other malformed intent. */

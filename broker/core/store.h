@@ -151,6 +151,17 @@ struct policy_version_row {
 	const char	*sha256;	/* hex SHA-256 of the stored bytes */
 };
 
+/*
+ * Where retention cut the chain (toolgatectl audit prune): the records up
+ * to seq are archived; the chain kept goes on after that record, whose
+ * hash was hash.  checkpoint: its signed checkpoint (checkpoint.h).
+ */
+struct audit_cut {
+	int64_t		 seq;
+	char		 hash[65];
+	char		*checkpoint;	/* owned: free() */
+};
+
 typedef int (*store_intent_cb)(const struct intent_row *r, void *arg);
 typedef int (*store_policy_cb)(const struct policy_version_row *r,
     void *arg);
@@ -345,6 +356,27 @@ struct store_ops {
 	int	(*checkpoint_claim)(struct store *s, int64_t now,
 		    int64_t every);
 
+	/* what the broker checks before it relies on a row
+	 * (audit_trust.h): the records of intent id, in order; the newest
+	 * "policy.apply" record (cb not called when there is none) */
+	int	(*audit_intent)(struct store *s, const char *id,
+		    store_audit_cb cb, void *arg);
+	int	(*audit_policy_newest)(struct store *s, store_audit_cb cb,
+		    void *arg);
+
+	/* retention (audit_prune.h).  audit_live_first: the seq of the
+	 * oldest record of an intent still pending or allowed and not
+	 * redeemed (0 when there is none), which a cut must keep.
+	 * audit_cut_get: 1 and *c (c->checkpoint owned), 0 when the chain
+	 * was never cut.  audit_prune: record c as the cut (replacing the
+	 * previous one) and delete the records with seq <= c->seq.
+	 * intents_prune: delete the intents that are over (denied,
+	 * rejected, expired, or allowed and redeemed) and whose every time
+	 * is before `before`, with their approvals; *n how many. */
+	int	(*audit_live_first)(struct store *s, int64_t *seq);
+	int	(*audit_cut_get)(struct store *s, struct audit_cut *c);
+	int	(*audit_prune)(struct store *s, const struct audit_cut *c);
+	int	(*intents_prune)(struct store *s, int64_t before, int64_t *n);
 	/*
 	 * Change feed, for engines several processes share over a network
 	 * (PostgreSQL: LISTEN/NOTIFY): every kill switch trip and reset,

@@ -198,9 +198,44 @@ static const struct pg_stmt SQL_STATS = {
 static const struct pg_stmt SQL_AUDIT_INSERT = {
     "INSERT INTO audit (seq, event, intent_id, record, prev_hash, hash) "
     "VALUES ($1, $2, $3, $4, $5, $6)", 6 };
+#define AUDIT_COLUMNS "seq, event, intent_id, record, prev_hash, hash "
 static const struct pg_stmt SQL_AUDIT_WALK = {
-    "SELECT seq, event, intent_id, record, prev_hash, hash FROM audit "
-    "WHERE seq > $1 ORDER BY seq LIMIT $2", 2 };
+    "SELECT " AUDIT_COLUMNS "FROM audit WHERE seq > $1 ORDER BY seq "
+    "LIMIT $2", 2 };
+
+/* --- what the broker checks, retention (0005) ------------------------- */
+
+static const struct pg_stmt SQL_AUDIT_INTENT = {
+    "SELECT " AUDIT_COLUMNS "FROM audit WHERE intent_id = $1 ORDER BY seq",
+    1 };
+/* The literal matches the partial index audit_policy (0005). */
+static const struct pg_stmt SQL_AUDIT_POLICY = {
+    "SELECT " AUDIT_COLUMNS "FROM audit WHERE event = 'policy.apply' "
+    "ORDER BY seq DESC LIMIT 1", 0 };
+/* Each half uses its partial index on intents, then audit_intent. */
+static const struct pg_stmt SQL_AUDIT_LIVE_FIRST = {
+    "SELECT min(seq) FROM audit WHERE intent_id IN "
+    "(SELECT id FROM intents WHERE status = 'pending' UNION ALL "
+    "SELECT id FROM intents WHERE status = 'allowed' AND "
+    "redeemed_at IS NULL)", 0 };
+static const struct pg_stmt SQL_CUT_GET = {
+    "SELECT seq, hash, checkpoint FROM audit_cut WHERE id = 1", 0 };
+static const struct pg_stmt SQL_CUT_SET = {
+    "INSERT INTO audit_cut (id, seq, hash, checkpoint) VALUES (1, $1, $2, "
+    "$3) ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, "
+    "hash = EXCLUDED.hash, checkpoint = EXCLUDED.checkpoint", 3 };
+static const struct pg_stmt SQL_AUDIT_PRUNE = {
+    "DELETE FROM audit WHERE seq <= $1", 1 };
+#define INTENTS_OVER \
+    "(status IN ('denied', 'rejected', 'expired') OR (status = 'allowed' " \
+    "AND redeemed_at IS NOT NULL)) AND created_at < $1 AND " \
+    "coalesce(decided_at, 0) < $1 AND coalesce(expires_at, 0) < $1 AND " \
+    "coalesce(redeemed_at, 0) < $1"
+static const struct pg_stmt SQL_APPROVALS_PRUNE = {
+    "DELETE FROM approvals WHERE intent_id IN (SELECT id FROM intents "
+    "WHERE " INTENTS_OVER ")", 1 };
+static const struct pg_stmt SQL_INTENTS_PRUNE = {
+    "DELETE FROM intents WHERE " INTENTS_OVER, 1 };
 
 /* --- outbox and sinks ------------------------------------------------- */
 
@@ -1067,6 +1102,19 @@ pg_op_audit_insert(struct store *s, const struct audit_row *r)
 	return (0);
 }
 
+/* Record i of an AUDIT_COLUMNS result (pointers into res). */
+static void
+pg_audit_row(const PGresult *res, int i, struct audit_row *r)
+{
+	r->seq = pg_get_int(res, i, 0);
+	r->event = pg_get(res, i, 1);
+	r->intent_id = pg_get(res, i, 2);
+	r->record = pg_get(res, i, 3);
+	r->record_len = (size_t)PQgetlength(res, i, 3);
+	r->prev_hash = pg_get(res, i, 4);
+	r->hash = pg_get(res, i, 5);
+}
+
 /* Records in chunks: a whole chain is never held in memory at once. */
 static int
 pg_op_audit_walk(struct store *s, int64_t after, int64_t limit,
@@ -1088,19 +1136,147 @@ pg_op_audit_walk(struct store *s, int64_t after, int64_t limit,
 			return (-1);
 		n = PQntuples(res);
 		for (i = 0; i < n && !stop; i++) {
-			r.seq = pg_get_int(res, i, 0);
-			r.event = pg_get(res, i, 1);
-			r.intent_id = pg_get(res, i, 2);
-			r.record = pg_get(res, i, 3);
-			r.record_len = (size_t)PQgetlength(res, i, 3);
-			r.prev_hash = pg_get(res, i, 4);
-			r.hash = pg_get(res, i, 5);
+			pg_audit_row(res, i, &r);
 			after = r.seq;
 			stop = cb(&r, arg);
 		}
 		PQclear(res);
 		left -= n;
 	} while (!stop && n == chunk && left > 0);
+	return (0);
+}
+
+/* Every record of res to cb, until it says stop. */
+static int
+pg_audit_rows(PGresult *res, store_audit_cb cb, void *arg)
+{
+	struct audit_row	 r;
+	int			 i, stop = 0;
+
+	for (i = 0; i < PQntuples(res) && !stop; i++) {
+		pg_audit_row(res, i, &r);
+		stop = cb(&r, arg);
+	}
+	PQclear(res);
+	return (0);
+}
+
+static int
+pg_op_audit_intent(struct store *s, const char *id, store_audit_cb cb,
+    void *arg)
+{
+	struct pg_params	 a;
+	PGresult		*res;
+
+	pg_params_init(&a);
+	pg_text(&a, id);
+	if ((res = pg_run(PG(s), &SQL_AUDIT_INTENT, &a, __func__)) == NULL)
+		return (-1);
+	return (pg_audit_rows(res, cb, arg));
+}
+
+static int
+pg_op_audit_policy_newest(struct store *s, store_audit_cb cb, void *arg)
+{
+	PGresult	*res;
+
+	if ((res = pg_run0(PG(s), &SQL_AUDIT_POLICY, __func__)) == NULL)
+		return (-1);
+	return (pg_audit_rows(res, cb, arg));
+}
+
+/* Under the write lock in a transaction: no intent becomes live or
+ * over between this and the prune's deletes. */
+static int
+pg_op_audit_live_first(struct store *s, int64_t *seq)
+{
+	struct pg_store	*p = PG(s);
+	PGresult	*res;
+
+	*seq = 0;
+	if (pg_tx_lock(p) == -1 ||
+	    (res = pg_run0(p, &SQL_AUDIT_LIVE_FIRST, __func__)) == NULL)
+		return (-1);
+	if (PQntuples(res) == 1)
+		*seq = pg_get_int(res, 0, 0);	/* NULL reads 0 */
+	PQclear(res);
+	return (0);
+}
+
+static int
+pg_op_audit_cut_get(struct store *s, struct audit_cut *c)
+{
+	PGresult	*res;
+	const char	*h;
+	int		 found = 0;
+
+	memset(c, 0, sizeof(*c));
+	if ((res = pg_run0(PG(s), &SQL_CUT_GET, __func__)) == NULL)
+		return (-1);
+	if (PQntuples(res) == 1) {
+		c->seq = pg_get_int(res, 0, 0);
+		h = pg_get(res, 0, 1);
+		if (h == NULL || strlen(h) != 64 || c->seq < 1) {
+			log_warnx("%s: the audit cut row is malformed",
+			    __func__);
+			found = -1;
+		} else if (pg_dup(res, 0, 2, &c->checkpoint) == -1 ||
+		    c->checkpoint == NULL)
+			found = -1;
+		else {
+			memcpy(c->hash, h, 65);
+			found = 1;
+		}
+	}
+	PQclear(res);
+	if (found != 1) {
+		free(c->checkpoint);
+		c->checkpoint = NULL;
+	}
+	return (found);
+}
+
+static int
+pg_op_audit_prune(struct store *s, const struct audit_cut *c)
+{
+	struct pg_store		*p = PG(s);
+	struct pg_params	 a;
+
+	if (pg_tx_lock(p) == -1)
+		return (-1);
+	/* The cut first: the delete trigger allows only what it covers. */
+	pg_params_init(&a);
+	pg_int(&a, c->seq);
+	pg_text(&a, c->hash);
+	pg_text(&a, c->checkpoint);
+	if (pg_run_count(p, &SQL_CUT_SET, &a, __func__) != 1)
+		return (-1);
+	pg_params_init(&a);
+	pg_int(&a, c->seq);
+	return (pg_run_count(p, &SQL_AUDIT_PRUNE, &a, __func__) == -1 ? -1 :
+	    0);
+}
+
+static int
+pg_op_intents_prune(struct store *s, int64_t before, int64_t *n)
+{
+	struct pg_store		*p = PG(s);
+	struct pg_params	 a;
+
+	*n = 0;
+	if (pg_tx_lock(p) == -1)
+		return (-1);
+	/* Approvals first: they reference their intent. */
+	pg_params_init(&a);
+	pg_int(&a, before);
+	if (pg_run_count(p, &SQL_APPROVALS_PRUNE, &a, __func__) == -1)
+		return (-1);
+	pg_params_init(&a);
+	pg_int(&a, before);
+	if ((*n = pg_run_count(p, &SQL_INTENTS_PRUNE, &a, __func__)) == -1) {
+		*n = 0;
+		return (-1);
+	}
 	return (0);
 }
 
@@ -1396,6 +1572,12 @@ const struct store_ops pg_ops = {
 	.sink_failed = pg_op_sink_failed,
 	.sink_status = pg_op_sink_status,
 	.checkpoint_claim = pg_op_checkpoint_claim,
+	.audit_intent = pg_op_audit_intent,
+	.audit_policy_newest = pg_op_audit_policy_newest,
+	.audit_live_first = pg_op_audit_live_first,
+	.audit_cut_get = pg_op_audit_cut_get,
+	.audit_prune = pg_op_audit_prune,
+	.intents_prune = pg_op_intents_prune,
 	.listen = pg_op_listen,
 	.heard = pg_op_heard,
 };

@@ -145,9 +145,40 @@ static const char SQL_AUDIT_HEAD[] =
 static const char SQL_AUDIT_INSERT[] =
     "INSERT INTO audit (seq, event, intent_id, record, prev_hash, hash) "
     "VALUES (?, ?, ?, ?, ?, ?)";
+#define AUDIT_COLUMNS "seq, event, intent_id, record, prev_hash, hash "
 static const char SQL_AUDIT_WALK[] =
-    "SELECT seq, event, intent_id, record, prev_hash, hash FROM audit "
-    "WHERE seq > ? ORDER BY seq LIMIT ?";
+    "SELECT " AUDIT_COLUMNS "FROM audit WHERE seq > ? ORDER BY seq LIMIT ?";
+static const char SQL_AUDIT_INTENT[] =
+    "SELECT " AUDIT_COLUMNS "FROM audit WHERE intent_id = ? ORDER BY seq";
+/* The literal matches the partial index audit_policy (0005). */
+static const char SQL_AUDIT_POLICY[] =
+    "SELECT " AUDIT_COLUMNS "FROM audit WHERE event = 'policy.apply' "
+    "ORDER BY seq DESC LIMIT 1";
+
+/* --- retention ------------------------------------------------------- */
+
+/* Each half uses its partial index on intents and audit_intent. */
+static const char SQL_AUDIT_LIVE_FIRST[] =
+    "SELECT min(seq) FROM audit WHERE intent_id IN "
+    "(SELECT id FROM intents WHERE status = 'pending' UNION ALL "
+    "SELECT id FROM intents WHERE status = 'allowed' AND "
+    "redeemed_at IS NULL)";
+static const char SQL_CUT_GET[] =
+    "SELECT seq, hash, checkpoint FROM audit_cut WHERE id = 1";
+static const char SQL_CUT_SET[] =
+    "INSERT OR REPLACE INTO audit_cut (id, seq, hash, checkpoint) "
+    "VALUES (1, ?, ?, ?)";
+static const char SQL_AUDIT_PRUNE[] = "DELETE FROM audit WHERE seq <= ?";
+#define INTENTS_OVER \
+    "(status IN ('denied', 'rejected', 'expired') OR (status = 'allowed' " \
+    "AND redeemed_at IS NOT NULL)) AND created_at < ?1 AND " \
+    "coalesce(decided_at, 0) < ?1 AND coalesce(expires_at, 0) < ?1 AND " \
+    "coalesce(redeemed_at, 0) < ?1"
+static const char SQL_APPROVALS_PRUNE[] =
+    "DELETE FROM approvals WHERE intent_id IN (SELECT id FROM intents "
+    "WHERE " INTENTS_OVER ")";
+static const char SQL_INTENTS_PRUNE[] =
+    "DELETE FROM intents WHERE " INTENTS_OVER;
 
 /* --- outbox and sinks ------------------------------------------------- */
 
@@ -980,19 +1011,14 @@ sq_op_audit_insert(struct store *s, const struct audit_row *r)
 	return (0);
 }
 
+/* Give each row of a bound AUDIT_COLUMNS statement to cb. */
 static int
-sq_op_audit_walk(struct store *s, int64_t after, int64_t limit,
-    store_audit_cb cb, void *arg)
+sq_audit_rows(struct sqlite_store *q, sqlite3_stmt *st, store_audit_cb cb,
+    void *arg)
 {
-	struct sqlite_store	*q = SQ(s);
 	struct audit_row	 r;
-	sqlite3_stmt		*st;
 	int			 rc, stop = 0;
 
-	if ((st = sq_stmt(q, SQL_AUDIT_WALK)) == NULL)
-		return (-1);
-	sqlite3_bind_int64(st, 1, after);
-	sqlite3_bind_int64(st, 2, limit > 0 ? limit : -1);
 	while (!stop && (rc = sq_step(q, st, __func__)) == SQLITE_ROW) {
 		r.seq = sqlite3_column_int64(st, 0);
 		r.event = COL_TEXT(st, 1);
@@ -1005,6 +1031,136 @@ sq_op_audit_walk(struct store *s, int64_t after, int64_t limit,
 	}
 	sqlite3_reset(st);
 	return (stop || rc == SQLITE_DONE ? 0 : -1);
+}
+
+static int
+sq_op_audit_walk(struct store *s, int64_t after, int64_t limit,
+    store_audit_cb cb, void *arg)
+{
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+
+	if ((st = sq_stmt(q, SQL_AUDIT_WALK)) == NULL)
+		return (-1);
+	sqlite3_bind_int64(st, 1, after);
+	sqlite3_bind_int64(st, 2, limit > 0 ? limit : -1);
+	return (sq_audit_rows(q, st, cb, arg));
+}
+
+static int
+sq_op_audit_intent(struct store *s, const char *id, store_audit_cb cb,
+    void *arg)
+{
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+
+	if ((st = sq_stmt(q, SQL_AUDIT_INTENT)) == NULL)
+		return (-1);
+	sq_bind_text(st, 1, id);
+	return (sq_audit_rows(q, st, cb, arg));
+}
+
+static int
+sq_op_audit_policy_newest(struct store *s, store_audit_cb cb, void *arg)
+{
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+
+	if ((st = sq_stmt(q, SQL_AUDIT_POLICY)) == NULL)
+		return (-1);
+	return (sq_audit_rows(q, st, cb, arg));
+}
+
+static int
+sq_parse_int64(sqlite3_stmt *st, void *out)
+{
+	*(int64_t *)out = sqlite3_column_int64(st, 0);	/* NULL reads 0 */
+	return (0);
+}
+
+static int
+sq_op_audit_live_first(struct store *s, int64_t *seq)
+{
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+
+	*seq = 0;
+	if ((st = sq_stmt(q, SQL_AUDIT_LIVE_FIRST)) == NULL)
+		return (-1);
+	return (sq_one(q, st, sq_parse_int64, seq, __func__) == -1 ? -1 : 0);
+}
+
+static int
+sq_parse_cut(sqlite3_stmt *st, void *out)
+{
+	struct audit_cut	*c = out;
+	const char		*h = COL_TEXT(st, 1);
+
+	c->seq = sqlite3_column_int64(st, 0);
+	if (h == NULL || strlen(h) != 64 || c->seq < 1) {
+		log_warnx("%s: the audit cut row is malformed", __func__);
+		return (-1);
+	}
+	memcpy(c->hash, h, 65);
+	return (sq_col_dup(st, 2, &c->checkpoint) == -1 ||
+	    c->checkpoint == NULL ? -1 : 0);
+}
+
+static int
+sq_op_audit_cut_get(struct store *s, struct audit_cut *c)
+{
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+	int			 found;
+
+	memset(c, 0, sizeof(*c));
+	if ((st = sq_stmt(q, SQL_CUT_GET)) == NULL)
+		return (-1);
+	if ((found = sq_one(q, st, sq_parse_cut, c, __func__)) != 1) {
+		free(c->checkpoint);
+		c->checkpoint = NULL;
+	}
+	return (found);
+}
+
+static int
+sq_op_audit_prune(struct store *s, const struct audit_cut *c)
+{
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+
+	/* The cut first: the delete trigger allows only what it covers. */
+	if ((st = sq_stmt(q, SQL_CUT_SET)) == NULL)
+		return (-1);
+	sqlite3_bind_int64(st, 1, c->seq);
+	sq_bind_text(st, 2, c->hash);
+	sq_bind_text(st, 3, c->checkpoint);
+	if (sq_step_done(q, st) == -1 ||
+	    (st = sq_stmt(q, SQL_AUDIT_PRUNE)) == NULL)
+		return (-1);
+	sqlite3_bind_int64(st, 1, c->seq);
+	return (sq_step_done(q, st));
+}
+
+static int
+sq_op_intents_prune(struct store *s, int64_t before, int64_t *n)
+{
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+
+	*n = 0;
+	/* Approvals first: they reference their intent. */
+	if ((st = sq_stmt(q, SQL_APPROVALS_PRUNE)) == NULL)
+		return (-1);
+	sqlite3_bind_int64(st, 1, before);
+	if (sq_step_done(q, st) == -1 ||
+	    (st = sq_stmt(q, SQL_INTENTS_PRUNE)) == NULL)
+		return (-1);
+	sqlite3_bind_int64(st, 1, before);
+	if (sq_step_done(q, st) == -1)
+		return (-1);
+	*n = sqlite3_changes(q->sql);
+	return (0);
 }
 
 static int
@@ -1326,6 +1482,12 @@ const struct store_ops sqlite_ops = {
 	.audit_head = sq_op_audit_head,
 	.audit_insert = sq_op_audit_insert,
 	.audit_walk = sq_op_audit_walk,
+	.audit_intent = sq_op_audit_intent,
+	.audit_policy_newest = sq_op_audit_policy_newest,
+	.audit_live_first = sq_op_audit_live_first,
+	.audit_cut_get = sq_op_audit_cut_get,
+	.audit_prune = sq_op_audit_prune,
+	.intents_prune = sq_op_intents_prune,
 	.stats = sq_op_stats,
 	.outbox_add = sq_op_outbox_add,
 	.outbox_head = sq_op_outbox_head,

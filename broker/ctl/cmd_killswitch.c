@@ -53,7 +53,8 @@ const struct ctl_cmd cmd_killswitch[] = {
 	    "toolgatectl --db toolgate.db killswitch status",
 	    opts_none, 0, ks_cmd_status, NULL },
 	{ "reset", "killswitch reset", "ID --reason TEXT",
-	    "release one switch", "toolgatectl killswitch reset 3 "
+	    "release one switch (--db: offline, with --audit-key)",
+	    "toolgatectl killswitch reset 3 "
 	    "--reason 'incident closed'",
 	    opts_reset, 1, ks_cmd_reset, NULL },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL }
@@ -153,6 +154,7 @@ ks_trip_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
     enum ks_scope scope, const char *target, const char *reason,
     unsigned flags)
 {
+	struct ctl_trust	 t;
 	struct decider		 d;
 	struct lc_trip_refusal	 why;
 	struct store		*s;
@@ -162,11 +164,17 @@ ks_trip_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
 	enum reason		 r;
 	int			 rc;
 
-	if ((rc = ctl_store_open(ctl, 0, &s)) != CTL_OK)
+	/* A trip only narrows: tagged when the key is given, fine without. */
+	if ((rc = ctl_trust_open(ctl, cmd, 0, &t)) != CTL_OK)
 		return (rc);
+	if ((rc = ctl_store_open(ctl, 0, &s)) != CTL_OK) {
+		ctl_trust_close(&t);
+		return (rc);
+	}
 	ctl_actor(actor, sizeof(actor));
-	if ((rc = ctl_decider_init(&d, s)) != CTL_OK) {
+	if ((rc = ctl_decider_init(&d, s, &t)) != CTL_OK) {
 		store_close(s);
+		ctl_trust_close(&t);
 		return (rc);
 	}
 	r = lc_begin(&d) == -1 ? E_UNAVAILABLE : lc_finish(&d, lc_trip(&d,
@@ -187,6 +195,7 @@ ks_trip_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
 	json_decref(sw);
 	decider_deinit(&d);
 	store_close(s);
+	ctl_trust_close(&t);
 	return (rc);
 }
 
@@ -337,6 +346,7 @@ static int
 ks_reset_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
     int64_t id, const char *reason)
 {
+	struct ctl_trust t;
 	struct decider	 d;
 	struct store	*s;
 	const char	*why = NULL;
@@ -345,11 +355,17 @@ ks_reset_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
 	enum reason	 r;
 	int		 rc;
 
-	if ((rc = ctl_store_open(ctl, 0, &s)) != CTL_OK)
+	/* A reset widens: only a tagged one counts for the broker. */
+	if ((rc = ctl_trust_open(ctl, cmd, 1, &t)) != CTL_OK)
 		return (rc);
+	if ((rc = ctl_store_open(ctl, 0, &s)) != CTL_OK) {
+		ctl_trust_close(&t);
+		return (rc);
+	}
 	ctl_actor(actor, sizeof(actor));
-	if ((rc = ctl_decider_init(&d, s)) != CTL_OK) {
+	if ((rc = ctl_decider_init(&d, s, &t)) != CTL_OK) {
 		store_close(s);
+		ctl_trust_close(&t);
 		return (rc);
 	}
 	r = lc_begin(&d) == -1 ? E_UNAVAILABLE : lc_finish(&d, lc_reset(&d,
@@ -369,6 +385,7 @@ ks_reset_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
 	json_decref(sw);
 	decider_deinit(&d);
 	store_close(s);
+	ctl_trust_close(&t);
 	return (rc);
 }
 

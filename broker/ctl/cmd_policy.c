@@ -51,9 +51,10 @@ const struct ctl_cmd cmd_policy[] = {
 	    "toolgatectl policy check policies/example.json",
 	    opts_none, 1, policy_check, NULL },
 	{ "apply", "policy apply", "FILE",
-	    "validate, then store as the new policy version (--db: "
-	    "offline); the very bytes in force make no new version",
-	    "toolgatectl --db toolgate.db policy apply policies/example.json",
+	    "validate, then store as the new policy version (--db: offline, "
+	    "with --audit-key); the very bytes in force make no new version",
+	    "toolgatectl --db toolgate.db --audit-key audit.key policy apply "
+	    "policies/example.json",
 	    opts_none, 1, policy_apply, NULL },
 	{ "show", "policy show", "", "write the policy in force, as it was "
 	    "applied, alone on stdout (its version on stderr; --db: offline)",
@@ -176,8 +177,10 @@ print_applied(const struct ctl *ctl, const json_t *ans)
 }
 
 static int
-apply_offline(const struct ctl *ctl, const char *text, size_t len)
+apply_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
+    const char *text, size_t len)
 {
+	struct ctl_trust t;
 	struct decider	 d;
 	struct store	*s;
 	char		 actor[300], sha[SHA256_HEX_LEN + 1];
@@ -186,12 +189,18 @@ apply_offline(const struct ctl *ctl, const char *text, size_t len)
 	enum reason	 r;
 	int		 rc;
 
-	if ((rc = ctl_store_open(ctl, 1, &s)) != CTL_OK)
+	/* The broker loads a policy only when its record is tagged. */
+	if ((rc = ctl_trust_open(ctl, cmd, 1, &t)) != CTL_OK)
 		return (rc);
+	if ((rc = ctl_store_open(ctl, 1, &s)) != CTL_OK) {
+		ctl_trust_close(&t);
+		return (rc);
+	}
 	ctl_actor(actor, sizeof(actor));
 	canon_sha256_hex(text, len, sha);
-	if ((rc = ctl_decider_init(&d, s)) != CTL_OK) {
+	if ((rc = ctl_decider_init(&d, s, &t)) != CTL_OK) {
 		store_close(s);
+		ctl_trust_close(&t);
 		return (rc);
 	}
 	r = lc_begin(&d) == -1 ? E_UNAVAILABLE : lc_finish(&d,
@@ -206,6 +215,7 @@ apply_offline(const struct ctl *ctl, const char *text, size_t len)
 	}
 	decider_deinit(&d);
 	store_close(s);
+	ctl_trust_close(&t);
 	return (rc);
 }
 
@@ -224,7 +234,7 @@ policy_apply(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 		return (rc);
 	json_decref(warnings);
 	if (ctl->db != NULL)
-		rc = apply_offline(ctl, text, len);
+		rc = apply_offline(ctl, cmd, text, len);
 	else if ((rc = ctl_call(ctl, "PUT", "/v1/policy", "application/json",
 	    text, len, &status, &ans)) == CTL_OK) {
 		rc = print_applied(ctl, ans);

@@ -33,6 +33,7 @@ struct ctl {
 	const char	*ca;
 	const char	*db;
 	int		 db_from_env;	/* db is TOOLGATE_DB, not --db */
+	const char	*audit_key;	/* --audit-key (TOOLGATE_AUDIT_KEY) */
 	int		 json;
 	int		 timeout;	/* seconds */
 };
@@ -52,6 +53,17 @@ struct ctl_args {
 	const char	*val[CTL_MAX_OPTS];
 	char		**pos;
 	int		 npos;
+	/* Every option as given, in order, for repeatable ones. */
+	int		*occ_opt;
+	const char	**occ_val;
+	int		 nocc;
+};
+
+/* What an offline change is tagged with: --audit-key (main.c). */
+struct ctl_trust {
+	struct audit_keys	 keys;
+	struct audit_trust	 trust;
+	struct lc_config	 cfg;	/* for decider_init */
 };
 
 struct ctl_cmd;
@@ -87,11 +99,17 @@ int	ctl_parse_int(const struct ctl_cmd *, const char *what, const char *v,
 	    int64_t min, int64_t max, int64_t *out);
 void	ctl_actor(char *out, size_t outlen);
 int	ctl_store_open(const struct ctl *, int create, struct store **sp);
-int	ctl_decider_init(struct decider *d, struct store *s);
+int	ctl_decider_init(struct decider *d, struct store *s,
+	    struct ctl_trust *t);
 /* --db as messages may show it: a URI without its password. */
 const char	*ctl_db_name(const struct ctl *ctl);
 int	ctl_cert_identity(const struct ctl *, char *out, size_t outlen);
 int	ctl_read_file(const char *path, size_t max, char **text, size_t *len);
+int	ctl_trust_open(const struct ctl *, const struct ctl_cmd *, int widens,
+	    struct ctl_trust *t);
+void	ctl_trust_close(struct ctl_trust *t);
+int	ctl_args_all(const struct ctl_args *a, int opt, const char **out,
+	    int max);
 
 /* help.c */
 int	ctl_help(const struct ctl_cmd *cmd, const struct ctl_opt *global_opts,
@@ -145,6 +163,13 @@ void	out_approvals(const json_t *view, char *buf, size_t len);
 /* Command groups. */
 extern const struct ctl_cmd cmd_policy[];
 extern const struct ctl_cmd cmd_audit[];
+/* cmd_checkpoint.c: audit checkpoint, audit prune */
+extern const struct ctl_opt cmd_checkpoint_opts[];
+extern const struct ctl_opt cmd_prune_opts[];
+int	cmd_audit_checkpoint(struct ctl *, const struct ctl_cmd *,
+	    struct ctl_args *);
+int	cmd_audit_prune(struct ctl *, const struct ctl_cmd *,
+	    struct ctl_args *);
 extern const struct ctl_cmd cmd_killswitch[];
 extern const struct ctl_cmd cmd_events[];
 extern const struct ctl_opt cmd_submit_opts[];

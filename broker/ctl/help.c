@@ -190,7 +190,8 @@ ctl_help(const struct ctl_cmd *cmd, const struct ctl_opt *global_opts,
 	if (!root) {
 		putchar('\n');
 		help_para("", 0, "global options (--url --cert --key --ca --db "
-		    "--json) may come anywhere: see 'toolgatectl --help'", 0);
+		    "--audit-key --json) may come anywhere: see 'toolgatectl "
+		    "--help'", 0);
 	}
 	printf("\nexample:\n");
 	help_para("  ", 2, cmd->example, 1);
@@ -202,9 +203,10 @@ ctl_help(const struct ctl_cmd *cmd, const struct ctl_opt *global_opts,
 		    "a wait that timed out)", 0);
 		putchar('\n');
 		help_para("", 0, "environment: TOOLGATE_URL, TOOLGATE_CERT, "
-		    "TOOLGATE_KEY, TOOLGATE_CA stand in for the global options "
-		    "of the same name; TOOLGATE_DB for --db, unless --url is "
-		    "given (commands that exist only online ignore it)", 0);
+		    "TOOLGATE_KEY, TOOLGATE_CA, TOOLGATE_AUDIT_KEY stand in "
+		    "for the global options of the same name; TOOLGATE_DB for "
+		    "--db, unless --url is given (commands that exist only "
+		    "online ignore it)", 0);
 	}
 	return (CTL_OK);
 }

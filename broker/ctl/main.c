@@ -32,11 +32,13 @@ static const struct ctl_opt global_opts[] = {
 	    "(TOOLGATE_CA)", 0 },
 	{ "db", "PATH|URI", "work offline on this database: a SQLite file or a "
 	    "PostgreSQL URI (TOOLGATE_DB)", 0 },
+	{ "audit-key", "FILE", "the broker's audit key, which offline (--db) "
+	    "changes that widen what is allowed need (TOOLGATE_AUDIT_KEY)", 0 },
 	{ "json", NULL, "machine output: JSON on stdout", 0 },
 	{ "version", NULL, "print the version and exit", 0 },
 	{ NULL, NULL, NULL, 0 }
 };
-enum { G_URL, G_CERT, G_KEY, G_CA, G_DB, G_JSON, G_VERSION };
+enum { G_URL, G_CERT, G_KEY, G_CA, G_DB, G_AUDIT_KEY, G_JSON, G_VERSION };
 
 static const struct ctl_opt opts_none[] = { { NULL, NULL, NULL, 0 } };
 
@@ -74,7 +76,8 @@ static const struct ctl_cmd cmd_main[] = {
 	{ "policy", "policy", "COMMAND", "check, apply or show the policy",
 	    "toolgatectl policy check policies/example.json",
 	    opts_none, 0, NULL, cmd_policy },
-	{ "audit", "audit", "COMMAND", "verify or export the audit chain",
+	{ "audit", "audit", "COMMAND", "verify, export, checkpoint or prune "
+	    "the audit chain",
 	    "toolgatectl --db toolgate.db audit verify",
 	    opts_none, 0, NULL, cmd_audit },
 	{ "events", "events", "COMMAND", "event delivery to notify sinks "
@@ -241,23 +244,22 @@ ctl_store_open(const struct ctl *ctl, int create, struct store **sp)
 }
 
 /*
- * A decider for an offline change on s: its events go to the sinks the
+ * A decider for an offline change on s, with what t trusts
+ * (ctl_trust_open): its events go to the sinks the
  * brokers registered in the database (outbox_rules_load), so a trip
  * made with the broker down still reaches Slack or the SIEM once a
  * broker runs.  CTL_OK, or CTL_FAIL (said why) when the sinks cannot be
  * read: a change must not go out without its events.
  */
 int
-ctl_decider_init(struct decider *d, struct store *s)
+ctl_decider_init(struct decider *d, struct store *s, struct ctl_trust *t)
 {
 	static struct outbox_rules	 rules;
-	struct lc_config		 cfg = {
-		.grant_window = LC_GRANT_WINDOW_DEFAULT, .outbox = &rules
-	};
 
 	if (outbox_rules_load(s, &rules) == -1)
 		return (ctl_fail("--db: cannot read the event sinks"));
-	decider_init(d, s, "toolgatectl", &cfg);
+	t->cfg.outbox = &rules;
+	decider_init(d, s, "toolgatectl", &t->cfg);
 	return (CTL_OK);
 }
 
@@ -319,6 +321,75 @@ ctl_read_file(const char *path, size_t max, char **text, size_t *len)
 	return (buf == NULL ? -1 : 0);
 }
 
+/*
+ * Load --audit-key into t for an offline change: one that widens what is
+ * allowed needs it (the broker trusts only what it tags); one that only
+ * narrows is tagged when it is given.  Records are tagged, nothing is
+ * checked (a tool keeps no head).  CTL_OK or the exit code (said why).
+ */
+int
+ctl_trust_open(const struct ctl *ctl, const struct ctl_cmd *cmd, int widens,
+    struct ctl_trust *t)
+{
+	char	 why[512];
+
+	memset(t, 0, sizeof(*t));
+	t->cfg.grant_window = LC_GRANT_WINDOW_DEFAULT;
+	if (ctl->audit_key == NULL) {
+		if (!widens)
+			return (CTL_OK);
+		return (ctl_usage(cmd, "%s --db widens what is allowed, and "
+		    "the broker trusts that only when the audit key tags it: "
+		    "give --audit-key FILE (the broker's --audit-key; or "
+		    "TOOLGATE_AUDIT_KEY)", cmd->path));
+	}
+	if (audit_keys_load(&t->keys, ctl->audit_key, why, sizeof(why)) ==
+	    -1) {
+		ctl_fail("--audit-key %s: %s", ctl->audit_key, why);
+		return (CTL_USAGE);
+	}
+	if (audit_trust_init(&t->trust, &t->keys, 0) == -1) {
+		audit_keys_clear(&t->keys);
+		return (ctl_fail("out of memory"));
+	}
+	t->cfg.trust = &t->trust;
+	return (CTL_OK);
+}
+
+void
+ctl_trust_close(struct ctl_trust *t)
+{
+	if (t->cfg.trust != NULL)
+		audit_trust_deinit(&t->trust);
+	audit_keys_clear(&t->keys);
+	t->cfg.trust = NULL;
+}
+
+/* The values of every --NAME given for option index opt, in order, into
+ * out (at most max); how many there were. */
+int
+ctl_args_all(const struct ctl_args *a, int opt, const char **out, int max)
+{
+	int	 i, n = 0;
+
+	for (i = 0; i < a->nocc; i++)
+		if (a->occ_opt[i] == opt) {
+			if (n < max)
+				out[n] = a->occ_val[i];
+			n++;
+		}
+	return (n);
+}
+
+/* Option k of the command is val; every occurrence is kept too. */
+static void
+args_set(struct ctl_args *a, int k, const char *val)
+{
+	a->val[k] = val;
+	a->occ_opt[a->nocc] = k;
+	a->occ_val[a->nocc++] = val;
+}
+
 /* An environment variable, with empty meaning unset. */
 static const char *
 env(const char *name)
@@ -339,6 +410,7 @@ ctl_init(struct ctl *ctl)
 	ctl->ca = env("TOOLGATE_CA");
 	if ((ctl->db = env("TOOLGATE_DB")) != NULL)
 		ctl->db_from_env = 1;
+	ctl->audit_key = env("TOOLGATE_AUDIT_KEY");
 	ctl->timeout = CTL_TIMEOUT;
 }
 
@@ -361,6 +433,7 @@ global_set(struct ctl *ctl, int idx, const char *val)
 		ctl->db = val;
 		ctl->db_from_env = 0;
 		break;
+	case G_AUDIT_KEY: ctl->audit_key = val; break;
 	case G_JSON:	ctl->json = 1; break;
 	default:	break;
 	}
@@ -448,9 +521,9 @@ parse_short(const struct ctl_cmd *cmd, struct ctl_args *a, int argc,
 	if (k == CTL_MAX_OPTS || cmd->opts[k].name == NULL)
 		return (ctl_usage(cmd, "unknown option: %s", arg));
 	if (cmd->opts[k].arg == NULL)
-		a->val[k] = "";
+		args_set(a, k, "");
 	else if (*i + 1 < argc)
-		a->val[k] = argv[++*i];
+		args_set(a, k, argv[++*i]);
 	else
 		return (ctl_usage(cmd, "%s needs %s", arg, cmd->opts[k].arg));
 	return (-1);
@@ -475,7 +548,7 @@ parse_option(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a,
 	if (strncmp(arg, "--", 2) != 0)
 		return (ctl_usage(cmd, "unknown option: %s", arg));
 	if ((k = opt_match(cmd, cmd->opts, argc, argv, i, &val, &rc)) >= 0) {
-		a->val[k] = val;
+		args_set(a, k, val);
 		return (-1);
 	}
 	if (k == -2)
@@ -543,9 +616,13 @@ main(int argc, char *argv[])
 	json_object_seed(0);
 	ctl_init(&ctl);
 	memset(&a, 0, sizeof(a));
-	if ((a.pos = calloc((size_t)argc + 1, sizeof(char *))) == NULL)
+	if ((a.pos = calloc((size_t)argc + 1, sizeof(char *))) == NULL ||
+	    (a.occ_opt = calloc((size_t)argc + 1, sizeof(int))) == NULL ||
+	    (a.occ_val = calloc((size_t)argc + 1, sizeof(char *))) == NULL)
 		return (ctl_fail("out of memory"));
 	rc = dispatch(&ctl, argc, argv, &a);
 	free(a.pos);
+	free(a.occ_opt);
+	free(a.occ_val);
 	return (rc);
 }

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "policy_versions.h"
 #include "version.h"
+#include "trust.h"
 
 /* An intent on its way through the group commit. */
 struct intent_job {
@@ -288,7 +289,7 @@ api_metrics(struct request *rq)
 	struct metrics_gauges	 g;
 	struct broker		*b = rq->w->broker;
 	struct store		*s = rq->w->store;
-	char			*text;
+	char			*text, *t;
 	size_t			 len;
 	int			 i;
 
@@ -311,6 +312,13 @@ api_metrics(struct request *rq)
 		http_reply_error(rq, E_UNAVAILABLE, NULL);
 		return;
 	}
+	if ((t = realloc(text, len + TRUST_METRICS_MAX)) == NULL) {
+		free(text);
+		http_reply_error(rq, E_INTERNAL, NULL);
+		return;
+	}
+	text = t;
+	trust_metrics(b, text, len + TRUST_METRICS_MAX, &len);
 	http_reply_text(rq, 200, "text/plain; version=0.0.4", text, len);
 	free(text);
 }

@@ -17,6 +17,7 @@
 #include <event2/http.h>
 #include <openssl/ssl.h>
 
+#include "audit_trust.h"
 #include "commit.h"
 #include "events.h"
 #include "grant.h"
@@ -85,6 +86,12 @@ struct broker {
 	struct ratelimit	*rl;
 	struct waitquota	*waitq;		/* long-polls per identity */
 	struct grant_signer	 grant;		/* swapped on SIGHUP */
+	/* What the broker does not take on trust (trust.c): the audit
+	 * key, the known head shared by every thread, the anchor file. */
+	struct audit_keys	 audit_keys;
+	struct audit_trust	 trust;
+	char			*anchor_path;	/* NULL: none */
+	unsigned		 trust_ticks;	/* worker 0's, trust.c */
 	int			 synchronous_full;
 	/* Bumped (atomically) after every kill switch change this process
 	 * commits: an answer decided before it re-checks the switches. */

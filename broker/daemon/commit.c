@@ -174,7 +174,7 @@ commit_start(struct broker *b, char *err, size_t errlen)
 		return (-1);
 	}
 	decider_init(&c->dec, c->store, "writer", &b->lc);
-	if (decider_refresh(&c->dec) == -1) {
+	if (decider_refresh(&c->dec) == -1 && !audit_trust_broken(&b->trust)) {
 		snprintf(err, errlen, "the stored policy cannot be loaded");
 		return (-1);
 	}

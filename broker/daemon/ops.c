@@ -263,7 +263,11 @@ api_audit_list(struct request *rq)
 	static const char *const keys[] = { "after", "limit", NULL };
 	struct evkeyvalq	 q;
 	struct audit_page	 pg;
+	struct audit_cut	 cut;
+	struct store		*s = rq->w->store;
+	json_t			*ans;
 	int64_t			 after, limit;
+	int			 cut_found;
 
 	if (input_query(rq, keys, &q) == -1 ||
 	    input_query_int(rq, &q, "after", 0, INT64_MAX, 0,
@@ -277,12 +281,21 @@ api_audit_list(struct request *rq)
 	pg.items = json_array();
 	pg.last = after;
 	pg.failed = 0;
-	if (pg.items == NULL || audit_each(rq->w->store, after, limit,
-	    ops_audit_cb, &pg) == -1 || pg.failed) {
+	if (pg.items == NULL || audit_each(s, after, limit, ops_audit_cb,
+	    &pg) == -1 || pg.failed ||
+	    (cut_found = s->ops->audit_cut_get(s, &cut)) == -1) {
 		json_decref(pg.items);
 		http_reply_error(rq, E_UNAVAILABLE, NULL);
 		return;
 	}
-	http_reply_json(rq, 200, json_pack("{so sI}", "items", pg.items,
-	    "next_after", (json_int_t)pg.last));
+	ans = json_pack("{so sI}", "items", pg.items, "next_after",
+	    (json_int_t)pg.last);
+	/* A pruned chain says where what is kept starts (proto/audit.md). */
+	if (cut_found) {
+		if (ans != NULL)
+			json_object_set_new(ans, "start",
+			    json_string(cut.checkpoint));
+		free(cut.checkpoint);
+	}
+	http_reply_json(rq, 200, ans);
 }

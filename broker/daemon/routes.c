@@ -15,6 +15,7 @@
 #include "log.h"
 #include "ops.h"
 #include "routes.h"
+#include "trust.h"
 
 enum who {
 	WHO_ANY,	/* any verified peer */
@@ -60,6 +61,8 @@ static const struct route {
 	    api_audit_list },
 	{ M_GET, WHO_OPERATOR, "/v1/events/status",
 	    "read the event delivery status", api_events_status },
+	{ M_GET, WHO_OPERATOR, "/v1/audit/checkpoint",
+	    "read the audit trail", api_audit_checkpoint },
 	{ M_GET, WHO_ANY, "/healthz", NULL, api_healthz },
 	{ M_GET, WHO_ANY, "/metrics", NULL, api_metrics },
 };

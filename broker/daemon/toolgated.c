@@ -43,6 +43,7 @@
 #include "jose.h"
 #include "log.h"
 #include "store.h"
+#include "trust.h"
 #include "version.h"
 
 #define PRUNE_INTERVAL_S 60
@@ -51,7 +52,7 @@ static struct broker	 broker;
 
 static const char help_text[] =
 "usage: toolgated --listen HOST:PORT --db PATH --ca FILE --cert FILE\n"
-"                 --key FILE --grant-key FILE [options]\n"
+"                 --key FILE --grant-key FILE --audit-key FILE [options]\n"
 "\n"
 "The toolgate broker: decides AI agents' tool-call intents over mutual TLS.\n"
 "\n"
@@ -64,11 +65,18 @@ static const char help_text[] =
 "                       chain to\n"
 "  --cert FILE          the broker's certificate chain (PEM)\n"
 "  --key FILE           its private key (PEM, mode 0600)\n"
-"  --grant-key FILE     EC P-256 key (PEM, mode 0600) that signs grants;\n"
-"                       more than once to rotate: the first signs, all\n"
-"                       verify and are published in /v1/jwks\n"
+"  --grant-key FILE     EC P-256 key (PEM, mode 0600) that signs grants\n"
+"                       and audit checkpoints; more than once to rotate:\n"
+"                       the first signs, all verify and are in /v1/jwks\n"
+"  --audit-key FILE     the audit key (mode 0600): lines of 64 hex digits\n"
+"                       (openssl rand -hex 32); the first tags audit\n"
+"                       records, every line verifies them\n"
 "\n"
 "options:\n"
+"  --audit-anchor FILE  where the broker keeps the newest audit record it\n"
+"                       verified, outside the database (default: the\n"
+"                       --db path with .anchor appended; none for a\n"
+"                       PostgreSQL URI: give each broker its own)\n"
 "  --crl FILE           CRLs (PEM) of the CAs in --ca: revoked certificates\n"
 "                       are refused, also on open connections after SIGHUP\n"
 "  --audience NAME      the aud intents must name (default toolgate)\n"
@@ -111,6 +119,7 @@ startup_exit(const char *msg)
 
 struct options {
 	const char	*listen, *db, *ca, *cert, *key, *crl;
+	const char	*audit_key, *audit_anchor;
 	const char	*audience, *threads, *config, *log_level, *log_format;
 	/* --grant-key, more than once; on the command line they replace
 	 * every grant-key line of --config */
@@ -156,6 +165,8 @@ static const struct option longopts[] = {
 	{ "cert",	required_argument, NULL, 'c' },
 	{ "key",	required_argument, NULL, 'k' },
 	{ "grant-key",	required_argument, NULL, 'g' },
+	{ "audit-key",	required_argument, NULL, 'A' },
+	{ "audit-anchor", required_argument, NULL, 'N' },
 	{ "crl",	required_argument, NULL, 'r' },
 	{ "audience",	required_argument, NULL, 'u' },
 	{ "threads",	required_argument, NULL, 't' },
@@ -199,6 +210,8 @@ options_set(struct options *o, int opt, const char *val, int from_config)
 	case 'a': slot = &o->ca; break;
 	case 'c': slot = &o->cert; break;
 	case 'k': slot = &o->key; break;
+	case 'A': slot = &o->audit_key; break;
+	case 'N': slot = &o->audit_anchor; break;
 	case 'r': slot = &o->crl; break;
 	case 'u': slot = &o->audience; break;
 	case 't': slot = &o->threads; break;
@@ -397,6 +410,7 @@ options_missing(const struct options *o)
 		{ "--listen", o->listen }, { "--db", o->db }, { "--ca", o->ca },
 		{ "--cert", o->cert }, { "--key", o->key },
 		{ "--grant-key", o->n_grant_keys ? o->grant_keys[0] : NULL },
+		{ "--audit-key", o->audit_key },
 	};
 	char	 missing[128] = "";
 	size_t	 i, n = 0, used = 0;
@@ -427,7 +441,7 @@ options_apply(const struct options *o, struct broker *b)
 	log_init(lvl, "toolgated");
 	log_set_format(fmt);
 	if (!o->listen || !o->db || !o->ca || !o->cert || !o->key ||
-	    o->n_grant_keys == 0)
+	    o->n_grant_keys == 0 || !o->audit_key)
 		options_missing(o);
 	if (o->grant_keys_over)
 		usage_exit("at most %d grant keys (--grant-key)",
@@ -450,6 +464,16 @@ options_apply(const struct options *o, struct broker *b)
 	b->nworkers = n < 1 ? 1 : (n > BROKER_MAX_THREADS ?
 	    BROKER_MAX_THREADS : (int)n);
 	b->db_path = o->db;
+	/* Next to a database file unless said otherwise; a server database
+	 * (PostgreSQL) has no default place. */
+	if (o->audit_anchor != NULL)
+		b->anchor_path = strdup(o->audit_anchor);
+	else if (store_spec_is_file(o->db) && asprintf(&b->anchor_path,
+	    "%s.anchor", o->db) == -1)
+		b->anchor_path = NULL;
+	if ((o->audit_anchor != NULL || store_spec_is_file(o->db)) &&
+	    b->anchor_path == NULL)
+		usage_exit("%s", "out of memory");
 	b->synchronous_full = 1;
 	if (o->synchronous != NULL) {
 		if (strcmp(o->synchronous, "normal") == 0)
@@ -535,16 +559,25 @@ broker_grant_keys(const struct broker *b, char *err, size_t errlen)
 }
 
 static void
-broker_load_keys(struct broker *b)
+broker_load_keys(struct broker *b, const char *audit_key_path)
 {
 	struct grant_keyring	*ring;
-	char			 err[700];
+	char			 err[700], msg[900];
 
 	check_secrecy("--key", b->tls.key);
 	if ((ring = broker_grant_keys(b, err, sizeof(err))) == NULL)
 		startup_exit(err);
 	if (grant_signer_init_ring(&b->grant, ring) == -1)
 		startup_exit("cannot set up the grant keys");
+	if (audit_keys_load(&b->audit_keys, audit_key_path, err,
+	    sizeof(err)) == -1) {
+		snprintf(msg, sizeof(msg), "--audit-key %s: %s", audit_key_path,
+		    err);
+		startup_exit(msg);
+	}
+	if (audit_trust_init(&b->trust, &b->audit_keys, 1) == -1)
+		startup_exit("cannot set up the audit trust");
+	b->lc.trust = &b->trust;
 	pthread_mutex_init(&b->tls_lock, NULL);
 	if ((b->refuse_ctx = tls_refusing_ctx()) == NULL ||
 	    (b->rl = ratelimit_new(b->limits.rate, b->limits.burst)) == NULL ||
@@ -575,8 +608,10 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker	*w = arg;
 
-	if (w->idx == 0)
+	if (w->idx == 0) {
+		trust_tick(w);
 		approvals_sweep(w);
+	}
 	wait_tick(w);
 }
 
@@ -662,7 +697,8 @@ worker_init(struct broker *b, int idx)
 	}
 	if (idx == 0)
 		event_add(w->prune_ev, &prune);
-	if (decider_refresh(&w->dec) == -1)
+	/* A broken chain does not stop the start: it answers 503. */
+	if (decider_refresh(&w->dec) == -1 && !audit_trust_broken(&b->trust))
 		startup_exit("the stored policy cannot be loaded");
 }
 
@@ -933,6 +969,7 @@ main(int argc, char **argv)
 {
 	struct options		 o;
 	sigset_t		 set;
+	char			 err[512];
 	int			 i;
 
 	signals_blocked(&set);
@@ -948,9 +985,11 @@ main(int argc, char **argv)
 		fatalx("cannot initialise threads");
 	event_set_log_callback(libevent_log);
 	json_object_seed(0);
-	broker_load_keys(&broker);
+	broker_load_keys(&broker, o.audit_key);
 	broker_wait_for_db(&broker);
 	broker_listen(&broker);
+	if (trust_start(&broker, err, sizeof(err)) == -1)
+		startup_exit(err);
 	for (i = 0; i < broker.nworkers; i++)
 		worker_init(&broker, i);
 	commit_init(&broker);
@@ -963,6 +1002,10 @@ main(int argc, char **argv)
 	events_stop(&broker);
 	for (i = 0; i < broker.nworkers; i++)
 		worker_free(&broker.workers[i]);
+	trust_stop(&broker);
+	audit_trust_deinit(&broker.trust);
+	audit_keys_clear(&broker.audit_keys);
+	free(broker.anchor_path);
 	close(broker.listen_fd);
 	SSL_CTX_free(broker.ssl_ctx);
 	SSL_CTX_free(broker.refuse_ctx);

@@ -7,10 +7,10 @@
       spread over roles, agent-payments' own rules last in its roles so the
       evaluator cannot stop early.
 
-  prefill.py db DB [--intents 1000000]
+  prefill.py db DB [--intents 1000000] [--audit-key FILE]
       appends that many decided intents and one "decision" audit record each
       to a database that toolgated or toolgatectl --db has already migrated
-      (schema migrations/0001 to 0003), in one transaction.  The allowed
+      (schema migrations/0001 to 0005), in one transaction.  The allowed
       ones are marked redeemed, as a month of real traffic leaves them:
       one still redeemable after its grant window would be expired by the
       broker's sweeper (and the sweep is not what growth measures).  The audit
@@ -18,7 +18,10 @@
       writes it (proto/audit.md, format 2): record = RFC 8785 JSON of
       {actor, at, details, event, format: 2, intent_id, seq}; hash =
       SHA-256 hex of prev_hash (hex text) followed by the record bytes;
-      `toolgatectl --db DB audit verify` must pass afterwards.
+      `toolgatectl --db DB audit verify` must pass afterwards.  With
+      --audit-key (the broker's), each record is tagged and each allow
+      carries its args_mac, as the broker writes them (proto/audit.md
+      "Tags"), so a broker with that key verifies every tag at start.
 
 Python standard library only (sqlite3, json, hashlib).  Owns nothing of the
 broker: it writes rows the way the broker would, it never changes a schema.
@@ -26,6 +29,7 @@ broker: it writes rows the way the broker would, it never changes a schema.
 
 import argparse
 import hashlib
+import hmac
 import json
 import os
 import sqlite3
@@ -41,6 +45,25 @@ def canon(obj):
     compact JSON with sorted keys."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False)
+
+
+def audit_key(path):
+    """(key id, key bytes) of the first key of an --audit-key file."""
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                key = bytes.fromhex(line)
+                return hashlib.sha256(key).hexdigest()[:16], key
+    sys.exit("prefill: %s holds no key" % path)
+
+
+def tagged(key, prev, text):
+    """The record's bytes with its tag (proto/audit.md "Tags")."""
+    kid, k = key
+    mac = hmac.new(k, b"toolgate audit tag v1\n" + prev.encode() +
+                   text.encode(), hashlib.sha256).hexdigest()
+    return text[:-1] + ',"tag":"%s.%s"}' % (kid, mac)
 
 
 def rfc3339(t):
@@ -105,6 +128,7 @@ def cmd_db(a):
     if row is None:
         sys.exit("prefill: apply a policy first")
     pversion, body = row
+    key = audit_key(a.audit_key) if a.audit_key else None
     agents = sorted(json.loads(body)["principals"])[:1000]
     t_start = time.time()
     db.execute("BEGIN IMMEDIATE")
@@ -158,9 +182,15 @@ def cmd_db(a):
         details = {"status": status, "reason_code": code, "tool": tool,
                    "policy_version": pversion, "approvals_required": 0,
                    "intent_sha256": sha, "args": args}
+        if key and not denied:
+            details["args_mac"] = hmac.new(
+                key[1], b"toolgate audit args v1\n" + canon(args).encode(),
+                hashlib.sha256).hexdigest()
         rec = canon({"seq": seq, "at": rfc3339(t), "actor": agent,
                      "event": "decision", "intent_id": iid,
                      "details": details, "format": 2})
+        if key:
+            rec = tagged(key, prev, rec)
         h = hashlib.sha256((prev + rec).encode()).hexdigest()
         audits.append((seq, "decision", iid, rec, prev, h))
         prev = h
@@ -184,6 +214,7 @@ def main():
     sd = sub.add_parser("db")
     sd.add_argument("db")
     sd.add_argument("--intents", type=int, default=1000000)
+    sd.add_argument("--audit-key", help="tag the records with this key file")
     a = p.parse_args()
     cmd_policy(a) if a.cmd == "policy" else cmd_db(a)
 

@@ -588,6 +588,14 @@ class Broker:
         self.extra_args = tuple(extra_args)
         self.port = free_port()
         self.url = "https://127.0.0.1:%d" % self.port
+        self.audit_key = os.path.join(self.pki, "audit.key")
+        # The broker's audit anchor: a file of its own, outside the
+        # database (proto/audit.md); beside a SQLite file by default.
+        if ENGINE == "postgresql" or not self.own_db:
+            self.anchor = os.path.join(self.dir, "toolgate.anchor")
+            self.flags.setdefault("--audit-anchor", self.anchor)
+        else:
+            self.anchor = self.db + ".anchor"
         self.proc = None
         self._lines = []
         self._lines_lock = threading.Lock()
@@ -605,7 +613,8 @@ class Broker:
         self.policy_file = policy_file
         if not self.own_db or policy is NO_POLICY:
             return      # the database's first Broker applied one
-        p = subprocess.run([CTL, "--db", self.db, "policy", "apply",
+        p = subprocess.run([CTL, "--db", self.db, "--audit-key",
+                            self.audit_key, "policy", "apply",
                             policy_file], capture_output=True, text=True,
                            timeout=30)
         if p.returncode != 0:
@@ -624,6 +633,7 @@ class Broker:
                 "--cert", os.path.join(k, "broker.pem"),
                 "--key", os.path.join(k, "broker.key"),
                 "--grant-key", os.path.join(k, "grant.key"),
+                "--audit-key", self.audit_key,
                 "--threads", str(self.threads), "--log-level", "info"]
         if self.audience is not None:
             argv += ["--audience", self.audience]
@@ -826,9 +836,12 @@ class Broker:
         return subprocess.run(argv, capture_output=True, text=True,
                               check=check, input=input, timeout=timeout)
 
-    def ctl_db(self, *args, check=False, input=None, timeout=30):
-        """toolgatectl --db DB ... (offline)."""
-        return subprocess.run([CTL, "--db", self.db] + list(args),
+    def ctl_db(self, *args, check=False, input=None, timeout=30,
+               audit_key=False):
+        """toolgatectl --db DB ... (offline); with audit_key, also
+        --audit-key (the broker's): what widens what is allowed needs it."""
+        key = ["--audit-key", self.audit_key] if audit_key else []
+        return subprocess.run([CTL, "--db", self.db] + key + list(args),
                               capture_output=True, text=True, check=check,
                               input=input, timeout=timeout)
 

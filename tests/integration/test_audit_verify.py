@@ -251,6 +251,12 @@ class TestFormatsMixed(Case):
             self.assertIn("0.10000000000000001", stored[1][1])
             self.assertIn("\\u001F", stored[1][1])
             self.assertCtlVerify_offline(b)
+            # A chain replaced on purpose: the broker's anchor goes with
+            # the old chain, and the policy applied before audit keys is
+            # applied again, tagged, or the broker would not load it.
+            os.unlink(b.anchor)
+            p = b.ctl_db("policy", "apply", b.policy_file, audit_key=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
             b.start()
             self.make_history(b)
             self.assertCtlVerify(b, True)

@@ -28,6 +28,7 @@ COMMANDS = [
     ["killswitch", "reset"], ["policy"], ["policy", "check"],
     ["policy", "apply"], ["policy", "show"], ["policy", "history"],
     ["audit"], ["audit", "verify"], ["audit", "export"],
+    ["audit", "checkpoint"], ["audit", "prune"],
 ]
 
 BAD_POLICY = {
@@ -44,6 +45,11 @@ def run(*args, env=None, input=None):
     e.update(env or {})
     return subprocess.run([harness.CTL, *args], capture_output=True,
                           text=True, env=e, input=input, timeout=60)
+
+
+def key():
+    """--audit-key of the dev PKI: an offline policy apply needs it."""
+    return ["--audit-key", os.path.join(harness.pki(), "audit.key")]
 
 
 def identity(pki, name):
@@ -192,7 +198,7 @@ class PolicyOffline(Tmp):
                           ("never_approvable", "$.roles.pay.rules[1]")])
         # a warning is no reason to refuse: apply stores it, and warns
         db = os.path.join(self.tmp, "w.db")
-        p = run("--db", db, "policy", "apply", path)
+        p = run("--db", db, *key(), "policy", "apply", path)
         self.assertExit(p, 0)
         self.assertIn("warning: $.roles.pay.rules[1]: ", p.stderr)
 
@@ -225,12 +231,12 @@ class PolicyOffline(Tmp):
         with open(EXAMPLE, "rb") as f:
             raw = f.read()
         sha = hashlib.sha256(raw).hexdigest()
-        p = run("--db", db, "policy", "apply", EXAMPLE)
+        p = run("--db", db, *key(), "policy", "apply", EXAMPLE)
         self.assertExit(p, 0)
         self.assertEqual(p.stdout,
                          "policy version 1 applied (sha256 %s)\n" % sha)
         # the same bytes again: no new version
-        p = run("--db", db, "--json", "policy", "apply", EXAMPLE)
+        p = run("--db", db, *key(), "--json", "policy", "apply", EXAMPLE)
         self.assertExit(p, 0)
         self.assertEqual(json.loads(p.stdout), {"version": 1, "sha256": sha,
                                                 "unchanged": True})
@@ -245,7 +251,7 @@ class PolicyOffline(Tmp):
 
     def test_apply_invalid_offline_stores_nothing(self):
         db = os.path.join(self.tmp, "t.db")
-        p = run("--db", db, "policy", "apply",
+        p = run("--db", db, *key(), "policy", "apply",
                 self.write("bad.json", BAD_POLICY))
         self.assertExit(p, 1)
         self.assertIn("$.roles.r.rules[0].tool", p.stderr)
@@ -255,7 +261,8 @@ class PolicyOffline(Tmp):
 
     def test_offline_audit_actor_is_cli_user(self):
         db = os.path.join(self.tmp, "t.db")
-        self.assertExit(run("--db", db, "policy", "apply", EXAMPLE), 0)
+        self.assertExit(run("--db", db, *key(), "policy", "apply",
+                            EXAMPLE), 0)
         with sqlite3.connect(db) as c:
             rec = json.loads(c.execute(
                 "SELECT record FROM audit WHERE seq = 1").fetchone()[0])

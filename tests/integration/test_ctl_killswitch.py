@@ -36,7 +36,8 @@ class CtlCase(unittest.TestCase):
                                            "status").stdout)
         for sw in st["switches"]:
             self.broker.ctl_db("killswitch", "reset", str(sw["id"]),
-                               "--reason", "cleanup", check=True)
+                               "--reason", "cleanup", check=True,
+                               audit_key=True)
 
     def ctl(self, *args, who="agent-payments", timeout=30):
         return self.broker.ctl(*args, identity=who, timeout=timeout)
@@ -160,7 +161,7 @@ class KillSwitch(CtlCase):
         self.assertIn(sid, [s["id"] for s in json.loads(p.stdout)
                             ["switches"]])
         p = self.broker.ctl_db("killswitch", "reset", str(sid), "--reason",
-                               "done")
+                               "done", audit_key=True)
         self.assertExit(p, 0)
         deadline = time.monotonic() + 1.0
         while c.submit()[0] != 200:
@@ -260,9 +261,11 @@ class Audit(CtlCase):
                   "killswitch.reset"):
             self.assertIn(e, events)
         for r in online:
-            self.assertEqual(set(r), {"seq", "at", "actor", "event",
-                                      "intent_id", "details", "format",
-                                      "prev_hash", "hash"})
+            # "tag": what the broker (or toolgatectl --audit-key) wrote.
+            self.assertEqual(set(r) - {"tag"}, {"seq", "at", "actor",
+                                                "event", "intent_id",
+                                                "details", "format",
+                                                "prev_hash", "hash"})
         for a, b in zip(online, online[1:]):
             self.assertEqual(b["prev_hash"], a["hash"])
 

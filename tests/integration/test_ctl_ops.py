@@ -30,7 +30,8 @@ COMMANDS = [
     ["killswitch", "status"], ["killswitch", "reset"], ["policy"],
     ["policy", "check"], ["policy", "apply"], ["policy", "show"],
     ["policy", "history"], ["audit"],
-    ["audit", "verify"], ["audit", "export"],
+    ["audit", "verify"], ["audit", "export"], ["audit", "checkpoint"],
+    ["audit", "prune"],
 ]
 
 # Characters a terminal acts on instead of showing: C1 controls (U+009B is

@@ -174,7 +174,7 @@ class Examples(harness.BrokerCase, unittest.TestCase):
             self.assertEqual(p.stdout, "")
         finally:
             self.broker.ctl_db("killswitch", "reset", str(sw), "--reason",
-                               "done", check=True)
+                               "done", check=True, audit_key=True)
 
 
 if __name__ == "__main__":

@@ -1027,7 +1027,7 @@ class TestPolicyChange(BrokerCase):
         path = os.path.join(self.broker.dir, "p2.json")
         with open(path, "w") as f:
             json.dump(p2, f)
-        r = self.broker.ctl_db("policy", "apply", path)
+        r = self.broker.ctl_db("policy", "apply", path, audit_key=True)
         self.assertEqual(r.returncode, 0, r.stderr)
         got = self.assertDecision(self.submit(self.pay, "crm.lookup"), 403,
                                   "deny", "no_permission")

@@ -415,7 +415,7 @@ class TestAudit(KillSwitchCase):
             self.assertRegex(rec["hash"], r"^[0-9a-f]{64}$")
             self.assertEqual(set(rec), {"seq", "at", "actor", "event",
                                         "intent_id", "details", "format",
-                                        "prev_hash", "hash"})
+                                        "tag", "prev_hash", "hash"})
             self.assertEqual(rec["format"], 2)
         events = [r["event"] for r in items]
         i = events.index("killswitch.trip")

@@ -499,7 +499,7 @@ class PrivateFiles(Case):
 
     def modes(self, path):
         return {suffix: stat.S_IMODE(os.stat(path + suffix).st_mode)
-                for suffix in ("", "-wal", "-shm")
+                for suffix in ("", "-wal", "-shm", ".anchor")
                 if os.path.exists(path + suffix)}
 
     def test_toolgatectl_and_toolgated_create_0600(self):
@@ -521,6 +521,7 @@ class PrivateFiles(Case):
                      "--cert", os.path.join(k, "broker.pem"),
                      "--key", os.path.join(k, "broker.key"),
                      "--grant-key", os.path.join(k, "grant.key"),
+                     "--audit-key", os.path.join(k, "audit.key"),
                      "--threads", "1"], stderr=subprocess.PIPE, text=True)
                 try:
                     for line in p.stderr:

@@ -41,8 +41,14 @@ if harness.ENGINE != "postgresql":
 PG_CLUSTER = os.path.join(harness.ROOT, "scripts", "pg-cluster")
 
 
+def audit_key():
+    """The brokers' audit key: offline changes that widen need it."""
+    return ["--audit-key", os.path.join(harness.pki(), "audit.key")]
+
+
 def apply_policy(db, policy=harness.EXAMPLE_POLICY):
-    p = subprocess.run([harness.CTL, "--db", db, "policy", "apply", policy],
+    p = subprocess.run([harness.CTL, "--db", db, *audit_key(), "policy",
+                        "apply", policy],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
 
@@ -271,8 +277,9 @@ class SharedDatabase(unittest.TestCase):
         sid = json.loads(p.stdout)["id"]
         self.assertDeniesEverywhere(self.bs.all)
         # Approvals and redemptions are frozen too, wherever they go.
-        p = subprocess.run([harness.CTL, "--db", self.bs.db, "killswitch",
-                            "reset", str(sid), "--reason", "over"],
+        p = subprocess.run([harness.CTL, "--db", self.bs.db, *audit_key(),
+                            "killswitch", "reset", str(sid), "--reason",
+                            "over"],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertDeniesEverywhere(self.bs.all, code=200)
@@ -313,8 +320,9 @@ class SharedDatabase(unittest.TestCase):
         self.assertLess(poll.at - tripped, 1.0)
         self.assertEqual(poll.answer[2]["status"], "rejected")
         sid = json.loads(p.stdout)["id"]
-        p = subprocess.run([harness.CTL, "--db", self.bs.db, "killswitch",
-                            "reset", str(sid), "--reason", "over"],
+        p = subprocess.run([harness.CTL, "--db", self.bs.db, *audit_key(),
+                            "killswitch", "reset", str(sid), "--reason",
+                            "over"],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
 
@@ -407,6 +415,14 @@ class SharedDatabase(unittest.TestCase):
                                 "DESC LIMIT 1")[0]
         self.assertEqual(tuple(head), tuple(last))
         self.bs.verify(self)
+        # Each broker verified and took in what the others appended
+        # (one audit key): none sees a break, and each has verified up
+        # to the head by its next decision.
+        for b in self.bs.all:
+            st, _, _ = b.client("agent-support").submit("crm.lookup")
+            self.assertEqual(st, 200)
+            st, _, text = b.client("agent-support").get("/metrics")
+            self.assertIn("\ntoolgate_audit_chain_broken 0\n", text)
 
 
 class Load:
@@ -680,7 +696,7 @@ class Readme(unittest.TestCase):
         self.addCleanup(shutil.rmtree, tmp, True)
         k = harness.pki()
         ports = [harness.free_port(), harness.free_port()]
-        env = dict(os.environ, db=db, tls=k,
+        env = dict(os.environ, db=db, tls=k, state=tmp,
                    broker_a="127.0.0.1:%d" % ports[0],
                    broker_b="127.0.0.1:%d" % ports[1],
                    PATH=os.pathsep.join([os.path.dirname(harness.CTL),

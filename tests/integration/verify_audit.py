@@ -3,23 +3,31 @@
 verify_audit: an independent verifier of a toolgate audit chain, written
 from proto/audit.md alone.  It uses no toolgate code and nothing of the
 test harness: its own RFC 8785 (JCS) serializer, its own rendering of the
-older format 1, Python's json parser and hashlib.
+older format 1, Python's json parser and hashlib, and PyJWT (Debian's
+python3-jwt) for checkpoints.
 
 Usage:
     toolgatectl audit export | verify_audit.py
-    verify_audit.py EXPORT.jsonl
+    verify_audit.py [--jwks JWKS.json] [--checkpoint CP.jws]... STREAM.jsonl
 
-Reads JSON lines (one audit record each, as `toolgatectl audit export` or
-GET /v1/audit gives them), recomputes each record's canonical bytes and
-hash, and checks the chain from the genesis hash.  Exit 0 and
-"audit chain OK: N records", or exit 1 and "audit chain BROKEN at record
-N: why" for the first record that does not verify; 2 for usage errors.
+Reads a stream of JSON lines (proto/audit.md "Streams, archives and
+cuts": records as `toolgatectl audit export` or GET /v1/audit give them,
+an optional {"start": CHECKPOINT} first, {"checkpoint": CHECKPOINT}
+lines, as an archive ends with), recomputes each record's canonical
+bytes and hash, and checks the chain from the genesis hash or the start.
+With --jwks (a saved GET /v1/jwks) every checkpoint's signature is
+verified with PyJWT; each --checkpoint must name a record of the stream
+with that record's hash.  Exit 0 and "audit chain OK: N records", or
+exit 1 and "audit chain BROKEN at record N: why" (or "checkpoint FILE:
+why"); 2 for usage errors.
 
 As a module: canonical_bytes(body), jcs(value), legacy(value),
-verify(records), split_lines(data) and read_records(lines) are what the
+verify(records), verify_stream(lines, jwks, wanted), checkpoint_claims(
+token, jwks), split_lines(data) and read_records(lines) are what the
 tests use.
 """
 
+import base64
 import decimal
 import hashlib
 import json
@@ -219,52 +227,200 @@ def _check_shape(rec, seq):
                      "digits")
 
 
-def verify(records):
-    """Check the whole chain from the genesis hash; the record count, or
-    raise Broken for the first record that does not verify."""
-    prev = GENESIS
-    last_format = 0
-    for seq, rec in enumerate(records, 1):
+class Chain:
+    """The chain as verified so far: the last record's seq and hash."""
+
+    def __init__(self, seq=0, prev=GENESIS):
+        self.seq = seq
+        self.prev = prev
+        self.last_format = 0
+        self.count = 0
+        self.seen = {}          # seq -> hash, for the wanted seqs
+
+    def record(self, rec, wanted=()):
+        seq = self.seq + 1
         _check_shape(rec, seq)
-        if rec["prev_hash"] != prev:
+        if rec["prev_hash"] != self.prev:
             raise Broken(seq, "prev_hash is not the previous record's hash")
         body = {k: v for k, v in rec.items()
                 if k not in ("prev_hash", "hash")}
         fmt = 2 if "format" in body else 1
-        if fmt < last_format:
+        if fmt < self.last_format:
             raise Broken(seq, "a format 1 record follows a format 2 record")
-        last_format = fmt
+        self.last_format = fmt
         try:
             data = canonical_bytes(body)
         except ValueError as e:
             raise Broken(seq, str(e))
-        h = hashlib.sha256(prev.encode("ascii") + data).hexdigest()
+        h = hashlib.sha256(self.prev.encode("ascii") + data).hexdigest()
         if h != rec["hash"]:
             raise Broken(seq, "hash does not match the record's contents")
-        prev = h
-    return len(records)
+        self.seq, self.prev = seq, h
+        self.count += 1
+        if seq in wanted:
+            self.seen[seq] = h
+
+
+def verify(records):
+    """Check the whole chain from the genesis hash; the record count, or
+    raise Broken for the first record that does not verify."""
+    chain = Chain()
+    for rec in records:
+        chain.record(rec)
+    return chain.count
+
+
+# ---------------------------------------------------------- checkpoints
+
+def _b64url(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def checkpoint_claims(token, jwks=None):
+    """The claims of a checkpoint: ES256, iss "toolgate", an integer seq,
+    a 64-hex hash.  With jwks (a parsed JWK Set) the signature must verify
+    with the key named by its kid (PyJWT); without, it is not checked.
+    Raises ValueError."""
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) != 3:
+        raise ValueError("not a compact JWS")
+    header = json.loads(_b64url(parts[0]))
+    if header.get("alg") != "ES256" or not isinstance(header.get("kid"),
+                                                          str):
+        raise ValueError("not ES256 with a kid")
+    if jwks is None:
+        claims = json.loads(_b64url(parts[1]))
+    else:
+        import jwt     # PyJWT: python3-jwt
+        keys = [k for k in jwks.get("keys", [])
+                if k.get("kid") == header["kid"]]
+        if len(keys) != 1:
+            raise ValueError("no key of the JWK Set has kid %r" %
+                             header["kid"])
+        try:
+            claims = jwt.decode(token, key=jwt.PyJWK(keys[0]).key,
+                                algorithms=["ES256"], issuer="toolgate",
+                                options={"require": ["iss", "iat"]})
+        except jwt.PyJWTError as e:
+            raise ValueError("its signature or claims do not verify: %s" %
+                             e)
+    if claims.get("iss") != "toolgate" or type(claims.get("seq")) \
+            is not int or claims["seq"] < 0 or \
+            not HEX64.match(str(claims.get("hash"))):
+        raise ValueError("not a toolgate checkpoint (iss, seq, hash)")
+    return claims
+
+
+def verify_stream(lines, jwks=None, wanted=()):
+    """Check a stream (parsed lines): an optional start, records, and
+    checkpoint lines.  Returns the Chain (its seen[] holds the hashes of
+    the wanted seqs, its start the seq it began after), or raises
+    Broken."""
+    chain = Chain()
+    chain.start = 0
+    chain.ends_checked = False
+    for n, line in enumerate(lines, 1):
+        chain.ends_checked = False
+        if isinstance(line, dict) and "start" in line:
+            if n != 1 or len(line) != 1:
+                raise Broken(chain.seq + 1, "a start line may only come "
+                             "first, alone")
+            try:
+                c = checkpoint_claims(line["start"], jwks)
+            except ValueError as e:
+                raise Broken(1, "the start checkpoint: %s" % e)
+            chain.seq, chain.prev, chain.start = c["seq"], c["hash"], c["seq"]
+            if c["seq"] in wanted:
+                chain.seen[c["seq"]] = c["hash"]
+            continue
+        if isinstance(line, dict) and "checkpoint" in line:
+            if len(line) != 1:
+                raise Broken(chain.seq, "a checkpoint line holds only the "
+                             "checkpoint")
+            try:
+                c = checkpoint_claims(line["checkpoint"], jwks)
+            except ValueError as e:
+                raise Broken(chain.seq, "a checkpoint line: %s" % e)
+            if (c["seq"], c["hash"]) != (chain.seq, chain.prev):
+                raise Broken(chain.seq, "the checkpoint after this record "
+                             "names another record or hash")
+            chain.ends_checked = True
+            continue
+        chain.record(line, wanted)
+    return chain
+
+
+def judge(claims, chain):
+    """None when chain holds the checkpoint's record with its hash, else
+    what differs."""
+    seq, h = claims["seq"], claims["hash"]
+    got = GENESIS if seq == 0 else chain.seen.get(seq)
+    if got == h:
+        return None
+    if got is not None:
+        return ("record %d's hash is %s, not the checkpoint's: the chain was "
+                "rewritten or replaced" % (seq, got))
+    if seq > chain.seq:
+        return ("the chain ends at record %d, before the checkpoint's record "
+                "%d: truncated or rolled back" % (chain.seq, seq))
+    return "record %d is before this stream's start" % seq
 
 
 def main(argv):
-    if len(argv) > 2 or (len(argv) == 2 and argv[1] in ("-h", "--help")):
-        sys.stderr.write("usage: verify_audit.py [EXPORT.jsonl]  (default: "
-                         "standard input)\n")
+    args, jwks_file, cps = list(argv[1:]), None, []
+    try:
+        while args and args[0].startswith("--"):
+            opt = args.pop(0)
+            if opt == "--jwks":
+                jwks_file = args.pop(0)
+            elif opt == "--checkpoint":
+                cps.append(args.pop(0))
+            else:
+                raise IndexError
+    except IndexError:
+        args = ["-h"]
+    if len(args) > 1 or (args and args[0] in ("-h", "--help")):
+        sys.stderr.write("usage: verify_audit.py [--jwks JWKS.json] "
+                         "[--checkpoint CP.jws]... [STREAM.jsonl]  "
+                         "(default: standard input)\n")
         return 2
     try:
-        if len(argv) == 2:
-            with open(argv[1], "rb") as f:
+        if args:
+            with open(args[0], "rb") as f:
                 data = f.read()
         else:
             data = sys.stdin.buffer.read()
         lines = split_lines(data)
-    except (OSError, UnicodeDecodeError) as e:
+        jwks = None
+        if jwks_file:
+            with open(jwks_file) as f:
+                jwks = json.load(f)
+        tokens = []
+        for path in cps:
+            with open(path) as f:
+                tokens.append((path, f.read().strip()))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
         sys.stderr.write("verify_audit: %s\n" % e)
         return 2
     try:
-        n = verify(read_records(lines))
+        claims = []
+        for path, tok in tokens:
+            try:
+                claims.append((path, checkpoint_claims(tok, jwks)))
+            except ValueError as e:
+                print("checkpoint %s: %s" % (path, e))
+                return 1
+        chain = verify_stream(read_records(lines), jwks,
+                              {c["seq"] for _, c in claims})
     except Broken as e:
         print("audit chain BROKEN at record %d: %s" % (e.seq, e.why))
         return 1
+    for path, c in claims:
+        why = judge(c, chain)
+        if why:
+            print("checkpoint %s: %s" % (path, why))
+            return 1
+    n = chain.count
     print("audit chain OK: %d record%s" % (n, "" if n == 1 else "s"))
     return 0
 
