@@ -31,8 +31,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "intent.h"
 #include "killswitch.h"
+#include "usage.h"
 #include "policy.h"
 #include "reason.h"
 #include "rows.h"
@@ -71,6 +74,7 @@ struct decider {
 	struct ks_cache		 ks;
 	struct lc_changes	 changed;
 	int			 wrote_state;	/* policy/switches this tx */
+	struct usage_tx	*limits;	/* usage this tx holds (lazy) */
 };
 
 void	decider_init(struct decider *d, struct store *s, const char *name,
@@ -186,6 +190,19 @@ enum reason lc_trip(struct decider *d, const char *actor, enum ks_scope scope,
  * (*why) for a bad reason. */
 enum reason lc_reset(struct decider *d, const char *actor, int64_t id,
 	    const char *reason, int64_t now, const char **why);
+
+/*
+ * What the broker would answer call at now, and why (CONTRACT §8.4): the
+ * decision of d's policy and kill switches (the caller refreshes them, or
+ * sets a policy of its own, e.g. a file not yet applied), the deciding
+ * rule with its tier and each of its conditions, and every limit that
+ * applies with its usage in d's store (NULL store: usage unknown).
+ * Records nothing — no intent, audit record, usage or jti — and opens no
+ * transaction.  A new object (proto/explain.schema.json), or NULL when
+ * storage failed or memory ran out.
+ */
+json_t	*lc_explain(struct decider *d, const struct policy_call *call,
+	    int64_t now);
 
 /* Store an already validated policy text as a new version (*version),
  * audited "policy.apply". */
