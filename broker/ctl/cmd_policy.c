@@ -39,6 +39,14 @@ const struct ctl_cmd cmd_policy[] = {
 	    "validate, then store as the new policy version (--db: offline)",
 	    "toolgatectl --db toolgate.db policy apply policies/example.json",
 	    opts_none, 1, policy_apply, NULL },
+	{ "explain", "policy explain", "--agent NAME --tool T [options]",
+	    "what the policy would answer a call, and why: the rule, its "
+	    "tier and conditions, each limit's usage; records nothing "
+	    "(online, --db, or --file for a policy not yet applied)",
+	    "toolgatectl policy explain --agent agent-payments --tool "
+	    "payments.transfer --args '{\"to\":\"DE89370400440532013000\","
+	    "\"amount\":\"999.99\",\"currency\":\"USD\"}'",
+	    cmd_explain_opts, 0, cmd_policy_explain, NULL },
 	{ "show", "policy show", "", "print the current policy (--db: offline)",
 	    "toolgatectl --cert operator.pem --key operator.key --ca ca.pem "
 	    "policy show",
@@ -65,8 +73,8 @@ count_of(const char *text, size_t len, const char *key)
  * the problems are printed ("PATH: MESSAGE" on stderr, and with --json
  * {"valid": false, "problems": [...]} on stdout) and CTL_FAIL returned.
  */
-static int
-policy_load(const struct ctl *ctl, const char *path, char **text,
+int
+ctl_policy_load(const struct ctl *ctl, const char *path, char **text,
     size_t *len, json_t **warnings)
 {
 	struct policy	*p;
@@ -108,7 +116,7 @@ policy_check(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 	json_t	*out, *warnings;
 	int	 rc;
 
-	if ((rc = policy_load(ctl, a->pos[0], &text, &len, &warnings)) !=
+	if ((rc = ctl_policy_load(ctl, a->pos[0], &text, &len, &warnings)) !=
 	    CTL_OK)
 		return (rc);
 	np = count_of(text, len, "principals");
@@ -189,7 +197,7 @@ policy_apply(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 
 	if (ctl->db == NULL && (rc = ctl_need_identity(ctl, cmd)) != 0)
 		return (rc);
-	if ((rc = policy_load(ctl, a->pos[0], &text, &len, &warnings)) !=
+	if ((rc = ctl_policy_load(ctl, a->pos[0], &text, &len, &warnings)) !=
 	    CTL_OK)
 		return (rc);
 	json_decref(warnings);
