@@ -27,7 +27,8 @@ CREATE TABLE limit_defs (
 -- One row per (limit, key) with counted intents.  key is the RFC 8785
 -- text of the JSON array of the limit's "per" values; agent is the
 -- caller's identity when "per" includes "agent" (who may see the row).
--- oldest: the "at" of the oldest bucket (0: none).
+-- oldest: the "at" of the oldest bucket (0: none); newest: no bucket is
+-- later (so a new second's bucket need not be looked for).
 CREATE TABLE limit_usage (
   id      INTEGER PRIMARY KEY,
   name    TEXT    NOT NULL,
@@ -37,6 +38,7 @@ CREATE TABLE limit_usage (
   whole   INTEGER NOT NULL,
   micro   INTEGER NOT NULL,
   oldest  INTEGER NOT NULL,
+  newest  INTEGER NOT NULL,
   UNIQUE (name, key)
 );
 CREATE INDEX limit_usage_agent ON limit_usage (agent, id)

@@ -119,6 +119,7 @@ struct limit_usage_row {
 	int64_t		 whole;
 	int64_t		 micro;
 	int64_t		 oldest;	/* "at" of the oldest bucket, 0: none */
+	int64_t		 newest;	/* no bucket is later (0: none) */
 };
 
 struct limit_bucket_row {

@@ -14,18 +14,19 @@
 #include "store_sqlite_impl.h"
 
 static const char SQL_USAGE_GET[] =
-    "SELECT id, n, whole, micro, oldest FROM limit_usage "
+    "SELECT id, n, whole, micro, oldest, newest FROM limit_usage "
     "WHERE name = ? AND key = ?";
 static const char SQL_USAGE_INSERT[] =
-    "INSERT INTO limit_usage (name, key, agent, n, whole, micro, oldest) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)";
+    "INSERT INTO limit_usage (name, key, agent, n, whole, micro, oldest, "
+    "newest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 static const char SQL_USAGE_UPDATE[] =
-    "UPDATE limit_usage SET n = ?, whole = ?, micro = ?, oldest = ? "
-    "WHERE id = ?";
+    "UPDATE limit_usage SET n = ?, whole = ?, micro = ?, oldest = ?, "
+    "newest = ? WHERE id = ?";
 static const char SQL_USAGE_DELETE[] =
     "DELETE FROM limit_usage WHERE id = ?";
 static const char SQL_USAGE_WALK[] =
-    "SELECT id, name, key, agent, n, whole, micro, oldest FROM limit_usage "
+    "SELECT id, name, key, agent, n, whole, micro, oldest, newest "
+    "FROM limit_usage "
     "WHERE id > ?1 AND (?2 IS NULL OR agent = ?2) ORDER BY id LIMIT ?3";
 static const char SQL_BUCKET_GET[] =
     "SELECT at, n, whole, micro FROM limit_buckets "
@@ -66,6 +67,7 @@ sq_parse_usage(sqlite3_stmt *st, void *out)
 	u->whole = sqlite3_column_int64(st, 2);
 	u->micro = sqlite3_column_int64(st, 3);
 	u->oldest = sqlite3_column_int64(st, 4);
+	u->newest = sqlite3_column_int64(st, 5);
 	return (0);
 }
 
@@ -129,6 +131,7 @@ sq_op_limit_usage_put(struct store *s, struct limit_usage_row *u)
 		sqlite3_bind_int64(st, 5, u->whole);
 		sqlite3_bind_int64(st, 6, u->micro);
 		sqlite3_bind_int64(st, 7, u->oldest);
+		sqlite3_bind_int64(st, 8, u->newest);
 		if (sq_step_done(q, st) == -1)
 			return (-1);
 		u->id = sqlite3_last_insert_rowid(q->sql);
@@ -140,7 +143,8 @@ sq_op_limit_usage_put(struct store *s, struct limit_usage_row *u)
 	sqlite3_bind_int64(st, 2, u->whole);
 	sqlite3_bind_int64(st, 3, u->micro);
 	sqlite3_bind_int64(st, 4, u->oldest);
-	sqlite3_bind_int64(st, 5, u->id);
+	sqlite3_bind_int64(st, 5, u->newest);
+	sqlite3_bind_int64(st, 6, u->id);
 	return (sq_step_done(q, st));
 }
 
@@ -168,6 +172,7 @@ sq_op_limit_usage_walk(struct store *s, int64_t after, const char *agent,
 		u.whole = sqlite3_column_int64(st, 5);
 		u.micro = sqlite3_column_int64(st, 6);
 		u.oldest = sqlite3_column_int64(st, 7);
+		u.newest = sqlite3_column_int64(st, 8);
 		if (u.name == NULL || u.key == NULL) {
 			log_warnx("%s: usage row %lld is malformed", __func__,
 			    (long long)u.id);

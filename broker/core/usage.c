@@ -34,6 +34,7 @@ struct slot {
 	int64_t		 n;
 	usage_units	 units;
 	int64_t		 oldest;
+	int64_t		 newest;	/* no bucket is later */
 	int		 dirty;
 	/* the bucket being changed */
 	int		 has_bucket, bucket_dirty;
@@ -245,6 +246,7 @@ slot_new(const char *name, const char *key, const char *agent,
 		sl->id = u->id;
 		sl->n = u->n;
 		sl->oldest = u->oldest;
+		sl->newest = u->newest;
 		if (u->n < 0 || units_join(u->whole, u->micro, &sl->units) ==
 		    -1) {
 			log_warnx("%s: usage of %s %s is damaged", __func__,
@@ -298,6 +300,7 @@ slot_put(struct store *s, struct slot *sl)
 	u.agent = sl->agent;
 	u.n = sl->n;
 	u.oldest = sl->n > 0 ? sl->oldest : 0;
+	u.newest = sl->n > 0 ? sl->newest : 0;
 	if (units_split(sl->units, &u.whole, &u.micro) == -1) {
 		log_warnx("%s: usage of %s %s is beyond what can be stored: "
 		    "refused", __func__, sl->name, sl->key);
@@ -346,8 +349,9 @@ bucket_at(struct store *s, struct slot *sl, int64_t at)
 	sl->b_at = at;
 	sl->b_n = 0;
 	sl->b_units = 0;
-	if (sl->id != 0 && (found = s->ops->limit_bucket_get(s, sl->id, at,
-	    &b)) == -1)
+	/* a second after the newest bucket has none yet: nothing to read */
+	if (sl->id != 0 && at <= sl->newest && (found =
+	    s->ops->limit_bucket_get(s, sl->id, at, &b)) == -1)
 		return (-1);
 	if (found && (b.n < 0 || units_join(b.whole, b.micro,
 	    &sl->b_units) == -1))
@@ -468,6 +472,8 @@ usage_change(struct usage_tx *tx, struct store *s,
 		sl->units += add;
 		if (sl->oldest == 0 || at < sl->oldest)
 			sl->oldest = at;
+		if (at > sl->newest)
+			sl->newest = at;
 	} else {
 		if (sl->b_n < 1 || sl->b_units < add || sl->n < 1 ||
 		    sl->units < add) {
