@@ -459,6 +459,48 @@ class ListingAndExplain(unittest.TestCase):
         self.assertIn("--agent is required", p.stderr)
 
 
+class Prefill(unittest.TestCase):
+    """The benchmark's fixture writes the usage the broker would count."""
+
+    def dump(self, db):
+        return (table_rows(db, "SELECT name, key, agent, n, whole, micro, "
+                           "oldest, newest FROM limit_usage "
+                           "ORDER BY name, key"),
+                table_rows(db, "SELECT u.name, u.key, b.at, b.n, b.whole, "
+                           "b.micro FROM limit_buckets b JOIN limit_usage u "
+                           "ON u.id = b.usage_id ORDER BY 1, 2, 3"))
+
+    def test_prefilled_usage_is_what_a_recount_finds(self):
+        tmp = tempfile.mkdtemp(prefix="test_limits-prefill.")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        prefill = os.path.join(harness.ROOT, "tests", "bench", "prefill.py")
+        pol, db = os.path.join(tmp, "p.json"), os.path.join(tmp, "a.db")
+
+        def run(*argv):
+            p = subprocess.run(argv, capture_output=True, text=True,
+                               timeout=120)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+        run(sys.executable, prefill, "policy", pol, "--principals", "40",
+            "--rules", "200", "--limits", "10")
+        run(harness.CTL, "--db", db, "policy", "apply", pol)
+        # 3000 intents over 30 days are 864 s apart: none is near enough
+        # to a window's edge (60 s to 7 days) for the seconds between the
+        # prefill and the recount below to matter
+        run(sys.executable, prefill, "db", db, "--intents", "3000")
+        prefilled = self.dump(db)
+        self.assertGreater(len(prefilled[0]), 10)
+        self.assertGreater(len(prefilled[1]), 1000)
+        # the broker counts the same limits afresh when a policy adds them
+        con = sqlite3.connect(db)
+        con.executescript("DELETE FROM limit_buckets; DELETE FROM "
+                          "limit_usage; DELETE FROM limit_defs;")
+        con.close()
+        run(harness.CTL, "--db", db, "policy", "apply", pol)
+        self.assertEqual(self.dump(db), prefilled)
+        run(harness.CTL, "--db", db, "audit", "verify")
+
+
 class Readme(unittest.TestCase):
     def test_readme_split_payment_walkthrough_runs_as_written(self):
         with open(os.path.join(harness.ROOT, "README.md")) as f:
