@@ -238,12 +238,14 @@ struct store_ops {
 	 *
 	 * limit_usage_get: 1 and *u (name and key borrowed from the
 	 * arguments, agent not read; a locking engine may create an empty
-	 * row), or 0 when there is no row.
+	 * row, n 0 and agent NULL, which usage.c deletes at the flush
+	 * unless it counts something in it), or 0 when there is no row.
 	 */
 	int	(*limit_usage_get)(struct store *s, const char *name,
 		    const char *key, unsigned flags, struct limit_usage_row *u);
-	/* store *u: insert when u->id is 0 (u->id set), else update; a row
-	 * whose n is 0 may be deleted with its buckets (u->id then 0) */
+	/* store *u: insert when u->id is 0 (u->id set), else update (an
+	 * empty row a locking engine made gets its agent here); a row whose n is 0 is deleted with its buckets
+	 * (u->id then 0) */
 	int	(*limit_usage_put)(struct store *s, struct limit_usage_row *u);
 	/* rows with id > after (of agent, when not NULL), by id, at most
 	 * limit (0: all) */

@@ -247,6 +247,9 @@ slot_new(const char *name, const char *key, const char *agent,
 		sl->n = u->n;
 		sl->oldest = u->oldest;
 		sl->newest = u->newest;
+		/* an empty row a locking engine made to hold the key: gone
+		 * at the flush unless something is counted in it */
+		sl->dirty = u->n == 0;
 		if (u->n < 0 || units_join(u->whole, u->micro, &sl->units) ==
 		    -1) {
 			log_warnx("%s: usage of %s %s is damaged", __func__,
