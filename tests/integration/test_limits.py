@@ -6,7 +6,8 @@ Splitting 50 x 999.99 USD is stopped at the demo's daily limit, the
 denial naming the limit with frees_at; 32 parallel submissions, also
 spread over two broker processes on one database, never exceed a limit
 (exact counts); a limit over its maximum asks for approvals instead; a
-pending intent reserves and a rejection frees; usage survives a restart;
+pending intent reserves and a rejection or expiry frees; usage survives
+a restart;
 GET /v1/limits shows an agent its own counters and staff everyone's;
 explain answers what the policy would say and records nothing; the
 README's walkthrough runs as written.  Answers are validated against the
@@ -145,6 +146,41 @@ class SplitPayment(unittest.TestCase):
             self.assertEqual((st, v["status"]), (200, "allowed"), v)
             st, _, page = pay.get("/v1/limits")
             self.assertEqual(page["items"][0]["used"], "10000.00")
+
+    def test_an_expired_payment_frees_its_reservation(self):
+        p = harness.load_example_policy()
+        for rule in p["roles"]["payments-agent"]["rules"]:
+            if rule["tool"] == "payments.transfer":
+                rule["approval_ttl"] = 1
+        with harness.Broker(policy=p) as b:
+            pay = b.client("agent-payments")
+            st, p1 = transfer(pay, "10000.00")      # pending, 1 s to live
+            self.assertEqual(st, 202, p1)
+            st, p2 = transfer(pay, "9999.00")
+            self.assertEqual(st, 202, p2)
+            # reserved while pending (unless the sweeper was quicker)
+            st, _, o = post_json(b.client("operator-olga"),
+                                 "/v1/policy/explain", {
+                                     "principal": "agent-payments",
+                                     "tool": "payments.transfer",
+                                     "args": payment("999.99")["args"]})
+            self.assertEqual(st, 200, o)
+            if o["decision"] == "deny":
+                self.assertEqual(o["limit"]["used"], "19999.00", o)
+            # the sweeper expires them (the long-poll answers the change)
+            for iid in (p1["id"], p2["id"]):
+                deadline = time.monotonic() + 60
+                while True:
+                    st, _, v = pay.get("/v1/intents/%s?wait=30" % iid)
+                    if v["status"] != "pending" or \
+                            time.monotonic() > deadline:
+                        break
+                self.assertEqual(v["status"], "expired", v)
+            st, _, page = pay.get("/v1/limits")
+            self.assertEqual(page["items"], [], page)
+            self.assertEqual(transfer(pay, "999.99")[0], 200)
+            st, _, page = pay.get("/v1/limits")
+            self.assertEqual(page["items"][0]["used"], "999.99")
 
 
 class Parallel(unittest.TestCase):
