@@ -512,6 +512,8 @@ cmd_policy_explain(struct ctl *ctl, const struct ctl_cmd *cmd,
 
 	if ((rc = explain_body(cmd, a, &body)) != 0)
 		return (rc);
+	if (body == NULL)	/* explain_body says why when it fails */
+		return (ctl_fail("out of memory"));
 	if (strlen(body) > EXPLAIN_MAX_BODY) {
 		free(body);
 		return (ctl_usage(cmd, "--args is too large"));
