@@ -103,6 +103,8 @@ apply(struct decider *d, const char *limits, int64_t now)
 	int64_t	 v;
 
 	CHECK(text != NULL, "policy text");
+	if (text == NULL)
+		return;
 	CHECK(lc_begin(d) == 0, "begin");
 	CHECK(lc_finish(d, lc_policy_apply(d, text, strlen(text), "test", now,
 	    &v)) == REASON_OK, "apply %s", limits);
@@ -122,11 +124,14 @@ make_intent(struct intent *in, const char *agent, const char *tool,
 		in->args = json_pack("{ss ss ss}", "amount", amount,
 		    "currency", currency, "to", "DE89");
 		in->args_json = canon_dump(in->args);
-		in->args_json_len = strlen(in->args_json);
+		in->args_json_len = in->args_json ? strlen(in->args_json) : 0;
 	}
 	in->iat = now;
 	in->exp = now + 60;
-	canon_sha256_hex(in->jti, strlen(in->jti), in->payload_sha256);
+	CHECK(in->iss && in->jti && in->tool, "out of memory");
+	if (in->jti != NULL)
+		canon_sha256_hex(in->jti, strlen(in->jti),
+		    in->payload_sha256);
 }
 
 /* Decide in a transaction of its own; the row into *r (owned). */
