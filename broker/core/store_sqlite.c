@@ -883,6 +883,19 @@ sq_op_audit_walk(struct store *s, int64_t after, int64_t limit,
 	return (stop || rc == SQLITE_DONE ? 0 : -1);
 }
 
+/* One file on one host: the generations tell every change, no feed. */
+static int
+sq_op_listen(struct store *s)
+{
+	return (-2);
+}
+
+static int
+sq_op_heard(struct store *s, store_heard_cb cb, void *arg)
+{
+	return (0);
+}
+
 static const struct store_ops sqlite_ops = {
 	.name = "sqlite",
 	.close = sq_op_close,
@@ -922,6 +935,8 @@ static const struct store_ops sqlite_ops = {
 	.limit_def_put = sq_op_limit_def_put,
 	.limit_forget = sq_op_limit_forget,
 	.intents_live = sq_op_intents_live,
+	.listen = sq_op_listen,
+	.heard = sq_op_heard,
 };
 
 struct store *

@@ -24,6 +24,7 @@
 #include "ratelimit.h"
 #include "tls.h"
 #include "wait.h"
+#include "watch.h"
 
 #define BROKER_MAX_THREADS	64
 #define BROKER_MAX_HEADERS	(16 * 1024)
@@ -83,4 +84,5 @@ struct broker {
 	int			 nworkers;
 	struct worker		 workers[BROKER_MAX_THREADS];
 	struct committer	 commit;
+	struct watcher		 watch;		/* watch.c: other brokers */
 };
