@@ -67,11 +67,8 @@ def transfer(client, value="999.99", to=PAYEE, **kw):
 
 
 def table_rows(db, sql, *args):
-    con = sqlite3.connect(db, timeout=30)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
+    """Rows of a SELECT on db, SQLite file or PostgreSQL URI, as tuples."""
+    return [tuple(r) for r in harness.db_query(db, sql, args)]
 
 
 class SplitPayment(unittest.TestCase):
@@ -147,6 +144,23 @@ class SplitPayment(unittest.TestCase):
             st, _, page = pay.get("/v1/limits")
             self.assertEqual(page["items"][0]["used"], "10000.00")
 
+    def test_a_payment_over_the_limit_alone_never_fits(self):
+        with harness.Broker() as b:
+            pay = b.client("agent-payments")
+            st, body = transfer(pay, "20000.01")    # tiers: 2 approvals
+            DECISION.validate(body)
+            self.assertEqual((st, body["reason_code"]),
+                             (403, "limit_exceeded"), body)
+            self.assertEqual(body["limit"], {
+                "name": "payments-daily", "max": "20000.00",
+                "used": "0.00", "window": 86400, "frees_at": None})
+            self.assertIn("this call alone (20000.01)", body["reason"])
+            # nothing counted, and no row left behind for the key (a
+            # locking engine made one to hold it)
+            self.assertEqual(table_rows(b.db, "SELECT count(*) FROM "
+                                        "limit_usage"), [(0,)])
+            self.assertEqual(transfer(pay, "20000.00")[0], 202)
+
     def test_an_expired_payment_frees_its_reservation(self):
         p = harness.load_example_policy()
         for rule in p["roles"]["payments-agent"]["rules"]:
@@ -218,9 +232,10 @@ class Parallel(unittest.TestCase):
 
     def test_two_broker_processes_on_one_database_share_the_count(self):
         with harness.Broker(policy=self.POLICY, threads=2) as b:
-            b2 = harness.Broker(policy=self.POLICY, threads=2)
-            b2.db = b.db            # the same database, another process
-            with b2:
+            # the same database, another process (on PostgreSQL: two
+            # brokers, the usage rows locked per limit and key)
+            with harness.Broker(policy=self.POLICY, threads=2,
+                                db=b.db) as b2:
                 got = self.storm([b, b2], 32,
                                  lambda c: c.submit("crm.lookup")[0])
             self.assertEqual(sorted(got), [200] * 10 + [403] * 22)
@@ -495,6 +510,7 @@ class ListingAndExplain(unittest.TestCase):
         self.assertIn("--agent is required", p.stderr)
 
 
+@harness.sqlite_only("the benchmark's fixture writes a SQLite file")
 class Prefill(unittest.TestCase):
     """The benchmark's fixture writes the usage the broker would count."""
 
