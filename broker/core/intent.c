@@ -187,18 +187,13 @@ intent_claim_amount(json_t *c, struct intent *out, const char **msg)
 	return (REASON_OK);
 }
 
+/* The call itself: tool and args. */
 static enum reason
-intent_claim_strings(json_t *c, struct intent *out, const char **msg)
+intent_claim_call(json_t *c, struct intent *out, const char **msg)
 {
-	const char	*jti = json_string_value(json_object_get(c, "jti"));
 	const char	*tool = json_string_value(json_object_get(c, "tool"));
-	json_t		*reason = json_object_get(c, "reason");
 	json_t		*args = json_object_get(c, "args");
 
-	if (jti == NULL || jti[0] == '\0' || strlen(jti) > INTENT_MAX_JTI ||
-	    !printable(jti))
-		FAIL(E_BAD_REQUEST, "jti is required: 1 to 128 printable "
-		    "characters");
 	if (tool == NULL || !policy_tool_name_valid(tool))
 		FAIL(E_BAD_REQUEST, "tool is required: lowercase dotted name "
 		    "like payments.transfer, at most 128 characters");
@@ -207,6 +202,26 @@ intent_claim_strings(json_t *c, struct intent *out, const char **msg)
 	if (args != NULL && canon_depth(args, INTENT_MAX_ARGS_DEPTH + 1) >
 	    INTENT_MAX_ARGS_DEPTH)
 		FAIL(E_BAD_REQUEST, "args may nest at most 32 levels deep");
+	if ((out->tool = strdup(tool)) == NULL)
+		FAIL(E_INTERNAL, "out of memory");
+	if (args != NULL)
+		out->args = json_incref(args);
+	return (REASON_OK);
+}
+
+static enum reason
+intent_claim_strings(json_t *c, struct intent *out, const char **msg)
+{
+	const char	*jti = json_string_value(json_object_get(c, "jti"));
+	json_t		*reason = json_object_get(c, "reason");
+	enum reason	 r;
+
+	if (jti == NULL || jti[0] == '\0' || strlen(jti) > INTENT_MAX_JTI ||
+	    !printable(jti))
+		FAIL(E_BAD_REQUEST, "jti is required: 1 to 128 printable "
+		    "characters");
+	if ((r = intent_claim_call(c, out, msg)) != REASON_OK)
+		return (r);
 	/* Code points, and never blank: the rules of every reason (text.h). */
 	if (reason != NULL && (!json_is_string(reason) ||
 	    text_check(json_string_value(reason), INTENT_MAX_REASON,
@@ -214,12 +229,8 @@ intent_claim_strings(json_t *c, struct intent *out, const char **msg)
 		FAIL(E_BAD_REQUEST, "reason, when present, must be a string of "
 		    "1 to 1024 characters, not blank");
 	out->jti = strdup(jti);
-	out->tool = strdup(tool);
 	out->reason = reason ? strdup(json_string_value(reason)) : NULL;
-	if (args != NULL)
-		out->args = json_incref(args);
-	if (out->jti == NULL || out->tool == NULL ||
-	    (reason != NULL && out->reason == NULL))
+	if (out->jti == NULL || (reason != NULL && out->reason == NULL))
 		FAIL(E_INTERNAL, "out of memory");
 	return (REASON_OK);
 }
@@ -334,6 +345,32 @@ intent_verify(const char *tok, size_t len, const struct peer_key *peer,
 	}
 	r = intent_claims(claims, identity, audience, now, out, msg);
 	json_decref(claims);
+	if (r != REASON_OK)
+		intent_clear(out);
+	return (r);
+}
+
+enum reason
+intent_call_parse(const char *text, size_t len, struct intent *out,
+    const char **msg)
+{
+	json_t		*doc;
+	enum reason	 r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = intent_args_text((const unsigned char *)text, len, out,
+	    msg)) != REASON_OK) {
+		intent_clear(out);
+		return (r);
+	}
+	doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	if (doc == NULL || !json_is_object(doc)) {
+		*msg = "the body must be one JSON object without duplicate "
+		    "keys";
+		r = E_BAD_REQUEST;
+	} else if ((r = intent_claim_call(doc, out, msg)) == REASON_OK)
+		r = intent_claim_amount(doc, out, msg);
+	json_decref(doc);
 	if (r != REASON_OK)
 		intent_clear(out);
 	return (r);

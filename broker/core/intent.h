@@ -71,6 +71,17 @@ enum reason intent_verify(const char *tok, size_t len,
 	    const char *audience, int64_t now, struct intent *out,
 	    const char **msg);
 
+/*
+ * The call part of intent claims — tool, args (with their exact text, the
+ * numbers checked as intent_verify checks them) and amount — from a JSON
+ * object that is not signed (policy explain, CONTRACT §8.4): the same
+ * rules and messages as intent_verify's.  Other members are the caller's
+ * to check.  0 with *out (iss, jti, times unset; intent_clear it), or the
+ * E_* code with *msg as intent_verify.
+ */
+enum reason intent_call_parse(const char *text, size_t len,
+	    struct intent *out, const char **msg);
+
 /* Signature layer only (shape, header and alg rules, verification),
  * exposed for the interop test: 0 and a malloc'd payload, or the E_* code. */
 enum reason intent_verify_signature(const char *tok, size_t len,

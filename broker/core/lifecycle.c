@@ -49,6 +49,7 @@ decider_deinit(struct decider *d)
 {
 	policy_free(d->policy);
 	ks_cache_clear(&d->ks);
+	usage_tx_free(d->limits);
 	free(d->changed.ids);
 	memset(d, 0, sizeof(*d));
 }
@@ -158,6 +159,7 @@ lc_begin(struct decider *d)
 {
 	lc_changes_reset(&d->changed);
 	audit_tx_reset(&d->atx);
+	usage_tx_reset(d->limits);
 	d->wrote_state = 0;
 	return (store_begin(d->store));
 }
@@ -165,7 +167,10 @@ lc_begin(struct decider *d)
 int
 lc_commit(struct decider *d)
 {
-	if (store_commit(d->store) == 0) {
+	/* the usage this transaction changed goes with it, or nothing does */
+	if (usage_tx_flush(d->limits, d->store) == 0 &&
+	    store_commit(d->store) == 0) {
+		usage_tx_reset(d->limits);
 		if (d->cfg.trust != NULL)
 			audit_trust_committed(d->cfg.trust, &d->atx);
 		return (0);
@@ -180,6 +185,7 @@ lc_rollback(struct decider *d)
 	store_rollback(d->store);
 	lc_changes_reset(&d->changed);
 	audit_tx_reset(&d->atx);
+	usage_tx_reset(d->limits);
 	/* The caches may hold what this transaction wrote and never kept. */
 	if (d->wrote_state) {
 		d->policy_version = -1;
@@ -243,7 +249,7 @@ lc_apply(struct decider *d, const struct lc_change *c)
 	if (rc == 1)
 		return (c->kind == LC_REDEEM ? E_ALREADY_REDEEMED :
 		    E_ALREADY_DECIDED);
-	if (rc != 0)
+	if (rc != 0 || lc_limits_apply(d, c) != REASON_OK)
 		return (E_UNAVAILABLE);
 	if (lc_audit(d, c->now, c->actor, c->event, id, c->details) !=
 	    REASON_OK || outbox_on_intent(d, c->kind == LC_INSERT ? c->row :
@@ -496,39 +502,31 @@ lc_verdict_load(struct decider *d, const char *who, const char *id,
  * stored: its canonical args (amount_from reads their text) and the amount
  * judged at the decision as the claim.  The policy compares a claim by
  * value (5000.00 equals 5000), so an unchanged call is never an
- * amount_mismatch.  0, or -1 when the stored args do not read back (fail
- * closed: the approval is not counted).
+ * amount_mismatch.  Its limits are checked with its own reservation
+ * already in the usage (*lc: limit_check_clear it).  0, or -1 when the
+ * stored args do not read back or storage failed (fail closed: the
+ * approval is not counted).
  */
 static int
-lc_redecide(struct decider *d, const struct intent_row *r,
-    struct evaluation *ev)
+lc_redecide(struct decider *d, const struct intent_row *r, int64_t now,
+    struct evaluation *ev, struct limit_check *lc)
 {
 	struct policy_call	 call;
 	struct amount		 a;
-	json_t			*args = NULL;
+	json_t			*args;
+	int			 has, rc;
 
-	if (r->args != NULL && (args = json_loads(r->args,
-	    JSON_REJECT_DUPLICATES, NULL)) == NULL) {
+	memset(lc, 0, sizeof(*lc));
+	if (usage_row_call(r, &call, &args, &a, &has) == -1) {
 		log_warnx("%s: %s: stored args do not read back", __func__,
 		    r->id);
 		return (-1);
 	}
-	memset(&call, 0, sizeof(call));
-	call.principal = r->agent;
-	call.tool = r->tool;
-	call.args = args;
-	call.args_json = r->args;
-	call.args_json_len = r->args != NULL ? strlen(r->args) : 0;
-	if (r->amount_value != NULL && r->amount_currency != NULL &&
-	    amount_parse_value(r->amount_value, strlen(r->amount_value),
-	    &a) == 0 && amount_currency_valid(r->amount_currency)) {
-		memcpy(a.currency, r->amount_currency, 4);
-		call.amount = &a;
-		call.amount_text = r->amount_value;
-	}
 	lc_evaluate(d, &call, ev);
+	rc = lc_limits_check(d, &call, ev, now, r->created_at, lc) ==
+	    REASON_OK ? 0 : -1;
 	json_decref(args);
-	return (0);
+	return (rc);
 }
 
 /* The policy in force refuses the call now: reject it, audited. */
@@ -620,6 +618,7 @@ lc_approve(struct decider *d, const char *who, const char *id,
 {
 	struct intent_row	 r;
 	struct evaluation	 ev;
+	struct limit_check	 lim;
 	const struct evaluation	*cur = NULL;
 	enum reason		 rc;
 
@@ -628,8 +627,8 @@ lc_approve(struct decider *d, const char *who, const char *id,
 		return (rc);
 	out->required = r.approvals_required;
 	out->status = r.status;
-	/* Never weaker than the policy in force. */
-	if (lc_redecide(d, &r, &ev) == -1)
+	/* Never weaker than the policy in force, its limits included. */
+	if (lc_redecide(d, &r, now, &ev, &lim) == -1)
 		rc = E_UNAVAILABLE;
 	else if (ev.outcome == OUTCOME_DENY)
 		rc = lc_reject_changed(d, who, &r, &ev, now);
@@ -644,6 +643,7 @@ lc_approve(struct decider *d, const char *who, const char *id,
 		out->status = ST_REJECTED;
 	if (rc == REASON_OK)
 		rc = lc_count_and_release(d, who, &r, comment, cur, now, out);
+	limit_check_clear(&lim);
 	intent_row_clear(&r);
 	return (rc);
 }
@@ -996,6 +996,10 @@ lc_policy_apply(struct decider *d, const char *text, size_t len,
 		return (E_UNAVAILABLE);
 	}
 	d->changed.policy = 1;
+	if (lc_limits_policy(d, text, len, now) != REASON_OK) {
+		json_decref(changes);
+		return (E_UNAVAILABLE);
+	}
 	if ((det = json_pack("{sI ss sI so}", "version", (json_int_t)*version,
 	    "sha256", sha, "previous_version", (json_int_t)prev_version,
 	    "changes", changes)) == NULL)

@@ -31,9 +31,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "audit_trust.h"
 #include "intent.h"
 #include "killswitch.h"
+#include "usage.h"
 #include "policy.h"
 #include "reason.h"
 #include "rows.h"
@@ -87,6 +90,7 @@ struct decider {
 	struct lc_changes	 changed;
 	int			 wrote_state;	/* policy/switches this tx */
 	struct audit_tx		 atx;		/* this tx's appends */
+	struct usage_tx	*limits;	/* usage this tx holds (lazy) */
 };
 
 void	decider_init(struct decider *d, struct store *s, const char *name,
@@ -227,6 +231,19 @@ enum reason lc_reset(struct decider *d, const char *actor, int64_t id,
 enum reason lc_prune(struct decider *d, const struct audit_cut *cut,
 	    int64_t archived, int64_t before, const char *actor, int64_t now,
 	    int64_t *intents);
+
+/*
+ * What the broker would answer call at now, and why (CONTRACT §8.4): the
+ * decision of d's policy and kill switches (the caller refreshes them, or
+ * sets a policy of its own, e.g. a file not yet applied), the deciding
+ * rule with its tier and each of its conditions, and every limit that
+ * applies with its usage in d's store (NULL store: usage unknown).
+ * Records nothing — no intent, audit record, usage or jti — and opens no
+ * transaction.  A new object (proto/explain.schema.json), or NULL when
+ * storage failed or memory ran out.
+ */
+json_t	*lc_explain(struct decider *d, const struct policy_call *call,
+	    int64_t now);
 
 /*
  * Store an already validated policy text as a new version (*version),

@@ -60,11 +60,10 @@ lc_evaluate(const struct decider *d, const struct policy_call *call,
 	lc_name_stranger(d, call->principal, ev);
 }
 
-static char *
-decide_rule_json(const struct evaluation *ev)
+json_t *
+lc_rule_json(const struct evaluation *ev)
 {
 	json_t	*rule;
-	char	*text;
 
 	if (ev->role == NULL)
 		return (NULL);
@@ -83,22 +82,42 @@ decide_rule_json(const struct evaluation *ev)
 		json_object_set_new(rule, "condition",
 		    json_string(ev->failed_condition));
 	}
+	return (rule);
+}
+
+static char *
+decide_rule_json(const struct evaluation *ev)
+{
+	json_t	*rule = lc_rule_json(ev);
+	char	*text;
+
 	text = rule ? canon_dump(rule) : NULL;
 	json_decref(rule);
 	return (text);
 }
 
+json_t *
+lc_approver_roles_json(const struct evaluation *ev)
+{
+	json_t	*roles = json_array();
+	size_t	 i;
+
+	for (i = 0; roles != NULL && i < ev->n_approver_roles; i++)
+		if (json_array_append_new(roles,
+		    json_string(ev->approver_roles[i])) == -1) {
+			json_decref(roles);
+			return (NULL);
+		}
+	return (roles);
+}
+
 static char *
 decide_approver_roles_json(const struct evaluation *ev)
 {
-	json_t	*roles = json_array();
+	json_t	*roles = lc_approver_roles_json(ev);
 	char	*text;
-	size_t	 i;
 
-	for (i = 0; i < ev->n_approver_roles; i++)
-		json_array_append_new(roles,
-		    json_string(ev->approver_roles[i]));
-	text = canon_dump(roles);
+	text = roles != NULL ? canon_dump(roles) : NULL;
 	json_decref(roles);
 	return (text);
 }
@@ -154,6 +173,10 @@ decide_audit_details(const struct decider *d, const struct intent_row *r,
 	if (r->amount_value != NULL && json_object_set_new(det, "amount",
 	    json_pack("{ss ss}", "value", r->amount_value, "currency",
 	    r->amount_currency)) == -1)
+		goto bad;
+	/* the cumulative limit that denied it or asked for approvals */
+	if (r->limit_json != NULL && json_object_set_new(det, "limit",
+	    json_loads(r->limit_json, 0, NULL)) == -1)
 		goto bad;
 	return (det);
  bad:
@@ -227,6 +250,53 @@ decide_fill(struct decider *d, const struct intent *in, int64_t now,
 	return (failed ? -1 : 0);
 }
 
+/* Claim the jti and store the decision ev (and what lim reserves). */
+static enum reason
+decide_store(struct decider *d, const struct intent *in, int64_t now,
+    const struct evaluation *ev, const struct limit_check *lim,
+    struct intent_row *out)
+{
+	struct lc_change	 c;
+	json_t			*det;
+	enum reason		 r;
+	int			 seen;
+
+	if (intent_id_new(out->id) == -1)
+		return (E_UNAVAILABLE);
+	/* Kept until exp + skew: after that the intent is refused as
+	 * expired anyway, so the row can go. */
+	seen = d->store->ops->jti_claim(d->store, in->iss, in->jti,
+	    in->exp + INTENT_SKEW);
+	if (seen == 1)
+		return (E_REPLAY);
+	if (seen == -1)
+		return (E_UNAVAILABLE);
+	/* Never store an intent without the args it was signed with (out
+	 * of memory: intent_verify let through only args RFC 8785 keeps):
+	 * decide_fill fails, and so does the decision, with a 503. */
+	if (decide_fill(d, in, now, ev, out) == -1 ||
+	    lc_limits_row(lim, out) == -1 ||
+	    (det = decide_audit_details(d, out, in)) == NULL) {
+		intent_row_clear(out);
+		return (E_UNAVAILABLE);
+	}
+	memset(&c, 0, sizeof(c));
+	c.kind = LC_INSERT;
+	c.row = out;
+	c.now = now;
+	c.actor = in->iss;
+	c.event = "decision";
+	c.details = det;
+	c.limits = lim;
+	r = lc_apply(d, &c);
+	json_decref(det);
+	if (r != REASON_OK) {
+		intent_row_clear(out);
+		return (E_UNAVAILABLE);
+	}
+	return (REASON_OK);
+}
+
 enum reason
 lc_decide(struct decider *d, const struct intent *in, int64_t now,
     struct intent_row *out, char why[POLICY_MESSAGE_MAX])
@@ -238,10 +308,8 @@ lc_decide(struct decider *d, const struct intent *in, int64_t now,
 		.amount_text = in->has_amount ? in->amount_text : NULL,
 	};
 	struct evaluation	 ev;
-	struct lc_change	 c;
-	json_t			*det;
+	struct limit_check	 lim;
 	enum reason		 r;
-	int			 seen;
 
 	memset(out, 0, sizeof(*out));
 	if (why != NULL)
@@ -260,36 +328,10 @@ lc_decide(struct decider *d, const struct intent *in, int64_t now,
 			snprintf(why, POLICY_MESSAGE_MAX, "%s", ev.message);
 		return (ev.error);
 	}
-	if (intent_id_new(out->id) == -1)
-		return (E_UNAVAILABLE);
-	/* Kept until exp + skew: after that the intent is refused as
-	 * expired anyway, so the row can go. */
-	seen = d->store->ops->jti_claim(d->store, in->iss, in->jti,
-	    in->exp + INTENT_SKEW);
-	if (seen == 1)
-		return (E_REPLAY);
-	if (seen == -1)
-		return (E_UNAVAILABLE);
-	/* Never store an intent without the args it was signed with (out
-	 * of memory: intent_verify let through only args RFC 8785 keeps):
-	 * decide_fill fails, and so does the decision, with a 503. */
-	if (decide_fill(d, in, now, &ev, out) == -1 ||
-	    (det = decide_audit_details(d, out, in)) == NULL) {
-		intent_row_clear(out);
-		return (E_UNAVAILABLE);
-	}
-	memset(&c, 0, sizeof(c));
-	c.kind = LC_INSERT;
-	c.row = out;
-	c.now = now;
-	c.actor = in->iss;
-	c.event = "decision";
-	c.details = det;
-	r = lc_apply(d, &c);
-	json_decref(det);
-	if (r != REASON_OK) {
-		intent_row_clear(out);
-		return (E_UNAVAILABLE);
-	}
-	return (REASON_OK);
+	/* Cumulative limits: decided with everything this transaction has
+	 * decided before, and reserved below in the same transaction. */
+	if ((r = lc_limits_check(d, &call, &ev, now, 0, &lim)) == REASON_OK)
+		r = decide_store(d, in, now, &ev, &lim, out);
+	limit_check_clear(&lim);
+	return (r);
 }

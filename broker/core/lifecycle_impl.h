@@ -30,6 +30,7 @@ struct lc_change {
 	const char		*actor;		/* the audit record's */
 	const char		*event;
 	json_t			*details;	/* borrowed */
+	const struct limit_check *limits;	/* LC_INSERT: what it reserves */
 };
 
 /*
@@ -59,3 +60,34 @@ enum reason lc_audit(struct decider *d, int64_t now, const char *actor,
  */
 void	lc_evaluate(const struct decider *d, const struct policy_call *call,
 	    struct evaluation *ev);
+
+/* The decision's "rule" (role, index, tool, and tier or the condition
+ * that failed); NULL when no rule decided (or out of memory). */
+json_t	*lc_rule_json(const struct evaluation *ev);
+/* ev's approver roles as a new array (NULL when out of memory). */
+json_t	*lc_approver_roles_json(const struct evaluation *ev);
+
+/* ---- cumulative limits (lifecycle_limits.c) ---- */
+
+/*
+ * The limits of the policy in force on call at now, after lc_evaluate:
+ * ev adjusted (usage.h usage_check), *lc filled (limit_check_clear it
+ * in any case).  self_created: the creation time of the pending intent an
+ * approval re-decides, 0 for a new decision.  REASON_OK or E_UNAVAILABLE.
+ */
+enum reason lc_limits_check(struct decider *d, const struct policy_call *call,
+	    struct evaluation *ev, int64_t now, int64_t self_created,
+	    struct limit_check *lc);
+/* The limit a decision named into r->limit_json.  0 or -1 (ENOMEM). */
+int	lc_limits_row(const struct limit_check *lc, struct intent_row *r);
+/*
+ * What every change does to usage (called by lc_apply once the store has
+ * it): a new pending or allowed intent reserves what c->limits says; an
+ * intent leaving pending or allowed frees its usage.  REASON_OK or
+ * E_UNAVAILABLE.
+ */
+enum reason lc_limits_apply(struct decider *d, const struct lc_change *c);
+/* The policy text (validated) is being applied at now: keep usage true
+ * to its limits (usage_recount).  REASON_OK or E_UNAVAILABLE. */
+enum reason lc_limits_policy(struct decider *d, const char *text, size_t len,
+	    int64_t now);

@@ -194,6 +194,16 @@ const struct policy_limit *policy_limit_at(const struct policy *p, size_t i);
  */
 json_t	*policy_warnings(const struct policy *p);
 
+/*
+ * Each "args" condition of rule rule_index of role, on args (NULL: none):
+ * a new array of {"pointer", "holds", "condition"} (condition: the key
+ * that failed, or null), in the rule's order; [] for a rule without
+ * conditions (or no such rule); NULL when out of memory.  For policy
+ * explain.
+ */
+json_t	*policy_rule_conditions(const struct policy *p, const char *role,
+	    int rule_index, const json_t *args);
+
 /* 1 if the principal exists, is not disabled and holds role, else 0. */
 int	policy_has_role(const struct policy *p, const char *principal,
 	    const char *role);

@@ -611,57 +611,127 @@ policy_amount_read(const struct amount_from *af,
 
 /* ---- usage keys ---- */
 
-/* v's RFC 8785 text as a key part, hashed when long; steals nothing. */
-static json_t *
-key_part(const json_t *v)
-{
-	char	*t, hex[SHA256_HEX_LEN + 1];
-	size_t	 len;
-	json_t	*part;
+/* A growing text. */
+struct keybuf {
+	char	*s;
+	size_t	 len, cap;
+	int	 failed;
+};
 
-	if ((t = canon_dump(v)) == NULL)
-		return (NULL);
-	len = strlen(t);
+static void
+keybuf_add(struct keybuf *k, const char *s, size_t len)
+{
+	char	*n;
+	size_t	 cap;
+
+	if (k->failed)
+		return;
+	if (k->len + len + 1 > k->cap) {
+		cap = k->cap ? k->cap : 64;
+		while (k->len + len + 1 > cap)
+			cap *= 2;
+		if ((n = realloc(k->s, cap)) == NULL) {
+			k->failed = 1;
+			return;
+		}
+		k->s = n;
+		k->cap = cap;
+	}
+	memcpy(k->s + k->len, s, len);
+	k->len += len;
+	k->s[k->len] = '\0';
+}
+
+/* 1 if s is printable ASCII without '"' and '\': its RFC 8785 form is
+ * itself in quotes. */
+static int
+key_plain(const char *s, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < len; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\')
+			return (0);
+	return (1);
+}
+
+/* Append one key part: t (len bytes, RFC 8785 text), hashed when long. */
+static void
+key_part_add(struct keybuf *k, const char *t, size_t len)
+{
+	char	 hex[SHA256_HEX_LEN + 1];
+
 	if (len <= POLICY_KEY_PART_MAX) {
-		free(t);
-		return (json_deep_copy(v));
+		keybuf_add(k, t, len);
+		return;
 	}
 	canon_sha256_hex(t, len, hex);
+	keybuf_add(k, "{\"sha256\":\"", 11);
+	keybuf_add(k, hex, SHA256_HEX_LEN);
+	keybuf_add(k, "\"}", 2);
+}
+
+/* Append the part for the string s (NUL-terminated) or, when s is NULL,
+ * the value v. */
+static void
+key_value_add(struct keybuf *k, const char *s, const json_t *v)
+{
+	json_t	*tmp = NULL;
+	char	*t;
+	size_t	 len;
+
+	if (s == NULL && json_is_string(v))
+		s = json_string_value(v);
+	if (s != NULL && key_plain(s, (len = strlen(s)))) {
+		/* the common case (names, ids): no allocation */
+		if (len + 2 <= POLICY_KEY_PART_MAX) {
+			keybuf_add(k, "\"", 1);
+			keybuf_add(k, s, len);
+			keybuf_add(k, "\"", 1);
+			return;
+		}
+	}
+	if (s != NULL && v == NULL)
+		v = tmp = json_string(s);	/* NULL when not UTF-8 */
+	t = v != NULL ? canon_dump(v) : NULL;
+	json_decref(tmp);
+	if (t == NULL) {
+		k->failed = 1;
+		return;
+	}
+	key_part_add(k, t, strlen(t));
 	free(t);
-	part = json_pack("{ss}", "sha256", hex);
-	return (part);
 }
 
 char *
 policy_limit_key(const char *const *per, size_t n,
     const struct policy_call *call)
 {
-	json_t		*parts, *part, *tmp;
+	struct keybuf	 k = { NULL, 0, 0, 0 };
 	const json_t	*v;
-	char		*key = NULL;
 	size_t		 i;
 
-	if ((parts = json_array()) == NULL)
-		return (NULL);
+	keybuf_add(&k, "[", 1);
 	for (i = 0; i < n; i++) {
-		tmp = NULL;
+		if (i > 0)
+			keybuf_add(&k, ",", 1);
 		if (strcmp(per[i], "agent") == 0)
-			v = tmp = json_string(call->principal);
+			key_value_add(&k, call->principal, NULL);
 		else if (strcmp(per[i], "tool") == 0)
-			v = tmp = json_string(call->tool);
+			key_value_add(&k, call->tool, NULL);
 		else {
 			v = call->args != NULL ? jsonptr_get(call->args, per[i],
 			    strlen(per[i])) : NULL;
 			if (v == NULL)
-				v = tmp = json_null();
+				keybuf_add(&k, "null", 4);
+			else
+				key_value_add(&k, NULL, v);
 		}
-		part = v != NULL ? key_part(v) : NULL;
-		json_decref(tmp);
-		if (part == NULL || json_array_append_new(parts, part) == -1)
-			goto done;
 	}
-	key = canon_dump(parts);
- done:
-	json_decref(parts);
-	return (key);
+	keybuf_add(&k, "]", 1);
+	if (k.failed) {
+		free(k.s);
+		return (NULL);
+	}
+	return (k.s);
 }

@@ -174,6 +174,7 @@ intent_row_clear(struct intent_row *r)
 	free(r->redeemed_by);
 	free(r->closed_by);
 	free(r->closed_reason);
+	free(r->limit_json);
 	for (i = 0; i < r->n_approvals; i++) {
 		free(r->approvals[i].by);
 		free(r->approvals[i].comment);

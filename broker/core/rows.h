@@ -73,6 +73,8 @@ struct intent_row {
 	char		*redeemed_by;
 	char		*closed_by;	/* who rejected it */
 	char		*closed_reason;
+	char		*limit_json;	/* the limit the decision named
+					 * (JSON object text), or NULL */
 	struct approval_row *approvals;	/* in the order counted */
 	size_t		 n_approvals;
 };

@@ -162,6 +162,32 @@ struct audit_cut {
 	char		*checkpoint;	/* owned: free() */
 };
 
+/*
+ * Usage of a cumulative limit (CONTRACT §8.3; usage.c keeps it): one
+ * row per (limit name, key) — a running total of its buckets — and per
+ * second the intents counted under it.  Amounts are whole units and
+ * micro-units (a row's micro is 0..999999; a bucket's too).  A count
+ * limit has whole = micro = 0: n is its usage.
+ */
+struct limit_usage_row {
+	int64_t		 id;		/* 0: not stored yet */
+	const char	*name;		/* borrowed */
+	const char	*key;		/* RFC 8785 array text; borrowed */
+	const char	*agent;		/* the key's agent, or NULL */
+	int64_t		 n;		/* intents counted */
+	int64_t		 whole;
+	int64_t		 micro;
+	int64_t		 oldest;	/* "at" of the oldest bucket, 0: none */
+	int64_t		 newest;	/* no bucket is later (0: none) */
+};
+
+struct limit_bucket_row {
+	int64_t		 at;		/* the second its intents were made */
+	int64_t		 n;
+	int64_t		 whole;
+	int64_t		 micro;
+};
+
 typedef int (*store_intent_cb)(const struct intent_row *r, void *arg);
 typedef int (*store_policy_cb)(const struct policy_version_row *r,
     void *arg);
@@ -210,6 +236,11 @@ typedef int (*store_audit_cb)(const struct audit_row *r, void *arg);
  */
 typedef int (*store_brief_cb)(const char *id, const char *agent,
     const char *tool, enum intent_status st, int64_t at, void *arg);
+/* limit_usage_walk rows (strings valid during the call) and buckets. */
+typedef int (*store_usage_cb)(const struct limit_usage_row *u, void *arg);
+typedef int (*store_bucket_cb)(const struct limit_bucket_row *b, void *arg);
+/* limit_defs_walk: one (name, def) pair. */
+typedef int (*store_def_cb)(const char *name, const char *def, void *arg);
 /*
  * One change heard from the database (listen/heard): what (a STORE_GEN_*
  * bit) changed, and for STORE_GEN_DATA the intent whose status moved (id;
@@ -301,6 +332,58 @@ struct store_ops {
 	int	(*ks_get)(struct store *s, int64_t id, struct ks_row *r);
 	/* engaged switches, by id */
 	int	(*ks_engaged)(struct store *s, store_ks_cb cb, void *arg);
+
+	/*
+	 * Usage of cumulative limits (usage.c; migrations/0004).  Every
+	 * usage row and bucket of a (name, key) is read and written only
+	 * while its usage row is held: limit_usage_get with
+	 * STORE_FOR_UPDATE locks the row — or, when there is none yet, the
+	 * (name, key) it would have (PostgreSQL: INSERT ... ON CONFLICT DO
+	 * NOTHING of an empty row, then SELECT ... FOR UPDATE) — until the
+	 * transaction ends, so that decisions on several brokers cannot
+	 * both spend the same headroom.  SQLite's BEGIN IMMEDIATE already
+	 * holds the whole database.
+	 *
+	 * limit_usage_get: 1 and *u (name and key borrowed from the
+	 * arguments, agent not read; a locking engine may create an empty
+	 * row, n 0 and agent NULL, which usage.c deletes at the flush
+	 * unless it counts something in it), or 0 when there is no row.
+	 */
+	int	(*limit_usage_get)(struct store *s, const char *name,
+		    const char *key, unsigned flags, struct limit_usage_row *u);
+	/* store *u: insert when u->id is 0 (u->id set), else update (an
+	 * empty row a locking engine made gets its agent here); a row whose n is 0 is deleted with its buckets
+	 * (u->id then 0) */
+	int	(*limit_usage_put)(struct store *s, struct limit_usage_row *u);
+	/* rows with id > after (of agent, when not NULL), by id, at most
+	 * limit (0: all) */
+	int	(*limit_usage_walk)(struct store *s, int64_t after,
+		    const char *agent, int64_t limit, store_usage_cb cb,
+		    void *arg);
+	/* one bucket: 1 and *b, or 0 when there is none */
+	int	(*limit_bucket_get)(struct store *s, int64_t usage_id,
+		    int64_t at, struct limit_bucket_row *b);
+	/* store *b (insert or replace; n 0 deletes it) */
+	int	(*limit_bucket_put)(struct store *s, int64_t usage_id,
+		    const struct limit_bucket_row *b);
+	/* buckets with at > after, oldest first, until cb says stop */
+	int	(*limit_buckets_walk)(struct store *s, int64_t usage_id,
+		    int64_t after, store_bucket_cb cb, void *arg);
+	/* delete the buckets with at <= upto */
+	int	(*limit_buckets_drop)(struct store *s, int64_t usage_id,
+		    int64_t upto);
+	/* what each limit's usage was counted for (name, def), and
+	 * setting one */
+	int	(*limit_defs_walk)(struct store *s, store_def_cb cb,
+		    void *arg);
+	int	(*limit_def_put)(struct store *s, const char *name,
+		    const char *def);
+	/* drop limit name: its def, usage rows and buckets */
+	int	(*limit_forget)(struct store *s, const char *name);
+	/* intents pending or allowed created after created_after, in any
+	 * order (counting a new limit's window: a full scan is allowed) */
+	int	(*intents_live)(struct store *s, int64_t created_after,
+		    store_intent_cb cb, void *arg);
 
 	/* audit chain: the newest record's seq and hash (0 and the genesis
 	 * hash when empty) — locks the chain head until the transaction

@@ -92,22 +92,22 @@ static const struct pg_stmt SQL_INTENT_INSERT = {
     "INSERT INTO intents (id, agent, jti, tool, args, args_sha256, "
     "amount_value, amount_currency, reason, status, decision, reason_code, "
     "reason_text, policy_version, rule, approvals_required, approver_roles, "
-    "intent_sha256, created_at, expires_at, decided_at) VALUES ($1, $2, $3, "
-    "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
-    "$19, $20, $21)", 21 };
+    "intent_sha256, created_at, expires_at, decided_at, limit_json) VALUES "
+    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
+    "$16, $17, $18, $19, $20, $21, $22)", 22 };
 #define INTENT_COLUMNS \
     "id, agent, jti, tool, args, args_sha256, amount_value, " \
     "amount_currency, reason, status, decision, reason_code, reason_text, " \
     "policy_version, rule, approvals_required, approver_roles, " \
     "intent_sha256, created_at, expires_at, decided_at, redeemed_at, " \
-    "redeemed_by, closed_by, closed_reason, seq "
+    "redeemed_by, closed_by, closed_reason, seq, limit_json "
 enum {
 	C_ID, C_AGENT, C_JTI, C_TOOL, C_ARGS, C_ARGS_SHA, C_AMOUNT_VALUE,
 	C_AMOUNT_CURRENCY, C_REASON, C_STATUS, C_DECISION, C_REASON_CODE,
 	C_REASON_TEXT, C_POLICY_VERSION, C_RULE, C_APPROVALS_REQUIRED,
 	C_APPROVER_ROLES, C_INTENT_SHA, C_CREATED_AT, C_EXPIRES_AT,
 	C_DECIDED_AT, C_REDEEMED_AT, C_REDEEMED_BY, C_CLOSED_BY,
-	C_CLOSED_REASON, C_SEQ
+	C_CLOSED_REASON, C_SEQ, C_LIMIT
 };
 static const struct pg_stmt SQL_INTENT_GET = {
     "SELECT " INTENT_COLUMNS "FROM intents WHERE id = $1", 1 };
@@ -146,6 +146,12 @@ static const struct pg_stmt SQL_DUE_ALLOWED = {
     "SELECT id, agent, tool, decided_at FROM intents WHERE status = "
     "'allowed' AND redeemed_at IS NULL AND decided_at <= $1 "
     "ORDER BY decided_at LIMIT $2", 2 };
+/* Counting a new limit's window (rare: a policy that adds or changes a
+ * limit), in chunks by id: no index slows every insert for it. */
+static const struct pg_stmt SQL_INTENTS_LIVE = {
+    "SELECT " INTENT_COLUMNS "FROM intents WHERE created_at > $1 "
+    "AND status IN ('pending', 'allowed') AND id > $2 ORDER BY id "
+    "LIMIT $3", 3 };
 static const struct pg_stmt SQL_APPROVAL_INSERT = {
     "INSERT INTO approvals (intent_id, approver, at, comment) "
     "VALUES ($1, $2, $3, $4) ON CONFLICT (intent_id, approver) DO NOTHING",
@@ -319,7 +325,7 @@ pg_run0(struct pg_store *p, const struct pg_stmt *st, const char *fn)
  * writes or locks calls this first (see the top of the file).  Outside a
  * transaction there is nothing to hold: 0.
  */
-static int
+int
 pg_tx_lock(struct pg_store *p)
 {
 	PGresult	*r;
@@ -616,6 +622,7 @@ pg_op_intent_insert(struct store *s, const struct intent_row *r)
 	pg_int(&a, r->created_at);
 	pg_time(&a, r->expires_at);
 	pg_time(&a, r->decided_at);
+	pg_text(&a, r->limit_json);
 	if (pg_run_count(p, &SQL_INTENT_INSERT, &a, __func__) != 1)
 		return (-1);
 	if (r->status != ST_PENDING)
@@ -630,11 +637,12 @@ pg_row_intent(const PGresult *res, int i, struct intent_row *r)
 	static const int text_cols[] = { C_AGENT, C_JTI, C_TOOL, C_ARGS,
 	    C_ARGS_SHA, C_AMOUNT_VALUE, C_AMOUNT_CURRENCY, C_REASON,
 	    C_REASON_TEXT, C_RULE, C_APPROVER_ROLES, C_REDEEMED_BY,
-	    C_CLOSED_BY, C_CLOSED_REASON };
+	    C_CLOSED_BY, C_CLOSED_REASON, C_LIMIT };
 	char		**slots[] = { &r->agent, &r->jti, &r->tool, &r->args,
 	    &r->args_sha256, &r->amount_value, &r->amount_currency,
 	    &r->agent_reason, &r->reason_text, &r->rule, &r->approver_roles,
-	    &r->redeemed_by, &r->closed_by, &r->closed_reason };
+	    &r->redeemed_by, &r->closed_by, &r->closed_reason,
+	    &r->limit_json };
 	const char	*id = pg_get(res, i, C_ID);
 	const char	*sha = pg_get(res, i, C_INTENT_SHA);
 	size_t		 k;
@@ -903,6 +911,39 @@ pg_op_intents_due(struct store *s, int64_t now, int64_t allowed_before,
 	pg_briefs(res, ST_ALLOWED, cb, arg);
 	PQclear(res);
 	return (0);
+}
+
+static int
+pg_op_intents_live(struct store *s, int64_t created_after, store_intent_cb cb,
+    void *arg)
+{
+	struct pg_store		*p = PG(s);
+	struct pg_params	 a;
+	struct intent_row	 r;
+	PGresult		*res;
+	char			 after[INTENT_ID_LEN + 1] = "";
+	int			 i, n, rc = 0, stop = 0;
+
+	do {
+		pg_params_init(&a);
+		pg_int(&a, created_after);
+		pg_text(&a, after);
+		pg_int(&a, PG_WALK_CHUNK);
+		if ((res = pg_run(p, &SQL_INTENTS_LIVE, &a, __func__)) == NULL)
+			return (-1);
+		n = PQntuples(res);
+		for (i = 0; i < n && !stop; i++) {
+			if (pg_row_intent(res, i, &r) == -1) {
+				rc = -1;
+				break;
+			}
+			memcpy(after, r.id, sizeof(after));
+			stop = cb(&r, arg);
+			intent_row_clear(&r);
+		}
+		PQclear(res);
+	} while (rc == 0 && !stop && n == PG_WALK_CHUNK);
+	return (rc);
 }
 
 static int
@@ -1578,6 +1619,17 @@ const struct store_ops pg_ops = {
 	.audit_cut_get = pg_op_audit_cut_get,
 	.audit_prune = pg_op_audit_prune,
 	.intents_prune = pg_op_intents_prune,
+	.limit_usage_get = pg_op_limit_usage_get,
+	.limit_usage_put = pg_op_limit_usage_put,
+	.limit_usage_walk = pg_op_limit_usage_walk,
+	.limit_bucket_get = pg_op_limit_bucket_get,
+	.limit_bucket_put = pg_op_limit_bucket_put,
+	.limit_buckets_walk = pg_op_limit_buckets_walk,
+	.limit_buckets_drop = pg_op_limit_buckets_drop,
+	.limit_defs_walk = pg_op_limit_defs_walk,
+	.limit_def_put = pg_op_limit_def_put,
+	.limit_forget = pg_op_limit_forget,
+	.intents_live = pg_op_intents_live,
 	.listen = pg_op_listen,
 	.heard = pg_op_heard,
 };

@@ -121,6 +121,32 @@ void	pg_time(struct pg_params *a, int64_t t);	/* 0: NULL */
 const char	*pg_get(const PGresult *r, int row, int col);
 int64_t		 pg_get_int(const PGresult *r, int row, int col);
 
+/*
+ * Inside a transaction, take the write lock (the chain head's row) unless
+ * this transaction holds it: every op that writes or locks calls this
+ * first (store_pg.c).  0 or -1.
+ */
+int	pg_tx_lock(struct pg_store *p);
+
+/* The ops of the limit usage tables (store_pg_limits.c; store.h). */
+int	pg_op_limit_usage_get(struct store *s, const char *name,
+	    const char *key, unsigned flags, struct limit_usage_row *u);
+int	pg_op_limit_usage_put(struct store *s, struct limit_usage_row *u);
+int	pg_op_limit_usage_walk(struct store *s, int64_t after,
+	    const char *agent, int64_t limit, store_usage_cb cb, void *arg);
+int	pg_op_limit_bucket_get(struct store *s, int64_t usage_id, int64_t at,
+	    struct limit_bucket_row *b);
+int	pg_op_limit_bucket_put(struct store *s, int64_t usage_id,
+	    const struct limit_bucket_row *b);
+int	pg_op_limit_buckets_walk(struct store *s, int64_t usage_id,
+	    int64_t after, store_bucket_cb cb, void *arg);
+int	pg_op_limit_buckets_drop(struct store *s, int64_t usage_id,
+	    int64_t upto);
+int	pg_op_limit_defs_walk(struct store *s, store_def_cb cb, void *arg);
+int	pg_op_limit_def_put(struct store *s, const char *name,
+	    const char *def);
+int	pg_op_limit_forget(struct store *s, const char *name);
+
 /* Listening for other brokers' changes (store.h listen, heard). */
 int	pg_listen(struct pg_store *p);
 int	pg_heard(struct pg_store *p, store_heard_cb cb, void *arg);

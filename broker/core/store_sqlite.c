@@ -64,21 +64,22 @@ static const char SQL_INTENT_INSERT[] =
     "INSERT INTO intents (id, agent, jti, tool, args, args_sha256, "
     "amount_value, amount_currency, reason, status, decision, reason_code, "
     "reason_text, policy_version, rule, approvals_required, approver_roles, "
-    "intent_sha256, created_at, expires_at, decided_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    "intent_sha256, created_at, expires_at, decided_at, limit_json) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+    "?)";
 #define INTENT_COLUMNS \
     "id, agent, jti, tool, args, args_sha256, amount_value, " \
     "amount_currency, reason, status, decision, reason_code, reason_text, " \
     "policy_version, rule, approvals_required, approver_roles, " \
     "intent_sha256, created_at, expires_at, decided_at, redeemed_at, " \
-    "redeemed_by, closed_by, closed_reason, rowid "
+    "redeemed_by, closed_by, closed_reason, rowid, limit_json "
 enum {
 	C_ID, C_AGENT, C_JTI, C_TOOL, C_ARGS, C_ARGS_SHA, C_AMOUNT_VALUE,
 	C_AMOUNT_CURRENCY, C_REASON, C_STATUS, C_DECISION, C_REASON_CODE,
 	C_REASON_TEXT, C_POLICY_VERSION, C_RULE, C_APPROVALS_REQUIRED,
 	C_APPROVER_ROLES, C_INTENT_SHA, C_CREATED_AT, C_EXPIRES_AT,
 	C_DECIDED_AT, C_REDEEMED_AT, C_REDEEMED_BY, C_CLOSED_BY,
-	C_CLOSED_REASON, C_ROWID
+	C_CLOSED_REASON, C_ROWID, C_LIMIT
 };
 static const char SQL_INTENT_GET[] =
     "SELECT " INTENT_COLUMNS "FROM intents WHERE id = ?";
@@ -114,6 +115,11 @@ static const char SQL_DUE_ALLOWED[] =
     "SELECT id, agent, tool, decided_at FROM intents WHERE status = 'allowed' "
     "AND redeemed_at IS NULL AND decided_at <= ? ORDER BY decided_at "
     "LIMIT ?";
+/* Counting a new limit's window (rare: a policy that adds or changes a
+ * limit): a full scan, so that no index slows every insert. */
+static const char SQL_INTENTS_LIVE[] =
+    "SELECT " INTENT_COLUMNS "FROM intents WHERE created_at > ? "
+    "AND status IN ('pending', 'allowed')";
 static const char SQL_APPROVAL_INSERT[] =
     "INSERT OR IGNORE INTO approvals (intent_id, approver, at, comment) "
     "VALUES (?, ?, ?, ?)";
@@ -232,7 +238,7 @@ static const char SQL_CHECKPOINT_CLAIM[] =
 #define COL_TEXT(st, i) ((const char *)sqlite3_column_text((st), (i)))
 
 /* Step st once expecting a row or the end; logs anything else. */
-static int
+int
 sq_step(struct sqlite_store *q, sqlite3_stmt *st, const char *fn)
 {
 	int	 rc = sqlite3_step(st);
@@ -251,13 +257,7 @@ sq_step_changed(struct sqlite_store *q, sqlite3_stmt *st)
 	return (sqlite3_changes(q->sql) == 1 ? 0 : 1);
 }
 
-typedef int (*sq_parse_fn)(sqlite3_stmt *st, void *out);
-
-/*
- * Step a bound lookup once: 1 when its row was parsed into out, 0 when
- * there was none, -1 on a storage error or a row that does not parse.
- */
-static int
+int
 sq_one(struct sqlite_store *q, sqlite3_stmt *st, sq_parse_fn parse, void *out,
     const char *fn)
 {
@@ -533,6 +533,7 @@ sq_op_intent_insert(struct store *s, const struct intent_row *r)
 	sqlite3_bind_int64(st, 19, r->created_at);
 	sq_bind_time(st, 20, r->expires_at);
 	sq_bind_time(st, 21, r->decided_at);
+	sq_bind_text(st, 22, r->limit_json);
 	if (sq_step_done(q, st) == -1)
 		return (-1);
 	if (r->status != ST_PENDING)
@@ -560,11 +561,12 @@ sq_row_intent(sqlite3_stmt *st, struct intent_row *r)
 	static const int text_cols[] = { C_AGENT, C_JTI, C_TOOL, C_ARGS,
 	    C_ARGS_SHA, C_AMOUNT_VALUE, C_AMOUNT_CURRENCY, C_REASON,
 	    C_REASON_TEXT, C_RULE, C_APPROVER_ROLES, C_REDEEMED_BY,
-	    C_CLOSED_BY, C_CLOSED_REASON };
+	    C_CLOSED_BY, C_CLOSED_REASON, C_LIMIT };
 	char		**slots[] = { &r->agent, &r->jti, &r->tool, &r->args,
 	    &r->args_sha256, &r->amount_value, &r->amount_currency,
 	    &r->agent_reason, &r->reason_text, &r->rule, &r->approver_roles,
-	    &r->redeemed_by, &r->closed_by, &r->closed_reason };
+	    &r->redeemed_by, &r->closed_by, &r->closed_reason,
+	    &r->limit_json };
 	const char	*id = COL_TEXT(st, C_ID), *sha = COL_TEXT(st, C_INTENT_SHA);
 	size_t		 i;
 
@@ -820,6 +822,30 @@ sq_op_intents_due(struct store *s, int64_t now, int64_t allowed_before,
 	sqlite3_bind_int64(st, 1, allowed_before);
 	sqlite3_bind_int64(st, 2, limit);
 	return (sq_briefs(q, st, ST_ALLOWED, cb, arg));
+}
+
+static int
+sq_op_intents_live(struct store *s, int64_t created_after, store_intent_cb cb,
+    void *arg)
+{
+	struct sqlite_store	*q = SQ(s);
+	struct intent_row	 r;
+	sqlite3_stmt		*st;
+	int			 rc, stop = 0;
+
+	if ((st = sq_stmt(q, SQL_INTENTS_LIVE)) == NULL)
+		return (-1);
+	sqlite3_bind_int64(st, 1, created_after);
+	while (!stop && (rc = sq_step(q, st, __func__)) == SQLITE_ROW) {
+		if (sq_row_intent(st, &r) == -1) {
+			rc = SQLITE_ERROR;
+			break;
+		}
+		stop = cb(&r, arg);
+		intent_row_clear(&r);
+	}
+	sqlite3_reset(st);
+	return (stop || rc == SQLITE_DONE ? 0 : -1);
 }
 
 static int
@@ -1499,6 +1525,17 @@ const struct store_ops sqlite_ops = {
 	.sink_failed = sq_op_sink_failed,
 	.sink_status = sq_op_sink_status,
 	.checkpoint_claim = sq_op_checkpoint_claim,
+	.limit_usage_get = sq_op_limit_usage_get,
+	.limit_usage_put = sq_op_limit_usage_put,
+	.limit_usage_walk = sq_op_limit_usage_walk,
+	.limit_bucket_get = sq_op_limit_bucket_get,
+	.limit_bucket_put = sq_op_limit_bucket_put,
+	.limit_buckets_walk = sq_op_limit_buckets_walk,
+	.limit_buckets_drop = sq_op_limit_buckets_drop,
+	.limit_defs_walk = sq_op_limit_defs_walk,
+	.limit_def_put = sq_op_limit_def_put,
+	.limit_forget = sq_op_limit_forget,
+	.intents_live = sq_op_intents_live,
 	.listen = sq_op_listen,
 	.heard = sq_op_heard,
 };

@@ -59,6 +59,37 @@ int	sq_begin(struct sqlite_store *q);
 int	sq_commit(struct sqlite_store *q);
 void	sq_rollback(struct sqlite_store *q);
 
+/* Step st once expecting a row or the end (SQLITE_ROW, SQLITE_DONE);
+ * anything else is logged with fn. */
+int	sq_step(struct sqlite_store *q, sqlite3_stmt *st, const char *fn);
+
+typedef int (*sq_parse_fn)(sqlite3_stmt *st, void *out);
+/*
+ * Step a bound lookup once: 1 when its row was parsed into out, 0 when
+ * there was none, -1 on a storage error or a row that does not parse.
+ */
+int	sq_one(struct sqlite_store *q, sqlite3_stmt *st, sq_parse_fn parse,
+	    void *out, const char *fn);
+
+/* The ops of the limit usage tables (store_sqlite_limits.c; store.h). */
+int	sq_op_limit_usage_get(struct store *s, const char *name,
+	    const char *key, unsigned flags, struct limit_usage_row *u);
+int	sq_op_limit_usage_put(struct store *s, struct limit_usage_row *u);
+int	sq_op_limit_usage_walk(struct store *s, int64_t after,
+	    const char *agent, int64_t limit, store_usage_cb cb, void *arg);
+int	sq_op_limit_bucket_get(struct store *s, int64_t usage_id, int64_t at,
+	    struct limit_bucket_row *b);
+int	sq_op_limit_bucket_put(struct store *s, int64_t usage_id,
+	    const struct limit_bucket_row *b);
+int	sq_op_limit_buckets_walk(struct store *s, int64_t usage_id,
+	    int64_t after, store_bucket_cb cb, void *arg);
+int	sq_op_limit_buckets_drop(struct store *s, int64_t usage_id,
+	    int64_t upto);
+int	sq_op_limit_defs_walk(struct store *s, store_def_cb cb, void *arg);
+int	sq_op_limit_def_put(struct store *s, const char *name,
+	    const char *def);
+int	sq_op_limit_forget(struct store *s, const char *name);
+
 /* Run a statement that returns no rows to completion: 0 or -1 (logged). */
 int	sq_step_done(struct sqlite_store *q, sqlite3_stmt *st);
 /* Bind a text of unknown length (or NULL) at position i. */

@@ -328,7 +328,7 @@ ctl_get_intent(const struct ctl *ctl, const struct ctl_cmd *cmd,
 
 
 /* "payments-agent #0 payments.transfer, tier 1 (up to 10000.00 USD)". */
-static void
+void
 show_rule(const json_t *rule)
 {
 	const json_t	*tier = json_object_get(rule, "tier");
@@ -423,6 +423,7 @@ show_print(const json_t *v)
 	out_kv("amount", "%s", amount);
 	out_kv("reason", "%s", out_str(v, "agent_reason"));
 	show_rule(json_object_get(v, "rule"));
+	show_limit(json_object_get(v, "limit"));
 	show_approvals(v);
 	show_time(v, "created_at", "created");
 	if (strcmp(status, "pending") == 0 || strcmp(status, "expired") == 0)

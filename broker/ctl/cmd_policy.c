@@ -56,6 +56,14 @@ const struct ctl_cmd cmd_policy[] = {
 	    "toolgatectl --db toolgate.db --audit-key audit.key policy apply "
 	    "policies/example.json",
 	    opts_none, 1, policy_apply, NULL },
+	{ "explain", "policy explain", "--agent NAME --tool T [options]",
+	    "what the policy would answer a call, and why: the rule, its "
+	    "tier and conditions, each limit's usage; records nothing "
+	    "(online, --db, or --file for a policy not yet applied)",
+	    "toolgatectl policy explain --agent agent-payments --tool "
+	    "payments.transfer --args '{\"to\":\"DE89370400440532013000\","
+	    "\"amount\":\"999.99\",\"currency\":\"USD\"}'",
+	    cmd_explain_opts, 0, cmd_policy_explain, NULL },
 	{ "show", "policy show", "", "write the policy in force, as it was "
 	    "applied, alone on stdout (its version on stderr; --db: offline)",
 	    "toolgatectl policy show > p.json && toolgatectl policy apply "
@@ -87,8 +95,8 @@ count_of(const char *text, size_t len, const char *key)
  * the problems are printed ("PATH: MESSAGE" on stderr, and with --json
  * {"valid": false, "problems": [...]} on stdout) and CTL_FAIL returned.
  */
-static int
-policy_load(const struct ctl *ctl, const char *path, char **text,
+int
+ctl_policy_load(const struct ctl *ctl, const char *path, char **text,
     size_t *len, json_t **warnings)
 {
 	struct policy	*p;
@@ -130,7 +138,7 @@ policy_check(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 	json_t	*out, *warnings;
 	int	 rc;
 
-	if ((rc = policy_load(ctl, a->pos[0], &text, &len, &warnings)) !=
+	if ((rc = ctl_policy_load(ctl, a->pos[0], &text, &len, &warnings)) !=
 	    CTL_OK)
 		return (rc);
 	np = count_of(text, len, "principals");
@@ -229,7 +237,7 @@ policy_apply(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 
 	if (ctl->db == NULL && (rc = ctl_need_identity(ctl, cmd)) != 0)
 		return (rc);
-	if ((rc = policy_load(ctl, a->pos[0], &text, &len, &warnings)) !=
+	if ((rc = ctl_policy_load(ctl, a->pos[0], &text, &len, &warnings)) !=
 	    CTL_OK)
 		return (rc);
 	json_decref(warnings);

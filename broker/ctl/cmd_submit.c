@@ -105,8 +105,8 @@ submit_parse_ttl(const struct ctl_cmd *cmd, const char *v, int64_t *ttl)
 /* --args JSON, @FILE or - (standard input) into *args (an object or
  * NULL).  0 or the usage exit code (printed): a file that cannot be read
  * is a usage error too. */
-static int
-submit_parse_args(const struct ctl_cmd *cmd, const char *v, json_t **args)
+int
+ctl_parse_args(const struct ctl_cmd *cmd, const char *v, json_t **args)
 {
 	json_error_t		 jerr;
 	enum canon_number	 bad;
@@ -187,7 +187,7 @@ submit_parse(const struct ctl_cmd *cmd, const struct ctl_args *a,
 	    (rc = ctl_parse_int(cmd, "--wait", a->val[O_WAIT], 1,
 	    SUBMIT_MAX_WAIT, &s->wait)) != 0)
 		return (rc);
-	return (submit_parse_args(cmd, a->val[O_ARGS], &s->args));
+	return (ctl_parse_args(cmd, a->val[O_ARGS], &s->args));
 }
 
 /* The intent's claims (new reference) or NULL (bad UTF-8 in a flag). */

@@ -160,6 +160,11 @@ int	out_time(const json_t *obj, const char *key, int64_t *t);
 void	out_amount(const json_t *amount, char *buf, size_t len);
 void	out_approvals(const json_t *view, char *buf, size_t len);
 
+/* cmd_policy.c: read and validate a policy file (problems printed);
+ * CTL_OK with *text, *len and *warnings (printed), else the exit code. */
+int	ctl_policy_load(const struct ctl *, const char *path, char **text,
+	    size_t *len, json_t **warnings);
+
 /* Command groups. */
 extern const struct ctl_cmd cmd_policy[];
 extern const struct ctl_cmd cmd_audit[];
@@ -172,6 +177,7 @@ int	cmd_audit_prune(struct ctl *, const struct ctl_cmd *,
 	    struct ctl_args *);
 extern const struct ctl_cmd cmd_killswitch[];
 extern const struct ctl_cmd cmd_events[];
+int	ctl_parse_args(const struct ctl_cmd *, const char *v, json_t **args);
 extern const struct ctl_opt cmd_submit_opts[];
 extern const struct ctl_opt cmd_wait_opts[];
 int	cmd_submit(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
@@ -187,3 +193,15 @@ int	ctl_get_intent(const struct ctl *, const struct ctl_cmd *,
 int	cmd_show(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
 int	cmd_approve(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
 int	cmd_reject(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
+/* The "rule" of an intent view or explain answer as one "rule" line. */
+void	show_rule(const json_t *rule);
+
+/* cmd_limits.c */
+extern const struct ctl_opt cmd_limits_opts[];
+extern const struct ctl_opt cmd_explain_opts[];
+int	cmd_limits(struct ctl *, const struct ctl_cmd *, struct ctl_args *);
+int	cmd_policy_explain(struct ctl *, const struct ctl_cmd *,
+	    struct ctl_args *);
+/* The "limit" of an intent view or explain answer as one line (nothing
+ * when it is absent or null). */
+void	show_limit(const json_t *limit);

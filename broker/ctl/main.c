@@ -70,6 +70,11 @@ static const struct ctl_cmd cmd_main[] = {
 	    "toolgatectl reject in_0123456789abcdef0123456789abcdef "
 	    "--reason 'unknown payee'",
 	    cmd_reject_opts, 1, cmd_reject, NULL },
+	{ "limits", "limits", "[--agent NAME]",
+	    "usage of the policy's cumulative limits: used, maximum, window, "
+	    "when it frees (--db: offline)",
+	    "toolgatectl limits --agent agent-payments",
+	    cmd_limits_opts, 0, cmd_limits, NULL },
 	{ "killswitch", "killswitch", "COMMAND", "emergency stop",
 	    "toolgatectl killswitch status",
 	    opts_none, 0, NULL, cmd_killswitch },

@@ -81,6 +81,10 @@ answer_optional(json_t *v, const struct intent_row *r)
 	if (r->args_sha256 != NULL)
 		rc |= json_object_set_new(v, "args_sha256",
 		    json_string(r->args_sha256));
+	/* the cumulative limit that denied it or asked for approvals */
+	if (r->limit_json != NULL)
+		rc |= json_object_set_new(v, "limit",
+		    answer_stored(r->limit_json, json_null()));
 	return (rc);
 }
 

@@ -12,6 +12,7 @@
 #include "approvals.h"
 #include "broker.h"
 #include "events.h"
+#include "limits_api.h"
 #include "log.h"
 #include "ops.h"
 #include "routes.h"
@@ -44,6 +45,10 @@ static const struct route {
 	    api_policy_put },
 	{ M_GET, WHO_OPERATOR, "/v1/policy/history",
 	    "read or change the policy", api_policy_history },
+	{ M_POST, WHO_OPERATOR, "/v1/policy/explain", "explain the policy",
+	    api_policy_explain },
+	/* an agent its own usage, staff anyone's: checked by the handler */
+	{ M_GET, WHO_ANY, "/v1/limits", NULL, api_limits_list },
 	{ M_GET, WHO_STAFF, "/v1/approvals", "use the approval queue",
 	    api_approvals_list },
 	{ M_POST, WHO_STAFF, "/v1/approvals/*/approve",

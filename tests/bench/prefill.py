@@ -1,16 +1,26 @@
 #!/usr/bin/env python3
 """prefill: the "growth" fixtures of issue 5's benchmark.
 
-  prefill.py policy OUT [--principals 10000] [--rules 10000]
+  prefill.py policy OUT [--principals 10000] [--rules 10000] [--limits 0]
       writes a policy with that many principals (agent-00000 ... plus the
       real demo identities, agent-payments among them) and that many rules
       spread over roles, agent-payments' own rules last in its roles so the
-      evaluator cannot stop early.
+      evaluator cannot stop early, and that many cumulative limits (0 to
+      10; the demo's own are dropped), every one of which counts the
+      measured call (crm.lookup by agent-payments): keyed by agent, tool,
+      everyone, the customer in args, with windows of a minute to a week,
+      maxima never reached.
 
   prefill.py db DB [--intents 1000000] [--audit-key FILE]
       appends that many decided intents and one "decision" audit record each
       to a database that toolgated or toolgatectl --db has already migrated
-      (schema migrations/0001 to 0005), in one transaction.  The allowed
+      (schema migrations/0001 to 0005), in one transaction, and the usage
+      of the applied policy's cumulative limits that those intents make: for
+      each limit, the pending and allowed intents created inside its window
+      whose tool and principal it covers, by key and second
+      (limit_usage, limit_buckets; proto/policy.md "How usage is kept"),
+      exactly what the broker counts when a policy adding the limit is
+      applied (tests/integration/test_limits.py compares the two).  The allowed
       ones are marked redeemed, as a month of real traffic leaves them:
       one still redeemable after its grant window would be expired by the
       broker's sweeper (and the sweep is not what growth measures).  The audit
@@ -70,6 +80,121 @@ def rfc3339(t):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
+def _limit(name, per, window):
+    return {"name": name, "tools": ["crm.*"], "per": per, "window": window,
+            "max_count": 1000000000}
+
+
+# Ten limits that all count crm.lookup (scripts/bench's measured call).
+BENCH_LIMITS = [
+    _limit("crm-agent-minute", ["agent"], 60),
+    _limit("crm-agent-hourly", ["agent"], 3600),
+    _limit("crm-agent-daily", ["agent"], 86400),
+    _limit("crm-agent-weekly", ["agent"], 604800),
+    _limit("crm-tool-daily", ["tool"], 86400),
+    _limit("crm-all-hourly", [], 3600),
+    _limit("crm-all-daily", [], 86400),
+    _limit("crm-agent-tool-daily", ["agent", "tool"], 86400),
+    _limit("crm-customer-daily", ["/customer"], 86400),
+    _limit("crm-agent-customer-weekly", ["agent", "/customer"], 604800),
+]
+
+
+def pattern_match(pattern, tool):
+    """policy_pattern_match: exact, or "prefix.*" and one more char."""
+    if pattern.endswith(".*"):
+        return tool.startswith(pattern[:-1]) and len(tool) > len(pattern) - 1
+    return pattern == tool
+
+
+def json_pointer(doc, ptr):
+    """RFC 6901; None when there is no such member."""
+    if ptr == "":
+        return doc
+    for part in ptr[1:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(doc, dict) and part in doc:
+            doc = doc[part]
+        elif isinstance(doc, list) and part.isdigit() and \
+                int(part) < len(doc) and (part == "0" or part[0] != "0"):
+            doc = doc[int(part)]
+        else:
+            return None
+    return doc
+
+
+def limit_key(limit, agent, tool, args):
+    """The usage key as the broker writes it: RFC 8785 text of the array
+    of the per values (our values are short ASCII strings and integers,
+    so compact sorted JSON is that text; none needs the sha256 form)."""
+    vals = []
+    for p in limit.get("per", ["agent"]):
+        vals.append(agent if p == "agent" else tool if p == "tool" else
+                    json_pointer(args, p))
+    return canon(vals)
+
+
+def amount_units(text):
+    whole, _, frac = text.partition(".")
+    return int(whole) * 1000000 + int((frac + "000000")[:6])
+
+
+class Usage:
+    """The usage of the applied policy's limits that the intents written
+    make, kept as the broker keeps it."""
+
+    def __init__(self, limits, now):
+        self.limits = limits
+        self.now = now
+        self.rows = {}      # (name, key) -> [agent, {at: [n, units]}]
+
+    def add(self, agent, tool, args, status, created_at, amount):
+        if status not in ("pending", "allowed"):
+            return
+        for l in self.limits:
+            if created_at <= self.now - l["window"]:
+                continue
+            if not any(pattern_match(t, tool) for t in l["tools"]):
+                continue
+            if "principals" in l and agent not in l["principals"]:
+                continue
+            units = 0
+            if "max_amount" in l:
+                if amount is None or amount[1] != l["currency"]:
+                    continue
+                units = amount_units(amount[0])
+            key = limit_key(l, agent, tool, args)
+            row = self.rows.setdefault((l["name"], key), [
+                agent if "agent" in l.get("per", ["agent"]) else None, {}])
+            b = row[1].setdefault(created_at, [0, 0])
+            b[0] += 1
+            b[1] += units
+
+    def write(self, db):
+        for (name, key), (agent, buckets) in self.rows.items():
+            n = sum(b[0] for b in buckets.values())
+            units = sum(b[1] for b in buckets.values())
+            cur = db.execute(
+                "INSERT INTO limit_usage (name, key, agent, n, whole, micro, "
+                "oldest, newest) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (name, "
+                "key) DO UPDATE SET n = n + excluded.n, oldest = "
+                "min(oldest, excluded.oldest), newest = max(newest, "
+                "excluded.newest) RETURNING id, n",
+                (name, key, agent, n, units // 1000000, units % 1000000,
+                 min(buckets), max(buckets)))
+            uid = cur.fetchone()[0]
+            if units:
+                sys.exit("prefill: amount limits on top of existing usage "
+                         "are not supported")
+            db.executemany(
+                "INSERT INTO limit_buckets (usage_id, at, n, whole, micro) "
+                "VALUES (?,?,?,?,?) ON CONFLICT (usage_id, at) DO UPDATE "
+                "SET n = n + excluded.n",
+                [(uid, at, b[0], b[1] // 1000000, b[1] % 1000000)
+                 for at, b in buckets.items()])
+        return len(self.rows)
+
+
 def cmd_policy(a):
     with open(os.path.join(os.path.dirname(os.path.abspath(__file__)),
                            "..", "..", "policies", "example.json")) as f:
@@ -107,11 +232,13 @@ def cmd_policy(a):
     ap = principals["agent-payments"]
     ap["roles"] = ["bulk-%03d" % r for r in range(min(10, n_roles))] + \
         ap["roles"]
+    pol["limits"] = BENCH_LIMITS[:a.limits]
     total_rules = sum(len(r.get("rules", [])) for r in roles.values())
     with open(a.out, "w") as f:
         json.dump(pol, f, indent=1, sort_keys=True)
-    print("prefill: policy with %d principals, %d roles, %d rules -> %s" %
-          (len(principals), len(roles), total_rules, a.out))
+    print("prefill: policy with %d principals, %d roles, %d rules, %d "
+          "limits -> %s" % (len(principals), len(roles), total_rules,
+                            len(pol["limits"]), a.out))
 
 
 def cmd_db(a):
@@ -120,7 +247,7 @@ def cmd_db(a):
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA cache_size = -262144")
     uv = db.execute("PRAGMA user_version").fetchone()[0]
-    if uv < 2:
+    if uv < 4:
         sys.exit("prefill: %s is at schema %d; start toolgated or run "
                  "toolgatectl --db on it first" % (a.db, uv))
     row = db.execute("SELECT version, body FROM policy_versions "
@@ -129,7 +256,8 @@ def cmd_db(a):
         sys.exit("prefill: apply a policy first")
     pversion, body = row
     key = audit_key(a.audit_key) if a.audit_key else None
-    agents = sorted(json.loads(body)["principals"])[:1000]
+    policy = json.loads(body)
+    agents = sorted(policy["principals"])[:1000]
     t_start = time.time()
     db.execute("BEGIN IMMEDIATE")
     last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC "
@@ -137,6 +265,7 @@ def cmd_db(a):
     seq, prev = (last[0], last[1]) if last else (0, GENESIS)
     now = int(time.time())
     first_t = now - 30 * 86400
+    usage = Usage(policy.get("limits", []), now)
     rnd = os.urandom
 
     intents = []
@@ -173,6 +302,7 @@ def cmd_db(a):
         sha = hashlib.sha256(b"prefill-%d" % i).hexdigest()
         rule = None if denied else canon({"role": "bulk", "rule": i % 100,
                                           "tool": tool})
+        usage.add(agent, tool, args, status, t, None)
         intents.append((iid, agent, "pf-%d" % i, tool, canon(args), None,
                         None, None, status, decision, code, text, pversion,
                         rule, 0, None, sha, t, None, t,
@@ -197,11 +327,13 @@ def cmd_db(a):
         if len(intents) >= chunk:
             flush()
     flush()
+    keys = usage.write(db)
     db.execute("COMMIT")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
-    print("prefill: %d intents and audit records (chain now at seq %d) in "
-          "%.1f s" % (a.intents, seq, time.time() - t_start))
+    print("prefill: %d intents and audit records (chain now at seq %d), "
+          "usage of %d limit keys, in %.1f s" % (a.intents, seq, keys,
+                                                 time.time() - t_start))
 
 
 def main():
@@ -211,6 +343,8 @@ def main():
     sp.add_argument("out")
     sp.add_argument("--principals", type=int, default=10000)
     sp.add_argument("--rules", type=int, default=10000)
+    sp.add_argument("--limits", type=int, default=0,
+                    choices=range(len(BENCH_LIMITS) + 1))
     sd = sub.add_parser("db")
     sd.add_argument("db")
     sd.add_argument("--intents", type=int, default=1000000)

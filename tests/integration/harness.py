@@ -1068,3 +1068,14 @@ def schema(name):
 def load_example_policy():
     with open(EXAMPLE_POLICY) as f:
         return json.load(f)
+
+
+def without_limits(policy=None):
+    """policy (a dict; default policies/example.json) without its
+    cumulative limits, for tests that pile up pending payments of 5000 to
+    50000 USD, which the demo's payments-daily limit (20000.00 USD per
+    agent per day) would stop: test_limits tests the limits."""
+    p = load_example_policy() if policy is None else json.loads(
+        json.dumps(policy))
+    p.pop("limits", None)
+    return p

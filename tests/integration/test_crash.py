@@ -73,7 +73,7 @@ class CrashSafety(unittest.TestCase):
 
     def test_kill9_mid_flight_loses_no_answered_decision(self):
         t_start = time.monotonic()
-        with harness.Broker(threads=2) as b:
+        with harness.Broker(threads=2, policy=harness.without_limits()) as b:
             total_answered = 0
             for rnd in range(ROUNDS):
                 subs = [Submitter(b, name, rnd * 10 + i)

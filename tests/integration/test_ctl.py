@@ -105,7 +105,7 @@ class HelpAndUsage(Tmp):
         self.assertIn("valid commands: submit", p.stderr)
         p = run("policy", "frob")
         self.assertExit(p, 2)
-        self.assertIn("valid commands: check apply show", p.stderr)
+        self.assertIn("valid commands: check apply explain show", p.stderr)
 
     def test_bad_usage_is_2(self):
         pki = harness.pki()

@@ -58,7 +58,7 @@ def run_in_pty(argv, env):
 
 
 class CtlCase(unittest.TestCase):
-    policy = None
+    policy = harness.without_limits()
 
     @classmethod
     def setUpClass(cls):
@@ -390,7 +390,7 @@ class Wait(CtlCase):
 
 
 def short_ttl_policy():
-    pol = harness.load_example_policy()
+    pol = harness.without_limits()
     for rule in pol["roles"]["payments-agent"]["rules"]:
         if rule["tool"] == "payments.transfer":
             rule["approval_ttl"] = 120

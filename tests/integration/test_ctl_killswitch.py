@@ -23,7 +23,7 @@ ID = r"in_[0-9a-f]{32}"
 class CtlCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.broker = harness.Broker()
+        cls.broker = harness.Broker(policy=harness.without_limits())
         cls.broker.__enter__()
 
     @classmethod

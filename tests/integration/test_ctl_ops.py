@@ -28,8 +28,8 @@ COMMANDS = [
     [], ["submit"], ["wait"], ["pending"], ["show"], ["approve"],
     ["reject"], ["killswitch"], ["killswitch", "trip"],
     ["killswitch", "status"], ["killswitch", "reset"], ["policy"],
-    ["policy", "check"], ["policy", "apply"], ["policy", "show"],
-    ["policy", "history"], ["audit"],
+    ["policy", "check"], ["policy", "apply"], ["policy", "explain"],
+    ["policy", "show"], ["policy", "history"], ["limits"], ["audit"],
     ["audit", "verify"], ["audit", "export"], ["audit", "checkpoint"],
     ["audit", "prune"],
 ]
@@ -176,7 +176,7 @@ class LocalFiles(Case):
 class Online(Case):
     @classmethod
     def setUpClass(cls):
-        cls.broker = harness.Broker()
+        cls.broker = harness.Broker(policy=harness.without_limits())
         cls.broker.__enter__()
         cls.tmp = tempfile.mkdtemp(prefix="test_ctl_ops.")
 

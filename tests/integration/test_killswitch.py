@@ -23,7 +23,8 @@ class KillSwitchCase(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.broker = harness.Broker(threads=cls.threads)
+        cls.broker = harness.Broker(threads=cls.threads,
+                                    policy=harness.without_limits())
         cls.broker.__enter__()
 
     @classmethod

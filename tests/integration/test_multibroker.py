@@ -7,10 +7,11 @@ brokers is redeemed once, two approvers on two brokers release a
 2-approval intent exactly once, a kill switch tripped on one broker (or
 offline with toolgatectl --db) denies the very next intent on the others,
 a long-poll on one broker is woken by an approval on another within a
-second, a broker killed with kill -9 under load loses nothing answered
-and leaves no half-state, a PostgreSQL restart under load gives 503s
-while it is down, recovery after, and nothing answered lost, and brokers
-whose sessions the server ended reconnect and hear changes again.
+second, 32 parallel calls spread over the brokers never exceed a
+cumulative limit, a broker killed with kill -9 under load loses nothing
+answered and leaves no half-state, a PostgreSQL restart under load gives
+503s while it is down, recovery after, and nothing answered lost, and
+brokers whose sessions the server ended reconnect and hear changes again.
 
 Needs TOOLGATE_TEST_DB (scripts/test's PostgreSQL pass): skipped (exit
 77) without it.  The restart case runs a private cluster of its own
@@ -46,10 +47,19 @@ def audit_key():
     return ["--audit-key", os.path.join(harness.pki(), "audit.key")]
 
 
-def apply_policy(db, policy=harness.EXAMPLE_POLICY):
-    p = subprocess.run([harness.CTL, "--db", db, *audit_key(), "policy",
-                        "apply", policy],
-                       capture_output=True, text=True, timeout=60)
+# The demo policy without its daily limit: the load piles up pending
+# payments of 5000.00 USD and the approval cases pay 50000.00, which
+# payments-daily would deny (class Limits tests limits across brokers).
+POLICY = harness.without_limits()
+
+
+def apply_policy(db, policy=None):
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump(POLICY if policy is None else policy, f)
+        f.flush()
+        p = subprocess.run([harness.CTL, "--db", db, *audit_key(), "policy",
+                            "apply", f.name], capture_output=True, text=True,
+                           timeout=60)
     assert p.returncode == 0, p.stderr
 
 
@@ -59,9 +69,10 @@ class Brokers:
     when it is the first one's own."""
 
     def __init__(self, n=3, db=None, **kw):
+        kw.setdefault("policy", POLICY)
         first = harness.Broker(db=db, **kw)
         if db is not None:
-            apply_policy(db)
+            apply_policy(db, kw["policy"])
         self.all = [first] + [harness.Broker(db=first.db, **kw)
                               for _ in range(n - 1)]
         self.db = first.db
@@ -327,7 +338,7 @@ class SharedDatabase(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
 
     def test_policy_versions_apply_on_every_broker(self):
-        policy = harness.load_example_policy()
+        policy = harness.without_limits()
         policy["principals"]["agent-support"]["disabled"] = True
         olga = self.bs[1].client("operator-olga")
         st, _, v = olga.request("PUT", "/v1/policy", body=json.dumps(policy),
@@ -532,6 +543,43 @@ def check_nothing_lost(case, bs, answers):
                         "'approval'")[0][0]
     case.assertEqual(n_app, n_rec, "approvals without their record")
     bs.verify(case)
+
+
+class Limits(unittest.TestCase):
+    """A cumulative limit holds across brokers (CONTRACT §8.3, §11): the
+    usage row of each (limit, key) is locked by the deciding
+    transaction, whichever broker runs it."""
+
+    POLICY = dict(harness.load_example_policy(), limits=[
+        {"name": "payments-daily", "tools": ["payments.*"],
+         "window": 86400, "currency": "USD", "max_amount": "20000.00"},
+        {"name": "lookups", "tools": ["crm.lookup"], "per": ["/customer"],
+         "window": 3600, "max_count": 10}])
+
+    def test_parallel_calls_on_three_brokers_never_overspend(self):
+        with Brokers(3, policy=self.POLICY) as bs:
+            clients = [bs[i % 3].client("agent-payments") for i in range(32)]
+            for c in clients:       # connected before the start line
+                self.assertEqual(c.get("/healthz")[0], 200)
+            # a fresh key: the brokers race to make its usage row
+            res = parallel(32, lambda i: clients[i].submit(
+                "crm.lookup", args={"customer": "c-1"})[0])
+            self.assertEqual(sorted(res), [200] * 10 + [403] * 22, res)
+            res = parallel(32, lambda i: clients[i].submit(
+                "payments.transfer", **harness.payment("999.99"))[0])
+            self.assertEqual(sorted(res), [200] * 20 + [403] * 12, res)
+            rows = bs[0].query("SELECT name, key, n, whole, micro FROM "
+                               "limit_usage ORDER BY name")
+            self.assertEqual([tuple(r) for r in rows], [
+                ("lookups", '["c-1"]', 10, 0, 0),
+                ("payments-daily", '["agent-payments"]', 20, 19999,
+                 800000)])
+            st, _, page = bs[2].client("agent-payments").get("/v1/limits")
+            self.assertEqual(st, 200, page)
+            self.assertEqual([(i["name"], i["used"]) for i in
+                              page["items"]],
+                             [("payments-daily", "19999.80")])
+            bs.verify(self)
 
 
 class Crashes(unittest.TestCase):

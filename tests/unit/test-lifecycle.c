@@ -45,6 +45,9 @@ load_example(void)
 	    root && *root ? root : ".");
 	example = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
 	CHECK(example != NULL);
+	/* Rows pile up pending payments of 5000 and 50000 USD: the demo's
+	 * daily limit (test-usage.c tests limits) would stop them. */
+	CHECK(json_object_del(example, "limits") == 0);
 }
 
 static struct store *
