@@ -47,6 +47,7 @@
 #include "events.h"
 #include "events_http.h"
 #include "log.h"
+#include "trust.h"
 
 #define SEND_TICK_MS		500	/* look for other processes' rows */
 #define SEND_BATCH		32	/* rows read and acknowledged at once */
@@ -431,19 +432,27 @@ sender_wake_cb(evutil_socket_t fd, short what, void *arg)
 /* --- checkpoints ----------------------------------------------------------------- */
 
 /*
- * SEAM (issue 12, signed audit checkpoints): put the signed checkpoint
- * of the chain head in data ({seq, hash, at}) as data.checkpoint — the
- * compact JWS GET /v1/audit/checkpoint answers (ES256 by the grant key,
- * with kid; claims seq, hash, iat, iss "toolgate") for exactly this seq
- * and hash.  Until that module is merged the event carries the unsigned
- * head only.  0, or -1 to write no checkpoint this period.
+ * The signed checkpoint of the newest verified record into data: seq and
+ * hash become the checkpoint's, and data.checkpoint is the compact JWS
+ * GET /v1/audit/checkpoint answers (trust_checkpoint), so the off-host
+ * copy is verifiable with /v1/jwks.  -1 (no event this period) when the
+ * chain is broken: a checkpoint is never signed over a break.
  */
 static int
 events_checkpoint_sign(struct sender *snd, json_t *data)
 {
-	(void)snd;
-	(void)data;
-	return (0);
+	struct checkpoint	 cp;
+	char			*jws;
+	int			 rc;
+
+	if ((jws = trust_checkpoint(snd->b, snd->store, clock_now(), &cp)) ==
+	    NULL)
+		return (-1);
+	rc = json_object_set_new(data, "seq", json_integer(cp.seq)) |
+	    json_object_set_new(data, "hash", json_string(cp.hash)) |
+	    json_object_set_new(data, "checkpoint", json_string(jws));
+	free(jws);
+	return (rc == 0 ? 0 : -1);
 }
 
 static void

@@ -464,6 +464,12 @@ class Streams(EventsCase):
             for e in rcv.events():
                 self.assertEqual(e["type"], "audit.checkpoint")
                 self.assertEqual(e["data"]["hash"], heads[e["data"]["seq"]])
+            # the signed checkpoint off the host verifies the chain
+            with open(os.path.join(b.dir, "cp.jws"), "w") as f:
+                f.write(rcv.events()[-1]["data"]["checkpoint"])
+            p = b.ctl("audit", "verify", "--checkpoint", f.name,
+                      identity="operator-olga")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
     def test_the_receiver_example_verifies_real_deliveries(self):
         port = harness.free_port()
