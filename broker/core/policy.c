@@ -100,14 +100,15 @@ struct policy {
 /* ---- names and patterns ---- */
 
 static int
-tool_char(char c)
+tool_char(char c, int upper)
 {
 	return ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	    c == '_' || c == '-');
+	    c == '_' || c == '-' || (upper && c >= 'A' && c <= 'Z'));
 }
 
-int
-policy_tool_name_validn(const char *s, size_t len)
+/* Dotted segments of tool_char, 1..POLICY_MAX_TOOL bytes. */
+static int
+tool_name_validn(const char *s, size_t len, int upper)
 {
 	size_t	 i;
 	int	 seg = 0;
@@ -115,7 +116,7 @@ policy_tool_name_validn(const char *s, size_t len)
 	if (len == 0 || len > POLICY_MAX_TOOL)
 		return (0);
 	for (i = 0; i < len; i++) {
-		if (tool_char(s[i]))
+		if (tool_char(s[i], upper))
 			seg++;
 		else if (s[i] == '.' && seg > 0)
 			seg = 0;
@@ -126,6 +127,12 @@ policy_tool_name_validn(const char *s, size_t len)
 }
 
 int
+policy_tool_name_validn(const char *s, size_t len)
+{
+	return (tool_name_validn(s, len, 0));
+}
+
+int
 policy_tool_name_valid(const char *s)
 {
 	if (s == NULL)
@@ -133,13 +140,22 @@ policy_tool_name_valid(const char *s)
 	return (policy_tool_name_validn(s, strnlen(s, POLICY_MAX_TOOL + 1)));
 }
 
-/* 1 if s is an exact tool name or "prefix.*" with a valid prefix. */
+int
+policy_mcp_name_valid(const char *s)
+{
+	if (s == NULL)
+		return (0);
+	return (tool_name_validn(s, strnlen(s, POLICY_MAX_TOOL + 1), 1));
+}
+
+/* 1 if s is an exact tool name or "prefix.*" with a valid prefix, in the
+ * grammar widened for MCP names (CONTRACT §9): a rule may name pay.GetUser. */
 int
 policy_pattern_valid(const char *s, size_t len)
 {
 	if (len > 2 && s[len - 2] == '.' && s[len - 1] == '*')
-		return (policy_tool_name_validn(s, len - 2));
-	return (policy_tool_name_validn(s, len));
+		return (tool_name_validn(s, len - 2, 1));
+	return (tool_name_validn(s, len, 1));
 }
 
 int
@@ -696,7 +712,9 @@ policy_evaluate(const struct policy *p, const char *principal,
 		ev->reason = R_PRINCIPAL_DISABLED;
 		return;
 	}
-	if (!policy_tool_name_valid(tool))
+	/* Intents were held to the strict grammar already; MCP names may
+	 * have upper case (CONTRACT §9). */
+	if (!policy_mcp_name_valid(tool))
 		return;
 	tlen = strlen(tool);
 
@@ -818,4 +836,46 @@ policy_is_redacted(const struct policy *p, const char *tool,
 				return (1);
 	}
 	return (0);
+}
+
+/*
+ * Whether tools/list offers tool to principal: some allow rule of its
+ * roles matches, whatever it needs (an amount, approvals), and no deny
+ * rule matches.  Only the tool name counts: what an allow rule requires
+ * of a call is decided when the call comes.
+ */
+int
+policy_offers(const struct policy *p, const char *principal,
+    const char *tool)
+{
+	const struct principal	*pr = find_enabled(p, principal);
+	const struct role	*ro;
+	const struct span	*spans[POLICY_MAX_TOOL + 1];
+	size_t			 r, i, k, n, tlen;
+	int			 allow = 0;
+
+	if (pr == NULL || !policy_mcp_name_valid(tool))
+		return (0);
+	tlen = strlen(tool);
+	for (r = 0; r < pr->n_roles; r++) {
+		ro = pr->roles[r];
+		if (ro->n_rules == 0)
+			continue;
+		n = 0;
+		spans[n++] = htab_get(&ro->exact, tool, tlen);
+		for (i = 1; i < tlen; i++)
+			if (tool[i] == '.')
+				spans[n++] = htab_get(&ro->prefix, tool, i);
+		for (i = 0; i < n; i++) {
+			if (spans[i] == NULL)
+				continue;
+			for (k = 0; k < spans[i]->n; k++) {
+				if (ro->rules[ro->idx[spans[i]->start +
+				    k]].deny)
+					return (0);
+				allow = 1;
+			}
+		}
+	}
+	return (allow);
 }
