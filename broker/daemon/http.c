@@ -15,13 +15,14 @@
 
 #include "jsonw.h"
 #include "log.h"
+#include "mcp.h"
 #include "server.h"
 
 /* One TLS record's worth of plaintext. */
 #define HTTP_COALESCE_MAX	16384
 
 enum { M_GET = EVHTTP_REQ_GET, M_POST = EVHTTP_REQ_POST,
-    M_PUT = EVHTTP_REQ_PUT };
+    M_PUT = EVHTTP_REQ_PUT, M_DELETE = EVHTTP_REQ_DELETE };
 
 static const struct route {
 	int		 method;
@@ -43,6 +44,9 @@ static const struct route {
 	{ M_GET,	"/v1/audit",		api_audit_list },
 	{ M_GET,	"/healthz",		api_healthz },
 	{ M_GET,	"/metrics",		api_metrics },
+	{ M_POST,	"/mcp",			mcp_post },
+	{ M_GET,	"/mcp",			mcp_get },
+	{ M_DELETE,	"/mcp",			mcp_delete },
 };
 
 static const char *
@@ -52,11 +56,13 @@ http_status_text(int status)
 	case 200: return ("OK");
 	case 201: return ("Created");
 	case 202: return ("Accepted");
+	case 204: return ("No Content");
 	case 400: return ("Bad Request");
 	case 401: return ("Unauthorized");
 	case 403: return ("Forbidden");
 	case 404: return ("Not Found");
 	case 405: return ("Method Not Allowed");
+	case 406: return ("Not Acceptable");
 	case 409: return ("Conflict");
 	case 413: return ("Payload Too Large");
 	case 415: return ("Unsupported Media Type");
@@ -245,7 +251,7 @@ http_setup(struct worker *w)
 	evhttp_set_max_body_size(w->http, SERVER_MAX_BODY);
 	evhttp_set_timeout(w->http, w->broker->limits.idle_timeout);
 	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_PUT);
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
 	evhttp_set_default_content_type(w->http, "application/json");
 	evhttp_set_gencb(w->http, http_request_cb, w);
 }

@@ -32,6 +32,7 @@
 #define WAIT_INBOX		256
 
 struct broker;
+struct mcp_gateway;
 
 struct worker {
 	int			 idx;
@@ -129,6 +130,7 @@ struct broker {
 	struct worker		 workers[SERVER_MAX_THREADS];
 	struct worker		 commit_ctx;
 	struct committer	 commit;
+	struct mcp_gateway	*mcp;		/* mcp.c */
 };
 
 /* conn.c: per-connection state */

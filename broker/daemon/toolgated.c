@@ -32,6 +32,7 @@
 #include "clock.h"
 #include "jose.h"
 #include "log.h"
+#include "mcp.h"
 #include "server.h"
 #include "store.h"
 
@@ -69,6 +70,7 @@ struct options {
 	const char	*synchronous, *max_connections, *idle_timeout;
 	const char	*request_timeout, *rate_limit, *rate_burst;
 	char		*config_text;	/* owns the values read from --config */
+	struct mcp_conf	 mcp;		/* mcp-* lines (mcp_config.c) */
 };
 
 #define CONFIG_MAX	(64 * 1024)
@@ -180,7 +182,8 @@ options_config(struct options *o, const char *path)
 		    end[-1] == '\t'); end--)
 			;
 		*end = '\0';
-		if (options_config_only(o, name, val))
+		if (options_config_only(o, name, val) ||
+		    mcp_config_line(&o->mcp, name, val, path, lineno))
 			continue;
 		for (lo = longopts; lo->name != NULL; lo++)
 			if (strcmp(lo->name, name) == 0)
@@ -626,7 +629,12 @@ main(int argc, char **argv)
 	for (i = 0; i < broker.nworkers; i++)
 		worker_init(&broker, i, (struct sockaddr *)&ss, sslen);
 	commit_init(&broker);
+	mcp_config_finish(&o.mcp);
+	if (mcp_start(&broker, &o.mcp) == -1)
+		startup_exit("cannot start the MCP gateway (see the line "
+		    "above)");
 	broker_run(&broker);
+	mcp_stop(&broker);
 	commit_stop(&broker);
 	for (i = 0; i < broker.nworkers; i++)
 		worker_free(&broker.workers[i]);
@@ -638,6 +646,7 @@ main(int argc, char **argv)
 	SSL_CTX_free(broker.refuse_ctx);
 	ratelimit_free(broker.rl);
 	grant_signer_deinit(&broker.grant);
+	mcp_config_free(&o.mcp);
 	free(o.config_text);
 	free((char *)broker.listen_host);
 	log_info("stopped");
