@@ -750,6 +750,7 @@ mcp_delete(struct request *rq)
 		mcp_error(rq, 404, NULL, -32001, "Session not found");
 		return;
 	}
+	log_info("mcp session %.11s... ended by %s", sid, rq->peer->identity);
 	http_reply_text(rq, 204, "application/json", "", 0);
 }
 

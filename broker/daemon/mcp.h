@@ -109,7 +109,8 @@ struct mcp_call;
 enum mcp_forward_status {
 	MCP_FORWARD_OK,		/* the upstream answered a result */
 	MCP_FORWARD_TOOL_ERROR,	/* ... with "isError": true */
-	MCP_FORWARD_FAILED,	/* unreachable, timed out, garbage, error */
+	MCP_FORWARD_FAILED,	/* sent, then: timed out, garbage, error */
+	MCP_FORWARD_NOT_SENT,	/* not connected, busy: it never left */
 };
 
 struct mcp_forward_outcome {

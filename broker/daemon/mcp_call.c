@@ -175,9 +175,9 @@ mcp_call_forward(struct mcp_call *call, const char *intent_id,
 	    (call->fwd_grant = strdup(grant ? grant : "")) == NULL) {
 		free(ntext);
 		call->fwd_body = NULL;
-		call->fwd_status = MCP_FORWARD_FAILED;
+		call->fwd_status = MCP_FORWARD_NOT_SENT;
 		snprintf(call->fwd_detail, sizeof(call->fwd_detail),
-		    "out of memory; the call was not sent");
+		    "out of memory");
 		call->w->inflight++;
 		mcp_call_delivered(call);
 		return;
@@ -197,16 +197,23 @@ call_forward_answer(struct mcp_call *call)
 	char			 text[600];
 	json_t			*r, *meta;
 
-	if (call->fwd_status != MCP_FORWARD_FAILED && call->fwd_result) {
+	if ((call->fwd_status == MCP_FORWARD_OK || call->fwd_status ==
+	    MCP_FORWARD_TOOL_ERROR) && call->fwd_result != NULL) {
 		call->answer = jsonrpc_write_result(&id, call->fwd_result,
 		    call->fwd_result_len, &call->answer_len);
 		return;
 	}
-	snprintf(text, sizeof(text), "toolgate allowed this call, but it did "
-	    "not complete: %s. It may or may not have run; check before you "
-	    "call again.", call->fwd_detail);
+	if (call->fwd_status == MCP_FORWARD_NOT_SENT)
+		snprintf(text, sizeof(text), "toolgate allowed this call, but "
+		    "could not send it to the tool: %s. It did not run; try "
+		    "again later.", call->fwd_detail);
+	else
+		snprintf(text, sizeof(text), "toolgate allowed this call, but "
+		    "it did not complete: %s. It may or may not have run; "
+		    "check before you call again.", call->fwd_detail);
 	meta = json_pack("{ss ss ss}", "id", call->intent_id, "decision",
-	    "allow", "forward", "failed");
+	    "allow", "forward", call->fwd_status == MCP_FORWARD_NOT_SENT ?
+	    "not_sent" : "failed");
 	r = call_error_result(text, meta);
 	call->answer = r ? jsonrpc_write_result_json(&id, r,
 	    &call->answer_len) : NULL;
@@ -225,7 +232,8 @@ mcp_call_delivered(struct mcp_call *call)
 	log_info("mcp forward %s%s%s: %s %s -> %s", call->intent_id,
 	    call->intent_id[0] ? " " : "", call->identity, call->tool,
 	    o.status == MCP_FORWARD_OK ? "ok" : o.status ==
-	    MCP_FORWARD_TOOL_ERROR ? "tool error" : "failed", o.detail);
+	    MCP_FORWARD_TOOL_ERROR ? "tool error" : o.status ==
+	    MCP_FORWARD_FAILED ? "failed" : "not sent", o.detail);
 	if (call->done != NULL)
 		call->done(call, &o, call->done_arg);
 	else

@@ -455,7 +455,7 @@ up_fail_waiting(struct upstream *up)
 
 	for (call = up->waiting; call != NULL; call = next) {
 		next = call->next;
-		call->fwd_status = MCP_FORWARD_FAILED;
+		call->fwd_status = MCP_FORWARD_NOT_SENT;
 		snprintf(call->fwd_detail, sizeof(call->fwd_detail),
 		    "the upstream %s is not connected: %.150s", up->c->name,
 		    up->last_error);
@@ -699,15 +699,16 @@ up_connect(struct upstream *up)
 /* ---- forwards ---- */
 
 static void
-fwd_fail(struct mcp_call *call, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+fwd_fail(struct mcp_call *call, enum mcp_forward_status st,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void
-fwd_fail(struct mcp_call *call, const char *fmt, ...)
+fwd_fail(struct mcp_call *call, enum mcp_forward_status st, const char *fmt,
+    ...)
 {
 	va_list	 ap;
 
-	call->fwd_status = MCP_FORWARD_FAILED;
+	call->fwd_status = st;
 	va_start(ap, fmt);
 	vsnprintf(call->fwd_detail, sizeof(call->fwd_detail), fmt, ap);
 	va_end(ap);
@@ -721,13 +722,12 @@ fwd_send(struct upstream *up, struct mcp_call *call)
 	char		 grant[8192];
 
 	if (up->inflight >= UP_MAX_INFLIGHT) {
-		fwd_fail(call, "the upstream %s has %d calls in flight "
-		    "already; the call was not sent", up->c->name,
-		    UP_MAX_INFLIGHT);
+		fwd_fail(call, MCP_FORWARD_NOT_SENT, "the upstream %s has %d "
+		    "calls in flight already", up->c->name, UP_MAX_INFLIGHT);
 		return;
 	}
 	if ((x = ux_new(up, X_CALL)) == NULL) {
-		fwd_fail(call, "out of memory; the call was not sent");
+		fwd_fail(call, MCP_FORWARD_NOT_SENT, "out of memory");
 		return;
 	}
 	x->call = call;
@@ -736,8 +736,8 @@ fwd_send(struct upstream *up, struct mcp_call *call)
 	/* fwd_body holds the params; the id is this exchange's own, so
 	 * that the answer matches it. */
 	if (ux_post(x, "tools/call", call->fwd_body, grant) == -1) {
-		fwd_fail(call, "cannot open a connection to the upstream %s; "
-		    "the call was not sent", up->c->name);
+		fwd_fail(call, MCP_FORWARD_NOT_SENT, "cannot open a connection "
+		    "to the upstream %s", up->c->name);
 		return;
 	}
 	LIST_INSERT_HEAD(&up->calls, x, entry);
@@ -761,8 +761,8 @@ static void
 up_wait(struct upstream *up, struct mcp_call *call)
 {
 	if (up->n_waiting >= UP_MAX_WAITING) {
-		fwd_fail(call, "the upstream %s is connecting and too many "
-		    "calls wait for it; the call was not sent", up->c->name);
+		fwd_fail(call, MCP_FORWARD_NOT_SENT, "the upstream %s is "
+		    "connecting and too many calls wait for it", up->c->name);
 		return;
 	}
 	call->next = up->waiting;
@@ -795,14 +795,15 @@ fwd_done(struct upstream *up, struct ux *x, const char *error)
 	}
 	if (x->result == NULL) {
 		ux_why(x, error, why, sizeof(why));
-		fwd_fail(call, "the upstream %s failed: %s", up->c->name, why);
+		fwd_fail(call, MCP_FORWARD_FAILED, "the upstream %s failed: %s",
+		    up->c->name, why);
 		return;
 	}
 	r = json_loadb(x->result, x->result_len, JSON_DECODE_ANY, NULL);
 	if (!json_is_object(r)) {
 		json_decref(r);
-		fwd_fail(call, "the upstream %s failed: its result is not an "
-		    "object", up->c->name);
+		fwd_fail(call, MCP_FORWARD_FAILED, "the upstream %s failed: its "
+		    "result is not an object", up->c->name);
 		return;
 	}
 	call->fwd_status = json_is_true(json_object_get(r, "isError")) ?
@@ -913,8 +914,8 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 		else if (up->state == UP_CONNECTING)
 			up_wait(up, call);
 		else
-			fwd_fail(call, "the upstream %s is not connected: %.150s; "
-			    "the call was not sent", up->c->name,
+			fwd_fail(call, MCP_FORWARD_NOT_SENT, "the upstream %s "
+			    "is not connected: %.150s", up->c->name,
 			    up->last_error);
 	}
 }
