@@ -836,8 +836,11 @@ mcp_stop(struct broker *b)
 		event_free(g->inbox[i].ev);
 		pthread_mutex_destroy(&g->inbox[i].lock);
 	}
-	while ((s = TAILQ_FIRST(&g->lru)) != NULL)
-		session_remove(g, s);
+	for (i = 0; i < SESSION_BUCKETS; i++)
+		while ((s = g->buckets[i]) != NULL) {
+			g->buckets[i] = s->hnext;
+			free(s);
+		}
 	mcp_catalog_put(g->catalog);
 	pthread_mutex_destroy(&g->lock);
 	free(g);

@@ -186,6 +186,13 @@ mcp_call_forward(struct mcp_call *call, const char *intent_id,
 	call->fwd_len = strlen(call->fwd_body);
 	/* Counted like a decision in flight: SIGTERM waits for it. */
 	call->w->inflight++;
+	if (mcp_upstreams_of(call->w->broker) == NULL) {
+		call->fwd_status = MCP_FORWARD_NOT_SENT;
+		snprintf(call->fwd_detail, sizeof(call->fwd_detail),
+		    "no upstream is configured");
+		mcp_call_delivered(call);
+		return;
+	}
 	mcp_upstreams_forward(mcp_upstreams_of(call->w->broker), call);
 }
 

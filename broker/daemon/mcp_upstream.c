@@ -371,7 +371,12 @@ ux_answer_request(struct upstream *up, const struct jsonrpc_msg *m)
 		body = jsonrpc_write_error(&m->id, JSONRPC_METHOD_NOT_FOUND,
 		    "toolgate does not relay requests from servers to agents",
 		    NULL, &len);
-	if (body == NULL || ux_start(x, "POST", body, len, NULL) == -1)
+	if (body == NULL) {
+		ux_free(x);
+		x = NULL;
+	} else if (ux_start(x, "POST", body, len, NULL) == -1)
+		x = NULL;	/* freed */
+	if (x == NULL)
 		log_warnx("mcp upstream %s: cannot answer its %s request",
 		    up->c->name, m->method);
 	else
