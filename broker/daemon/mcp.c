@@ -580,6 +580,8 @@ call_new(struct request *rq, int sse, const struct jsonrpc_msg *m,
 	call->w = rq->w;
 	call->req = rq->req;
 	call->sse = sse;
+	call->sse_ok = sse || (header(rq, "Accept") != NULL &&
+	    accepts(header(rq, "Accept"), "text/event-stream"));
 	call->upstream = t->upstream;
 	call->received = clock_now();
 	snprintf(call->identity, sizeof(call->identity), "%s",

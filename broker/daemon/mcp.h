@@ -132,6 +132,7 @@ struct mcp_call {
 	struct worker		*w;
 	struct evhttp_request	*req;		/* NULL once the agent hung up */
 	int			 sse;		/* answer as an SSE stream */
+	int			 sse_ok;	/* the agent accepts one */
 	int			 streaming;	/* its head is sent */
 	/* The request, checked by mcp.c: */
 	char			 identity[IDENT_MAX];	/* the agent */

@@ -129,7 +129,7 @@ mcp_call_progress(struct mcp_call *call, double progress, const char *message)
 
 	if (call->req == NULL)
 		return (-1);
-	if (call->progress_token == NULL || !call->sse)
+	if (call->progress_token == NULL || !call->sse_ok)
 		return (0);
 	tok = json_loadb(call->progress_token, strlen(call->progress_token),
 	    JSON_DECODE_ANY, NULL);

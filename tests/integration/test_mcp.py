@@ -32,12 +32,15 @@ POLICY = {
         "agent-payments": {"roles": ["payments-agent"]},
         "agent-support": {"roles": ["support-agent"]},
         "approver-alice": {"roles": ["finance-approver"]},
+        "agent-stranger": {"roles": ["held-agent"]},
     },
     "roles": {
         "payments-agent": {"rules": [{"tool": "pay.*"}]},
         "support-agent": {"rules": [
             {"tool": "pay.lookup"},
             {"tool": "pay.transfer", "effect": "deny"}]},
+        "held-agent": {"rules": [{"tool": "pay.transfer", "approvals": 1,
+                                  "approvers": ["finance-approver"]}]},
         "finance-approver": {},
     },
 }
@@ -370,6 +373,55 @@ class Tools(GatewayCase):
         self.assertIn("Input validation error", text_of(res))
         self.assertNotIn("_meta", res)
         self.assertEqual(len(self.up.calls("tools/call")), 1)
+
+
+class Held(GatewayCase):
+    """The hook answers a call that needs approval at once with the
+    pending shape, after one progress notification: what the decision
+    path's hold sends, through mcp_call_progress and the SSE stream."""
+
+    def test_progress_then_pending_result_over_sse(self):
+        r = self.raw("agent-stranger")
+        r.initialize()
+        st, h, raw = r.post({"jsonrpc": "2.0", "id": 4, "method":
+                             "tools/call", "params": {
+                                 "name": "pay.transfer", "arguments": TRANSFER,
+                                 "_meta": {"progressToken": "p-1"}}})
+        self.assertEqual(st, 200)
+        self.assertTrue(h["content-type"].startswith("text/event-stream"))
+        events = [json.loads(ln[6:]) for ln in raw.decode().splitlines()
+                  if ln.startswith("data: ")]
+        self.assertEqual(len(events), 2, raw)
+        self.assertEqual(events[0]["method"], "notifications/progress")
+        self.assertEqual(events[0]["params"]["progressToken"], "p-1")
+        self.assertNotIn("id", events[0])
+        self.assertEqual(events[1]["id"], 4)
+        res = events[1]["result"]
+        self.assertTrue(res["isError"])
+        self.assertEqual(res["_meta"]["toolgate"]["status"], "pending")
+        self.assertEqual(res["_meta"]["toolgate"]["approvals_required"], 1)
+        self.assertEqual(self.up.calls("tools/call"), [])
+
+    def test_no_progress_without_a_token_or_sse(self):
+        r = self.raw("agent-stranger")
+        r.initialize()
+        for meta, accept in (({}, mcp_peers.ACCEPT_BOTH),
+                             ({"progressToken": 1}, "application/json")):
+            with self.subTest(meta=meta, accept=accept):
+                st, h, ans = r.rpc("tools/call", {
+                    "name": "pay.transfer", "arguments": TRANSFER,
+                    "_meta": meta}, accept=accept)
+                self.assertTrue(h["content-type"].startswith(
+                    "application/json"))
+                self.assertEqual(ans["result"]["_meta"]["toolgate"]
+                                 ["status"], "pending")
+
+    def test_sdk_client_sees_the_progress(self):
+        out = self.broker.agent([{"op": "call", "name": "pay.transfer",
+                                  "arguments": TRANSFER, "progress": True}],
+                                identity="agent-stranger")
+        self.assertTrue(out[0]["result"]["isError"])
+        self.assertEqual(len(out[0]["progress"]), 1, out)
 
 
 class JsonUpstream(GatewayCase):
