@@ -499,13 +499,23 @@ mcp_tools_list(struct request *rq, int sse, const struct jsonrpc_msg *m)
 	free(text);
 }
 
+void
+mcp_call_hung_up(struct mcp_call *call)
+{
+	/* The request dies with its connection; the call may not. */
+	call->req = NULL;
+}
+
 static void
 mcp_call_closed(struct evhttp_connection *conn, void *arg)
 {
-	struct mcp_call	*call = arg;
+	mcp_call_hung_up(arg);
+}
 
-	/* The request dies with its connection; the call may not. */
-	call->req = NULL;
+int
+mcp_hold_seconds(const struct broker *b)
+{
+	return (b->mcp->conf->hold);
 }
 
 /* A copy of the JSON text at ptr in the body, or NULL when absent. */

@@ -208,6 +208,15 @@ int	mcp_call_progress(struct mcp_call *call, double progress,
 	    const char *message);
 /* Free a call without answering (the agent is gone). */
 void	mcp_call_free(struct mcp_call *call);
+/*
+ * The agent's connection closed: call->req becomes NULL and nothing is
+ * answered.  mcp.c registers this as the connection's close callback; a
+ * decision path that sets a close callback of its own on the same
+ * connection (commit_submit does) must call it from there.
+ */
+void	mcp_call_hung_up(struct mcp_call *call);
+/* mcp-hold: how long a pending call is held, in seconds. */
+int	mcp_hold_seconds(const struct broker *b);
 
 /* ---- the gateway (mcp.c) ---- */
 

@@ -318,8 +318,9 @@ ux_start(struct ux *x, const char *method, const char *body, size_t len,
 	rq.body = body;
 	rq.body_len = len;
 	rq.max_body = MCP_UPSTREAM_MAX_BODY;
-	/* A tools/call is sent at most once: never on a connection that
-	 * may have been closed under us. */
+	/* Only connections idle for less than 4 s are reused (mcp_http.c),
+	 * so the upstream is unlikely to close one under us; if it does, a
+	 * tools/call fails and is not sent again: at most once. */
 	rq.reuse = 1;
 	rq.no_deadline = x->kind == X_STREAM;
 	if ((x->h = mhttp_send(up->pool, &rq, &ux_cbs, x)) == NULL) {
