@@ -470,6 +470,9 @@ answer_head(const char *url, struct buf *b, struct client_answer *ans,
 		    "(connection closed or bad status line)", url));
 	*eoh = '\0';
 	*off = (size_t)(eoh - b->p) + 4;
+	free(ans->head);
+	if ((ans->head = strdup(b->p)) == NULL)
+		return (fail(err, errlen, -1, "out of memory"));
 	*clen = 0;
 	*chunked = head_value(b->p, "Transfer-Encoding", v, sizeof(v)) !=
 	    NULL && strcasecmp(v, "chunked") == 0;
@@ -552,6 +555,7 @@ client_parse_answer(const char *data, size_t len, struct client_answer *ans,
 	    &clen, err, errlen) == -1 || answer_body("the broker", &b, off,
 	    chunked, has_len, clen, ans, err, errlen) == -1) {
 		free(b.p);
+		client_answer_free(ans);
 		return (-1);
 	}
 	return (0);
@@ -561,15 +565,17 @@ client_parse_answer(const char *data, size_t len, struct client_answer *ans,
 static int
 send_request(const struct ctl *ctl, SSL *ssl, const struct url *u,
     const char *method, const char *path, const char *ctype,
-    const char *body, size_t len, char *err, size_t errlen)
+    const char *headers, const char *body, size_t len, char *err,
+    size_t errlen)
 {
 	char	*head = NULL, why[256];
 	int	 n, rc = 0;
 
 	n = asprintf(&head, "%s %s%s HTTP/1.1\r\nHost: %s\r\n"
-	    "User-Agent: toolgatectl\r\nAccept: application/json\r\n"
+	    "User-Agent: toolgatectl\r\n%s"
 	    "Connection: close\r\n%s%s%sContent-Length: %zu\r\n\r\n",
 	    method, u->prefix, path, u->authority,
+	    headers ? headers : "Accept: application/json\r\n",
 	    ctype ? "Content-Type: " : "", ctype ? ctype : "",
 	    ctype ? "\r\n" : "", body ? len : 0);
 	if (n < 0)
@@ -602,6 +608,16 @@ client_request(const struct ctl *ctl, const char *method, const char *path,
     const char *ctype, const char *body, size_t len,
     struct client_answer *ans, char *err, size_t errlen)
 {
+	return (client_request_headers(ctl, method, path, ctype, NULL, body,
+	    len, ans, err, errlen));
+}
+
+int
+client_request_headers(const struct ctl *ctl, const char *method,
+    const char *path, const char *ctype, const char *headers,
+    const char *body, size_t len, struct client_answer *ans, char *err,
+    size_t errlen)
+{
 	struct url	 u;
 	SSL_CTX		*ctx = NULL;
 	SSL		*ssl = NULL;
@@ -622,11 +638,14 @@ client_request(const struct ctl *ctl, const char *method, const char *path,
 		goto done;
 	}
 	if (tls_open(ctl, ssl, fd, &u, err, errlen) == -1 ||
-	    send_request(ctl, ssl, &u, method, path, ctype, body, len, err,
-	    errlen) == -1 || read_answer(ctl, ssl, ans, err, errlen) == -1)
+	    send_request(ctl, ssl, &u, method, path, ctype, headers, body, len,
+	    err, errlen) == -1 || read_answer(ctl, ssl, ans, err, errlen) ==
+	    -1)
 		goto done;
 	rc = CTL_OK;
  done:
+	if (rc != CTL_OK)
+		client_answer_free(ans);
 	if (ssl != NULL) {
 		SSL_shutdown(ssl);
 		SSL_free(ssl);
@@ -641,6 +660,15 @@ void
 client_answer_free(struct client_answer *ans)
 {
 	free(ans->body);
+	free(ans->head);
 	ans->body = NULL;
+	ans->head = NULL;
 	ans->len = 0;
+}
+
+const char *
+client_answer_header(const struct client_answer *ans, const char *name,
+    char *out, size_t outlen)
+{
+	return (ans->head ? head_value(ans->head, name, out, outlen) : NULL);
 }

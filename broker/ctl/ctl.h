@@ -98,11 +98,21 @@ struct client_answer {
 	int	 status;
 	char	*body;		/* NUL-terminated; malloc'd */
 	size_t	 len;
+	char	*head;		/* status line and headers; malloc'd */
 };
 int	client_request(const struct ctl *, const char *method,
 	    const char *path, const char *ctype, const char *body, size_t len,
 	    struct client_answer *ans, char *err, size_t errlen);
+/* The same with extra request headers ("Name: value\r\n" lines, which
+ * replace the default "Accept: application/json"). */
+int	client_request_headers(const struct ctl *, const char *method,
+	    const char *path, const char *ctype, const char *headers,
+	    const char *body, size_t len, struct client_answer *ans,
+	    char *err, size_t errlen);
 void	client_answer_free(struct client_answer *ans);
+/* The value of header name in the answer (into out), or NULL. */
+const char *client_answer_header(const struct client_answer *ans,
+	    const char *name, char *out, size_t outlen);
 int	client_parse_answer(const char *data, size_t len,
 	    struct client_answer *ans, char *err, size_t errlen);
 
@@ -134,6 +144,7 @@ void	out_approvals(const json_t *view, char *buf, size_t len);
 extern const struct ctl_cmd cmd_policy[];
 extern const struct ctl_cmd cmd_audit[];
 extern const struct ctl_cmd cmd_killswitch[];
+extern const struct ctl_cmd cmd_mcp[];
 extern const struct ctl_opt cmd_submit_opts[];
 extern const struct ctl_opt cmd_wait_opts[];
 int	cmd_submit(struct ctl *, const struct ctl_cmd *, struct ctl_args *);

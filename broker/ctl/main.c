@@ -75,6 +75,9 @@ static const struct ctl_cmd cmd_main[] = {
 	{ "audit", "audit", "COMMAND", "verify or export the audit chain",
 	    "toolgatectl --db toolgate.db audit verify",
 	    opts_none, 0, NULL, cmd_audit },
+	{ "mcp", "mcp", "COMMAND", "reach the broker's MCP gateway",
+	    "toolgatectl mcp stdio",
+	    opts_none, 0, NULL, cmd_mcp },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL }
 };
 

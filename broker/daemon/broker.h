@@ -29,6 +29,8 @@
 #define BROKER_MAX_HEADERS	(16 * 1024)
 #define BROKER_MAX_BODY		(4 * 1024 * 1024)
 
+struct mcp_gateway;
+
 struct worker {
 	int			 idx;
 	char			 name[24];	/* "thread N", for logs */
@@ -83,4 +85,5 @@ struct broker {
 	int			 nworkers;
 	struct worker		 workers[BROKER_MAX_THREADS];
 	struct committer	 commit;
+	struct mcp_gateway	*mcp;		/* mcp.c */
 };

@@ -12,6 +12,7 @@
 #include "approvals.h"
 #include "broker.h"
 #include "log.h"
+#include "mcp.h"
 #include "ops.h"
 #include "routes.h"
 
@@ -22,7 +23,7 @@ enum who {
 };
 
 enum { M_GET = EVHTTP_REQ_GET, M_POST = EVHTTP_REQ_POST,
-    M_PUT = EVHTTP_REQ_PUT };
+    M_PUT = EVHTTP_REQ_PUT, M_DELETE = EVHTTP_REQ_DELETE };
 
 typedef void (*route_fn)(struct request *rq);
 
@@ -57,6 +58,10 @@ static const struct route {
 	    api_audit_list },
 	{ M_GET, WHO_ANY, "/healthz", NULL, api_healthz },
 	{ M_GET, WHO_ANY, "/metrics", NULL, api_metrics },
+	/* the MCP gateway: what a caller may call is the policy's, per tool */
+	{ M_POST, WHO_ANY, "/mcp", NULL, mcp_post },
+	{ M_GET, WHO_ANY, "/mcp", NULL, mcp_get },
+	{ M_DELETE, WHO_ANY, "/mcp", NULL, mcp_delete },
 };
 
 /* Match path against pattern; a '*' segment is copied into id. */

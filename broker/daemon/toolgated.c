@@ -41,6 +41,7 @@
 #include "http.h"
 #include "jose.h"
 #include "log.h"
+#include "mcp.h"
 #include "store.h"
 #include "version.h"
 
@@ -110,6 +111,7 @@ struct options {
 	const char	*request_timeout, *rate_limit, *rate_burst;
 	const char	*max_conn_age, *grant_window, *max_waits;
 	char		*config_text;	/* owns the values read from --config */
+	struct mcp_conf	 mcp;		/* mcp-* lines (mcp_config.c) */
 };
 
 #define CONFIG_MAX	(64 * 1024)
@@ -227,7 +229,8 @@ options_config(struct options *o, const char *path)
 		    end[-1] == '\t'); end--)
 			;
 		*end = '\0';
-		if (options_config_only(o, name, val))
+		if (options_config_only(o, name, val) ||
+		    mcp_config_line(&o->mcp, name, val, path, lineno))
 			continue;
 		for (lo = longopts; lo->name != NULL; lo++)
 			if (strcmp(lo->name, name) == 0)
@@ -766,7 +769,12 @@ main(int argc, char **argv)
 		worker_init(&broker, i);
 	commit_init(&broker);
 	broker_startup_warnings(&broker);
+	mcp_config_finish(&o.mcp);
+	if (mcp_start(&broker, &o.mcp) == -1)
+		startup_exit("cannot start the MCP gateway (see the line "
+		    "above)");
 	broker_run(&broker);
+	mcp_stop(&broker);
 	commit_stop(&broker);
 	for (i = 0; i < broker.nworkers; i++)
 		worker_free(&broker.workers[i]);
@@ -776,6 +784,7 @@ main(int argc, char **argv)
 	ratelimit_free(broker.rl);
 	waitquota_free(broker.waitq);
 	grant_signer_deinit(&broker.grant);
+	mcp_config_free(&o.mcp);
 	free(o.config_text);
 	free((char *)broker.listen_host);
 	log_info("stopped");
