@@ -89,7 +89,7 @@ test_open(void)
 	CHECK(access(dbpath, F_OK) == -1);
 	s = open_store(STORE_CREATE);
 	CHECK(strcmp(s->ops->name, "sqlite") == 0);
-	CHECK(store_schema_version() == 3);
+	CHECK(store_schema_version() == 7);
 	/* A write makes -wal and -shm: all three private, whatever the
 	 * umask. */
 	CHECK(store_begin(s) == 0);
