@@ -278,16 +278,20 @@ ux_on_header(const char *line, void *arg)
 }
 
 /* Headers every request after initialize carries. */
-static void
-ux_headers(struct upstream *up, char *buf, size_t len, const char *extra)
+/* The headers of a POST to up (malloc'd), extra (a grant) appended
+ * whole however long it is; NULL when out of memory. */
+static char *
+ux_headers(struct upstream *up, const char *extra)
 {
-	snprintf(buf, len, "Accept: application/json, text/event-stream\r\n"
-	    "%s%s%s%s%s%s", up->session[0] ? "Mcp-Session-Id: " : "", up->session,
-	    up->session[0] ? "\r\n" : "",
+	char	*h;
+
+	if (asprintf(&h, "Accept: application/json, text/event-stream\r\n"
+	    "%s%s%s%s%s%s%s", up->session[0] ? "Mcp-Session-Id: " : "",
+	    up->session, up->session[0] ? "\r\n" : "",
 	    up->version[0] ? "MCP-Protocol-Version: " : "", up->version,
-	    up->version[0] ? "\r\n" : "");
-	if (extra != NULL)
-		strncat(buf, extra, len - strlen(buf) - 1);
+	    up->version[0] ? "\r\n" : "", extra != NULL ? extra : "") == -1)
+		return (NULL);
+	return (h);
 }
 
 static void	ux_on_end(const char *error, void *arg);
@@ -304,14 +308,19 @@ ux_start(struct ux *x, const char *method, const char *body, size_t len,
 {
 	struct upstream		*up = x->up;
 	struct mhttp_request	 rq;
-	char			 headers[2048];
+	char			*headers;
 
-	if (x->kind == X_STREAM)
-		snprintf(headers, sizeof(headers), "Accept: text/event-stream"
-		    "\r\nMcp-Session-Id: %s\r\nMCP-Protocol-Version: %s\r\n",
-		    up->session, up->version);
-	else
-		ux_headers(up, headers, sizeof(headers), extra_headers);
+	if (x->kind == X_STREAM) {
+		if (asprintf(&headers, "Accept: text/event-stream\r\n"
+		    "Mcp-Session-Id: %s\r\nMCP-Protocol-Version: %s\r\n",
+		    up->session, up->version) == -1)
+			headers = NULL;
+	} else
+		headers = ux_headers(up, extra_headers);
+	if (headers == NULL) {
+		ux_free(x);
+		return (-1);
+	}
 	x->with_session = up->session[0] != '\0';
 	memset(&rq, 0, sizeof(rq));
 	rq.method = method;
@@ -324,7 +333,9 @@ ux_start(struct ux *x, const char *method, const char *body, size_t len,
 	 * tools/call fails and is not sent again: at most once. */
 	rq.reuse = 1;
 	rq.no_deadline = x->kind == X_STREAM;
-	if ((x->h = mhttp_send(up->pool, &rq, &ux_cbs, x)) == NULL) {
+	x->h = mhttp_send(up->pool, &rq, &ux_cbs, x);
+	free(headers);
+	if (x->h == NULL) {
 		ux_free(x);
 		return (-1);
 	}
@@ -726,7 +737,7 @@ static void
 fwd_send(struct upstream *up, struct mcp_call *call)
 {
 	struct ux	*x;
-	char		 grant[8192];
+	char		*grant;
 
 	if (up->inflight >= UP_MAX_INFLIGHT) {
 		fwd_fail(call, MCP_FORWARD_NOT_SENT, "the upstream %s has %d "
@@ -738,15 +749,23 @@ fwd_send(struct upstream *up, struct mcp_call *call)
 		return;
 	}
 	x->call = call;
-	snprintf(grant, sizeof(grant), "Toolgate-Grant: %s\r\n",
-	    call->fwd_grant ? call->fwd_grant : "");
+	/* A grant carries the call's args: as long as they are. */
+	if (asprintf(&grant, "Toolgate-Grant: %s\r\n",
+	    call->fwd_grant ? call->fwd_grant : "") == -1) {
+		x->call = NULL;
+		ux_free(x);
+		fwd_fail(call, MCP_FORWARD_NOT_SENT, "out of memory");
+		return;
+	}
 	/* fwd_body holds the params; the id is this exchange's own, so
 	 * that the answer matches it. */
 	if (ux_post(x, "tools/call", call->fwd_body, grant) == -1) {
+		free(grant);
 		fwd_fail(call, MCP_FORWARD_NOT_SENT, "cannot open a connection "
 		    "to the upstream %s", up->c->name);
 		return;
 	}
+	free(grant);
 	LIST_INSERT_HEAD(&up->calls, x, entry);
 	up->inflight++;
 }
