@@ -500,19 +500,6 @@ mcp_tools_list(struct request *rq, int sse, const struct jsonrpc_msg *m)
 	free(text);
 }
 
-void
-mcp_call_hung_up(struct mcp_call *call)
-{
-	/* The request dies with its connection; the call may not. */
-	call->req = NULL;
-}
-
-static void
-mcp_call_closed(struct evhttp_connection *conn, void *arg)
-{
-	mcp_call_hung_up(arg);
-}
-
 int
 mcp_hold_seconds(const struct broker *b)
 {
@@ -624,7 +611,6 @@ static void
 mcp_tools_call(struct request *rq, int sse, const struct jsonrpc_msg *m,
     const struct msession *s, const char *body, size_t len)
 {
-	struct evhttp_connection *conn = evhttp_request_get_connection(rq->req);
 	struct mcp_catalog	*c;
 	const struct mcp_tool	*t;
 	struct mcp_call		*call = NULL;
@@ -657,8 +643,14 @@ mcp_tools_call(struct request *rq, int sse, const struct jsonrpc_msg *m,
 		    "out of memory");
 		return;
 	}
-	if (conn != NULL)
-		evhttp_connection_set_closecb(conn, mcp_call_closed, call);
+	/* As an intent's args: they are stored, audited and granted. */
+	if (strlen(call->args_canon) > INTENT_MAX_BYTES) {
+		mcp_call_free(call);
+		mcp_error(rq, 200, &m->id, JSONRPC_INVALID_PARAMS, "arguments "
+		    "are at most 64 KiB (as RFC 8785 text)");
+		return;
+	}
+	mcp_call_watch(call);
 	mcp_call_decide(call);
 }
 

@@ -210,11 +210,16 @@ int	mcp_call_progress(struct mcp_call *call, double progress,
 void	mcp_call_free(struct mcp_call *call);
 /*
  * The agent's connection closed: call->req becomes NULL and nothing is
- * answered.  mcp.c registers this as the connection's close callback; a
- * decision path that sets a close callback of its own on the same
- * connection (commit_submit does) must call it from there.
+ * answered.  mcp_call_watch registers it as the connection's close
+ * callback; a decision path that lets another close callback take the
+ * connection (commit_submit and wait_hold_req do) must call it when that
+ * one reports the close.
  */
 void	mcp_call_hung_up(struct mcp_call *call);
+/* (Re)register mcp_call_hung_up as the close callback of call's
+ * connection: mcp.c does before the seam, mcp_call_forward for the
+ * forward. */
+void	mcp_call_watch(struct mcp_call *call);
 /* mcp-hold: how long a pending call is held, in seconds. */
 int	mcp_hold_seconds(const struct broker *b);
 

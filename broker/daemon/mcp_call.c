@@ -23,6 +23,29 @@
 #include "mcp.h"
 
 void
+mcp_call_hung_up(struct mcp_call *call)
+{
+	/* The request dies with its connection; the call may not. */
+	call->req = NULL;
+}
+
+static void
+mcp_call_closed(struct evhttp_connection *conn, void *arg)
+{
+	mcp_call_hung_up(arg);
+}
+
+void
+mcp_call_watch(struct mcp_call *call)
+{
+	struct evhttp_connection	*conn;
+
+	if (call->req != NULL &&
+	    (conn = evhttp_request_get_connection(call->req)) != NULL)
+		evhttp_connection_set_closecb(conn, mcp_call_closed, call);
+}
+
+void
 mcp_call_free(struct mcp_call *call)
 {
 	struct evhttp_connection	*conn;
@@ -167,6 +190,8 @@ mcp_call_forward(struct mcp_call *call, const char *intent_id,
 	char	*ntext = name ? jsonw_dump(name, JSONW_PLAIN, NULL) : NULL;
 
 	json_decref(name);
+	/* The call is ours again until the upstream answers. */
+	mcp_call_watch(call);
 	call->done = done;
 	call->done_arg = arg;
 	snprintf(call->intent_id, sizeof(call->intent_id), "%s",

@@ -7,9 +7,8 @@ broker started with an MCP --config, and a raw /mcp client for the
 protocol cases the SDK would never send.
 
 Environment (tests/meson.build): TOOLGATE_TEST_MCP_DIR (tests/mcp, with
-node_modules installed by scripts/npm-deps) and
-TOOLGATE_TEST_DAEMON_MCP_HOOK (the test daemon whose decision seam asks
-the policy alone).  Missing ones fail loudly, like the harness.
+node_modules installed by scripts/npm-deps).  Missing, it fails loudly,
+like the harness.
 """
 
 import json
@@ -24,7 +23,6 @@ import urllib.request
 import harness
 
 MCP_DIR = harness._env("TOOLGATE_TEST_MCP_DIR")
-HOOK_DAEMON = harness._env("TOOLGATE_TEST_DAEMON_MCP_HOOK")
 NODE = shutil.which("node") or "/usr/bin/node"
 if not os.path.isdir(os.path.join(MCP_DIR, "node_modules",
                                   "@modelcontextprotocol")):
@@ -110,34 +108,35 @@ class Upstream:
 
 
 class McpBroker(harness.Broker):
-    """A broker with MCP --config lines, running the hook daemon (the
-    allowed path) unless hook=False (the production seam)."""
+    """A broker with MCP --config lines."""
 
-    def __init__(self, config_lines, policy=None, hook=True, threads=2):
+    def __init__(self, config_lines, policy=None, threads=2):
         super().__init__(policy=policy, threads=threads)
         self.config = os.path.join(self.dir, "toolgated.conf")
         with open(self.config, "w") as f:
             f.write("\n".join(config_lines) + "\n")
-        self.hook = hook
         self.extra_args = ("--config", self.config)
-
-    def _argv(self):
-        argv = super()._argv()
-        if self.hook:
-            argv[0] = HOOK_DAEMON
-        return argv
 
     def mcp_url(self):
         return self.url + "/mcp"
 
-    def agent(self, steps, identity="agent-payments", timeout=180):
-        """Run tests/mcp/agent.mjs as identity; one dict per step."""
+    def _agent_argv(self, steps, identity):
         k = self.pki
-        argv = [NODE, os.path.join(MCP_DIR, "agent.mjs"), "--url",
+        return [NODE, os.path.join(MCP_DIR, "agent.mjs"), "--url",
                 self.mcp_url(), "--cert", os.path.join(k, identity + ".pem"),
                 "--key", os.path.join(k, identity + ".key"), "--ca",
                 os.path.join(k, "ca.pem"), json.dumps(steps)]
-        return _run_agent(argv, None, timeout)
+
+    def agent(self, steps, identity="agent-payments", timeout=180):
+        """Run tests/mcp/agent.mjs as identity; one dict per step."""
+        return _run_agent(self._agent_argv(steps, identity), None, timeout)
+
+    def agent_start(self, steps, identity="agent-payments"):
+        """agent.mjs started, not waited for: agent_finish(it) later."""
+        return subprocess.Popen(self._agent_argv(steps, identity),
+                                cwd=MCP_DIR, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
 
     def stdio_agent(self, steps, identity="agent-payments", timeout=180):
         """The agent over StdioClientTransport running toolgatectl mcp
@@ -159,17 +158,33 @@ class McpBroker(harness.Broker):
                         timeout, "broker log line %r" % text)
 
 
+def _agent_output(rc, stdout, stderr):
+    if rc != 0:
+        raise AssertionError("agent.mjs exited %d:\n%s%s" %
+                             (rc, stdout, stderr))
+    out = [json.loads(ln) for ln in stdout.splitlines() if ln.strip()]
+    if out and out[0].get("connect"):
+        raise AssertionError("agent could not connect: %r\n%s" %
+                             (out[0], stderr))
+    return out
+
+
 def _run_agent(argv, env, timeout):
     p = subprocess.run(argv, cwd=MCP_DIR, env=env, capture_output=True,
                        text=True, timeout=timeout)
-    if p.returncode != 0:
-        raise AssertionError("agent.mjs exited %d:\n%s%s" %
-                             (p.returncode, p.stdout, p.stderr))
-    out = [json.loads(ln) for ln in p.stdout.splitlines() if ln.strip()]
-    if out and out[0].get("connect"):
-        raise AssertionError("agent could not connect: %r\n%s" %
-                             (out[0], p.stderr))
-    return out
+    return _agent_output(p.returncode, p.stdout, p.stderr)
+
+
+def agent_finish(proc, timeout=180):
+    """The steps' lines of an agent_start()ed agent, once it exits."""
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        raise AssertionError("agent.mjs did not finish within %d s:\n%s%s"
+                             % (timeout, stdout, stderr))
+    return _agent_output(proc.returncode, stdout, stderr)
 
 
 class RawMcp:

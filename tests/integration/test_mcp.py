@@ -10,11 +10,14 @@ hang, answer garbage, drop the stream, list a tool twice or change
 their list; HTTPS upstreams checked against mcp-upstream-ca; bad
 --config lines; and the stdio bridge under StdioClientTransport.
 
-The allowed path runs in toolgated-mcp-hook, whose decision seam asks
-the policy alone (the real decision path is wired in separately);
-ProductionSeam checks that toolgated itself refuses every call until then.
+Every tools/call is decided like an intent: denials (deny rules, tiers,
+conditions, kill switches) never reach the upstream; a call that needs
+approval is held, released by `toolgatectl approve` while the agent
+waits, or answered still-pending, and a repeat of the same call joins
+its intent and is forwarded once; the audit records the forward.
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -25,23 +28,33 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import mcp_peers  # noqa: E402
+import verify_audit  # noqa: E402
 from mcp_peers import McpBroker, RawMcp, Upstream, wait_for  # noqa: E402
 
 POLICY = {
     "principals": {
         "agent-payments": {"roles": ["payments-agent"]},
         "agent-support": {"roles": ["support-agent"]},
-        "approver-alice": {"roles": ["finance-approver"]},
         "agent-stranger": {"roles": ["held-agent"]},
+        "approver-alice": {"roles": ["finance-approver"]},
+        "approver-bob": {"roles": ["finance-approver"]},
+        "operator-olga": {"roles": ["operator"]},
     },
     "roles": {
         "payments-agent": {"rules": [{"tool": "pay.*"}]},
         "support-agent": {"rules": [
             {"tool": "pay.lookup"},
             {"tool": "pay.transfer", "effect": "deny"}]},
-        "held-agent": {"rules": [{"tool": "pay.transfer", "approvals": 1,
-                                  "approvers": ["finance-approver"]}]},
+        "held-agent": {"rules": [
+            {"tool": "pay.transfer",
+             "amount_from": {"value": "/amount", "currency": "/currency"},
+             "currencies": {"USD": [{"max": "100.00", "approvals": 0},
+                                    {"max": "10000.00", "approvals": 1}]},
+             "approvers": ["finance-approver"]},
+            {"tool": "pay.lookup",
+             "args": {"/id": {"not_one_of": ["secret"]}}}]},
         "finance-approver": {},
+        "operator": {"operator": True},
     },
 }
 
@@ -56,8 +69,30 @@ def text_of(result):
     return " ".join(c.get("text", "") for c in result.get("content", []))
 
 
+def transfer(amount, to="DE89370400440532013000"):
+    return {"amount": amount, "currency": "USD", "to": to}
+
+
+def toolgate_meta(result):
+    return result.get("_meta", {}).get("toolgate", {})
+
+
+def call_sha256(agent, tool, args):
+    """What names "the same call" (proto/mcp.md): the SHA-256 of the RFC
+    8785 text of {"args", "iss", "tool"}, computed independently."""
+    return hashlib.sha256(verify_audit.jcs(
+        {"args": args, "iss": agent, "tool": tool}).encode()).hexdigest()
+
+
+def audit_of(broker, intent_id):
+    """The audit records of intent_id, oldest first (offline export)."""
+    p = broker.ctl_db("audit", "export", check=True)
+    recs = [json.loads(ln) for ln in p.stdout.splitlines() if ln.strip()]
+    return [r for r in recs if r.get("intent_id") == intent_id]
+
+
 class GatewayCase(unittest.TestCase):
-    """One upstream (SSE answers) named pay, the hook daemon."""
+    """One upstream (SSE answers) named pay."""
 
     upstream_json = False
     extra_config = ()
@@ -340,6 +375,24 @@ class Tools(GatewayCase):
         # the upstream session is toolgated's own, not the agent's
         self.assertTrue(calls[0]["session"])
         self.assertEqual(calls[0]["protocol"], "2025-11-25")
+        # intent_sha256 names the call: its agent, tool and args
+        self.assertEqual(claims["intent_sha256"], call_sha256(
+            "agent-payments", "pay.transfer", TRANSFER))
+        # decided, redeemed by the forward and the outcome, in order
+        recs = audit_of(self.broker, claims["jti"])
+        self.assertEqual([r["event"] for r in recs],
+                         ["decision", "redemption", "mcp.forward"])
+        self.assertEqual(recs[0]["actor"], "agent-payments")
+        self.assertEqual(recs[0]["details"]["status"], "allowed")
+        self.assertEqual(recs[1]["details"]["via"], "mcp")
+        self.assertEqual(recs[2]["details"]["outcome"], "ok")
+        # the agent reads its intent, redeemed, and never gets its grant
+        st, _, view = self.broker.client("agent-payments").get(
+            "/v1/intents/" + claims["jti"])
+        self.assertEqual(st, 200)
+        self.assertEqual(view["status"], "allowed")
+        self.assertIn("redeemed_at", view)
+        self.assertNotIn("grant", view)
 
     def test_result_passes_unchanged(self):
         r = RawMcp(self.broker.client("agent-payments"))
@@ -362,8 +415,17 @@ class Tools(GatewayCase):
                                 identity="agent-support")
         res = out[0]["result"]
         self.assertTrue(res["isError"])
-        self.assertEqual(res["_meta"]["toolgate"]["decision"], "deny")
+        meta = toolgate_meta(res)
+        self.assertEqual(meta["decision"], "deny")
+        self.assertEqual(meta["reason_code"], "denied_by_rule")
+        self.assertTrue(meta["id"].startswith("in_"), meta)
+        self.assertIn("refused", text_of(res))
+        self.assertIn("do not retry", text_of(res))
         self.assertEqual(self.up.calls("tools/call"), [])
+        # decided and audited like an intent
+        self.assertEqual([r["event"] for r in audit_of(self.broker,
+                                                       meta["id"])],
+                         ["decision"])
 
     def test_upstream_tool_error_passes_through(self):
         out = self.broker.agent([{"op": "call", "name": "pay.transfer",
@@ -375,31 +437,113 @@ class Tools(GatewayCase):
         self.assertEqual(len(self.up.calls("tools/call")), 1)
 
 
+class Decisions(GatewayCase):
+    """The policy's other answers: tiers read from the arguments,
+    conditions, kill switches, malformed amounts.  None reaches the
+    upstream."""
+
+    def call(self, name, args, identity="agent-stranger"):
+        return self.broker.agent([{"op": "call", "name": name,
+                                   "arguments": args}],
+                                 identity=identity)[0]["result"]
+
+    def assertDenied(self, res, reason_code, stored=True):
+        self.assertTrue(res["isError"], res)
+        meta = toolgate_meta(res)
+        self.assertEqual(meta["decision"], "deny", res)
+        self.assertEqual(meta["reason_code"], reason_code, res)
+        self.assertEqual("id" in meta, stored, meta)
+        self.assertIn("Nothing was sent to the tool", text_of(res))
+        self.assertEqual(self.up.calls("tools/call"), [])
+        return meta
+
+    def test_amount_from_arguments_picks_the_tier(self):
+        res = self.call("pay.transfer", transfer("12.50", "small"))
+        self.assertEqual(text_of(res), "transferred 12.50 USD to small")
+        calls = self.up.calls("tools/call")
+        self.assertEqual(len(calls), 1)
+        st, _, jwks = self.broker.client("agent-stranger").get("/v1/jwks")
+        claims = harness.verify_grant(calls[0]["grant"], jwks)
+        self.assertEqual(claims["amount"],
+                         {"value": "12.50", "currency": "USD"})
+
+    def test_over_the_top_tier_is_denied(self):
+        res = self.call("pay.transfer", transfer("50000.00"))
+        self.assertDenied(res, "amount_over_limit")
+        self.assertIn("smaller amount", text_of(res))
+
+    def test_conditions_on_arguments(self):
+        res = self.call("pay.lookup", {"id": "secret"})
+        self.assertDenied(res, "args_not_allowed")
+        self.assertIn("/id", text_of(res))
+
+    def test_malformed_amount_is_refused_and_not_stored(self):
+        res = self.call("pay.transfer", transfer("12,50"))
+        self.assertDenied(res, "invalid_amount", stored=False)
+        self.assertIn("fix the arguments", text_of(res))
+
+    def test_kill_switch(self):
+        p = self.broker.ctl("--json", "killswitch", "trip", "--tool",
+                            "pay.lookup", "--reason", "drill",
+                            identity="operator-olga")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        sw = json.loads(p.stdout)
+        try:
+            res = self.call("pay.lookup", {"id": 3},
+                            identity="agent-payments")
+            self.assertDenied(res, "kill_switch")
+            self.assertIn("kill switch", text_of(res))
+        finally:
+            p = self.broker.ctl("killswitch", "reset", str(sw["id"]),
+                                "--reason", "drill over",
+                                identity="operator-olga")
+            self.assertEqual(p.returncode, 0, p.stderr)
+        res = self.call("pay.lookup", {"id": 3}, identity="agent-payments")
+        self.assertEqual(text_of(res), "record 3")
+
+
 class Held(GatewayCase):
-    """The hook answers a call that needs approval at once with the
-    pending shape, after one progress notification: what the decision
-    path's hold sends, through mcp_call_progress and the SSE stream."""
+    """mcp-hold = 2: a call that needs approval is held, with progress
+    when asked for, then answered still-pending; a repeat joins it."""
+
+    extra_config = ("mcp-hold = 2",)
+
+    def call_raw(self, r, args, meta=None, accept=mcp_peers.ACCEPT_BOTH):
+        st, h, raw = r.post({"jsonrpc": "2.0", "id": 4, "method":
+                             "tools/call", "params": dict(
+                                 {"name": "pay.transfer", "arguments": args},
+                                 **({"_meta": meta} if meta else {}))},
+                            accept=accept)
+        self.assertEqual(st, 200, raw)
+        return h, raw
+
+    def assertPending(self, res):
+        self.assertTrue(res["isError"], res)
+        meta = toolgate_meta(res)
+        self.assertEqual(meta["status"], "pending", res)
+        self.assertEqual(meta["approvals_required"], 1)
+        self.assertTrue(meta["id"].startswith("in_"))
+        self.assertRegex(meta["expires_at"], r"^\d{4}-\d\d-\d\dT.*Z$")
+        self.assertIn("a human approves it", text_of(res))
+        self.assertIn("call pay.transfer again with exactly the same "
+                      "arguments", text_of(res))
+        return meta["id"]
 
     def test_progress_then_pending_result_over_sse(self):
         r = self.raw("agent-stranger")
         r.initialize()
-        st, h, raw = r.post({"jsonrpc": "2.0", "id": 4, "method":
-                             "tools/call", "params": {
-                                 "name": "pay.transfer", "arguments": TRANSFER,
-                                 "_meta": {"progressToken": "p-1"}}})
-        self.assertEqual(st, 200)
+        h, raw = self.call_raw(r, transfer("500.00", "sse"),
+                               {"progressToken": "p-1"})
         self.assertTrue(h["content-type"].startswith("text/event-stream"))
         events = [json.loads(ln[6:]) for ln in raw.decode().splitlines()
                   if ln.startswith("data: ")]
-        self.assertEqual(len(events), 2, raw)
-        self.assertEqual(events[0]["method"], "notifications/progress")
-        self.assertEqual(events[0]["params"]["progressToken"], "p-1")
-        self.assertNotIn("id", events[0])
-        self.assertEqual(events[1]["id"], 4)
-        res = events[1]["result"]
-        self.assertTrue(res["isError"])
-        self.assertEqual(res["_meta"]["toolgate"]["status"], "pending")
-        self.assertEqual(res["_meta"]["toolgate"]["approvals_required"], 1)
+        self.assertGreaterEqual(len(events), 2, raw)
+        for e in events[:-1]:
+            self.assertEqual(e["method"], "notifications/progress")
+            self.assertEqual(e["params"]["progressToken"], "p-1")
+            self.assertNotIn("id", e)
+        self.assertEqual(events[-1]["id"], 4)
+        self.assertPending(events[-1]["result"])
         self.assertEqual(self.up.calls("tools/call"), [])
 
     def test_no_progress_without_a_token_or_sse(self):
@@ -408,20 +552,196 @@ class Held(GatewayCase):
         for meta, accept in (({}, mcp_peers.ACCEPT_BOTH),
                              ({"progressToken": 1}, "application/json")):
             with self.subTest(meta=meta, accept=accept):
-                st, h, ans = r.rpc("tools/call", {
-                    "name": "pay.transfer", "arguments": TRANSFER,
-                    "_meta": meta}, accept=accept)
+                h, raw = self.call_raw(r, transfer("500.00", "json"), meta,
+                                       accept)
                 self.assertTrue(h["content-type"].startswith(
                     "application/json"))
-                self.assertEqual(ans["result"]["_meta"]["toolgate"]
-                                 ["status"], "pending")
+                self.assertPending(json.loads(raw)["result"])
 
     def test_sdk_client_sees_the_progress(self):
         out = self.broker.agent([{"op": "call", "name": "pay.transfer",
-                                  "arguments": TRANSFER, "progress": True}],
+                                  "arguments": transfer("500.00", "sdk"),
+                                  "progress": True}],
                                 identity="agent-stranger")
-        self.assertTrue(out[0]["result"]["isError"])
-        self.assertEqual(len(out[0]["progress"]), 1, out)
+        self.assertPending(out[0]["result"])
+        self.assertGreaterEqual(len(out[0]["progress"]), 1, out)
+
+    def test_hold_times_out_then_a_repeat_completes_after_approval(self):
+        args = transfer("500.00", "repeat")
+        step = {"op": "call", "name": "pay.transfer", "arguments": args}
+        first = self.broker.agent([step], identity="agent-stranger")[0]
+        x = self.assertPending(first["result"])
+        self.assertEqual(self.up.calls("tools/call"), [])
+        # a repeat while pending joins the same intent
+        again = self.broker.agent([step], identity="agent-stranger")[0]
+        self.assertEqual(self.assertPending(again["result"]), x)
+        p = self.broker.ctl("approve", x, identity="approver-alice")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # approved, not forwarded yet: the agent gets no grant of its own
+        st, _, view = self.broker.client("agent-stranger").get(
+            "/v1/intents/" + x)
+        self.assertEqual((st, view["status"]), (200, "allowed"))
+        self.assertNotIn("grant", view)
+        # the repeat is forwarded, once
+        done = self.broker.agent([step], identity="agent-stranger")[0]
+        self.assertEqual(text_of(done["result"]),
+                         "transferred 500.00 USD to repeat")
+        calls = self.up.calls("tools/call")
+        self.assertEqual(len(calls), 1, calls)
+        st, _, jwks = self.broker.client("agent-stranger").get("/v1/jwks")
+        claims = harness.verify_grant(calls[0]["grant"], jwks)
+        self.assertEqual(claims["jti"], x)
+        self.assertEqual(claims["approvers"], ["approver-alice"])
+        self.assertEqual([r["event"] for r in audit_of(self.broker, x)],
+                         ["decision", "approval", "redemption",
+                          "mcp.forward"])
+        # forwarded is done: the next such call is a new request
+        later = self.broker.agent([step], identity="agent-stranger")[0]
+        y = self.assertPending(later["result"])
+        self.assertNotEqual(y, x)
+        self.assertEqual(len(self.up.calls("tools/call")), 1)
+
+    def test_changed_arguments_make_a_new_intent(self):
+        def pending_id(args, identity="agent-stranger"):
+            out = self.broker.agent([{"op": "call", "name": "pay.transfer",
+                                      "arguments": args}], identity=identity)
+            return self.assertPending(out[0]["result"])
+
+        a = pending_id(transfer("600.00", "change"))
+        b = pending_id(transfer("600.01", "change"))
+        c = pending_id(dict(transfer("600.00", "change"), note="x"))
+        self.assertEqual(len({a, b, c}), 3)
+        # key order and number spelling are not "changes": RFC 8785 text
+        r = self.raw("agent-stranger")
+        r.initialize()
+        st, _, raw = r.post('{"jsonrpc":"2.0","id":1,"method":"tools/call",'
+                            '"params":{"name":"pay.transfer","arguments":'
+                            '{"to":"change","currency":"USD",'
+                            '"amount":"600.00"}}}',
+                            accept="application/json")
+        self.assertEqual(self.assertPending(json.loads(raw)["result"]), a)
+        self.assertEqual(self.up.calls("tools/call"), [])
+
+    def test_rejected_intent_is_denied_to_a_repeat(self):
+        args = transfer("700.00", "reject")
+        step = {"op": "call", "name": "pay.transfer", "arguments": args}
+        x = self.assertPending(self.broker.agent(
+            [step], identity="agent-stranger")[0]["result"])
+        p = self.broker.ctl("reject", x, "--reason", "not this week",
+                            identity="approver-alice")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # a closed intent is not joined: the repeat asks anew
+        y = self.assertPending(self.broker.agent(
+            [step], identity="agent-stranger")[0]["result"])
+        self.assertNotEqual(x, y)
+        self.assertEqual(self.up.calls("tools/call"), [])
+
+
+class Released(GatewayCase):
+    """mcp-hold = 100: the agent is still waiting when a human decides."""
+
+    extra_config = ("mcp-hold = 100",)
+
+    def pending_for(self, to, n=1):
+        """The ids of the pending pay.transfer intents to `to`, once
+        there are n."""
+        alice = self.broker.client("approver-alice")
+
+        def look():
+            st, _, page = alice.get("/v1/approvals")
+            ids = [i["id"] for i in page.get("items", [])
+                   if i["agent"] == "agent-stranger" and
+                   i["args"].get("to") == to]
+            return ids if len(ids) >= n else None
+        return wait_for(look, 120, "%d pending intents to %s" % (n, to))
+
+    def start(self, to):
+        return self.broker.agent_start(
+            [{"op": "call", "name": "pay.transfer",
+              "arguments": transfer("900.00", to), "progress": True}],
+            identity="agent-stranger")
+
+    def test_held_call_released_by_approve(self):
+        a = self.start("released")
+        try:
+            (x,) = self.pending_for("released")
+            self.assertEqual(self.up.calls("tools/call"), [])
+            p = self.broker.ctl("approve", x, identity="approver-alice")
+            self.assertEqual(p.returncode, 0, p.stderr)
+        finally:
+            out = mcp_peers.agent_finish(a)
+        self.assertEqual(text_of(out[0]["result"]),
+                         "transferred 900.00 USD to released", out)
+        self.assertGreaterEqual(len(out[0]["progress"]), 1)
+        calls = self.up.calls("tools/call")
+        self.assertEqual(len(calls), 1, calls)
+        st, _, jwks = self.broker.client("agent-stranger").get("/v1/jwks")
+        self.assertEqual(harness.verify_grant(calls[0]["grant"],
+                                              jwks)["jti"], x)
+
+    def test_held_call_rejected_while_waiting(self):
+        a = self.start("rejected")
+        try:
+            (x,) = self.pending_for("rejected")
+            p = self.broker.ctl("reject", x, "--reason", "wrong payee",
+                                identity="approver-alice")
+            self.assertEqual(p.returncode, 0, p.stderr)
+        finally:
+            out = mcp_peers.agent_finish(a)
+        res = out[0]["result"]
+        self.assertTrue(res["isError"], res)
+        meta = toolgate_meta(res)
+        self.assertEqual((meta["id"], meta["decision"], meta["status"]),
+                         (x, "deny", "rejected"))
+        self.assertIn("wrong payee", text_of(res))
+        self.assertEqual(self.up.calls("tools/call"), [])
+
+    def test_repeats_waiting_together_are_forwarded_once(self):
+        since = len(self.broker.log_lines())
+        a = self.start("twice")
+        try:
+            (x,) = self.pending_for("twice")
+            b = self.start("twice")
+            try:
+                # the second joined the first's intent and waits on it
+                self.broker.wait_log("mcp call %s: agent-stranger "
+                                     "pay.transfer -> pending" % x,
+                                     timeout=120, since=since)
+                p = self.broker.ctl("approve", x, identity="approver-alice")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                # one of them is forwarded; the other is a call of its
+                # own again, a new intent: a human rejects that one
+                ids = self.pending_for("twice")
+                self.assertNotIn(x, ids)
+                p = self.broker.ctl("reject", ids[0], "--reason", "once",
+                                    identity="approver-alice")
+                self.assertEqual(p.returncode, 0, p.stderr)
+            finally:
+                out_b = mcp_peers.agent_finish(b)
+        finally:
+            out_a = mcp_peers.agent_finish(a)
+        texts = sorted(text_of(o[0]["result"]) for o in (out_a, out_b))
+        self.assertEqual(len(self.up.calls("tools/call")), 1)
+        self.assertIn("transferred 900.00 USD to twice", texts)
+        self.assertTrue(any("rejected" in t for t in texts), texts)
+
+    def test_agent_hanging_up_leaves_the_intent_for_a_repeat(self):
+        a = self.start("hangup")
+        (x,) = self.pending_for("hangup")
+        since = len(self.broker.log_lines())
+        a.kill()
+        a.communicate()
+        self.broker.wait_log("mcp call %s: agent-stranger hung up" % x,
+                             timeout=60, since=since)
+        p = self.broker.ctl("approve", x, identity="approver-alice")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.up.calls("tools/call"), [])
+        out = self.broker.agent([{"op": "call", "name": "pay.transfer",
+                                  "arguments": transfer("900.00", "hangup")}],
+                                identity="agent-stranger")
+        self.assertEqual(text_of(out[0]["result"]),
+                         "transferred 900.00 USD to hangup")
+        self.assertEqual(len(self.up.calls("tools/call")), 1)
 
 
 class JsonUpstream(GatewayCase):
@@ -628,30 +948,6 @@ class Stdio(GatewayCase):
         self.assertEqual(lines[0]["id"], 1)
         self.assertIn("unreachable", lines[0]["error"]["message"])
         self.assertEqual(lines[1]["error"]["code"], -32700)
-
-
-class ProductionSeam(unittest.TestCase):
-    """toolgated itself: every call refused until the decision path is
-    wired in; nothing reaches the upstream."""
-
-    def test_calls_refused_not_forwarded(self):
-        up = Upstream()
-        try:
-            with McpBroker(["mcp-upstream = pay " + up.url], policy=POLICY,
-                           hook=False) as b:
-                b.wait_log("mcp upstream pay: connected")
-                out = b.agent([{"op": "list"},
-                               {"op": "call", "name": "pay.transfer",
-                                "arguments": TRANSFER}])
-                self.assertEqual(names(out[0]),
-                                 ["pay.lookup", "pay.transfer"])
-                res = out[1]["result"]
-                self.assertTrue(res["isError"])
-                self.assertEqual(res["_meta"]["toolgate"]["reason_code"],
-                                 "not_wired")
-                self.assertEqual(up.calls("tools/call"), [])
-        finally:
-            up.stop()
 
 
 if __name__ == "__main__":
