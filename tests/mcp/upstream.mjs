@@ -6,9 +6,10 @@
 // (Toolgate-Grant among them), and misbehaves on request.
 //
 //   node upstream.mjs [--port N] [--host H] [--tls-cert F --tls-key F]
-//                     [--json]
+//                     [--json] [--no-record]
 //
-// --json answers requests with application/json instead of SSE.  Once
+// --json answers requests with application/json instead of SSE;
+// --no-record keeps no calls (scripts/bench: memory stays flat).  Once
 // listening it prints one line: {"port": N}.  Side endpoints, for tests:
 //   GET  /_test/calls           every message received, oldest first
 //   POST /_test/reset           forget them, back to normal behaviour
@@ -106,6 +107,8 @@ function sendJson(res, status, obj) {
 }
 
 function record(req, msg) {
+  if (flag('--no-record'))
+    return;
   const h = req.headers;
   calls.push({
     method: msg && typeof msg === 'object' ? msg.method ?? null : null,
