@@ -201,10 +201,11 @@ enum reason lc_policy_apply(struct decider *d, const char *text, size_t len,
  * An MCP tools/call of agent as the intent the lifecycle decides: tool
  * "NAME.X", args the call's arguments (borrowed: a reference is taken;
  * NULL reads as {}), args_json their exact text (copied; NULL when
- * absent).  No JWS stands behind it: its jti is LC_MCP_JTI_PREFIX and a
- * fresh intent id (so the replay guard of signed intents is untouched),
- * and its payload_sha256 — the intent's intent_sha256 — is the hash of
- * the call itself (lc_mcp_call_sha256).  0 and *out (intent_clear), or -1.
+ * absent).  No JWS stands behind it: its jti is left NULL (lc_mcp_call
+ * gives each decision a fresh one: LC_MCP_JTI_PREFIX and an intent id, so
+ * the replay guard of signed intents is untouched), and its
+ * payload_sha256 — the intent's intent_sha256 — is the hash of the call
+ * itself (lc_mcp_call_sha256).  0 and *out (intent_clear), or -1.
  */
 int	lc_mcp_intent(struct intent *out, const char *agent, const char *tool,
 	    json_t *args, const char *args_json, size_t args_json_len,

@@ -38,14 +38,7 @@ int
 lc_mcp_intent(struct intent *out, const char *agent, const char *tool,
     json_t *args, const char *args_json, size_t args_json_len, int64_t now)
 {
-	char	 id[INTENT_ID_LEN + 1];
-
 	memset(out, 0, sizeof(*out));
-	if (intent_id_new(id) == -1 ||
-	    asprintf(&out->jti, "%s%s", LC_MCP_JTI_PREFIX, id) == -1) {
-		out->jti = NULL;
-		return (-1);
-	}
 	out->iss = strdup(agent);
 	out->tool = strdup(tool);
 	out->args = args != NULL ? json_incref(args) : NULL;
@@ -164,6 +157,26 @@ lc_mcp_open(struct decider *d, const struct intent *in, const char *held,
 	return (0);
 }
 
+/*
+ * Decide in as a new intent.  Each decision gets a jti of its own: one
+ * request may decide twice (its held intent was forwarded by another
+ * request), and a jti is claimed once.
+ */
+static enum reason
+lc_mcp_decide(struct decider *d, const struct intent *in, int64_t now,
+    struct intent_row *out, char why[POLICY_MESSAGE_MAX])
+{
+	struct intent	 call = *in;
+	char		 id[INTENT_ID_LEN + 1];
+	char		 jti[sizeof(LC_MCP_JTI_PREFIX) + INTENT_ID_LEN];
+
+	if (intent_id_new(id) == -1)
+		return (E_UNAVAILABLE);
+	snprintf(jti, sizeof(jti), "%s%s", LC_MCP_JTI_PREFIX, id);
+	call.jti = jti;
+	return (lc_decide(d, &call, now, out, why));
+}
+
 enum reason
 lc_mcp_call(struct decider *d, const struct intent *in, const char *held,
     int64_t now, struct intent_row *out, char why[POLICY_MESSAGE_MAX],
@@ -184,7 +197,8 @@ lc_mcp_call(struct decider *d, const struct intent *in, const char *held,
 	if (found == -1)
 		return (E_UNAVAILABLE);
 	res->joined = found == 1;
-	if (found == 0 && (rc = lc_decide(d, in, now, out, why)) != REASON_OK)
+	if (found == 0 && (rc = lc_mcp_decide(d, in, now, out, why)) !=
+	    REASON_OK)
 		return (rc);
 	if ((rc = lc_mcp_take(d, out, now, res)) != REASON_OK)
 		intent_row_clear(out);

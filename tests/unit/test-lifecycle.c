@@ -669,11 +669,53 @@ mcp_call(struct decider *d, const char *tool, const char *args_text,
 	CHECK(lc_mcp_intent(&in, "agent-payments", tool, args, args_text,
 	    args_text ? strlen(args_text) : 0, now) == 0);
 	json_decref(args);
-	CHECK(strncmp(in.jti, LC_MCP_JTI_PREFIX, 4) == 0);
 	CHECK(lc_begin(d) == 0 && decider_refresh(d) == 0);
 	rc = lc_finish(d, lc_mcp_call(d, &in, held, now, r, NULL, res));
+	CHECK(rc != REASON_OK || res->joined ||
+	    strncmp(r->jti, LC_MCP_JTI_PREFIX, 4) == 0);
 	intent_clear(&in);
 	return (rc);
+}
+
+/*
+ * One request (one intent) decides, another request forwards that intent
+ * once approved, and the first decides again: a jti of its own each time,
+ * never a replay.
+ */
+static void
+mcp_decide_twice(struct decider *d)
+{
+	static const char pay[] = "{\"amount\": \"6000.00\", "
+	    "\"currency\": \"USD\"}";
+	struct intent		 in;
+	struct intent_row	 r;
+	struct lc_mcp_result	 res;
+	struct lc_verdict	 v;
+	json_t			*args;
+	char			 z[INTENT_ID_LEN + 1];
+
+	CHECK((args = json_loads(pay, 0, NULL)) != NULL);
+	CHECK(lc_mcp_intent(&in, "agent-payments", "payments.transfer", args,
+	    pay, strlen(pay), T0) == 0);
+	json_decref(args);
+	CHECK(in.jti == NULL);
+	CHECK(lc_begin(d) == 0 && decider_refresh(d) == 0);
+	CHECK(lc_finish(d, lc_mcp_call(d, &in, NULL, T0, &r, NULL, &res)) ==
+	    REASON_OK && !res.joined && r.status == ST_PENDING);
+	memcpy(z, r.id, sizeof(z));
+	intent_row_clear(&r);
+	CHECK(lc_begin(d) == 0);
+	CHECK(lc_finish(d, lc_approve(d, "approver-alice", z, NULL, T0 + 1,
+	    &v)) == REASON_OK);
+	CHECK(mcp_call(d, "payments.transfer", pay, z, T0 + 2, &r, &res) ==
+	    REASON_OK && res.forward);
+	intent_row_clear(&r);
+	CHECK(lc_begin(d) == 0 && decider_refresh(d) == 0);
+	CHECK(lc_finish(d, lc_mcp_call(d, &in, z, T0 + 3, &r, NULL, &res)) ==
+	    REASON_OK && !res.joined && strcmp(r.id, z) != 0 &&
+	    r.status == ST_PENDING);
+	intent_row_clear(&r);
+	intent_clear(&in);
 }
 
 static void
@@ -753,6 +795,10 @@ test_mcp_calls(void)
 	CHECK(strcmp(r.id, x) != 0 && !res.forward && !res.joined &&
 	    r.status == ST_PENDING);
 	memcpy(y, r.id, sizeof(y));
+	intent_row_clear(&r);
+	mcp_decide_twice(&d);
+	CHECK(mcp_call(&d, "payments.transfer", pay, NULL, T0 + 12, &r,
+	    &res) == REASON_OK && res.joined && strcmp(r.id, y) == 0);
 	intent_row_clear(&r);
 	CHECK(lc_begin(&d) == 0);
 	CHECK(lc_finish(&d, lc_mcp_forwarded(&d, x, "ok", "the upstream "
