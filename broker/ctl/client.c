@@ -505,10 +505,57 @@ answer_body(const char *url, struct buf *b, size_t off, int chunked,
 	return (0);
 }
 
-/* Read and parse one answer into ans.  0 or -1 with err. */
+/*
+ * A chunked body from off on, handed to stream chunk by chunk as each
+ * arrives (b keeps only what is not handed over yet).  0 at the last
+ * chunk, or -1 with err.
+ */
+static int
+read_chunks(const struct ctl *ctl, SSL *ssl, struct buf *b, size_t off,
+    const struct client_answer *ans, client_stream_fn stream, void *arg,
+    char *err, size_t errlen)
+{
+	char		*p, *end, *nl;
+	unsigned long	 size;
+	int		 r = 0;
+
+	for (;;) {
+		p = b->p + off;
+		end = b->p + b->len;
+		while ((nl = memmem(p, (size_t)(end - p), "\r\n", 2)) != NULL) {
+			errno = 0;
+			size = strtoul(p, NULL, 16);
+			if (strchr("0123456789abcdefABCDEF", *p) == NULL ||
+			    errno != 0 || size > CLIENT_MAX_BODY)
+				return (fail(err, errlen, -1, "%s sent a bad "
+				    "chunked answer", ctl->url));
+			if (size == 0)
+				return (0);
+			if ((size_t)(end - nl - 2) < size + 2)
+				break;
+			if (nl[2 + size] != '\r' || nl[3 + size] != '\n')
+				return (fail(err, errlen, -1, "%s sent a bad "
+				    "chunked answer", ctl->url));
+			stream(ans, nl + 2, size, arg);
+			p = nl + 4 + size;
+		}
+		memmove(b->p + off, p, (size_t)(end - p));
+		b->len = off + (size_t)(end - p);
+		b->p[b->len] = '\0';
+		if (r == 1)
+			return (fail(err, errlen, -1, "%s closed the connection "
+			    "before the whole answer", ctl->url));
+		if ((r = read_more(ctl, ssl, b, b->len + 1, 0, err, errlen)) ==
+		    -1)
+			return (-1);
+	}
+}
+
+/* Read and parse one answer into ans; a chunked body goes to stream
+ * instead when one is given.  0 or -1 with err. */
 static int
 read_answer(const struct ctl *ctl, SSL *ssl, struct client_answer *ans,
-    char *err, size_t errlen)
+    client_stream_fn stream, void *arg, char *err, size_t errlen)
 {
 	struct buf	 b = { NULL, 0, 0 };
 	size_t		 off, clen;
@@ -518,6 +565,15 @@ read_answer(const struct ctl *ctl, SSL *ssl, struct client_answer *ans,
 	    answer_head(ctl->url, &b, ans, &off, &chunked, &has_len, &clen,
 	    err, errlen) == -1)
 		goto bad;
+	if (chunked && stream != NULL) {
+		if (read_chunks(ctl, ssl, &b, off, ans, stream, arg, err,
+		    errlen) == -1)
+			goto bad;
+		b.p[0] = '\0';
+		ans->body = b.p;
+		ans->len = 0;
+		return (0);
+	}
 	if (r == 0 && (r = read_more(ctl, ssl, &b, has_len ? off + clen : 0,
 	    0, err, errlen)) == -1)
 		goto bad;
@@ -618,6 +674,16 @@ client_request_headers(const struct ctl *ctl, const char *method,
     const char *body, size_t len, struct client_answer *ans, char *err,
     size_t errlen)
 {
+	return (client_request_stream(ctl, method, path, ctype, headers, body,
+	    len, NULL, NULL, ans, err, errlen));
+}
+
+int
+client_request_stream(const struct ctl *ctl, const char *method,
+    const char *path, const char *ctype, const char *headers,
+    const char *body, size_t len, client_stream_fn stream, void *arg,
+    struct client_answer *ans, char *err, size_t errlen)
+{
 	struct url	 u;
 	SSL_CTX		*ctx = NULL;
 	SSL		*ssl = NULL;
@@ -639,8 +705,8 @@ client_request_headers(const struct ctl *ctl, const char *method,
 	}
 	if (tls_open(ctl, ssl, fd, &u, err, errlen) == -1 ||
 	    send_request(ctl, ssl, &u, method, path, ctype, headers, body, len,
-	    err, errlen) == -1 || read_answer(ctl, ssl, ans, err, errlen) ==
-	    -1)
+	    err, errlen) == -1 || read_answer(ctl, ssl, ans, stream, arg, err,
+	    errlen) == -1)
 		goto done;
 	rc = CTL_OK;
  done:

@@ -5,15 +5,17 @@
  * the configured certificate, so that MCP hosts which only start local
  * servers (desktop assistants, IDEs) reach the gateway with one line of
  * configuration.  It keeps the broker's Mcp-Session-Id and protocol
- * version, turns SSE answers back into lines, starts a new session by
- * itself when the broker has forgotten the old one (404), and answers a
- * request it cannot deliver with a JSON-RPC error, so the host never
- * waits forever.  Nothing but MCP messages is written to stdout; notes
+ * version, turns SSE answers back into lines (each event as it arrives,
+ * so that a held call's progress reaches the host while it waits),
+ * starts a new session by itself when the broker has forgotten the old
+ * one (404), and answers a request it cannot deliver with a JSON-RPC
+ * error, so the host never waits forever.  Nothing but MCP messages is written to stdout; notes
  * go to stderr.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -97,10 +99,60 @@ relay_sse(const char *body, size_t len)
 }
 
 static int
+is_sse(const struct client_answer *ans)
+{
+	char	 ct[128];
+
+	return (client_answer_header(ans, "Content-Type", ct, sizeof(ct)) !=
+	    NULL && strncasecmp(ct, "text/event-stream", 17) == 0);
+}
+
+/* A streamed answer's bytes not relayed yet. */
+struct relay_stream {
+	char	*buf;
+	size_t	 len;
+	int	 failed;	/* out of memory, or over the limit */
+};
+
+/* client.c: the next chunk of a streamed answer.  Each complete SSE event
+ * is relayed at once — a held call's progress reaches the host while it
+ * waits; anything else is kept for the end. */
+static void
+relay_chunk(const struct client_answer *ans, const char *data, size_t len,
+    void *arg)
+{
+	struct relay_stream	*st = arg;
+	char			*grown, *end;
+	size_t			 n;
+
+	if (st->failed || st->len + len > RELAY_MAX_LINE * 4 ||
+	    (grown = realloc(st->buf, st->len + len + 1)) == NULL) {
+		st->failed = 1;
+		return;
+	}
+	st->buf = grown;
+	memcpy(st->buf + st->len, data, len);
+	st->len += len;
+	st->buf[st->len] = '\0';
+	if (!is_sse(ans))
+		return;
+	while ((end = memmem(st->buf, st->len, "\n\n", 2)) != NULL) {
+		n = (size_t)(end - st->buf) + 2;
+		relay_sse(st->buf, n);
+		memmove(st->buf, st->buf + n, st->len - n + 1);
+		st->len -= n;
+	}
+}
+
+/* POST body; a streamed answer's events are relayed as they come, and
+ * what is left of it is ans->body. */
+static int
 relay_post(struct relay *r, const char *body, size_t len,
     struct client_answer *ans, char *err, size_t errlen)
 {
-	char	 headers[512];
+	struct relay_stream	 st = { NULL, 0, 0 };
+	char			 headers[512];
+	int			 rc;
 
 	snprintf(headers, sizeof(headers), "Accept: application/json, "
 	    "text/event-stream\r\n%s%s%s%s%s%s",
@@ -108,8 +160,22 @@ relay_post(struct relay *r, const char *body, size_t len,
 	    r->session[0] ? "\r\n" : "",
 	    r->version[0] ? "MCP-Protocol-Version: " : "", r->version,
 	    r->version[0] ? "\r\n" : "");
-	return (client_request_headers(&r->ctl, "POST", "/mcp",
-	    "application/json", headers, body, len, ans, err, errlen));
+	rc = client_request_stream(&r->ctl, "POST", "/mcp",
+	    "application/json", headers, body, len, relay_chunk, &st, ans,
+	    err, errlen);
+	if (rc == CTL_OK && st.failed) {
+		client_answer_free(ans);
+		snprintf(err, errlen, "an answer from the broker is too "
+		    "large");
+		rc = CTL_FAIL;
+	} else if (rc == CTL_OK && st.buf != NULL) {
+		free(ans->body);
+		ans->body = st.buf;
+		ans->len = st.len;
+		st.buf = NULL;
+	}
+	free(st.buf);
+	return (rc);
 }
 
 /* After an initialize went through: the session and version it set. */
@@ -160,15 +226,6 @@ relay_reinit(struct relay *r)
 	fprintf(stderr, "toolgatectl: mcp stdio: the broker ended the "
 	    "session; a new one was started\n");
 	return (0);
-}
-
-static int
-is_sse(const struct client_answer *ans)
-{
-	char	 ct[128];
-
-	return (client_answer_header(ans, "Content-Type", ct, sizeof(ct)) !=
-	    NULL && strncasecmp(ct, "text/event-stream", 17) == 0);
 }
 
 /* One message from the host: relay it, write what comes back. */

@@ -109,6 +109,16 @@ int	client_request_headers(const struct ctl *, const char *method,
 	    const char *path, const char *ctype, const char *headers,
 	    const char *body, size_t len, struct client_answer *ans,
 	    char *err, size_t errlen);
+/* Each chunk of a chunked answer's body as it arrives (ans holds the
+ * status and head by then). */
+typedef void (*client_stream_fn)(const struct client_answer *ans,
+	    const char *data, size_t len, void *arg);
+/* The same, handing a chunked body to stream as it comes instead of to
+ * ans->body (then empty): answers that are streams (SSE). */
+int	client_request_stream(const struct ctl *, const char *method,
+	    const char *path, const char *ctype, const char *headers,
+	    const char *body, size_t len, client_stream_fn stream, void *arg,
+	    struct client_answer *ans, char *err, size_t errlen);
 void	client_answer_free(struct client_answer *ans);
 /* The value of header name in the answer (into out), or NULL. */
 const char *client_answer_header(const struct client_answer *ans,

@@ -138,9 +138,7 @@ class McpBroker(harness.Broker):
                                 stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
 
-    def stdio_agent(self, steps, identity="agent-payments", timeout=180):
-        """The agent over StdioClientTransport running toolgatectl mcp
-        stdio with TOOLGATE_* for identity."""
+    def _stdio_argv(self, steps, identity):
         k = self.pki
         env = dict(os.environ, TOOLGATE_URL=self.url,
                    TOOLGATE_CA=os.path.join(k, "ca.pem"),
@@ -148,7 +146,18 @@ class McpBroker(harness.Broker):
                    TOOLGATE_KEY=os.path.join(k, identity + ".key"))
         argv = [NODE, os.path.join(MCP_DIR, "agent.mjs"), "--stdio",
                 harness.CTL, "mcp", "stdio", "--", json.dumps(steps)]
+        return argv, env
+
+    def stdio_agent(self, steps, identity="agent-payments", timeout=180):
+        """The agent over StdioClientTransport running toolgatectl mcp
+        stdio with TOOLGATE_* for identity."""
+        argv, env = self._stdio_argv(steps, identity)
         return _run_agent(argv, env, timeout)
+
+    def stdio_agent_start(self, steps, identity="agent-payments"):
+        """stdio_agent started, its output lines read as they come."""
+        argv, env = self._stdio_argv(steps, identity)
+        return AgentRun(argv, env)
 
     def wait_log(self, text, timeout=60, since=0):
         """Wait for a log line holding text, among the lines from index
@@ -156,6 +165,49 @@ class McpBroker(harness.Broker):
         return wait_for(lambda: any(text in ln for ln in
                                     self.log_lines()[since:]),
                         timeout, "broker log line %r" % text)
+
+
+class AgentRun:
+    """A running agent.mjs whose stdout lines are collected as printed."""
+
+    def __init__(self, argv, env):
+        self.proc = subprocess.Popen(argv, cwd=MCP_DIR, env=env,
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self._lines = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            if line.strip():
+                with self._lock:
+                    self._lines.append(json.loads(line))
+
+    def lines(self):
+        with self._lock:
+            return list(self._lines)
+
+    def finish(self, timeout=180):
+        """The steps' lines (progress lines left out), once it exits."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("agent.mjs did not finish within %d s" %
+                                 timeout)
+        self._reader.join(10)
+        err = self.proc.stderr.read()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        if self.proc.returncode != 0:
+            raise AssertionError("agent.mjs exited %d:\n%s" %
+                                 (self.proc.returncode, err))
+        return [ln for ln in self.lines() if "progress" not in ln or
+                "ok" in ln]
 
 
 def _agent_output(rc, stdout, stderr):

@@ -725,6 +725,25 @@ class Released(GatewayCase):
         self.assertIn("transferred 900.00 USD to twice", texts)
         self.assertTrue(any("rejected" in t for t in texts), texts)
 
+    def test_stdio_bridge_relays_progress_while_held(self):
+        run = self.broker.stdio_agent_start(
+            [{"op": "call", "name": "pay.transfer",
+              "arguments": transfer("900.00", "stdio"),
+              "progress": "lines"}], identity="agent-stranger")
+        try:
+            (x,) = self.pending_for("stdio")
+            # the host sees the progress while the call is still held
+            wait_for(lambda: any("progress" in ln and "ok" not in ln
+                                 for ln in run.lines()), 120,
+                     "progress through the stdio bridge")
+            p = self.broker.ctl("approve", x, identity="approver-alice")
+            self.assertEqual(p.returncode, 0, p.stderr)
+        finally:
+            out = run.finish()
+        self.assertEqual(text_of(out[0]["result"]),
+                         "transferred 900.00 USD to stdio", out)
+        self.assertEqual(len(self.up.calls("tools/call")), 1)
+
     def test_agent_hanging_up_leaves_the_intent_for_a_repeat(self):
         a = self.start("hangup")
         (x,) = self.pending_for("hangup")

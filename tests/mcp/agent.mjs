@@ -11,6 +11,8 @@
 // STEPS is a JSON array of:
 //   {"op": "list"}                          tools/list
 //   {"op": "call", "name": N, "arguments": {...}, "progress": true}
+//                                           ("progress": "lines" also prints
+//                                           each as it comes: {"progress": p})
 //   {"op": "ping"}
 //   {"op": "session"}                       session id, protocol version
 //   {"op": "terminate"}                     DELETE the session
@@ -56,7 +58,12 @@ function errorOf(e) {
 
 async function step(client, transport, s) {
   const progress = [];
-  const opts = s.progress ? { onprogress: (p) => progress.push(p), timeout: 120000 } : { timeout: 120000 };
+  const onprogress = (p) => {
+    progress.push(p);
+    if (s.progress === 'lines')
+      process.stdout.write(JSON.stringify({ progress: p }) + '\n');
+  };
+  const opts = s.progress ? { onprogress, timeout: 120000 } : { timeout: 120000 };
   switch (s.op) {
     case 'list':
       return { result: await client.listTools(undefined, opts) };
