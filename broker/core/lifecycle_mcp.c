@@ -87,9 +87,7 @@ static enum reason
 lc_mcp_take(struct decider *d, struct intent_row *r, int64_t now,
     struct lc_mcp_result *res)
 {
-	struct lc_change	 c;
-	json_t			*det;
-	enum reason		 rc;
+	enum reason	 rc;
 
 	if ((r->status == ST_PENDING || (r->status == ST_ALLOWED &&
 	    r->redeemed_at == 0)) && ks_covers(&d->ks, r->agent, r->tool)) {
@@ -98,19 +96,7 @@ lc_mcp_take(struct decider *d, struct intent_row *r, int64_t now,
 	}
 	if (!lc_may_grant(d, r, now))
 		return (REASON_OK);
-	if ((det = json_pack("{ss ss ss}", "by", LC_ACTOR_BROKER, "tool",
-	    r->tool, "via", "mcp")) == NULL)
-		return (E_UNAVAILABLE);
-	memset(&c, 0, sizeof(c));
-	c.kind = LC_REDEEM;
-	c.id = r->id;
-	c.by = LC_ACTOR_BROKER;
-	c.now = now;
-	c.actor = LC_ACTOR_BROKER;
-	c.event = "redemption";
-	c.details = det;
-	rc = lc_apply(d, &c);
-	json_decref(det);
+	rc = lc_redeem_apply(d, r->id, LC_ACTOR_BROKER, r->tool, "mcp", now);
 	if (rc == E_ALREADY_REDEEMED)
 		return (REASON_OK);	/* impossible under the lock */
 	if (rc != REASON_OK)
