@@ -171,11 +171,13 @@ session_remove(struct mcp_gateway *g, struct msession *s)
 static void
 session_expire(struct mcp_gateway *g, time_t now)
 {
-	struct msession	*s;
+	struct msession	*s, *next;
 
-	while ((s = TAILQ_FIRST(&g->lru)) != NULL &&
-	    now - s->last > g->conf->session_idle)
+	for (s = TAILQ_FIRST(&g->lru); s != NULL &&
+	    now - s->last > g->conf->session_idle; s = next) {
+		next = TAILQ_NEXT(s, lru);
 		session_remove(g, s);
+	}
 }
 
 /* Under g->lock: the session id of identity, or NULL. */
