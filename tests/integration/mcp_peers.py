@@ -48,10 +48,13 @@ def wait_for(cond, timeout=60, what="condition"):
 class Upstream:
     """node tests/mcp/upstream.mjs: plain HTTP, or HTTPS with cert/key."""
 
-    def __init__(self, json_answers=False, cert=None, key=None, ca=None):
+    def __init__(self, json_answers=False, cert=None, key=None, ca=None,
+                 protocol=None):
         argv = [NODE, os.path.join(MCP_DIR, "upstream.mjs"), "--port", "0"]
         if json_answers:
             argv.append("--json")
+        if protocol:
+            argv += ["--protocol", protocol]
         if cert:
             argv += ["--tls-cert", cert, "--tls-key", key]
         self.https = cert is not None
@@ -120,16 +123,21 @@ class McpBroker(harness.Broker):
     def mcp_url(self):
         return self.url + "/mcp"
 
-    def _agent_argv(self, steps, identity):
+    def _agent_argv(self, steps, identity, protocol=None):
         k = self.pki
         return [NODE, os.path.join(MCP_DIR, "agent.mjs"), "--url",
                 self.mcp_url(), "--cert", os.path.join(k, identity + ".pem"),
                 "--key", os.path.join(k, identity + ".key"), "--ca",
-                os.path.join(k, "ca.pem"), json.dumps(steps)]
+                os.path.join(k, "ca.pem")] + (
+                    ["--protocol", protocol] if protocol else []) + [
+                json.dumps(steps)]
 
-    def agent(self, steps, identity="agent-payments", timeout=180):
-        """Run tests/mcp/agent.mjs as identity; one dict per step."""
-        return _run_agent(self._agent_argv(steps, identity), None, timeout)
+    def agent(self, steps, identity="agent-payments", timeout=180,
+              protocol=None):
+        """Run tests/mcp/agent.mjs as identity (asking for protocol
+        revision protocol, if given); one dict per step."""
+        return _run_agent(self._agent_argv(steps, identity, protocol), None,
+                          timeout)
 
     def agent_start(self, steps, identity="agent-payments"):
         """agent.mjs started, not waited for: agent_finish(it) later."""

@@ -5,8 +5,13 @@
 // session and prints one JSON line per step, then exits 0 (a step's
 // failure is in its line, not in the exit status).
 //
-//   node agent.mjs --url URL --cert F --key F --ca F  STEPS
+//   node agent.mjs --url URL --cert F --key F --ca F [--protocol V] STEPS
 //   node agent.mjs --stdio COMMAND [ARG...] --  STEPS
+//
+// --protocol V asks for protocol revision V in initialize (the SDK's
+// Client always asks for its newest, 2025-11-25; the request is
+// rewritten on its way out, and the Client then speaks what the server
+// answers, MCP-Protocol-Version header included).
 //
 // STEPS is a JSON array of:
 //   {"op": "list"}                          tools/list
@@ -30,9 +35,27 @@ function option(name) {
   return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : undefined;
 }
 
+// fetch, with initialize asking for --protocol when given
+function askingFor(version, fetchFn) {
+  if (!version)
+    return fetchFn;
+  return (url, init) => {
+    if (typeof init?.body === 'string') {
+      const msg = JSON.parse(init.body);
+      if (msg?.method === 'initialize') {
+        msg.params.protocolVersion = version;
+        init = { ...init, body: JSON.stringify(msg) };
+      }
+    }
+    return fetchFn(url, init);
+  };
+}
+
 function httpTransport() {
+  const version = option('--protocol');
   if (!option('--cert'))
-    return new StreamableHTTPClientTransport(new URL(option('--url')));
+    return new StreamableHTTPClientTransport(new URL(option('--url')),
+      { fetch: askingFor(version, undiciFetch) });
   const dispatcher = new Agent({
     connect: {
       cert: readFileSync(option('--cert')),
@@ -41,7 +64,8 @@ function httpTransport() {
     },
   });
   const fetchWithCert = (url, init) => undiciFetch(url, { ...init, dispatcher });
-  return new StreamableHTTPClientTransport(new URL(option('--url')), { fetch: fetchWithCert });
+  return new StreamableHTTPClientTransport(new URL(option('--url')),
+    { fetch: askingFor(version, fetchWithCert) });
 }
 
 function stdioTransport() {

@@ -6,10 +6,11 @@
 // (Toolgate-Grant among them), and misbehaves on request.
 //
 //   node upstream.mjs [--port N] [--host H] [--tls-cert F --tls-key F]
-//                     [--json] [--no-record]
+//                     [--json] [--no-record] [--protocol V]
 //
 // --json answers requests with application/json instead of SSE;
-// --no-record keeps no calls (scripts/bench: memory stays flat).  Once
+// --protocol V answers initialize with revision V whatever the client asks
+// (an upstream that speaks an older revision); --no-record keeps no calls (scripts/bench: memory stays flat).  Once
 // listening it prints one line: {"port": N}.  Side endpoints, for tests:
 //   GET  /_test/calls           every message received, oldest first
 //   POST /_test/reset           forget them, back to normal behaviour
@@ -206,6 +207,8 @@ async function handleMcp(req, res) {
       return;
     let entry = sid ? sessions.get(sid) : undefined;
     if (!entry && !sid && isInitializeRequest(msg)) {
+      if (option('--protocol'))
+        msg.params.protocolVersion = option('--protocol');
       const server = newServer();
       const transport = new StreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
