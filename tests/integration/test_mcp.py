@@ -8,13 +8,15 @@ call forwarded once with a Toolgate-Grant that verifies against
 /v1/jwks and the upstream's result returned unchanged; upstreams that
 hang, answer garbage, drop the stream, list a tool twice or change
 their list; HTTPS upstreams checked against mcp-upstream-ca; bad
---config lines; and the stdio bridge under StdioClientTransport.
+--config lines; the stdio bridge under StdioClientTransport; and
+protocol revision 2025-06-18 on both sides.
 
 Every tools/call is decided like an intent: denials (deny rules, tiers,
 conditions, kill switches) never reach the upstream; a call that needs
 approval is held, released by `toolgatectl approve` while the agent
 waits, or answered still-pending, and a repeat of the same call joins
-its intent and is forwarded once; the audit records the forward.
+its intent and is forwarded once however many wait on it; the audit
+records the forward, with the arguments a policy redacts redacted.
 """
 
 import hashlib
@@ -95,14 +97,17 @@ class GatewayCase(unittest.TestCase):
     """One upstream (SSE answers) named pay."""
 
     upstream_json = False
+    upstream_protocol = None
     extra_config = ()
+    policy = POLICY
 
     @classmethod
     def setUpClass(cls):
-        cls.up = Upstream(json_answers=cls.upstream_json)
+        cls.up = Upstream(json_answers=cls.upstream_json,
+                          protocol=cls.upstream_protocol)
         cls.broker = McpBroker(["mcp-upstream = pay " + cls.up.url,
                                 "mcp-timeout = 3"] + list(cls.extra_config),
-                               policy=POLICY)
+                               policy=cls.policy)
         try:
             cls.broker.__enter__()
             cls.broker.wait_log("mcp upstream pay: connected")
@@ -697,33 +702,37 @@ class Released(GatewayCase):
         self.assertEqual(self.up.calls("tools/call"), [])
 
     def test_repeats_waiting_together_are_forwarded_once(self):
-        since = len(self.broker.log_lines())
-        a = self.start("twice")
+        runs = [self.start("many")]
         try:
-            (x,) = self.pending_for("twice")
-            b = self.start("twice")
-            try:
-                # the second joined the first's intent and waits on it
-                self.broker.wait_log("mcp call %s: agent-stranger "
-                                     "pay.transfer -> pending" % x,
-                                     timeout=120, since=since)
-                p = self.broker.ctl("approve", x, identity="approver-alice")
-                self.assertEqual(p.returncode, 0, p.stderr)
-                # one of them is forwarded; the other is a call of its
-                # own again, a new intent: a human rejects that one
-                ids = self.pending_for("twice")
-                self.assertNotIn(x, ids)
-                p = self.broker.ctl("reject", ids[0], "--reason", "once",
-                                    identity="approver-alice")
-                self.assertEqual(p.returncode, 0, p.stderr)
-            finally:
-                out_b = mcp_peers.agent_finish(b)
+            (x,) = self.pending_for("many")
+            since = len(self.broker.log_lines())
+            for _ in range(2):
+                runs.append(self.start("many"))
+            # the repeats joined the first's intent and wait on it
+            wait_for(lambda: sum(
+                "mcp call %s: agent-stranger pay.transfer -> pending" % x
+                in ln for ln in self.broker.log_lines()[since:]) >= 2,
+                120, "two repeats joining %s" % x)
+            p = self.broker.ctl("approve", x, identity="approver-alice")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            # one of them is forwarded; the others are calls of their own
+            # again and make one new intent together: a human rejects it
+            ids = self.pending_for("many")
+            self.assertNotIn(x, ids)
+            self.assertEqual(len(ids), 1, ids)
+            p = self.broker.ctl("reject", ids[0], "--reason", "once",
+                                identity="approver-alice")
+            self.assertEqual(p.returncode, 0, p.stderr)
         finally:
-            out_a = mcp_peers.agent_finish(a)
-        texts = sorted(text_of(o[0]["result"]) for o in (out_a, out_b))
+            outs = [mcp_peers.agent_finish(a) for a in runs]
+        texts = sorted(text_of(o[0]["result"]) for o in outs)
         self.assertEqual(len(self.up.calls("tools/call")), 1)
-        self.assertIn("transferred 900.00 USD to twice", texts)
-        self.assertTrue(any("rejected" in t for t in texts), texts)
+        self.assertEqual(texts.count("transferred 900.00 USD to many"), 1,
+                         texts)
+        self.assertEqual(sum("rejected" in t for t in texts), 2, texts)
+        self.assertEqual([r["event"] for r in audit_of(self.broker, x)],
+                         ["decision", "approval", "redemption",
+                          "mcp.forward"])
 
     def test_stdio_bridge_relays_progress_while_held(self):
         run = self.broker.stdio_agent_start(
@@ -761,6 +770,82 @@ class Released(GatewayCase):
         self.assertEqual(text_of(out[0]["result"]),
                          "transferred 900.00 USD to hangup")
         self.assertEqual(len(self.up.calls("tools/call")), 1)
+
+
+class Revision20250618(GatewayCase):
+    """Protocol revision 2025-06-18 on both sides: the SDK's Client asks
+    for it, and the upstream answers it whatever toolgated asks."""
+
+    upstream_protocol = "2025-06-18"
+    extra_config = ("mcp-hold = 2",)
+
+    def test_sdk_client_at_2025_06_18(self):
+        out = self.broker.agent(
+            [{"op": "session"}, {"op": "list"},
+             {"op": "call", "name": "pay.lookup", "arguments": {"id": 7}}],
+            protocol="2025-06-18")
+        self.assertTrue(all(o["ok"] for o in out), out)
+        self.assertEqual(out[0]["result"]["protocolVersion"], "2025-06-18")
+        self.assertTrue(out[0]["result"]["sessionId"])
+        self.assertEqual(names(out[1]), ["pay.lookup", "pay.transfer"])
+        self.assertEqual(text_of(out[2]["result"]), "record 7")
+        # toolgated speaks the revision the upstream answered
+        self.broker.wait_log("mcp upstream pay: connected (protocol "
+                             "2025-06-18)")
+        calls = self.up.calls("tools/call")
+        self.assertEqual(len(calls), 1, calls)
+        self.assertEqual(calls[0]["protocol"], "2025-06-18")
+        self.assertTrue(calls[0]["grant"])
+
+    def test_held_call_with_progress_at_2025_06_18(self):
+        out = self.broker.agent([{"op": "call", "name": "pay.transfer",
+                                  "arguments": transfer("500.00", "old"),
+                                  "progress": True}],
+                                identity="agent-stranger",
+                                protocol="2025-06-18")
+        res = out[0]["result"]
+        self.assertTrue(res["isError"], res)
+        self.assertEqual(toolgate_meta(res)["status"], "pending")
+        self.assertGreaterEqual(len(out[0]["progress"]), 1, out)
+        self.assertEqual(self.up.calls("tools/call"), [])
+
+
+SECRET_TO = "GB33BUKB20201555555555"
+
+
+class Redacted(GatewayCase):
+    """A policy's redact map covers MCP tools by their NAME.X names: the
+    audit copy of the arguments is redacted, the upstream and the grant
+    get the real values, and the broker's log never holds them."""
+
+    policy = dict(POLICY, redact={"pay.*": ["to"]})
+
+    def test_arguments_redacted_in_the_audit_only(self):
+        args = transfer("3.00", SECRET_TO)
+        out = self.broker.agent([{"op": "call", "name": "pay.transfer",
+                                  "arguments": args}])
+        self.assertEqual(text_of(out[0]["result"]),
+                         "transferred 3.00 USD to " + SECRET_TO)
+        (call,) = self.up.calls("tools/call")
+        self.assertEqual(call["params"]["arguments"], args)
+        st, _, jwks = self.broker.client("agent-payments").get("/v1/jwks")
+        claims = harness.verify_grant(call["grant"], jwks)
+        self.assertEqual(claims["args"]["to"], SECRET_TO)
+        denied = self.broker.agent([{"op": "call", "name": "pay.transfer",
+                                     "arguments": args}],
+                                   identity="agent-support")[0]["result"]
+        self.assertEqual(toolgate_meta(denied)["decision"], "deny")
+        for x in (claims["jti"], toolgate_meta(denied)["id"]):
+            recs = audit_of(self.broker, x)
+            self.assertTrue(recs, x)
+            self.assertEqual(recs[0]["details"]["args"],
+                             dict(args, to="[redacted]"))
+            self.assertNotIn(SECRET_TO, json.dumps(recs))
+        # the audit chain still verifies
+        p = self.broker.ctl_db("audit", "verify")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertFalse([ln for ln in self.broker.log_lines()
+                          if SECRET_TO in ln])
 
 
 class JsonUpstream(GatewayCase):
