@@ -95,8 +95,11 @@ class Upstream:
         self._side("POST", "/_test/mode",
                    {k.replace("_", "/"): v for k, v in modes.items()})
 
-    def add_tool(self, name):
-        self._side("POST", "/_test/add_tool", {"name": name})
+    def add_tool(self, name, silent=False):
+        """A new tool on every session: announced with
+        notifications/tools/list_changed unless silent."""
+        self._side("POST", "/_test/add_tool", {"name": name,
+                                               "silent": silent})
 
     def stop(self):
         if self.proc.poll() is None:

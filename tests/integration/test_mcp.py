@@ -7,9 +7,10 @@ oversize bodies answered with JSON-RPC errors, never a 5xx; an allowed
 call forwarded once with a Toolgate-Grant that verifies against
 /v1/jwks and the upstream's result returned unchanged; upstreams that
 hang, answer garbage, drop the stream, list a tool twice or change
-their list; HTTPS upstreams checked against mcp-upstream-ca; bad
---config lines; the stdio bridge under StdioClientTransport; and
-protocol revision 2025-06-18 on both sides.
+their list (notified, or found by the refresh timer); HTTPS upstreams
+checked against mcp-upstream-ca; bad --config lines; the stdio bridge
+under StdioClientTransport; and protocol revision 2025-06-18 on both
+sides.
 
 Every tools/call is decided like an intent: denials (deny rules, tiers,
 conditions, kill switches) never reach the upstream; a call that needs
@@ -942,6 +943,27 @@ class Misbehaving(GatewayCase):
         self.up.reset()
         self.broker.wait_log("mcp upstream pay: connected", timeout=90,
                              since=since)
+
+
+class Refreshed(GatewayCase):
+    """mcp-refresh = 2: the tool lists are fetched again on a timer, so a
+    tool the upstream adds without notifications/tools/list_changed is
+    offered all the same."""
+
+    extra_config = ("mcp-refresh = 2",)
+
+    def test_timer_refresh_without_a_notification(self):
+        self.assertNotIn("pay.quiet",
+                         names(self.broker.agent([{"op": "list"}])[0]))
+        self.up.add_tool("quiet", silent=True)
+        wait_for(lambda: "pay.quiet" in names(
+            self.broker.agent([{"op": "list"}])[0]), 120, "pay.quiet")
+        # toolgated asked again on its own session
+        lists = [c for c in self.up.calls("tools/list") if c["session"]]
+        self.assertTrue(lists, self.up.calls())
+        out = self.broker.agent([{"op": "call", "name": "pay.quiet",
+                                  "arguments": {}}])
+        self.assertEqual(text_of(out[0]["result"]), "quiet called")
 
 
 class DeadUpstream(unittest.TestCase):

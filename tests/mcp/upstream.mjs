@@ -17,6 +17,8 @@
 //   POST /_test/mode            {"METHOD": "BEHAVIOUR", ...} (below)
 //   POST /_test/add_tool        {"name": N}: a new tool on every session;
 //                               the SDK sends notifications/tools/list_changed
+//                               (not with "silent": true: only a client that
+//                               lists the tools again sees it)
 // Behaviours: for tools/call and tools/list: "hang" (never answer),
 // "garbage" (200 with a body that is not JSON), "garbage-sse" (an SSE
 // event that is not JSON), "close" (start an SSE answer, then drop the
@@ -46,7 +48,18 @@ const extraTools = [];
 const sessions = new Map(); // session id -> { server, transport }
 let txCount = 0;
 
-function addTool(server, name) {
+function addTool(server, name, silent = false) {
+  const notify = server.sendToolListChanged;
+  if (silent)
+    server.sendToolListChanged = () => {};
+  try {
+    registerAdded(server, name);
+  } finally {
+    server.sendToolListChanged = notify;
+  }
+}
+
+function registerAdded(server, name) {
   server.registerTool(name, {
     description: `added tool ${name}`,
     inputSchema: { note: z.string().optional() },
@@ -255,7 +268,7 @@ async function handleTest(req, res, path) {
   } else if (path === '/_test/add_tool') {
     extraTools.push(body.name);
     for (const { server } of sessions.values())
-      addTool(server, body.name);
+      addTool(server, body.name, body.silent === true);
   } else {
     sendJson(res, 404, { error: 'no such test endpoint' });
     return;
