@@ -13,7 +13,8 @@ under StdioClientTransport; and protocol revision 2025-06-18 on both
 sides.
 
 Every tools/call is decided like an intent: denials (deny rules, tiers,
-conditions, kill switches) never reach the upstream; a call that needs
+conditions, kill switches — also one tripped while a call is held or
+after it was approved) never reach the upstream; a call that needs
 approval is held, released by `toolgatectl approve` while the agent
 waits, or answered still-pending, and a repeat of the same call joins
 its intent and is forwarded once however many wait on it; the audit
@@ -128,6 +129,19 @@ class GatewayCase(unittest.TestCase):
 
     def raw(self, identity="agent-payments"):
         return RawMcp(self.broker.client(identity))
+
+    def trip(self, tool, *more):
+        """Trip a kill switch on tool (as operator-olga); its id."""
+        p = self.broker.ctl("--json", "killswitch", "trip", "--tool", tool,
+                            "--reason", "drill", *more,
+                            identity="operator-olga")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return json.loads(p.stdout)["id"]
+
+    def reset_switch(self, switch):
+        p = self.broker.ctl("killswitch", "reset", str(switch), "--reason",
+                            "drill over", identity="operator-olga")
+        self.assertEqual(p.returncode, 0, p.stderr)
 
 
 class Sessions(GatewayCase):
@@ -489,21 +503,14 @@ class Decisions(GatewayCase):
         self.assertIn("fix the arguments", text_of(res))
 
     def test_kill_switch(self):
-        p = self.broker.ctl("--json", "killswitch", "trip", "--tool",
-                            "pay.lookup", "--reason", "drill",
-                            identity="operator-olga")
-        self.assertEqual(p.returncode, 0, p.stderr)
-        sw = json.loads(p.stdout)
+        switch = self.trip("pay.lookup")
         try:
             res = self.call("pay.lookup", {"id": 3},
                             identity="agent-payments")
             self.assertDenied(res, "kill_switch")
             self.assertIn("kill switch", text_of(res))
         finally:
-            p = self.broker.ctl("killswitch", "reset", str(sw["id"]),
-                                "--reason", "drill over",
-                                identity="operator-olga")
-            self.assertEqual(p.returncode, 0, p.stderr)
+            self.reset_switch(switch)
         res = self.call("pay.lookup", {"id": 3}, identity="agent-payments")
         self.assertEqual(text_of(res), "record 3")
 
@@ -607,6 +614,34 @@ class Held(GatewayCase):
         self.assertNotEqual(y, x)
         self.assertEqual(len(self.up.calls("tools/call")), 1)
 
+    def test_kill_switch_stops_an_approved_repeat(self):
+        args = transfer("500.00", "switched")
+        step = {"op": "call", "name": "pay.transfer", "arguments": args}
+        x = self.assertPending(self.broker.agent(
+            [step], identity="agent-stranger")[0]["result"])
+        p = self.broker.ctl("approve", x, identity="approver-alice")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        switch = self.trip("pay.*")
+        try:
+            res = self.broker.agent([step],
+                                    identity="agent-stranger")[0]["result"]
+            self.assertTrue(res["isError"], res)
+            self.assertEqual(toolgate_meta(res)["reason_code"],
+                             "kill_switch", res)
+            self.assertIn("kill switch", text_of(res))
+            self.assertEqual(self.up.calls("tools/call"), [])
+        finally:
+            self.reset_switch(switch)
+        # reset: the approved intent is still there, and forwarded once
+        done = self.broker.agent([step], identity="agent-stranger")[0]
+        self.assertEqual(text_of(done["result"]),
+                         "transferred 500.00 USD to switched")
+        calls = self.up.calls("tools/call")
+        self.assertEqual(len(calls), 1, calls)
+        st, _, jwks = self.broker.client("agent-stranger").get("/v1/jwks")
+        self.assertEqual(harness.verify_grant(calls[0]["grant"],
+                                              jwks)["jti"], x)
+
     def test_changed_arguments_make_a_new_intent(self):
         def pending_id(args, identity="agent-stranger"):
             out = self.broker.agent([{"op": "call", "name": "pay.transfer",
@@ -701,6 +736,26 @@ class Released(GatewayCase):
                          (x, "deny", "rejected"))
         self.assertIn("wrong payee", text_of(res))
         self.assertEqual(self.up.calls("tools/call"), [])
+
+    def test_held_call_stopped_by_a_kill_switch(self):
+        a = self.start("tripped")
+        try:
+            (x,) = self.pending_for("tripped")
+            switch = self.trip("pay.transfer", "--reject-pending")
+        finally:
+            out = mcp_peers.agent_finish(a)
+        try:
+            res = out[0]["result"]
+            self.assertTrue(res["isError"], res)
+            meta = toolgate_meta(res)
+            self.assertEqual((meta["id"], meta["decision"]), (x, "deny"),
+                             res)
+            self.assertEqual(self.up.calls("tools/call"), [])
+            st, _, view = self.broker.client("agent-stranger").get(
+                "/v1/intents/" + x)
+            self.assertEqual((st, view["status"]), (200, "rejected"))
+        finally:
+            self.reset_switch(switch)
 
     def test_repeats_waiting_together_are_forwarded_once(self):
         runs = [self.start("many")]
