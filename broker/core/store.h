@@ -4,8 +4,9 @@
  * the audit chain and the change counters — is read and written only
  * through the table of functions below, so a second engine (PostgreSQL)
  * can be added without touching the lifecycle, the daemon or the CLI.
- * Today's engine is SQLite (store_sqlite.c), chosen by store_open from the
- * --db string.
+ * Two engines: SQLite (store_sqlite.c, a file path: the default) and
+ * PostgreSQL (store_pg.c, a postgresql:// or postgres:// URI: several
+ * brokers on one database), chosen by store_open from the --db string.
  *
  * Rules every engine keeps:
  * - One struct store is one connection, used by one thread at a time.
@@ -37,11 +38,14 @@ struct store;
 #define STORE_CREATE	0x1	/* create the database if it does not exist */
 
 /*
- * Open the database named by spec (a file path for SQLite; a later engine
- * takes "postgresql://..." URIs), apply pending schema migrations, and set
- * the engine's durability and locking settings.  A database newer than
- * this binary is refused.  NULL on failure, with one line in err naming
- * the database and the problem.  Database files are created mode 0600.
+ * Open the database named by spec (a SQLite file path, or a PostgreSQL
+ * "postgresql://..." / "postgres://..." URI in libpq's syntax), apply
+ * pending schema migrations, and set the engine's durability and locking
+ * settings.  A database newer than this binary is refused; so is, without
+ * STORE_CREATE, a missing file or a PostgreSQL database without
+ * toolgate's schema.  NULL on failure, with one line in err naming the
+ * database (as store_display shows it) and the problem.  Database files
+ * are created mode 0600.
  */
 struct store	*store_open(const char *spec, unsigned flags, char *err,
 		    size_t errlen);
@@ -49,6 +53,20 @@ void		 store_close(struct store *s);
 /* 1 if spec names a database file (SQLite) rather than a server URI, so
  * that a caller may check the file itself first. */
 int		 store_spec_is_file(const char *spec);
+/*
+ * spec as messages and logs may show it: a file path as it is, a URI
+ * without its password (user, host, port and database name only).  Never
+ * print a --db string any other way.
+ */
+void		 store_display(const char *spec, char *out, size_t outlen);
+#define STORE_DISPLAY_MAX	256
+/*
+ * For a server database (PostgreSQL): 1 when the server answers, 0 when
+ * it does not (yet: not running, starting up, unreachable), with why; -1
+ * when that question does not apply (a file, or a URI libpq cannot
+ * read).  Lets a daemon wait for its database at start.
+ */
+int		 store_ping(const char *spec, char *why, size_t whylen);
 /* Schema version of this binary (its newest migration). */
 int		 store_schema_version(void);
 
@@ -62,8 +80,10 @@ int		 store_schema_version(void);
 struct store_gen {
 	int64_t		 policy;	/* newest policy version (0: none) */
 	int64_t		 killswitch;	/* bumped by every trip and reset */
-	int64_t		 data;		/* anything written by ANOTHER
-					 * connection (intents, approvals) */
+	int64_t		 data;		/* moves at least whenever another
+					 * connection writes intents or
+					 * approvals (PostgreSQL: with
+					 * every audit record) */
 };
 #define STORE_GEN_POLICY	0x1
 #define STORE_GEN_KILLSWITCH	0x2
@@ -114,6 +134,12 @@ typedef int (*store_audit_cb)(const struct audit_row *r, void *arg);
  */
 typedef int (*store_brief_cb)(const char *id, const char *agent,
     const char *tool, enum intent_status st, int64_t at, void *arg);
+/*
+ * One change heard from the database (listen/heard): what (a STORE_GEN_*
+ * bit) changed, and for STORE_GEN_DATA the intent whose status moved (id;
+ * NULL: any may have).
+ */
+typedef void (*store_heard_cb)(unsigned what, const char *id, void *arg);
 
 /*
  * The engine's functions.  Callbacks return 0 to go on and non-zero to
@@ -208,6 +234,21 @@ struct store_ops {
 	/* records with seq > after, in order; limit 0 = all */
 	int	(*audit_walk)(struct store *s, int64_t after, int64_t limit,
 		    store_audit_cb cb, void *arg);
+
+	/*
+	 * Change feed, for engines several processes share over a network
+	 * (PostgreSQL: LISTEN/NOTIFY): every kill switch trip and reset,
+	 * policy version and intent status change is announced when its
+	 * transaction commits.  listen turns s into a listener (it serves
+	 * nothing else then) and returns the socket to wait on for input,
+	 * -2 when the engine has no feed (SQLite: the generations are
+	 * enough on one host), or -1 when the database cannot be reached
+	 * now (try again later).  heard, once the socket is readable, gives
+	 * each change to cb: 0, or -1 when the connection was lost (listen
+	 * again; anything may have changed meanwhile).
+	 */
+	int	(*listen)(struct store *s);
+	int	(*heard)(struct store *s, store_heard_cb cb, void *arg);
 };
 
 /* Every engine's handle starts with this. */

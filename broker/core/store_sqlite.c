@@ -886,6 +886,19 @@ sq_op_audit_walk(struct store *s, int64_t after, int64_t limit,
 	return (stop || rc == SQLITE_DONE ? 0 : -1);
 }
 
+/* One file on one host: the generations tell every change, no feed. */
+static int
+sq_op_listen(struct store *s)
+{
+	return (-2);
+}
+
+static int
+sq_op_heard(struct store *s, store_heard_cb cb, void *arg)
+{
+	return (0);
+}
+
 static const struct store_ops sqlite_ops = {
 	.name = "sqlite",
 	.close = sq_op_close,
@@ -915,6 +928,8 @@ static const struct store_ops sqlite_ops = {
 	.audit_head = sq_op_audit_head,
 	.audit_insert = sq_op_audit_insert,
 	.audit_walk = sq_op_audit_walk,
+	.listen = sq_op_listen,
+	.heard = sq_op_heard,
 };
 
 struct store *

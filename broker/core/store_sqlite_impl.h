@@ -11,16 +11,12 @@
 
 #include <sqlite3.h>
 
+#include "migration.h"
 #include "store.h"
 
 #define SQ_BUSY_TIMEOUT_MS	5000
 #define SQ_STMT_CACHE		64
 
-struct migration {
-	int		 version;
-	const char	*name;
-	const char	*sql;
-};
 extern const struct migration db_migrations[];
 extern const int db_migrations_count;
 

@@ -130,7 +130,7 @@ audit_walk(const struct ctl *ctl, int64_t after, int64_t limit, audit_cb cb,
 	r = audit_each(s, after, limit, cb, arg);
 	store_close(s);
 	return (r == 0 ? CTL_OK : ctl_fail("%s: could not read the audit log",
-	    ctl->db));
+	    ctl_db_name(ctl)));
 }
 
 /* --- export ---------------------------------------------------------- */
@@ -268,6 +268,6 @@ audit_cmd_verify(struct ctl *ctl, const struct ctl_cmd *cmd,
 	v = audit_verify(s, &w.r);
 	store_close(s);
 	if (v == -1)
-		return (ctl_fail("%s: could not read the audit log", ctl->db));
+		return (ctl_fail("%s: could not read the audit log", ctl_db_name(ctl)));
 	return (verify_report(ctl, v, &w.r));
 }

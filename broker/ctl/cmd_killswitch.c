@@ -144,12 +144,12 @@ ks_trip_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
 	if (r == E_BAD_REQUEST)
 		rc = ctl_usage(cmd, "%s", why);
 	else if (r != REASON_OK)
-		rc = ctl_fail("%s: could not store the kill switch", ctl->db);
+		rc = ctl_fail("%s: could not store the kill switch", ctl_db_name(ctl));
 	else if ((sw = ks_get(s, id)) == NULL ||
 	    json_object_set_new(sw, "rejected",
 	    ks_rejected_json(&d.changed)) == -1)
 		rc = ctl_fail("%s: kill switch %lld tripped, but could not "
-		    "read it back", ctl->db, (long long)id);
+		    "read it back", ctl_db_name(ctl), (long long)id);
 	else
 		rc = ks_print_trip(ctl, sw);
 	json_decref(sw);
@@ -271,7 +271,7 @@ ks_cmd_status(struct ctl *ctl, const struct ctl_cmd *cmd, struct ctl_args *a)
 		store_close(s);
 		if (st == NULL)
 			return (ctl_fail("%s: could not read the kill switches",
-			    ctl->db));
+			    ctl_db_name(ctl)));
 	} else if ((rc = ctl_need_identity(ctl, cmd)) != 0 ||
 	    (rc = ctl_call(ctl, "GET", "/v1/killswitch", NULL, NULL, 0, &code,
 	    &st)) != CTL_OK)
@@ -319,11 +319,11 @@ ks_reset_offline(const struct ctl *ctl, const struct ctl_cmd *cmd,
 	else if (r == E_NOT_FOUND)
 		rc = ctl_fail("no engaged kill switch %lld", (long long)id);
 	else if (r != REASON_OK)
-		rc = ctl_fail("%s: could not reset kill switch %lld", ctl->db,
+		rc = ctl_fail("%s: could not reset kill switch %lld", ctl_db_name(ctl),
 		    (long long)id);
 	else if ((sw = ks_get(s, id)) == NULL)
 		rc = ctl_fail("%s: kill switch %lld reset, but could not read "
-		    "it back", ctl->db, (long long)id);
+		    "it back", ctl_db_name(ctl), (long long)id);
 	else
 		rc = ks_print_reset(ctl, sw);
 	json_decref(sw);

@@ -167,7 +167,7 @@ apply_offline(const struct ctl *ctl, const char *text, size_t len)
 	r = lc_begin(&d) == -1 ? E_UNAVAILABLE : lc_finish(&d,
 	    lc_policy_apply(&d, text, len, actor, clock_now(), &version));
 	if (r != REASON_OK)
-		rc = ctl_fail("%s: could not store the policy", ctl->db);
+		rc = ctl_fail("%s: could not store the policy", ctl_db_name(ctl));
 	else {
 		ans = json_pack("{sI ss}", "version", (json_int_t)version,
 		    "sha256", sha);
@@ -232,15 +232,15 @@ show_offline(const struct ctl *ctl)
 	if ((rc = ctl_store_open(ctl, 0, &s)) != CTL_OK)
 		return (rc);
 	if (s->ops->policy_current(s, &version, &body, &len) == -1)
-		rc = ctl_fail("%s: could not read the policy", ctl->db);
+		rc = ctl_fail("%s: could not read the policy", ctl_db_name(ctl));
 	else if (version == 0)
-		rc = ctl_fail("%s: no policy applied yet", ctl->db);
+		rc = ctl_fail("%s: no policy applied yet", ctl_db_name(ctl));
 	else {
 		canon_sha256_hex(body, len, sha);
 		ans = json_pack("{sI ss so}", "version", (json_int_t)version,
 		    "sha256", sha, "policy", json_loadb(body, len, 0, NULL));
 		rc = ans != NULL ? print_policy(ctl, ans) :
-		    ctl_fail("%s: stored policy is not JSON", ctl->db);
+		    ctl_fail("%s: stored policy is not JSON", ctl_db_name(ctl));
 	}
 	json_decref(ans);
 	free(body);

@@ -86,6 +86,8 @@ int	ctl_parse_int(const struct ctl_cmd *, const char *what, const char *v,
 	    int64_t min, int64_t max, int64_t *out);
 void	ctl_actor(char *out, size_t outlen);
 int	ctl_store_open(const struct ctl *, int create, struct store **sp);
+/* --db as messages may show it: a URI without its password. */
+const char	*ctl_db_name(const struct ctl *ctl);
 int	ctl_cert_identity(const struct ctl *, char *out, size_t outlen);
 int	ctl_read_file(const char *path, size_t max, char **text, size_t *len);
 

@@ -29,7 +29,8 @@ static const struct ctl_opt global_opts[] = {
 	{ "key", "FILE", "client private key, PEM (TOOLGATE_KEY)", 0 },
 	{ "ca", "FILE", "CA that signed the broker's certificate "
 	    "(TOOLGATE_CA)", 0 },
-	{ "db", "PATH", "work offline on this database (TOOLGATE_DB)", 0 },
+	{ "db", "PATH|URI", "work offline on this database: a SQLite file or a "
+	    "PostgreSQL URI (TOOLGATE_DB)", 0 },
 	{ "json", NULL, "machine output: JSON on stdout", 0 },
 	{ "version", NULL, "print the version and exit", 0 },
 	{ NULL, NULL, NULL, 0 }
@@ -204,6 +205,15 @@ ctl_actor(char *out, size_t outlen)
 		snprintf(out, outlen, "cli:uid%u", (unsigned)getuid());
 }
 
+const char *
+ctl_db_name(const struct ctl *ctl)
+{
+	static char	 name[STORE_DISPLAY_MAX];
+
+	store_display(ctl->db, name, sizeof(name));
+	return (name);
+}
+
 /*
  * Open --db (migrating it) into *sp.  Unless create is set the database
  * must exist, so a typo does not silently make an empty one.  CTL_OK, or
@@ -218,7 +228,7 @@ ctl_store_open(const struct ctl *ctl, int create, struct store **sp)
 	*sp = NULL;
 	if (!create && store_spec_is_file(ctl->db) &&
 	    file_readable(ctl->db, err, sizeof(err)) == -1) {
-		ctl_fail("--db %s: %s", ctl->db, err);
+		ctl_fail("--db %s: %s", ctl_db_name(ctl), err);
 		return (CTL_USAGE);
 	}
 	if ((*sp = store_open(ctl->db, create ? STORE_CREATE : 0, err,

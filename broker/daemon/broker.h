@@ -24,6 +24,7 @@
 #include "ratelimit.h"
 #include "tls.h"
 #include "wait.h"
+#include "watch.h"
 
 #define BROKER_MAX_THREADS	64
 #define BROKER_MAX_HEADERS	(16 * 1024)
@@ -86,4 +87,5 @@ struct broker {
 	struct worker		 workers[BROKER_MAX_THREADS];
 	struct committer	 commit;
 	struct mcp_gateway	*mcp;		/* mcp.c */
+	struct watcher		 watch;		/* watch.c: other brokers */
 };

@@ -107,12 +107,20 @@ commit_batch(struct broker *b, struct commit_job *batch)
 			ok = 0;
 	}
 	if (ok && lc_commit(d) == 0) {
+		if (b->commit.failing)
+			log_info("decisions are recorded again");
+		b->commit.failing = 0;
 		commit_publish(b, &d->changed);
 		return;
 	}
 	lc_rollback(d);
-	log_warnx("%s: a batch of decisions could not be recorded",
-	    __func__);
+	/* Once per outage, not once per batch: a database that is down
+	 * fails every batch until it is back. */
+	if (!b->commit.failing)
+		log_warnx("%s: a batch of decisions could not be recorded; "
+		    "answering 503 until the database takes them again",
+		    __func__);
+	b->commit.failing = 1;
 	for (job = batch; job != NULL; job = job->next)
 		job->result = E_UNAVAILABLE;
 }

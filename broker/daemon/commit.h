@@ -49,6 +49,7 @@ struct committer {
 	int			 stop;
 	struct store		*store;
 	struct decider		 dec;
+	int			 failing;	/* the last batch was lost */
 };
 
 /* Open the writer's store (exit-worthy errors in err) and start it. */

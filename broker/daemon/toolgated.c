@@ -5,8 +5,9 @@
  * binds the one listening socket (exit 2 when the address is in use: no
  * SO_REUSEPORT, so a second broker cannot share the port), warns about
  * what an operator must know at start (no policy, kill switches engaged),
- * then runs one event base + evhttp + SQLite connection per thread, all
- * accepting on that socket.  The main thread only waits for signals:
+ * then runs one event base + evhttp + database connection per thread,
+ * all accepting on that socket (and, on a shared PostgreSQL database, a
+ * thread that hears the other brokers: watch.c).  The main thread only waits for signals:
  * SIGHUP reloads TLS, SIGTERM/SIGINT stop the loops after in-flight
  * requests.
  */
@@ -57,7 +58,9 @@ static const char help_text[] =
 "\n"
 "required (as flags or in --config):\n"
 "  --listen HOST:PORT   address to listen on; in use already: exit 2\n"
-"  --db PATH            SQLite database, created and migrated at start\n"
+"  --db PATH|URI        SQLite database file, created and migrated at\n"
+"                       start; or a PostgreSQL URI (postgresql://...),\n"
+"                       which any number of brokers may share\n"
 "  --ca FILE            CA certificates (PEM) client certificates must\n"
 "                       chain to\n"
 "  --cert FILE          the broker's certificate chain (PEM)\n"
@@ -548,13 +551,15 @@ worker_init(struct broker *b, int idx)
 		startup_exit("the stored policy cannot be loaded");
 }
 
-/* The commit thread's own connection and decider. */
+/* The commit thread's own connection and decider; and, on a shared
+ * database, the connection that hears the other brokers. */
 static void
 commit_init(struct broker *b)
 {
 	char	 err[512];
 
-	if (commit_start(b, err, sizeof(err)) == -1)
+	if (commit_start(b, err, sizeof(err)) == -1 ||
+	    watch_start(b, err, sizeof(err)) == -1)
 		startup_exit(err);
 }
 
@@ -656,16 +661,18 @@ broker_startup_warnings(const struct broker *b)
 {
 	struct store		*s;
 	struct store_gen	 g;
-	char			 err[512];
+	char			 err[512], db[STORE_DISPLAY_MAX];
 
 	if ((s = store_open(b->db_path, 0, err, sizeof(err))) == NULL)
 		startup_exit(err);
+	/* A URI's password is never shown: the user knows it. */
+	store_display(b->db_path, db, sizeof(db));
 	if (s->ops->generations(s, STORE_GEN_POLICY, &g) == 0 &&
 	    g.policy == 0)
 		log_warnx("no policy applied: every intent is denied "
 		    "unknown_principal, and no operator exists to apply one "
 		    "online; bootstrap with: toolgatectl --db %s policy apply "
-		    "POLICY.json", b->db_path);
+		    "POLICY.json", db);
 	(void)s->ops->ks_engaged(s, startup_ks_cb, NULL);
 	store_close(s);
 }
@@ -712,6 +719,39 @@ signals_blocked(sigset_t *set)
 	sigaddset(set, SIGTERM);
 	sigaddset(set, SIGINT);
 	sigaddset(set, SIGHUP);
+}
+
+/*
+ * A database server that does not answer yet (a broker started before
+ * PostgreSQL, or during its restart) is waited for before anything
+ * listens — no load balancer sends traffic to a broker without its
+ * database — instead of exiting 2, which the service manager would not
+ * restart.  SIGTERM or SIGINT meanwhile: exit 0.  Any other problem
+ * (refused credentials, no such database, a newer schema) is left to the
+ * first open, which exits 2 naming it.
+ */
+static void
+broker_wait_for_db(const struct broker *b)
+{
+	struct timespec	 again = { 2, 0 };
+	sigset_t	 set;
+	char		 why[256], db[STORE_DISPLAY_MAX];
+	int		 waited = 0;
+
+	signals_blocked(&set);
+	while (store_ping(b->db_path, why, sizeof(why)) == 0) {
+		if (!waited) {
+			store_display(b->db_path, db, sizeof(db));
+			log_warnx("database %s: %s; waiting for it", db, why);
+		}
+		waited = 1;
+		if (sigtimedwait(&set, NULL, &again) != -1) {
+			log_info("stopped while waiting for the database");
+			exit(0);
+		}
+	}
+	if (waited)
+		log_info("the database answers");
 }
 
 static int
@@ -764,6 +804,7 @@ main(int argc, char **argv)
 	event_set_log_callback(libevent_log);
 	json_object_seed(0);
 	broker_load_keys(&broker, o.grant_key);
+	broker_wait_for_db(&broker);
 	broker_listen(&broker);
 	for (i = 0; i < broker.nworkers; i++)
 		worker_init(&broker, i);
@@ -775,6 +816,7 @@ main(int argc, char **argv)
 		    "above)");
 	broker_run(&broker);
 	mcp_stop(&broker);
+	watch_stop(&broker);
 	commit_stop(&broker);
 	for (i = 0; i < broker.nworkers; i++)
 		worker_free(&broker.workers[i]);

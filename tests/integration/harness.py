@@ -10,6 +10,14 @@ missing — the harness fails loudly instead):
   TOOLGATE_SOURCE_ROOT   the source tree (scripts/, policies/, proto/)
   TOOLGATE_TEST_DAEMON   the toolgated binary under test
   TOOLGATE_TEST_CTL      the toolgatectl binary under test
+and, set by scripts/test for its PostgreSQL pass:
+  TOOLGATE_TEST_DB       a PostgreSQL URI (of a maintenance database such
+                         as "postgres") of a cluster where the tests may
+                         create databases: every Broker then gets a fresh
+                         database of its own there instead of a SQLite
+                         file (ENGINE says which).  Tests that inspect or
+                         tamper with the SQLite file itself are marked
+                         @sqlite_only with the reason.
 """
 
 import atexit
@@ -56,8 +64,15 @@ CTL = _env("TOOLGATE_TEST_CTL")
 
 EXAMPLE_POLICY = os.path.join(ROOT, "policies", "example.json")
 
+# The engine every Broker of this run uses: "sqlite" or "postgresql".
+PG_BASE = os.environ.get("TOOLGATE_TEST_DB") or None
+ENGINE = "postgresql" if PG_BASE else "sqlite"
+
 # Sentinel for claims(): claims(..., exp=DELETE) drops the claim.
 DELETE = object()
+
+# Sentinel for Broker(policy=NO_POLICY): no policy applied before start.
+NO_POLICY = object()
 
 
 # ---------------------------------------------------------------- base64url
@@ -465,6 +480,79 @@ class Client:
         self._answered_at = None
 
 
+# ----------------------------------------------------------------- engines
+
+def sqlite_only(reason):
+    """Decorator: the test (or class) runs only on SQLite; reason says
+    why it cannot be the same on PostgreSQL (it reads or tampers with the
+    database file itself, say)."""
+    import unittest
+    return unittest.skipIf(ENGINE != "sqlite", "SQLite only: " + reason)
+
+
+def pg_uri(base, dbname):
+    """base (a postgresql:// URI) naming database dbname instead."""
+    from urllib.parse import urlsplit, urlunsplit
+    u = urlsplit(base)
+    return urlunsplit((u.scheme, u.netloc, "/" + dbname, u.query,
+                       u.fragment))
+
+
+def pg_connect(uri):
+    """A psycopg2 connection (autocommit) to uri."""
+    import psycopg2
+    c = psycopg2.connect(uri)
+    c.autocommit = True
+    return c
+
+
+def pg_create_database(base=None):
+    """A fresh, empty database on base's cluster (PG_BASE by default):
+    its URI.  pg_drop_database removes it."""
+    base = base or PG_BASE
+    name = "tg_" + secrets.token_hex(6)
+    c = pg_connect(base)
+    try:
+        c.cursor().execute('CREATE DATABASE "%s" TEMPLATE template0 '
+                           "ENCODING 'UTF8'" % name)
+    finally:
+        c.close()
+    return pg_uri(base, name)
+
+
+def pg_drop_database(uri, base=None):
+    from urllib.parse import urlsplit
+    name = urlsplit(uri).path.lstrip("/")
+    c = pg_connect(base or PG_BASE)
+    try:
+        c.cursor().execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' %
+                           name)
+    finally:
+        c.close()
+
+
+def db_query(db, sql, params=()):
+    """Rows of one SELECT (or the result of one statement) on database db
+    — a SQLite path or a PostgreSQL URI — with ? placeholders on both
+    engines.  For the SQL both dialects share."""
+    if db.startswith(("postgresql://", "postgres://")):
+        c = pg_connect(db)
+        try:
+            cur = c.cursor()
+            cur.execute(sql.replace("%", "%%").replace("?", "%s"),
+                        tuple(params))
+            return cur.fetchall() if cur.description else []
+        finally:
+            c.close()
+    import sqlite3
+    c = sqlite3.connect(db, timeout=30)
+    try:
+        with c:
+            return c.execute(sql, tuple(params)).fetchall()
+    finally:
+        c.close()
+
+
 # ------------------------------------------------------------------- broker
 
 def free_port():
@@ -481,11 +569,20 @@ class Broker:
     a value of None drops that flag."""
 
     def __init__(self, policy=None, threads=2, audience=None, extra_args=(),
-                 flags=None):
+                 flags=None, db=None):
         self.flags = dict(flags or {})
         self.pki = pki()
         self.dir = tempfile.mkdtemp(prefix="toolgate-broker-")
-        self.db = os.path.join(self.dir, "toolgate.db")
+        # db: a SQLite file, or a fresh PostgreSQL database of its own;
+        # a Broker given another's db shares that database (several
+        # brokers on one PostgreSQL: test_multibroker).
+        self.own_db = db is None
+        if db is not None:
+            self.db = db
+        elif ENGINE == "postgresql":
+            self.db = pg_create_database()
+        else:
+            self.db = os.path.join(self.dir, "toolgate.db")
         self.threads = threads
         self.audience = audience
         self.extra_args = tuple(extra_args)
@@ -497,7 +594,7 @@ class Broker:
         self._listening = threading.Event()
         self._reader = None
         self._clients = []
-        if policy is None:
+        if policy is None or policy is NO_POLICY:
             policy_file = EXAMPLE_POLICY
         elif isinstance(policy, dict):
             policy_file = os.path.join(self.dir, "policy.json")
@@ -506,11 +603,13 @@ class Broker:
         else:
             policy_file = policy
         self.policy_file = policy_file
+        if not self.own_db or policy is NO_POLICY:
+            return      # the database's first Broker applied one
         p = subprocess.run([CTL, "--db", self.db, "policy", "apply",
                             policy_file], capture_output=True, text=True,
                            timeout=30)
         if p.returncode != 0:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            self._remove()
             raise AssertionError("toolgatectl --db policy apply %s exited "
                                  "%d:\n%s%s" % (policy_file, p.returncode,
                                                 p.stdout, p.stderr))
@@ -546,7 +645,8 @@ class Broker:
             if "listening on" in line:
                 listening.set()
 
-    def start(self):
+    def start(self, timeout=10):
+        """Start it; AssertionError unless it listens within timeout s."""
         assert self.proc is None or self.proc.poll() is not None
         self._listening = threading.Event()
         self.proc = subprocess.Popen(self._argv(), stdin=subprocess.DEVNULL,
@@ -557,7 +657,7 @@ class Broker:
                                         args=(self.proc, self._listening),
                                         daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + timeout
         while not self._listening.wait(0.05):
             if self.proc.poll() is not None:
                 self._reader.join(2)
@@ -568,8 +668,8 @@ class Broker:
                 self.proc.kill()
                 self.proc.wait()
                 raise AssertionError("toolgated did not print 'listening "
-                                     "on' within 10 s:\n%s" %
-                                     "\n".join(self.log_lines()))
+                                     "on' within %d s:\n%s" % (timeout,
+                                     "\n".join(self.log_lines())))
         return self
 
     def _close_clients(self):
@@ -647,11 +747,19 @@ class Broker:
         return subprocess.run(self._argv(), capture_output=True, text=True,
                               timeout=30, stdin=subprocess.DEVNULL)
 
+    def _remove(self):
+        """Remove the temp dir, and the database when it is this
+        Broker's own PostgreSQL database."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.own_db and ENGINE == "postgresql":
+            self.own_db = False
+            pg_drop_database(self.db)
+
     def __enter__(self):
         try:
             return self.start()
         except BaseException:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            self._remove()
             raise
 
     def __exit__(self, exc_type, exc, tb):
@@ -661,8 +769,37 @@ class Broker:
             else:
                 self.kill9()
         finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            self._remove()
         return False
+
+    def query(self, sql, params=()):
+        """db_query on this broker's database."""
+        return db_query(self.db, sql, params)
+
+    def hold_write_lock(self):
+        """Take the database's write lock from outside the broker, as
+        another writer would: SQLite's exclusive lock, PostgreSQL's lock
+        on the audit chain's head row.  Returns the function that lets it
+        go."""
+        if ENGINE == "postgresql":
+            c = pg_connect(self.db)
+            c.autocommit = False
+            c.cursor().execute("SELECT 1 FROM audit_head FOR UPDATE")
+            release = c.commit
+        else:
+            import sqlite3
+            c = sqlite3.connect(self.db, isolation_level=None, timeout=30)
+            c.execute("BEGIN EXCLUSIVE")
+
+            def release():
+                c.execute("COMMIT")
+
+        def done():
+            try:
+                release()
+            finally:
+                c.close()
+        return done
 
     # -- talking to it
 

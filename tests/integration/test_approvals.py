@@ -6,7 +6,6 @@ timeout, and concurrent approvers that must never release twice.
 
 import json
 import os
-import sqlite3
 import sys
 import threading
 import time
@@ -310,12 +309,10 @@ class Expiry(unittest.TestCase):
                 "GET", "/v1/approvals?status=expired")
             self.assertIn(other, [i["id"] for i in items["items"]])
             b.stop()
-            db = sqlite3.connect(b.db)
-            n = db.execute("SELECT count(*) FROM audit WHERE event = "
-                           "'expiry' AND intent_id IN (?, ?)",
-                           (iid, other)).fetchone()[0]
+            n = b.query("SELECT count(*) FROM audit WHERE event = "
+                        "'expiry' AND intent_id IN (?, ?)",
+                        (iid, other))[0][0]
             self.assertEqual(n, 2)       # one record each, never two
-            db.close()
             p = b.ctl_db("audit", "verify")
             self.assertEqual(p.returncode, 0, p.stderr)
 

@@ -14,7 +14,6 @@ own json would read 0.10000000000000001 as 0.1 and hide the difference.
 import json
 import os
 import secrets
-import sqlite3
 import sys
 import time
 import unittest
@@ -89,8 +88,7 @@ class TestArgsNumbers(unittest.TestCase):
                                     self.pay.sign(body), "application/jose")
 
     def audit_count(self):
-        with sqlite3.connect(self.broker.db) as db:
-            return db.execute("SELECT count(*) FROM audit").fetchone()[0]
+        return self.broker.query("SELECT count(*) FROM audit")[0][0]
 
     def test_kept_numbers_are_written_in_rfc8785_form_everywhere(self):
         st, _, raw = self.post(payload("agent-payments", "crm.lookup", KEPT))
@@ -113,12 +111,11 @@ class TestArgsNumbers(unittest.TestCase):
         self.assertEqual(claims["args"]["e"], 1000)
 
         # Stored: the intent's args and the decision's audit record.
-        with sqlite3.connect(self.broker.db) as db:
-            stored = db.execute("SELECT args FROM intents WHERE id = ?",
-                                (answer["id"],)).fetchone()[0]
-            record = db.execute("SELECT record FROM audit WHERE intent_id "
-                                "= ? AND event = 'decision'",
-                                (answer["id"],)).fetchone()[0]
+        stored = self.broker.query("SELECT args FROM intents WHERE id = ?",
+                                   (answer["id"],))[0][0]
+        record = self.broker.query("SELECT record FROM audit WHERE "
+                                   "intent_id = ? AND event = 'decision'",
+                                   (answer["id"],))[0][0]
         self.assertEqual(stored, KEPT_JCS)
         self.assertIn('"args":' + KEPT_JCS, record)
         self.assertEqual(verify_audit.canonical_bytes(json.loads(record)),

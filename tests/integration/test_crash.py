@@ -11,7 +11,6 @@ as a replay, each intent has its decision record, and
 
 import os
 import random
-import sqlite3
 import sys
 import threading
 import time
@@ -102,26 +101,19 @@ class CrashSafety(unittest.TestCase):
                 self.assertEqual(p.returncode, 0, "round %d: audit verify "
                                  "after kill -9:\n%s%s" %
                                  (rnd, p.stdout, p.stderr))
-                db = sqlite3.connect(b.db, timeout=30)
-                try:
-                    for name, _, jti, st, body, _ in answered:
-                        row = db.execute(
-                            "SELECT agent, jti, status FROM intents "
-                            "WHERE id = ?", (body["id"],)).fetchone()
-                        self.assertEqual(row, (name, jti, STATUS[st]),
-                                         "round %d: answered intent %s "
-                                         "lost or changed" %
-                                         (rnd, body["id"]))
-                    n_int = db.execute("SELECT count(*) FROM intents"
-                                       ).fetchone()[0]
-                    n_dec = db.execute(
-                        "SELECT count(DISTINCT intent_id) FROM audit "
-                        "WHERE event = 'decision'").fetchone()[0]
-                    self.assertEqual(n_int, n_dec, "intents without "
-                                     "their decision record")
-                    self.assertGreaterEqual(n_int, total_answered)
-                finally:
-                    db.close()
+                rows = {r[0]: tuple(r[1:]) for r in b.query(
+                    "SELECT id, agent, jti, status FROM intents")}
+                for name, _, jti, st, body, _ in answered:
+                    self.assertEqual(rows.get(body["id"]),
+                                     (name, jti, STATUS[st]),
+                                     "round %d: answered intent %s "
+                                     "lost or changed" % (rnd, body["id"]))
+                n_int = b.query("SELECT count(*) FROM intents")[0][0]
+                n_dec = b.query("SELECT count(DISTINCT intent_id) FROM "
+                                "audit WHERE event = 'decision'")[0][0]
+                self.assertEqual(n_int, n_dec, "intents without their "
+                                 "decision record")
+                self.assertGreaterEqual(n_int, total_answered)
 
                 b.start()
                 agents = {n: b.client(n) for n in MIX}

@@ -427,6 +427,7 @@ class Online(Tmp):
         self.assertIn("certificate verify failed", p.stderr)
         self.assertIn("IP address mismatch", p.stderr)
 
+    @harness.sqlite_only("copies the SQLite file and tampers with the copy")
     def test_audit_verify_and_tamper(self):
         self.assertExit(self.ctl("submit", "--tool", "crm.lookup"), 0)
         copy = os.path.join(self.tmp, "copy.db")

@@ -48,11 +48,7 @@ from cryptography.hazmat.primitives import hashes  # noqa: E402
 
 
 def intent_count(db):
-    c = sqlite3.connect(db, timeout=30)
-    try:
-        return c.execute("SELECT count(*) FROM intents").fetchone()[0]
-    finally:
-        c.close()
+    return harness.db_query(db, "SELECT count(*) FROM intents")[0][0]
 
 
 # A Broker with flags replaced: harness.Broker(flags=...) does it.
@@ -103,6 +99,9 @@ class FaultMixin:
 
 # ----------------------------------------------------------- database faults
 
+@harness.sqlite_only("faults of the SQLite file (read-only, locked past "
+                     "the busy timeout, a full disk under it); "
+                     "PostgreSQL's are in test_multibroker")
 class DatabaseFaults(FaultMixin, unittest.TestCase):
 
     def test_read_only_database(self):

@@ -727,13 +727,8 @@ class RateLimit(unittest.TestCase):
             good.check(self, min_answers=4)
             # a refused (429) token did not burn its jti... and rate-limited
             # requests were never decided: only 200s are in the database
-            import sqlite3
-            db = sqlite3.connect(b.db)
-            try:
-                n = db.execute("SELECT count(*) FROM intents WHERE "
-                               "agent = 'agent-support'").fetchone()[0]
-            finally:
-                db.close()
+            n = b.query("SELECT count(*) FROM intents WHERE "
+                        "agent = 'agent-support'")[0][0]
             self.assertEqual(n, statuses.count(200) + 1)
 
 # ------------------------------------------------------ the harness itself

@@ -89,7 +89,8 @@ class Install(unittest.TestCase):
             self.assertEqual(a.read(), b.read())
         # and so is everything it and the unit point to in proto/
         docdir = os.path.dirname(readme)
-        for name in ("config.md", "identities.md", "examples/agent.py",
+        for name in ("config.md", "identities.md", "postgresql.md",
+                     "examples/agent.py",
                      "examples/tool.py", "policy.schema.json"):
             self.assertTrue(os.path.isfile(self.installed(os.path.join(
                 docdir, "proto", name))), name)
@@ -119,6 +120,8 @@ class Install(unittest.TestCase):
         self.assertEqual(sorted(set(documented) - set(given)), [])
 
 
+@harness.sqlite_only("the README's backup recipe copies the SQLite file; "
+                     "PostgreSQL is backed up with its own tools")
 class Backup(unittest.TestCase):
     def test_readme_backup_commands_copy_a_running_broker(self):
         with open(README) as f:

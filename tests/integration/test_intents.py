@@ -1037,18 +1037,14 @@ class TestPolicyChange(BrokerCase):
 # ------------------------------------------------------------- restart
 
 def audit_records(db):
-    """The audit chain read straight from SQLite, checked independently:
+    """The audit chain read straight from the database, checked
+    independently:
     each stored record is the canonical form (proto/audit.md, recomputed
     by verify_audit) of {seq, at, actor, event, intent_id, details,
     format}; hash = SHA-256 of the previous hash's hex text followed by
     those bytes."""
-    import sqlite3
-    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
-    try:
-        rows = con.execute("SELECT seq, event, intent_id, record, prev_hash, "
-                           "hash FROM audit ORDER BY seq").fetchall()
-    finally:
-        con.close()
+    rows = harness.db_query(db, "SELECT seq, event, intent_id, record, "
+                            "prev_hash, hash FROM audit ORDER BY seq")
     out = []
     prev = "0" * 64
     for i, (seq, event, intent_id, record, prev_hash, h) in enumerate(

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import socket
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -127,13 +126,9 @@ class Case(unittest.TestCase):
         return v
 
     def audit(self, b, event, iid):
-        db = sqlite3.connect(b.db)
-        try:
-            return [json.loads(r[0]) for r in db.execute(
-                "SELECT record FROM audit WHERE event = ? AND intent_id = ? "
-                "ORDER BY seq", (event, iid))]
-        finally:
-            db.close()
+        return [json.loads(r[0]) for r in b.query(
+            "SELECT record FROM audit WHERE event = ? AND intent_id = ? "
+            "ORDER BY seq", (event, iid))]
 
 
 # ------------------------------------------------ every waiter is woken
@@ -483,14 +478,10 @@ class BoundedAnswers(Case):
             DECISION.validate(body)
             self.assertEqual(body["args"], {})
             self.assertEqual(body["args_sha256"], want)
-            db = sqlite3.connect(b.db)
-            try:
-                row = db.execute("SELECT args, args_sha256 FROM intents "
-                                 "WHERE id = ?", (body["id"],)).fetchone()
-                rec = db.execute("SELECT record FROM audit WHERE intent_id "
-                                 "= ?", (body["id"],)).fetchone()[0]
-            finally:
-                db.close()
+            row = tuple(b.query("SELECT args, args_sha256 FROM intents "
+                                "WHERE id = ?", (body["id"],))[0])
+            rec = b.query("SELECT record FROM audit WHERE intent_id = ?",
+                          (body["id"],))[0][0]
             self.assertEqual(row, (None, want))
             self.assertNotIn("zzzz", rec)
             self.assertEqual(json.loads(rec)["details"]["args_sha256"], want)
@@ -503,6 +494,7 @@ class BoundedAnswers(Case):
 
 # ------------------------------------------------------------ file modes
 
+@harness.sqlite_only("the modes of the SQLite file and its -wal, -shm")
 class PrivateFiles(Case):
 
     def modes(self, path):
@@ -556,8 +548,7 @@ class LatencyIncludesCommit(Case):
             self.assertEqual(pay.submit("crm.lookup")[0], 200)
             sum0 = metric(sup, "toolgate_request_seconds_sum")
             tok = pay.sign(harness.claims(pay.identity, "crm.lookup"))
-            db = sqlite3.connect(b.db, isolation_level=None, timeout=30)
-            db.execute("BEGIN EXCLUSIVE")
+            release = b.hold_write_lock()
             s = tls_connect(b, "agent-payments", timeout=60)
             try:
                 # Sent before the hold starts: the broker has it queued
@@ -568,8 +559,7 @@ class LatencyIncludesCommit(Case):
                            (len(tok), tok)).encode())
                 time.sleep(2.0)     # the lock's hold time, not a wait
             finally:
-                db.execute("COMMIT")
-                db.close()
+                release()
             try:
                 r = read_response(s, timeout=60)
             finally:

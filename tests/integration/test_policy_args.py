@@ -15,7 +15,6 @@ is validated against proto/ schemas.
 
 import json
 import os
-import sqlite3
 import sys
 import time
 import unittest
@@ -274,12 +273,8 @@ class PolicyArgs(unittest.TestCase):
                                    args={"cents": 1, "to": "FR1",
                                          "items": []}),
                             403, "deny", "args_not_allowed")
-        db = sqlite3.connect(self.broker.db)
-        try:
-            row = db.execute("SELECT reason_code, reason_text, rule FROM "
-                             "intents WHERE id = ?", (body["id"],)).fetchone()
-        finally:
-            db.close()
+        row = self.broker.query("SELECT reason_code, reason_text, rule FROM "
+                                "intents WHERE id = ?", (body["id"],))[0]
         self.assertEqual(row[0], "args_not_allowed")
         self.assertIn("/to", row[1])
         self.assertEqual(json.loads(row[2])["pointer"], "/to")

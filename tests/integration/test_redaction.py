@@ -7,7 +7,6 @@ audit records read both through the API and straight from SQLite.
 
 import json
 import os
-import sqlite3
 import sys
 import unittest
 
@@ -50,10 +49,7 @@ class Redaction(unittest.TestCase):
             self.assertEqual(by_intent[other["id"]]["details"]["args"],
                              {"iban": "kept"})
             b.stop()
-            db = sqlite3.connect(b.db)
-            raw = " ".join(r[0] for r in db.execute(
-                "SELECT record FROM audit"))
-            db.close()
+            raw = " ".join(r[0] for r in b.query("SELECT record FROM audit"))
             self.assertNotIn(SECRET_IBAN, raw)
             self.assertIn("[redacted]", raw)
             p = b.ctl_db("audit", "verify")

@@ -1,7 +1,8 @@
 /*
  * test-store: the storage seam (store.h) as the SQLite engine implements
  * it, on real files: opening (created 0600, must exist without
- * STORE_CREATE, a newer schema refused, PostgreSQL named but refused),
+ * STORE_CREATE, a newer schema refused; a PostgreSQL URI never shown
+ * with its password, and both engines' migrations in step),
  * transactions, the generations other connections see, the replay guard,
  * intents (insert, get, status, conditional moves and redemption,
  * approvals in order), the queue's pages and cursors, due intents, kill
@@ -19,6 +20,7 @@
 
 #include "audit.h"
 #include "store.h"
+#include "store_pg_impl.h"
 #include "store_sqlite.h"
 
 static int	 passed;
@@ -108,13 +110,72 @@ test_open(void)
 	CHECK(strstr(err, "newer") != NULL);
 	store_close(s);
 	drop_db();
-	/* PostgreSQL is named, refused, and its URI never echoed. */
-	CHECK(store_open("postgresql://u:secret@h/db", 0, err,
-	    sizeof(err)) == NULL);
-	CHECK(strstr(err, "PostgreSQL") != NULL);
+	/* A PostgreSQL URI goes to that engine: a server that is not
+	 * there is named in the error, its password never. */
+	CHECK(store_open("postgresql://u:secret@/db?host=/nonexistent-dir",
+	    0, err, sizeof(err)) == NULL);
+	CHECK(strncmp(err, "postgresql://u@/db?host=/nonexistent-dir: ",
+	    42) == 0);
 	CHECK(strstr(err, "secret") == NULL);
+	/* libpq's parse errors may quote the URI: not shown at all. */
+	CHECK(store_open("postgres://u:se%zzcret@h/db", 0, err,
+	    sizeof(err)) == NULL);
+	CHECK(strstr(err, "cannot read this PostgreSQL URI") != NULL);
+	CHECK(strstr(err, "se%zzcret") == NULL && strstr(err, "cret") == NULL);
 	CHECK(store_open("", 0, err, sizeof(err)) == NULL);
 	umask(old);
+}
+
+/* How a --db string may be shown: never with a password. */
+static void
+test_display(void)
+{
+	static const struct {
+		const char	*spec, *shown;
+	} cases[] = {
+		{ "/var/lib/toolgate/toolgate.db",
+		    "/var/lib/toolgate/toolgate.db" },
+		{ "postgresql://tg:hunter2@db.example:5433/toolgate",
+		    "postgresql://tg@db.example:5433/toolgate" },
+		{ "postgres://db.example/toolgate?password=hunter2&"
+		    "sslmode=verify-full", "postgresql://db.example/toolgate" },
+		{ "postgresql://tg@/toolgate?host=/run/pg",
+		    "postgresql://tg@/toolgate?host=/run/pg" },
+		{ "postgresql://h%zz/x", "postgresql://(a URI libpq cannot "
+		    "read)" },
+	};
+	char	 out[STORE_DISPLAY_MAX];
+	size_t	 i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		store_display(cases[i].spec, out, sizeof(out));
+		if (strcmp(out, cases[i].shown) != 0)
+			fprintf(stderr, "store_display(%s) = %s\n",
+			    cases[i].spec, out);
+		CHECK(strcmp(out, cases[i].shown) == 0);
+		CHECK(strstr(out, "hunter2") == NULL);
+	}
+	CHECK(store_spec_is_file("toolgate.db"));
+	CHECK(!store_spec_is_file("postgres://h/db"));
+	CHECK(!store_spec_is_file("postgresql://h/db"));
+}
+
+/*
+ * Both engines carry the same schema steps: a SQLite migration without
+ * its PostgreSQL twin in migrations/postgresql/ (same number) fails here.
+ */
+static void
+test_engines_same_schema(void)
+{
+	if (pg_migrations[pg_migrations_count - 1].version !=
+	    store_schema_version())
+		fprintf(stderr, "migrations/postgresql/ ends at %d, "
+		    "migrations/ at %d: write the PostgreSQL dialect of each "
+		    "SQLite migration\n",
+		    pg_migrations[pg_migrations_count - 1].version,
+		    store_schema_version());
+	CHECK(pg_migrations[pg_migrations_count - 1].version ==
+	    store_schema_version());
 }
 
 static void
@@ -485,6 +546,8 @@ int
 main(void)
 {
 	test_open();
+	test_display();
+	test_engines_same_schema();
 	test_generations();
 	test_intents();
 	test_pages();
