@@ -321,7 +321,7 @@ pg_migrate_step(struct pg_store *p, unsigned flags, char *why, size_t whylen)
 	const struct migration	*m;
 	PGconn			*c = p->conn;
 	char			 sql[96];
-	int			 current;
+	int			 current, i;
 
 	if (pg_exec(c, "BEGIN ISOLATION LEVEL READ COMMITTED",
 	    PGRES_COMMAND_OK, NULL, why, whylen) == -1 ||
@@ -351,7 +351,10 @@ pg_migrate_step(struct pg_store *p, unsigned flags, char *why, size_t whylen)
 	if (current == pg_migrations[pg_migrations_count - 1].version)
 		return (pg_exec(c, "COMMIT", PGRES_COMMAND_OK, NULL, why,
 		    whylen) == -1 ? -1 : 0);
-	m = &pg_migrations[current];	/* numbered 1, 2, ... (embedded) */
+	/* The first one above current: numbers rise but may skip. */
+	for (i = 0; pg_migrations[i].version <= current; i++)
+		continue;
+	m = &pg_migrations[i];
 	snprintf(sql, sizeof(sql), "UPDATE schema_version SET version = %d",
 	    m->version);
 	if (pg_exec(c, m->sql, PGRES_COMMAND_OK, NULL, why, whylen) == -1 ||
