@@ -116,8 +116,8 @@ class Upstream:
 class McpBroker(harness.Broker):
     """A broker with MCP --config lines."""
 
-    def __init__(self, config_lines, policy=None, threads=2):
-        super().__init__(policy=policy, threads=threads)
+    def __init__(self, config_lines, policy=None, threads=2, db=None):
+        super().__init__(policy=policy, threads=threads, db=db)
         self.config = os.path.join(self.dir, "toolgated.conf")
         with open(self.config, "w") as f:
             f.write("\n".join(config_lines) + "\n")

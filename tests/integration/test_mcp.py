@@ -9,8 +9,9 @@ call forwarded once with a Toolgate-Grant that verifies against
 hang, answer garbage, drop the stream, list a tool twice or change
 their list (notified, or found by the refresh timer); HTTPS upstreams
 checked against mcp-upstream-ca; bad --config lines; the stdio bridge
-under StdioClientTransport; and protocol revision 2025-06-18 on both
-sides.
+under StdioClientTransport; protocol revision 2025-06-18 on both
+sides; and, on PostgreSQL, a call held by one broker and approved on
+another.
 
 Every tools/call is decided like an intent: denials (deny rules, tiers,
 conditions, kill switches — also one tripped while a call is held or
@@ -902,6 +903,43 @@ class Redacted(GatewayCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertFalse([ln for ln in self.broker.log_lines()
                           if SECRET_TO in ln])
+
+
+@unittest.skipUnless(harness.ENGINE == "postgresql",
+                     "two brokers share a database on PostgreSQL only")
+class TwoBrokers(GatewayCase):
+    """A call held by one broker is approved on another broker of the
+    same PostgreSQL database: the holder hears of it (the change feed)
+    and forwards the call, once."""
+
+    extra_config = ("mcp-hold = 100",)
+
+    def test_held_here_approved_there(self):
+        with harness.Broker(policy=self.policy, db=self.broker.db) as other:
+            a = self.broker.agent_start(
+                [{"op": "call", "name": "pay.transfer",
+                  "arguments": transfer("900.00", "elsewhere")}],
+                identity="agent-stranger")
+            try:
+                alice = other.client("approver-alice")
+
+                def pending():
+                    st, _, page = alice.get("/v1/approvals")
+                    ids = [i["id"] for i in page.get("items", [])
+                           if i["args"].get("to") == "elsewhere"]
+                    return ids or None
+                (x,) = wait_for(pending, 120, "the held call's intent")
+                p = other.ctl("approve", x, identity="approver-alice")
+                self.assertEqual(p.returncode, 0, p.stderr)
+            finally:
+                out = mcp_peers.agent_finish(a)
+        self.assertEqual(text_of(out[0]["result"]),
+                         "transferred 900.00 USD to elsewhere", out)
+        calls = self.up.calls("tools/call")
+        self.assertEqual(len(calls), 1, calls)
+        st, _, jwks = self.broker.client("agent-stranger").get("/v1/jwks")
+        self.assertEqual(harness.verify_grant(calls[0]["grant"],
+                                              jwks)["jti"], x)
 
 
 class JsonUpstream(GatewayCase):
