@@ -108,10 +108,10 @@ class GatewayCase(unittest.TestCase):
     def setUpClass(cls):
         cls.up = Upstream(json_answers=cls.upstream_json,
                           protocol=cls.upstream_protocol)
-        cls.broker = McpBroker(["mcp-upstream = pay " + cls.up.url,
-                                "mcp-timeout = 3"] + list(cls.extra_config),
-                               policy=cls.policy)
         try:
+            cls.broker = McpBroker(["mcp-upstream = pay " + cls.up.url,
+                                    "mcp-timeout = 3"] +
+                                   list(cls.extra_config), policy=cls.policy)
             cls.broker.__enter__()
             cls.broker.wait_log("mcp upstream pay: connected")
         except BaseException:
