@@ -173,7 +173,9 @@ ks_check_tool(const char *target)
 
 	if (target == NULL || target[0] == '\0')
 		return ("a tool switch needs a target tool or prefix.* pattern");
-	if (policy_tool_name_valid(target))
+	/* the tool grammar as CONTRACT §9 widens it: MCP tools may have
+	 * upper case, and a switch must be able to stop them */
+	if (policy_mcp_name_valid(target))
 		return (NULL);
 	len = strlen(target);
 	if (len < 3 || strcmp(target + len - 2, ".*") != 0)
@@ -181,7 +183,7 @@ ks_check_tool(const char *target)
 		    "pattern");
 	if ((prefix = strndup(target, len - 2)) == NULL)
 		return ("out of memory");
-	ok = policy_tool_name_valid(prefix);
+	ok = policy_mcp_name_valid(prefix);
 	free(prefix);
 	return (ok ? NULL : "tool target must be a tool name or a prefix.* "
 	    "pattern");

@@ -695,8 +695,6 @@ lc_redeem(struct decider *d, const char *who, const char *id,
     const char *agent, const char *tool, int64_t now)
 {
 	struct intent_row	 r;
-	struct lc_change	 c;
-	json_t			*det;
 	enum reason		 rc;
 	int			 found, expired;
 
@@ -717,7 +715,19 @@ lc_redeem(struct decider *d, const char *who, const char *id,
 		return (rc);
 	if (expired)
 		return (E_ALREADY_REDEEMED);	/* its window closed: stands */
-	if ((det = json_pack("{ss ss}", "by", who, "tool", tool)) == NULL)
+	return (lc_redeem_apply(d, id, who, tool, NULL, now));
+}
+
+enum reason
+lc_redeem_apply(struct decider *d, const char *id, const char *who,
+    const char *tool, const char *via, int64_t now)
+{
+	struct lc_change	 c;
+	json_t			*det;
+	enum reason		 rc;
+
+	if ((det = json_pack("{ss ss ss*}", "by", who, "tool", tool, "via",
+	    via)) == NULL)
 		return (E_UNAVAILABLE);
 	memset(&c, 0, sizeof(c));
 	c.kind = LC_REDEEM;

@@ -255,3 +255,64 @@ json_t	*lc_explain(struct decider *d, const struct policy_call *call,
  */
 enum reason lc_policy_apply(struct decider *d, const char *text, size_t len,
 	    const char *actor, int64_t now, int64_t *version);
+
+/* --- the MCP gateway (CONTRACT §9; lifecycle_mcp.c) ---------------------- */
+
+/* The jti of an MCP call's intent: this prefix and a fresh intent id. */
+#define LC_MCP_JTI_PREFIX	"mcp:"
+
+/*
+ * An MCP tools/call of agent as the intent the lifecycle decides: tool
+ * "NAME.X", args the call's arguments (borrowed: a reference is taken;
+ * NULL reads as {}), args_json their exact text (copied; NULL when
+ * absent).  No JWS stands behind it: its jti is left NULL (lc_mcp_call
+ * gives each decision a fresh one: LC_MCP_JTI_PREFIX and an intent id, so
+ * the replay guard of signed intents is untouched), and its
+ * payload_sha256 — the intent's intent_sha256 — is the hash of the call
+ * itself (lc_mcp_call_sha256).  0 and *out (intent_clear), or -1.
+ */
+int	lc_mcp_intent(struct intent *out, const char *agent, const char *tool,
+	    json_t *args, const char *args_json, size_t args_json_len,
+	    int64_t now);
+/*
+ * What names "the same call": SHA-256 (hex) of the RFC 8785 text of
+ * {"args": args (NULL: {}), "iss": agent, "tool": tool}.  A grant's own
+ * sub, tool and args give it back.  0 or -1.
+ */
+int	lc_mcp_call_sha256(const char *agent, const char *tool, json_t *args,
+	    char out[65]);
+/* 1 if r is an MCP call's intent: its grant is its forward's alone, never
+ * handed to its agent. */
+int	lc_mcp_is_call(const struct intent_row *r);
+
+/* What lc_mcp_call did. */
+struct lc_mcp_result {
+	int	 joined;	/* an open intent of the same call was found */
+	int	 forward;	/* redeemed now for the forward: send it, once */
+	int	 killed;	/* a kill switch covers the open intent */
+};
+
+/*
+ * Decide MCP call in (lc_mcp_intent) at now, after decider_refresh in the
+ * same transaction.  held: the intent a held request of this call waits
+ * on, or NULL.  The call takes held (how it stands now) unless another
+ * request has forwarded it meanwhile; else it joins the newest open
+ * intent of the same call (intent_open_call: decided pending, not
+ * closed, not redeemed; expired first when due); else it is decided like
+ * any intent (lc_decide).  When the intent it ends with is allowed and
+ * lc_may_grant says so, it is redeemed for the forward in this same
+ * transaction (res->forward, audited "redemption" by the broker "via"
+ * mcp): each allowed intent reaches an upstream at most once, however
+ * many requests carry it.  *out: that intent (owned).  Results as
+ * lc_decide's.
+ */
+enum reason lc_mcp_call(struct decider *d, const struct intent *in,
+	    const char *held, int64_t now, struct intent_row *out,
+	    char why[POLICY_MESSAGE_MAX], struct lc_mcp_result *res);
+/*
+ * The forward of MCP intent id is over: outcome ("ok", "tool_error",
+ * "failed", "not_sent") and detail (human text, never the tool's result)
+ * audited "mcp.forward" by the broker.  REASON_OK or E_UNAVAILABLE.
+ */
+enum reason lc_mcp_forwarded(struct decider *d, const char *id,
+	    const char *outcome, const char *detail, int64_t now);

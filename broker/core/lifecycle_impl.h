@@ -44,6 +44,10 @@ struct lc_change {
  * REASON_OK.
  */
 enum reason lc_apply(struct decider *d, const struct lc_change *c);
+/* Mark allowed intent id redeemed by who (for tool; via, when not NULL,
+ * says how: "mcp"), audited "redemption".  As lc_apply's results. */
+enum reason lc_redeem_apply(struct decider *d, const char *id,
+	    const char *who, const char *tool, const char *via, int64_t now);
 /*
  * Append one audit record: the one place every record is written (what
  * every record needs, e.g. authentication or a SIEM event — the outbox's

@@ -37,14 +37,15 @@
 /* ---- names and patterns ---- */
 
 static int
-tool_char(char c)
+tool_char(char c, int upper)
 {
 	return ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	    c == '_' || c == '-');
+	    c == '_' || c == '-' || (upper && c >= 'A' && c <= 'Z'));
 }
 
-int
-policy_tool_name_validn(const char *s, size_t len)
+/* Dotted segments of tool_char, 1..POLICY_MAX_TOOL bytes. */
+static int
+tool_name_validn(const char *s, size_t len, int upper)
 {
 	size_t	 i;
 	int	 seg = 0;
@@ -52,7 +53,7 @@ policy_tool_name_validn(const char *s, size_t len)
 	if (len == 0 || len > POLICY_MAX_TOOL)
 		return (0);
 	for (i = 0; i < len; i++) {
-		if (tool_char(s[i]))
+		if (tool_char(s[i], upper))
 			seg++;
 		else if (s[i] == '.' && seg > 0)
 			seg = 0;
@@ -63,6 +64,12 @@ policy_tool_name_validn(const char *s, size_t len)
 }
 
 int
+policy_tool_name_validn(const char *s, size_t len)
+{
+	return (tool_name_validn(s, len, 0));
+}
+
+int
 policy_tool_name_valid(const char *s)
 {
 	if (s == NULL)
@@ -70,13 +77,22 @@ policy_tool_name_valid(const char *s)
 	return (policy_tool_name_validn(s, strnlen(s, POLICY_MAX_TOOL + 1)));
 }
 
-/* 1 if s is an exact tool name or "prefix.*" with a valid prefix. */
+int
+policy_mcp_name_valid(const char *s)
+{
+	if (s == NULL)
+		return (0);
+	return (tool_name_validn(s, strnlen(s, POLICY_MAX_TOOL + 1), 1));
+}
+
+/* 1 if s is an exact tool name or "prefix.*" with a valid prefix, in the
+ * grammar widened for MCP names (CONTRACT §9): a rule may name pay.GetUser. */
 int
 policy_pattern_valid(const char *s, size_t len)
 {
 	if (len > 2 && s[len - 2] == '.' && s[len - 1] == '*')
-		return (policy_tool_name_validn(s, len - 2));
-	return (policy_tool_name_validn(s, len));
+		return (tool_name_validn(s, len - 2, 1));
+	return (tool_name_validn(s, len, 1));
 }
 
 int
@@ -865,7 +881,9 @@ policy_evaluate(const struct policy *p, const struct policy_call *call,
 		ev->reason = R_PRINCIPAL_DISABLED;
 		return;
 	}
-	if (!policy_tool_name_valid(call->tool))
+	/* Intents were held to the strict grammar already; MCP names may
+	 * have upper case (CONTRACT §9). */
+	if (!policy_mcp_name_valid(call->tool))
 		return;
 	tlen = strlen(call->tool);
 
@@ -938,7 +956,7 @@ policy_limits_for(const struct policy *p, const struct policy_call *call,
 
 	*uses = NULL;
 	*n = 0;
-	if (p == NULL || call == NULL || !policy_tool_name_valid(call->tool))
+	if (p == NULL || call == NULL || !policy_mcp_name_valid(call->tool))
 		return (0);
 	for (i = 0; i < p->n_limits; i++) {
 		if (!limit_applies(p, i, call))
@@ -1037,7 +1055,7 @@ policy_may_redeem(const struct policy *p, const char *principal,
 	const struct principal	*pr = find_enabled(p, principal);
 	size_t			 i, k;
 
-	if (pr == NULL || !policy_tool_name_valid(tool))
+	if (pr == NULL || !policy_mcp_name_valid(tool))
 		return (0);
 	for (i = 0; i < pr->n_roles; i++)
 		for (k = 0; k < pr->roles[i]->n_redeem; k++)
@@ -1068,4 +1086,51 @@ policy_is_redacted(const struct policy *p, const char *tool,
 				return (1);
 	}
 	return (0);
+}
+
+/*
+ * Whether tools/list offers tool to principal: some allow rule of its
+ * roles matches, whatever it needs (an amount, approvals, conditions on
+ * args), and no deny rule without conditions matches.  Only the tool
+ * name counts: what a rule requires of a call, or denies in it, is
+ * decided when the call comes.
+ */
+int
+policy_offers(const struct policy *p, const char *principal,
+    const char *tool)
+{
+	const struct principal	*pr = find_enabled(p, principal);
+	const struct role	*ro;
+	const struct rule	*rule;
+	const struct span	*spans[POLICY_MAX_TOOL + 1];
+	size_t			 r, i, k, n, tlen;
+	int			 allow = 0;
+
+	if (pr == NULL || !policy_mcp_name_valid(tool))
+		return (0);
+	tlen = strlen(tool);
+	for (r = 0; r < pr->n_roles; r++) {
+		ro = pr->roles[r];
+		if (ro->n_rules == 0)
+			continue;
+		n = 0;
+		spans[n++] = htab_get(&ro->exact, tool, tlen);
+		for (i = 1; i < tlen; i++)
+			if (tool[i] == '.')
+				spans[n++] = htab_get(&ro->prefix, tool, i);
+		for (i = 0; i < n; i++) {
+			if (spans[i] == NULL)
+				continue;
+			for (k = 0; k < spans[i]->n; k++) {
+				rule = &ro->rules[ro->idx[spans[i]->start + k]];
+				/* a deny rule with conditions denies only the
+				 * calls that meet them: the tool stays offered */
+				if (rule->deny && rule->n_conds == 0)
+					return (0);
+				if (!rule->deny)
+					allow = 1;
+			}
+		}
+	}
+	return (allow);
 }

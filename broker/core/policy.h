@@ -245,3 +245,14 @@ int	policy_is_redacted(const struct policy *p, const char *tool,
 int	policy_pattern_match(const char *pattern, const char *tool);
 /* 1 if s is a valid tool name: [a-z0-9_-]+(\.[a-z0-9_-]+)*, <= 128. */
 int	policy_tool_name_valid(const char *s);
+/* 1 if s is a valid tool name in the grammar CONTRACT §9 widens for MCP
+ * names: upper case letters allowed ([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*,
+ * <= 128), matched case-sensitively.  Policy patterns and the gateway use
+ * it; intents keep the strict grammar above. */
+int	policy_mcp_name_valid(const char *s);
+
+/* 1 if some allow rule of an enabled principal's roles matches tool and
+ * no deny rule without "args" conditions does: whether the MCP
+ * gateway's tools/list offers it. */
+int	policy_offers(const struct policy *p, const char *principal,
+	    const char *tool);

@@ -43,7 +43,8 @@ struct policy_call;
 
 /* Tool names [a-z0-9_-]+(.[a-z0-9_-]+)* of len bytes, <= POLICY_MAX_TOOL. */
 int	policy_tool_name_validn(const char *s, size_t len);
-/* An exact tool name or "prefix.*" with a valid prefix. */
+/* An exact tool name or "prefix.*" with a valid prefix, upper case
+ * allowed (the grammar CONTRACT §9 widens for MCP names). */
 int	policy_pattern_valid(const char *s, size_t len);
 /* Principal and role names: 1..POLICY_MAX_NAME bytes, no controls. */
 int	policy_name_valid(const char *s, size_t len);

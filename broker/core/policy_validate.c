@@ -289,7 +289,7 @@ v_pattern(struct vctx *v, json_t *j)
 	}
 	if (!policy_pattern_valid(json_string_value(j), json_string_length(j)))
 		verr(v, "is not a tool pattern: expected a tool name "
-		    "[a-z0-9_-]+(.[a-z0-9_-]+)* of at most %d characters, "
+		    "[A-Za-z0-9_-]+(.[A-Za-z0-9_-]+)* of at most %d characters, "
 		    "or such a name followed by \".*\"", POLICY_MAX_TOOL);
 }
 

@@ -292,6 +292,13 @@ struct store_ops {
 	/* 1 and *r filled (owned), 0 when there is no such intent */
 	int	(*intent_get)(struct store *s, const char *id, unsigned flags,
 		    struct intent_row *r);
+	/* the newest intent of agent whose intent_sha256 is call_sha256
+	 * that an MCP repeat may join: decided pending, now pending or
+	 * allowed, not redeemed.  1 and *r filled (owned, with approvals;
+	 * locked until the transaction ends: SQLite's write lock, or the
+	 * head lock then FOR UPDATE on PostgreSQL), 0 when there is none */
+	int	(*intent_open_call)(struct store *s, const char *agent,
+		    const char *call_sha256, struct intent_row *r);
 	/* only the status: what a long-poll check needs; 1 found, 0 not */
 	int	(*intent_status)(struct store *s, const char *id,
 		    enum intent_status *st);

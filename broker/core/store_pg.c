@@ -113,6 +113,15 @@ static const struct pg_stmt SQL_INTENT_GET = {
     "SELECT " INTENT_COLUMNS "FROM intents WHERE id = $1", 1 };
 static const struct pg_stmt SQL_INTENT_GET_LOCK = {
     "SELECT " INTENT_COLUMNS "FROM intents WHERE id = $1 FOR UPDATE", 1 };
+/* The newest intent a repeated MCP call may join (migration 0007's
+ * partial index holds exactly the candidates), locked like intent_get's
+ * STORE_FOR_UPDATE: an approval, rejection or expiry racing the join
+ * waits for it. */
+static const struct pg_stmt SQL_INTENT_OPEN_CALL = {
+    "SELECT " INTENT_COLUMNS "FROM intents WHERE intent_sha256 = $1 "
+    "AND agent = $2 AND decision = 'pending' AND redeemed_at IS NULL "
+    "AND status IN ('pending', 'allowed') "
+    "ORDER BY created_at DESC, seq DESC LIMIT 1 FOR UPDATE", 2 };
 static const struct pg_stmt SQL_INTENT_STATUS = {
     "SELECT status FROM intents WHERE id = $1", 1 };
 /* One row back when it moved, and its waiters on every broker hear it. */
@@ -719,6 +728,36 @@ pg_op_intent_get(struct store *s, const char *id, unsigned flags,
 	PQclear(res);
 	if (found == 1 && (flags & STORE_APPROVALS) &&
 	    pg_approvals_into(p, r) == -1) {
+		intent_row_clear(r);
+		return (-1);
+	}
+	return (found);
+}
+
+static int
+pg_op_intent_open_call(struct store *s, const char *agent,
+    const char *call_sha256, struct intent_row *r)
+{
+	struct pg_store		*p = PG(s);
+	struct pg_params	 a;
+	PGresult		*res;
+	int			 found = 0;
+
+	/* The head lock first, as every writer takes it (one lock order):
+	 * two repeats of one call then cannot both miss the intent the
+	 * first of them is about to insert. */
+	memset(r, 0, sizeof(*r));
+	if (pg_tx_lock(p) == -1)
+		return (-1);
+	pg_params_init(&a);
+	pg_text(&a, call_sha256);
+	pg_text(&a, agent);
+	if ((res = pg_run(p, &SQL_INTENT_OPEN_CALL, &a, __func__)) == NULL)
+		return (-1);
+	if (PQntuples(res) == 1)
+		found = pg_row_intent(res, 0, r) == -1 ? -1 : 1;
+	PQclear(res);
+	if (found == 1 && pg_approvals_into(p, r) == -1) {
 		intent_row_clear(r);
 		return (-1);
 	}
@@ -1588,6 +1627,7 @@ const struct store_ops pg_ops = {
 	.jti_prune = pg_op_jti_prune,
 	.intent_insert = pg_op_intent_insert,
 	.intent_get = pg_op_intent_get,
+	.intent_open_call = pg_op_intent_open_call,
 	.intent_status = pg_op_intent_status,
 	.intent_move = pg_op_intent_move,
 	.intent_redeem = pg_op_intent_redeem,

@@ -83,6 +83,13 @@ enum {
 };
 static const char SQL_INTENT_GET[] =
     "SELECT " INTENT_COLUMNS "FROM intents WHERE id = ?";
+/* The newest intent a repeated MCP call may join (migration 0007's
+ * partial index holds exactly the candidates). */
+static const char SQL_INTENT_OPEN_CALL[] =
+    "SELECT " INTENT_COLUMNS "FROM intents WHERE intent_sha256 = ? "
+    "AND agent = ? AND decision = 'pending' AND redeemed_at IS NULL "
+    "AND status IN ('pending', 'allowed') "
+    "ORDER BY created_at DESC, rowid DESC LIMIT 1";
 static const char SQL_INTENT_STATUS[] =
     "SELECT status FROM intents WHERE id = ?";
 static const char SQL_INTENT_MOVE[] =
@@ -642,6 +649,28 @@ sq_op_intent_get(struct store *s, const char *id, unsigned flags,
 	found = sq_one(q, st, sq_parse_intent, r, __func__);
 	if (found == 1 && (flags & STORE_APPROVALS) &&
 	    sq_approvals_into(q, r) == -1) {
+		intent_row_clear(r);
+		return (-1);
+	}
+	return (found);
+}
+
+static int
+sq_op_intent_open_call(struct store *s, const char *agent,
+    const char *call_sha256, struct intent_row *r)
+{
+	struct sqlite_store	*q = SQ(s);
+	sqlite3_stmt		*st;
+	int			 found;
+
+	/* Locks: BEGIN IMMEDIATE already holds the write lock. */
+	memset(r, 0, sizeof(*r));
+	if ((st = sq_stmt(q, SQL_INTENT_OPEN_CALL)) == NULL)
+		return (-1);
+	sq_bind_text(st, 1, call_sha256);
+	sq_bind_text(st, 2, agent);
+	found = sq_one(q, st, sq_parse_intent, r, __func__);
+	if (found == 1 && sq_approvals_into(q, r) == -1) {
 		intent_row_clear(r);
 		return (-1);
 	}
@@ -1494,6 +1523,7 @@ const struct store_ops sqlite_ops = {
 	.jti_prune = sq_op_jti_prune,
 	.intent_insert = sq_op_intent_insert,
 	.intent_get = sq_op_intent_get,
+	.intent_open_call = sq_op_intent_open_call,
 	.intent_status = sq_op_intent_status,
 	.intent_move = sq_op_intent_move,
 	.intent_redeem = sq_op_intent_redeem,

@@ -470,6 +470,9 @@ answer_head(const char *url, struct buf *b, struct client_answer *ans,
 		    "(connection closed or bad status line)", url));
 	*eoh = '\0';
 	*off = (size_t)(eoh - b->p) + 4;
+	free(ans->head);
+	if ((ans->head = strdup(b->p)) == NULL)
+		return (fail(err, errlen, -1, "out of memory"));
 	*clen = 0;
 	*chunked = head_value(b->p, "Transfer-Encoding", v, sizeof(v)) !=
 	    NULL && strcasecmp(v, "chunked") == 0;
@@ -502,10 +505,57 @@ answer_body(const char *url, struct buf *b, size_t off, int chunked,
 	return (0);
 }
 
-/* Read and parse one answer into ans.  0 or -1 with err. */
+/*
+ * A chunked body from off on, handed to stream chunk by chunk as each
+ * arrives (b keeps only what is not handed over yet).  0 at the last
+ * chunk, or -1 with err.
+ */
+static int
+read_chunks(const struct ctl *ctl, SSL *ssl, struct buf *b, size_t off,
+    const struct client_answer *ans, client_stream_fn stream, void *arg,
+    char *err, size_t errlen)
+{
+	char		*p, *end, *nl;
+	unsigned long	 size;
+	int		 r = 0;
+
+	for (;;) {
+		p = b->p + off;
+		end = b->p + b->len;
+		while ((nl = memmem(p, (size_t)(end - p), "\r\n", 2)) != NULL) {
+			errno = 0;
+			size = strtoul(p, NULL, 16);
+			if (strchr("0123456789abcdefABCDEF", *p) == NULL ||
+			    errno != 0 || size > CLIENT_MAX_BODY)
+				return (fail(err, errlen, -1, "%s sent a bad "
+				    "chunked answer", ctl->url));
+			if (size == 0)
+				return (0);
+			if ((size_t)(end - nl - 2) < size + 2)
+				break;
+			if (nl[2 + size] != '\r' || nl[3 + size] != '\n')
+				return (fail(err, errlen, -1, "%s sent a bad "
+				    "chunked answer", ctl->url));
+			stream(ans, nl + 2, size, arg);
+			p = nl + 4 + size;
+		}
+		memmove(b->p + off, p, (size_t)(end - p));
+		b->len = off + (size_t)(end - p);
+		b->p[b->len] = '\0';
+		if (r == 1)
+			return (fail(err, errlen, -1, "%s closed the connection "
+			    "before the whole answer", ctl->url));
+		if ((r = read_more(ctl, ssl, b, b->len + 1, 0, err, errlen)) ==
+		    -1)
+			return (-1);
+	}
+}
+
+/* Read and parse one answer into ans; a chunked body goes to stream
+ * instead when one is given.  0 or -1 with err. */
 static int
 read_answer(const struct ctl *ctl, SSL *ssl, struct client_answer *ans,
-    char *err, size_t errlen)
+    client_stream_fn stream, void *arg, char *err, size_t errlen)
 {
 	struct buf	 b = { NULL, 0, 0 };
 	size_t		 off, clen;
@@ -515,6 +565,15 @@ read_answer(const struct ctl *ctl, SSL *ssl, struct client_answer *ans,
 	    answer_head(ctl->url, &b, ans, &off, &chunked, &has_len, &clen,
 	    err, errlen) == -1)
 		goto bad;
+	if (chunked && stream != NULL) {
+		if (read_chunks(ctl, ssl, &b, off, ans, stream, arg, err,
+		    errlen) == -1)
+			goto bad;
+		b.p[0] = '\0';
+		ans->body = b.p;
+		ans->len = 0;
+		return (0);
+	}
 	if (r == 0 && (r = read_more(ctl, ssl, &b, has_len ? off + clen : 0,
 	    0, err, errlen)) == -1)
 		goto bad;
@@ -552,6 +611,7 @@ client_parse_answer(const char *data, size_t len, struct client_answer *ans,
 	    &clen, err, errlen) == -1 || answer_body("the broker", &b, off,
 	    chunked, has_len, clen, ans, err, errlen) == -1) {
 		free(b.p);
+		client_answer_free(ans);
 		return (-1);
 	}
 	return (0);
@@ -561,15 +621,17 @@ client_parse_answer(const char *data, size_t len, struct client_answer *ans,
 static int
 send_request(const struct ctl *ctl, SSL *ssl, const struct url *u,
     const char *method, const char *path, const char *ctype,
-    const char *body, size_t len, char *err, size_t errlen)
+    const char *headers, const char *body, size_t len, char *err,
+    size_t errlen)
 {
 	char	*head = NULL, why[256];
 	int	 n, rc = 0;
 
 	n = asprintf(&head, "%s %s%s HTTP/1.1\r\nHost: %s\r\n"
-	    "User-Agent: toolgatectl\r\nAccept: application/json\r\n"
+	    "User-Agent: toolgatectl\r\n%s"
 	    "Connection: close\r\n%s%s%sContent-Length: %zu\r\n\r\n",
 	    method, u->prefix, path, u->authority,
+	    headers ? headers : "Accept: application/json\r\n",
 	    ctype ? "Content-Type: " : "", ctype ? ctype : "",
 	    ctype ? "\r\n" : "", body ? len : 0);
 	if (n < 0)
@@ -602,6 +664,26 @@ client_request(const struct ctl *ctl, const char *method, const char *path,
     const char *ctype, const char *body, size_t len,
     struct client_answer *ans, char *err, size_t errlen)
 {
+	return (client_request_headers(ctl, method, path, ctype, NULL, body,
+	    len, ans, err, errlen));
+}
+
+int
+client_request_headers(const struct ctl *ctl, const char *method,
+    const char *path, const char *ctype, const char *headers,
+    const char *body, size_t len, struct client_answer *ans, char *err,
+    size_t errlen)
+{
+	return (client_request_stream(ctl, method, path, ctype, headers, body,
+	    len, NULL, NULL, ans, err, errlen));
+}
+
+int
+client_request_stream(const struct ctl *ctl, const char *method,
+    const char *path, const char *ctype, const char *headers,
+    const char *body, size_t len, client_stream_fn stream, void *arg,
+    struct client_answer *ans, char *err, size_t errlen)
+{
 	struct url	 u;
 	SSL_CTX		*ctx = NULL;
 	SSL		*ssl = NULL;
@@ -622,11 +704,14 @@ client_request(const struct ctl *ctl, const char *method, const char *path,
 		goto done;
 	}
 	if (tls_open(ctl, ssl, fd, &u, err, errlen) == -1 ||
-	    send_request(ctl, ssl, &u, method, path, ctype, body, len, err,
-	    errlen) == -1 || read_answer(ctl, ssl, ans, err, errlen) == -1)
+	    send_request(ctl, ssl, &u, method, path, ctype, headers, body, len,
+	    err, errlen) == -1 || read_answer(ctl, ssl, ans, stream, arg, err,
+	    errlen) == -1)
 		goto done;
 	rc = CTL_OK;
  done:
+	if (rc != CTL_OK)
+		client_answer_free(ans);
 	if (ssl != NULL) {
 		SSL_shutdown(ssl);
 		SSL_free(ssl);
@@ -641,6 +726,15 @@ void
 client_answer_free(struct client_answer *ans)
 {
 	free(ans->body);
+	free(ans->head);
 	ans->body = NULL;
+	ans->head = NULL;
 	ans->len = 0;
+}
+
+const char *
+client_answer_header(const struct client_answer *ans, const char *name,
+    char *out, size_t outlen)
+{
+	return (ans->head ? head_value(ans->head, name, out, outlen) : NULL);
 }

@@ -120,11 +120,31 @@ struct client_answer {
 	int	 status;
 	char	*body;		/* NUL-terminated; malloc'd */
 	size_t	 len;
+	char	*head;		/* status line and headers; malloc'd */
 };
 int	client_request(const struct ctl *, const char *method,
 	    const char *path, const char *ctype, const char *body, size_t len,
 	    struct client_answer *ans, char *err, size_t errlen);
+/* The same with extra request headers ("Name: value\r\n" lines, which
+ * replace the default "Accept: application/json"). */
+int	client_request_headers(const struct ctl *, const char *method,
+	    const char *path, const char *ctype, const char *headers,
+	    const char *body, size_t len, struct client_answer *ans,
+	    char *err, size_t errlen);
+/* Each chunk of a chunked answer's body as it arrives (ans holds the
+ * status and head by then). */
+typedef void (*client_stream_fn)(const struct client_answer *ans,
+	    const char *data, size_t len, void *arg);
+/* The same, handing a chunked body to stream as it comes instead of to
+ * ans->body (then empty): answers that are streams (SSE). */
+int	client_request_stream(const struct ctl *, const char *method,
+	    const char *path, const char *ctype, const char *headers,
+	    const char *body, size_t len, client_stream_fn stream, void *arg,
+	    struct client_answer *ans, char *err, size_t errlen);
 void	client_answer_free(struct client_answer *ans);
+/* The value of header name in the answer (into out), or NULL. */
+const char *client_answer_header(const struct client_answer *ans,
+	    const char *name, char *out, size_t outlen);
 int	client_parse_answer(const char *data, size_t len,
 	    struct client_answer *ans, char *err, size_t errlen);
 
@@ -178,6 +198,7 @@ int	cmd_audit_prune(struct ctl *, const struct ctl_cmd *,
 extern const struct ctl_cmd cmd_killswitch[];
 extern const struct ctl_cmd cmd_events[];
 int	ctl_parse_args(const struct ctl_cmd *, const char *v, json_t **args);
+extern const struct ctl_cmd cmd_mcp[];
 extern const struct ctl_opt cmd_submit_opts[];
 extern const struct ctl_opt cmd_wait_opts[];
 int	cmd_submit(struct ctl *, const struct ctl_cmd *, struct ctl_args *);

@@ -88,6 +88,9 @@ static const struct ctl_cmd cmd_main[] = {
 	{ "events", "events", "COMMAND", "event delivery to notify sinks "
 	    "(webhooks, Slack, a SIEM)", "toolgatectl events status",
 	    opts_none, 0, NULL, cmd_events },
+	{ "mcp", "mcp", "COMMAND", "reach the broker's MCP gateway",
+	    "toolgatectl mcp stdio",
+	    opts_none, 0, NULL, cmd_mcp },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL }
 };
 

@@ -147,9 +147,11 @@ enum answer_grant
 answer_grant_for(struct worker *w, const struct intent_row *r, int audience,
     int64_t now)
 {
-	/* Approvers and operators read the intent, never its grant. */
+	/* Approvers and operators read the intent, never its grant; an
+	 * MCP call's grant is its forward's alone (mcp_decide.c), so that
+	 * the agent never holds one it could use around the gateway. */
 	if (audience != ANSWER_AGENT || r->status != ST_ALLOWED ||
-	    r->redeemed_at != 0)
+	    r->redeemed_at != 0 || lc_mcp_is_call(r))
 		return (GRANT_NONE);
 	return (lc_may_grant(&w->dec, r, now) ? GRANT_FRESH : GRANT_WITHHELD);
 }

@@ -33,6 +33,7 @@
 #define BROKER_MAX_BODY		(4 * 1024 * 1024)
 
 struct sender;
+struct mcp_gateway;
 
 struct worker {
 	int			 idx;
@@ -103,5 +104,6 @@ struct broker {
 	struct committer	 commit;
 	struct events_config	 events;	/* notify lines */
 	struct sender		*sender;	/* events_send.c, or NULL */
+	struct mcp_gateway	*mcp;		/* mcp.c */
 	struct watcher		 watch;		/* watch.c: other brokers */
 };

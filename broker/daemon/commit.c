@@ -33,7 +33,10 @@ commit_submit(struct broker *b, struct commit_job *job)
 	struct committer		*c = &b->commit;
 	struct evhttp_connection	*conn;
 
-	if ((conn = evhttp_request_get_connection(job->req)) != NULL)
+	/* A job whose client is gone already (an MCP forward's outcome)
+	 * has no connection to watch. */
+	if (job->req != NULL &&
+	    (conn = evhttp_request_get_connection(job->req)) != NULL)
 		evhttp_connection_set_closecb(conn, commit_job_closed, job);
 	job->w->inflight++;
 	job->next = NULL;

@@ -56,7 +56,8 @@ struct committer {
 int	commit_start(struct broker *b, char *err, size_t errlen);
 /* Stop the writer after it has committed everything queued. */
 void	commit_stop(struct broker *b);
-/* Worker thread: queue job (owned by the commit path from now on). */
+/* Worker thread: queue job (owned by the commit path from now on; its req
+ * may be NULL). */
 void	commit_submit(struct broker *b, struct commit_job *job);
 int	commit_worker_init(struct worker *w);
 void	commit_worker_deinit(struct worker *w);

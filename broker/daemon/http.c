@@ -38,11 +38,13 @@ http_status_text(int status)
 	case 200: return ("OK");
 	case 201: return ("Created");
 	case 202: return ("Accepted");
+	case 204: return ("No Content");
 	case 400: return ("Bad Request");
 	case 401: return ("Unauthorized");
 	case 403: return ("Forbidden");
 	case 404: return ("Not Found");
 	case 405: return ("Method Not Allowed");
+	case 406: return ("Not Acceptable");
 	case 409: return ("Conflict");
 	case 413: return ("Payload Too Large");
 	case 415: return ("Unsupported Media Type");
@@ -308,7 +310,7 @@ http_setup(struct worker *w)
 	evhttp_set_max_body_size(w->http, BROKER_MAX_BODY);
 	evhttp_set_timeout(w->http, w->broker->limits.idle_timeout);
 	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_PUT);
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
 	evhttp_set_default_content_type(w->http, "application/json");
 	evhttp_set_gencb(w->http, http_request_cb, w);
 }

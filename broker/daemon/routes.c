@@ -14,6 +14,7 @@
 #include "events.h"
 #include "limits_api.h"
 #include "log.h"
+#include "mcp.h"
 #include "ops.h"
 #include "routes.h"
 #include "trust.h"
@@ -25,7 +26,7 @@ enum who {
 };
 
 enum { M_GET = EVHTTP_REQ_GET, M_POST = EVHTTP_REQ_POST,
-    M_PUT = EVHTTP_REQ_PUT };
+    M_PUT = EVHTTP_REQ_PUT, M_DELETE = EVHTTP_REQ_DELETE };
 
 typedef void (*route_fn)(struct request *rq);
 
@@ -70,6 +71,10 @@ static const struct route {
 	    "read the audit trail", api_audit_checkpoint },
 	{ M_GET, WHO_ANY, "/healthz", NULL, api_healthz },
 	{ M_GET, WHO_ANY, "/metrics", NULL, api_metrics },
+	/* the MCP gateway: what a caller may call is the policy's, per tool */
+	{ M_POST, WHO_ANY, "/mcp", NULL, mcp_post },
+	{ M_GET, WHO_ANY, "/mcp", NULL, mcp_get },
+	{ M_DELETE, WHO_ANY, "/mcp", NULL, mcp_delete },
 };
 
 /* Match path against pattern; a '*' segment is copied into id. */

@@ -42,6 +42,7 @@
 #include "http.h"
 #include "jose.h"
 #include "log.h"
+#include "mcp.h"
 #include "store.h"
 #include "trust.h"
 #include "version.h"
@@ -134,6 +135,7 @@ struct options {
 	const char	*notify_retry_for, *notify_timeout, *notify_queue_max;
 	const char	*checkpoint_every;
 	char		*config_text;	/* owns the values read from --config */
+	struct mcp_conf	 mcp;		/* mcp-* lines (mcp_config.c) */
 };
 
 #define CONFIG_MAX	(64 * 1024)
@@ -293,7 +295,8 @@ config_read(struct options *o, const char *path, char *err, size_t errlen)
 		*end = '\0';
 		if (options_config_only(o, name, val) ||
 		    events_config_line(&broker.events, path, lineno, name,
-		    val))
+		    val) ||
+		    mcp_config_line(&o->mcp, name, val, path, lineno))
 			continue;
 		for (lo = longopts; lo->name != NULL; lo++)
 			if (strcmp(lo->name, name) == 0)
@@ -995,7 +998,12 @@ main(int argc, char **argv)
 	commit_init(&broker);
 	events_start(&broker);
 	broker_startup_warnings(&broker);
+	mcp_config_finish(&o.mcp);
+	if (mcp_start(&broker, &o.mcp) == -1)
+		startup_exit("cannot start the MCP gateway (see the line "
+		    "above)");
 	broker_run(&broker);
+	mcp_stop(&broker);
 	watch_stop(&broker);
 	/* The writer first: nothing can wake the sender after it. */
 	commit_stop(&broker);
@@ -1013,6 +1021,7 @@ main(int argc, char **argv)
 	waitquota_free(broker.waitq);
 	grant_signer_deinit(&broker.grant);
 	events_config_free(&broker.events);
+	mcp_config_free(&o.mcp);
 	free(o.config_text);
 	free((char *)broker.listen_host);
 	log_info("stopped");

@@ -6,8 +6,9 @@
  * a hang-up nor the idle timeout would be noticed: each waiter has its
  * own timer and a watch on its socket, and a hang-up frees the
  * connection, its request and its slot at once.
- * No handler is named here: the answer comes from the callback the
- * handler gave.
+ * No handler is named here: each waiter is answered through the callback
+ * its handler gave, and one that keeps state of its own for the request
+ * (the MCP gateway) is told when the client is gone.
  */
 #include <sys/socket.h>
 
@@ -35,6 +36,9 @@ struct waiter {
 	struct event		*hangup;
 	int			 audience;
 	int64_t			 since;		/* queue waiters: seen gen */
+	wait_answer_fn		 answer;
+	wait_gone_fn		 gone;		/* or NULL */
+	void			*arg;
 	char			 identity[IDENT_MAX];
 };
 
@@ -42,7 +46,6 @@ struct wait_group {
 	struct wait_group	*next;		/* in its bucket */
 	char			 id[INTENT_ID_LEN + 1];
 	int			 queue;		/* WAIT_QUEUE_KEY's group */
-	wait_answer_fn		 answer;
 	TAILQ_HEAD(, waiter)	 waiters;
 	size_t			 n;
 };
@@ -157,7 +160,7 @@ group_slot(struct wait_worker *ww, const char *id)
 }
 
 static struct wait_group *
-group_get(struct wait_worker *ww, const char *id, wait_answer_fn answer)
+group_get(struct wait_worker *ww, const char *id)
 {
 	struct wait_group	**gp = group_slot(ww, id), *g;
 
@@ -166,7 +169,6 @@ group_get(struct wait_worker *ww, const char *id, wait_answer_fn answer)
 	if ((g = calloc(1, sizeof(*g))) == NULL)
 		return (NULL);
 	snprintf(g->id, sizeof(g->id), "%s", id);
-	g->answer = answer;
 	TAILQ_INIT(&g->waiters);
 	*gp = g;
 	return (g);
@@ -209,38 +211,77 @@ waiter_release(struct waiter *wt)
 	free(wt);
 }
 
+/* wt's request as its answer callback gets it. */
+static struct wait_reply
+waiter_reply(const struct waiter *wt, int closing)
+{
+	struct wait_reply	 r = { wt->req, wt->audience, wt->arg,
+	    closing };
+
+	return (r);
+}
+
+/*
+ * Answer r[0..n) about id: each handler's waiters together, in one call
+ * of its callback (fn[i] is r[i]'s; sub has room for n).
+ */
+static void
+group_answer(struct worker *w, const char *id, const struct wait_reply *r,
+    wait_answer_fn *fn, struct wait_reply *sub, size_t n)
+{
+	wait_answer_fn	 f;
+	size_t		 i, k, m;
+
+	for (i = 0; i < n; i++) {
+		if ((f = fn[i]) == NULL)
+			continue;
+		for (m = 0, k = i; k < n; k++)
+			if (fn[k] == f) {
+				sub[m++] = r[k];
+				fn[k] = NULL;
+			}
+		f(w, id, sub, m);
+	}
+}
+
 /*
  * Let go of every waiter of g, which the caller took out of the table
  * (so answering cannot find it), answer them together and free g.
  */
 static void
-group_settle(struct worker *w, struct wait_group *g)
+group_settle(struct worker *w, struct wait_group *g, int closing)
 {
-	struct wait_reply	*r, one;
+	struct wait_reply	*r, *sub, one;
+	wait_answer_fn		*fn, f;
 	struct waiter		*wt, *next;
 	size_t			 n = 0;
 
-	if ((r = calloc(g->n, sizeof(*r))) != NULL) {
+	r = calloc(g->n, sizeof(*r));
+	sub = calloc(g->n, sizeof(*sub));
+	fn = calloc(g->n, sizeof(*fn));
+	if (r != NULL && sub != NULL && fn != NULL) {
 		for (wt = TAILQ_FIRST(&g->waiters); wt != NULL; wt = next) {
 			next = TAILQ_NEXT(wt, entry);
-			r[n].req = wt->req;
-			r[n++].audience = wt->audience;
+			fn[n] = wt->answer;
+			r[n++] = waiter_reply(wt, closing);
 			waiter_release(wt);
 		}
 		metrics_waits(&w->metrics, n);
-		g->answer(w, g->id, r, n);
-		free(r);
+		group_answer(w, g->id, r, fn, sub, n);
 	} else {
 		/* No memory for the list: answer one at a time. */
 		for (wt = TAILQ_FIRST(&g->waiters); wt != NULL; wt = next) {
 			next = TAILQ_NEXT(wt, entry);
-			one.req = wt->req;
-			one.audience = wt->audience;
+			one = waiter_reply(wt, closing);
+			f = wt->answer;
 			waiter_release(wt);
 			metrics_waits(&w->metrics, 1);
-			g->answer(w, g->id, &one, 1);
+			f(w, g->id, &one, 1);
 		}
 	}
+	free(r);
+	free(sub);
+	free(fn);
 	free(g);
 }
 
@@ -250,12 +291,28 @@ waiter_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct waiter		*wt = arg;
 	struct worker		*w = wt->w;
 	struct wait_group	*g = wt->g;
-	struct wait_reply	 one = { wt->req, wt->audience };
+	struct wait_reply	 one = waiter_reply(wt, 0);
+	wait_answer_fn		 answer = wt->answer;
 
 	waiter_release(wt);
 	metrics_waits(&w->metrics, 1);
-	g->answer(w, g->id, &one, 1);
+	answer(w, g->id, &one, 1);
 	group_drop_if_empty(&w->wait, g);
+}
+
+/* wt's client is gone: its owner (if it keeps state) lets go of it. */
+static void
+waiter_gone(struct waiter *wt)
+{
+	struct worker		*w = wt->w;
+	struct wait_group	*g = wt->g;
+	wait_gone_fn		 gone = wt->gone;
+	void			*arg = wt->arg;
+
+	waiter_release(wt);
+	group_drop_if_empty(&w->wait, g);
+	if (gone != NULL)
+		gone(w, arg);
 }
 
 /* evhttp freed the connection (and the request with it). */
@@ -263,12 +320,9 @@ static void
 waiter_closed_cb(struct evhttp_connection *conn, void *arg)
 {
 	struct waiter		*wt = arg;
-	struct worker		*w = wt->w;
-	struct wait_group	*g = wt->g;
 
 	wt->req = NULL;
-	waiter_release(wt);
-	group_drop_if_empty(&w->wait, g);
+	waiter_gone(wt);
 }
 
 /*
@@ -284,7 +338,6 @@ waiter_hangup_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct waiter			*wt = arg;
 	struct worker			*w = wt->w;
-	struct wait_group		*g = wt->g;
 	struct evhttp_connection	*conn;
 	char				 c;
 	ssize_t				 n = 0;
@@ -305,8 +358,7 @@ waiter_hangup_cb(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	conn = evhttp_request_get_connection(wt->req);
-	waiter_release(wt);
-	group_drop_if_empty(&w->wait, g);
+	waiter_gone(wt);
 	log_debug("a long-poll's client hung up");
 	if (conn != NULL)
 		evhttp_connection_free(conn);
@@ -321,34 +373,38 @@ waiter_fd(struct evhttp_connection *conn)
 }
 
 static int
-wait_hold_key(struct request *rq, const char *id, int queue, int64_t since,
-    int seconds, int audience, wait_answer_fn answer)
+wait_hold_one(struct worker *w, struct evhttp_request *req,
+    const char *identity, const char *id, int queue, int64_t since,
+    int seconds, int audience, wait_answer_fn answer, wait_gone_fn gone,
+    void *arg)
 {
-	struct worker			*w = rq->w;
 	struct evhttp_connection	*conn;
 	struct wait_group		*g;
 	struct waiter			*wt;
 	struct timeval			 tv = { seconds, 0 };
 	evutil_socket_t			 fd;
 
-	conn = evhttp_request_get_connection(rq->req);
+	conn = evhttp_request_get_connection(req);
 	if (w->wait.nwaiters >= WAIT_MAX_PER_WORKER || conn == NULL)
 		return (-1);
-	if (quota_take(w->broker->waitq, rq->peer->identity) == -1)
+	if (quota_take(w->broker->waitq, identity) == -1)
 		return (-1);
 	if ((wt = calloc(1, sizeof(*wt))) == NULL)
 		goto fail;
 	if ((wt->timer = evtimer_new(w->base, waiter_timeout_cb, wt)) == NULL ||
 	    evtimer_add(wt->timer, &tv) == -1 ||
-	    (g = group_get(&w->wait, id, answer)) == NULL)
+	    (g = group_get(&w->wait, id)) == NULL)
 		goto fail;
 	g->queue = queue;
 	wt->g = g;
 	wt->w = w;
-	wt->req = rq->req;
+	wt->req = req;
 	wt->audience = audience;
 	wt->since = since;
-	snprintf(wt->identity, sizeof(wt->identity), "%s", rq->peer->identity);
+	wt->answer = answer;
+	wt->gone = gone;
+	wt->arg = arg;
+	snprintf(wt->identity, sizeof(wt->identity), "%s", identity);
 	TAILQ_INSERT_TAIL(&g->waiters, wt, entry);
 	g->n++;
 	w->wait.nwaiters++;
@@ -365,7 +421,7 @@ wait_hold_key(struct request *rq, const char *id, int queue, int64_t since,
 	if (wt != NULL && wt->timer != NULL)
 		event_free(wt->timer);
 	free(wt);
-	quota_give(w->broker->waitq, rq->peer->identity);
+	quota_give(w->broker->waitq, identity);
 	return (-1);
 }
 
@@ -373,15 +429,25 @@ int
 wait_hold(struct request *rq, const char *id, int seconds, int audience,
     wait_answer_fn answer)
 {
-	return (wait_hold_key(rq, id, 0, 0, seconds, audience, answer));
+	return (wait_hold_one(rq->w, rq->req, rq->peer->identity, id, 0, 0,
+	    seconds, audience, answer, NULL, NULL));
 }
 
 int
 wait_hold_queue(struct request *rq, int64_t since, int seconds, int audience,
     wait_answer_fn answer)
 {
-	return (wait_hold_key(rq, WAIT_QUEUE_KEY, 1, since, seconds, audience,
-	    answer));
+	return (wait_hold_one(rq->w, rq->req, rq->peer->identity,
+	    WAIT_QUEUE_KEY, 1, since, seconds, audience, answer, NULL, NULL));
+}
+
+int
+wait_hold_req(struct worker *w, struct evhttp_request *req,
+    const char *identity, const char *id, int seconds, wait_answer_fn answer,
+    wait_gone_fn gone, void *arg)
+{
+	return (wait_hold_one(w, req, identity, id, 0, 0, seconds, 0, answer,
+	    gone, arg));
 }
 
 /* --- waking ----------------------------------------------------------------- */
@@ -394,26 +460,34 @@ static void
 wait_check_queue(struct worker *w, struct wait_group *g)
 {
 	struct store_gen	 gen;
-	struct wait_reply	*r;
+	struct wait_reply	*r = NULL, *sub = NULL;
+	wait_answer_fn		*fn = NULL;
 	struct waiter		*wt, *next;
 	size_t			 n = 0;
 
 	if (w->store->ops->generations(w->store, STORE_GEN_QUEUE, &gen) == -1 ||
-	    (r = calloc(g->n, sizeof(*r))) == NULL)
+	    (r = calloc(g->n, sizeof(*r))) == NULL ||
+	    (sub = calloc(g->n, sizeof(*sub))) == NULL ||
+	    (fn = calloc(g->n, sizeof(*fn))) == NULL) {
+		free(r);
+		free(sub);
 		return;		/* the timers still end them */
+	}
 	for (wt = TAILQ_FIRST(&g->waiters); wt != NULL; wt = next) {
 		next = TAILQ_NEXT(wt, entry);
 		if (wt->since == gen.queue)
 			continue;
-		r[n].req = wt->req;
-		r[n++].audience = wt->audience;
+		fn[n] = wt->answer;
+		r[n++] = waiter_reply(wt, 0);
 		waiter_release(wt);
 	}
 	if (n > 0) {
 		metrics_waits(&w->metrics, n);
-		g->answer(w, g->id, r, n);
+		group_answer(w, g->id, r, fn, sub, n);
 	}
 	free(r);
+	free(sub);
+	free(fn);
 	group_drop_if_empty(&w->wait, g);
 }
 
@@ -436,7 +510,7 @@ wait_check(struct worker *w, struct wait_group *g)
 		return;
 	if (*(gp = group_slot(&w->wait, g->id)) == g)
 		*gp = g->next;
-	group_settle(w, g);
+	group_settle(w, g, 0);
 }
 
 /* Check every group (after an overflow, or a change elsewhere). */
@@ -544,7 +618,7 @@ wait_deinit(struct worker *w)
 	for (i = 0; i < WAIT_BUCKETS; i++)
 		while ((g = w->wait.bucket[i]) != NULL) {
 			w->wait.bucket[i] = g->next;
-			group_settle(w, g);
+			group_settle(w, g, 1);
 		}
 	if (w->wait.wake_ev != NULL)
 		event_free(w->wait.wake_ev);

@@ -40,14 +40,21 @@ struct wait_group;
 struct wait_reply {
 	struct evhttp_request	*req;
 	int			 audience;	/* the handler's own tag */
+	void			*arg;		/* wait_hold_req's */
+	int			 closing;	/* the broker is stopping:
+						 * answer now, queue nothing */
 };
 
 /*
  * Answer every one of r[0..n) (n >= 1) about intent id, on w's thread.
  * The mechanism has let go of them: each must get exactly one answer.
+ * Waiters of one intent held with the same callback come in one call.
  */
 typedef void (*wait_answer_fn)(struct worker *w, const char *id,
     const struct wait_reply *r, size_t n);
+/* The client of a request held with arg hung up, on w's thread: the
+ * request is gone (nothing to answer); the owner of arg lets go of it. */
+typedef void (*wait_gone_fn)(struct worker *w, void *arg);
 
 /* Per worker. */
 struct wait_worker {
@@ -85,6 +92,16 @@ int	wait_hold(struct request *rq, const char *id, int seconds,
 int	wait_hold_queue(struct request *rq, int64_t since, int seconds,
 	    int audience, wait_answer_fn answer);
 #define WAIT_QUEUE_KEY	"queue"	/* not an intent id */
+/*
+ * As wait_hold, for a handler that keeps state of its own for the held
+ * request req of identity (the MCP gateway's held calls): arg comes back
+ * in its wait_reply, and if the client hangs up, gone(w, arg) is called
+ * instead of answer.  While held, the mechanism owns req's connection
+ * close callback.
+ */
+int	wait_hold_req(struct worker *w, struct evhttp_request *req,
+	    const char *identity, const char *id, int seconds,
+	    wait_answer_fn answer, wait_gone_fn gone, void *arg);
 /* Any thread, after a commit: these intents changed status. */
 void	wait_wake(struct broker *b, const struct lc_changes *ch);
 /* 1 Hz: notice changes other processes made to waited-on intents. */

@@ -57,7 +57,7 @@ tools_add(struct names *ns, const char *pattern)
 	memcpy(t, pattern, len + 1);
 	if (len >= 2 && strcmp(t + len - 2, ".*") == 0)
 		t[len - 1] = 'x';
-	if (policy_tool_name_valid(t))
+	if (policy_mcp_name_valid(t))
 		names_add(ns, t);
 }
 

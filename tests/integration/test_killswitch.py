@@ -242,7 +242,7 @@ class TestStatusAndReset(KillSwitchCase):
             {"scope": "agent", "target": "a" * 256, "reason": "r"},
             {"scope": "tool", "reason": "r"},
             {"scope": "tool", "target": "*", "reason": "r"},
-            {"scope": "tool", "target": "Payments.*", "reason": "r"},
+            {"scope": "tool", "target": "Pay ments.*", "reason": "r"},
             {"scope": "tool", "target": "payments.", "reason": "r"},
             {"scope": "global", "reason": "r", "reject_pending": "yes"},
             {"scope": "global", "reason": "r", "reject_pending": 1},

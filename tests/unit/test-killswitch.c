@@ -253,7 +253,7 @@ test_bad_input(void)
 		{ KS_AGENT, "agent\x7f", "r" },
 		{ KS_TOOL, NULL, "r" },
 		{ KS_TOOL, "", "r" },
-		{ KS_TOOL, "Payments.Transfer", "r" },
+		{ KS_TOOL, "Pay%ments.Transfer", "r" },
 		{ KS_TOOL, "*", "r" },
 		{ KS_TOOL, ".*", "r" },
 		{ KS_TOOL, "payments.", "r" },
@@ -271,6 +271,9 @@ test_bad_input(void)
 	size_t			 i;
 	int64_t			 gen = counter(db), id;
 
+	/* MCP tools may have upper case (CONTRACT §9): a switch stops them */
+	CHECK(ks_check_target(KS_TOOL, "pay.GetUser") == NULL);
+	CHECK(ks_check_target(KS_TOOL, "Pay.*") == NULL);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		why = NULL;
 		if (ks_trip(db, "operator-olga", bad[i].scope, bad[i].target,

@@ -4,7 +4,8 @@
  * status after, the intent's last audit event), one fresh database per
  * row; the change lists the daemon wakes waiters from; and concurrent
  * approvers on separate connections (threads) that must release exactly
- * once with every approval counted.
+ * once with every approval counted; and the MCP gateway's calls (join,
+ * forward once, the forward's audit).
  *
  * The policy is policies/example.json under TOOLGATE_SOURCE_ROOT (set by
  * tests/meson.build), changed per row by a small patch function.
@@ -651,6 +652,214 @@ test_concurrent_approvers(void)
 	drop_db();
 }
 
+/* --- the MCP gateway (lifecycle_mcp.c) ----------------------------------- */
+
+/*
+ * One MCP tools/call of agent-payments at now through lc_mcp_call, in its
+ * own transaction: the intent it ended with in *r (owned), *res.
+ */
+static enum reason
+mcp_call(struct decider *d, const char *tool, const char *args_text,
+    const char *held, int64_t now, struct intent_row *r,
+    struct lc_mcp_result *res)
+{
+	struct intent	 in;
+	json_t		*args = NULL;
+	enum reason	 rc;
+
+	if (args_text != NULL)
+		CHECK((args = json_loads(args_text, 0, NULL)) != NULL);
+	CHECK(lc_mcp_intent(&in, "agent-payments", tool, args, args_text,
+	    args_text ? strlen(args_text) : 0, now) == 0);
+	json_decref(args);
+	CHECK(lc_begin(d) == 0 && decider_refresh(d) == 0);
+	rc = lc_finish(d, lc_mcp_call(d, &in, held, now, r, NULL, res));
+	CHECK(rc != REASON_OK || res->joined ||
+	    strncmp(r->jti, LC_MCP_JTI_PREFIX, 4) == 0);
+	intent_clear(&in);
+	return (rc);
+}
+
+/*
+ * One request (one intent) decides, another request forwards that intent
+ * once approved, and the first decides again: a jti of its own each time,
+ * never a replay.
+ */
+static void
+mcp_decide_twice(struct decider *d)
+{
+	static const char pay[] = "{\"amount\": \"6000.00\", "
+	    "\"currency\": \"USD\"}";
+	struct intent		 in;
+	struct intent_row	 r;
+	struct lc_mcp_result	 res;
+	struct lc_verdict	 v;
+	json_t			*args;
+	char			 z[INTENT_ID_LEN + 1];
+
+	CHECK((args = json_loads(pay, 0, NULL)) != NULL);
+	CHECK(lc_mcp_intent(&in, "agent-payments", "payments.transfer", args,
+	    pay, strlen(pay), T0) == 0);
+	json_decref(args);
+	CHECK(in.jti == NULL);
+	CHECK(lc_begin(d) == 0 && decider_refresh(d) == 0);
+	CHECK(lc_finish(d, lc_mcp_call(d, &in, NULL, T0, &r, NULL, &res)) ==
+	    REASON_OK && !res.joined && r.status == ST_PENDING);
+	memcpy(z, r.id, sizeof(z));
+	intent_row_clear(&r);
+	CHECK(lc_begin(d) == 0);
+	CHECK(lc_finish(d, lc_approve(d, "approver-alice", z, NULL, T0 + 1,
+	    &v)) == REASON_OK);
+	CHECK(mcp_call(d, "payments.transfer", pay, z, T0 + 2, &r, &res) ==
+	    REASON_OK && res.forward);
+	intent_row_clear(&r);
+	CHECK(lc_begin(d) == 0 && decider_refresh(d) == 0);
+	CHECK(lc_finish(d, lc_mcp_call(d, &in, z, T0 + 3, &r, NULL, &res)) ==
+	    REASON_OK && !res.joined && strcmp(r.id, z) != 0 &&
+	    r.status == ST_PENDING);
+	intent_row_clear(&r);
+	intent_clear(&in);
+}
+
+static void
+test_mcp_calls(void)
+{
+	static const char pay[] = "{\"currency\": \"USD\", \"amount\": "
+	    "\"5000.00\"}";
+	static const char pay_reordered[] = "{\"amount\":\"5000.00\","
+	    "\"currency\":\"USD\"}";
+	struct decider		 d;
+	struct store		*s;
+	struct intent		 in;
+	struct intent_row	 r;
+	struct lc_mcp_result	 res;
+	struct lc_verdict	 v;
+	struct audit_check	 chk;
+	const char		*why;
+	struct lc_trip_refusal	 refusal;
+	static const char	 trust_key[] = "00112233445566778899aabbccddeeff"
+	    "00112233445566778899aabbccddeeff\n";
+	struct audit_keys	 keys;
+	struct audit_trust	 trust;
+	struct lc_config	 cfg = { .grant_window = LC_GRANT_WINDOW_DEFAULT };
+	char			 x[INTENT_ID_LEN + 1], y[INTENT_ID_LEN + 1];
+	char			 sha[65];
+	json_t			*args;
+	int64_t			 ks;
+
+	snprintf(dbpath, sizeof(dbpath), "/tmp/test-lifecycle-XXXXXX");
+	CHECK(mkstemp(dbpath) >= 0);
+	s = open_store();
+	/* A forward is a grant: the lifecycle hands one out only against
+	 * tagged records, as a broker's trust checks them. */
+	CHECK(audit_keys_parse(&keys, trust_key, sizeof(trust_key) - 1,
+	    &why) == 0 && audit_trust_init(&trust, &keys, 0) == 0);
+	cfg.trust = &trust;
+	decider_init(&d, s, "test", &cfg);
+	apply(&d, example);
+
+	/* Allowed at once: redeemed for its forward in the same
+	 * transaction; a second such call is a call of its own. */
+	CHECK(mcp_call(&d, "crm.lookup", "{\"id\": 1}", NULL, T0, &r,
+	    &res) == REASON_OK);
+	CHECK(r.status == ST_ALLOWED && res.forward && !res.joined &&
+	    r.redeemed_at == T0);
+	CHECK((args = json_pack("{si}", "id", 1)) != NULL);
+	CHECK(lc_mcp_call_sha256("agent-payments", "crm.lookup", args,
+	    sha) == 0);
+	json_decref(args);
+	CHECK(strcmp(sha, r.intent_sha256) == 0);
+	CHECK(lc_mcp_is_call(&r));
+	CHECK(strcmp(last_event(s, r.id), "redemption") == 0);
+	memcpy(x, r.id, sizeof(x));
+	intent_row_clear(&r);
+	CHECK(mcp_call(&d, "crm.lookup", "{\"id\": 1}", NULL, T0, &r,
+	    &res) == REASON_OK);
+	CHECK(strcmp(r.id, x) != 0 && res.forward && !res.joined);
+	intent_row_clear(&r);
+
+	/* Pending; the same call (canonically equal args) joins it, other
+	 * args do not. */
+	CHECK(mcp_call(&d, "payments.transfer", pay, NULL, T0, &r, &res) ==
+	    REASON_OK);
+	CHECK(r.status == ST_PENDING && !res.forward && !res.joined);
+	memcpy(x, r.id, sizeof(x));
+	intent_row_clear(&r);
+	CHECK(mcp_call(&d, "payments.transfer", pay_reordered, NULL, T0 + 5,
+	    &r, &res) == REASON_OK);
+	CHECK(strcmp(r.id, x) == 0 && res.joined && !res.forward &&
+	    r.status == ST_PENDING);
+	intent_row_clear(&r);
+	CHECK(mcp_call(&d, "payments.transfer", "{\"currency\": \"USD\", "
+	    "\"amount\": \"5000.01\"}", NULL, T0, &r, &res) == REASON_OK);
+	CHECK(strcmp(r.id, x) != 0 && !res.joined && r.status == ST_PENDING);
+	intent_row_clear(&r);
+
+	/* Approved: the held request (or a repeat) forwards it, once; a
+	 * second waiter finds it forwarded and is a new call again. */
+	CHECK(lc_begin(&d) == 0);
+	CHECK(lc_finish(&d, lc_approve(&d, "approver-alice", x, NULL, T0 + 10,
+	    &v)) == REASON_OK && v.status == ST_ALLOWED);
+	CHECK(mcp_call(&d, "payments.transfer", pay, x, T0 + 11, &r, &res) ==
+	    REASON_OK);
+	CHECK(strcmp(r.id, x) == 0 && res.forward && r.redeemed_at != 0);
+	intent_row_clear(&r);
+	CHECK(mcp_call(&d, "payments.transfer", pay, x, T0 + 12, &r, &res) ==
+	    REASON_OK);
+	CHECK(strcmp(r.id, x) != 0 && !res.forward && !res.joined &&
+	    r.status == ST_PENDING);
+	memcpy(y, r.id, sizeof(y));
+	intent_row_clear(&r);
+	mcp_decide_twice(&d);
+	CHECK(mcp_call(&d, "payments.transfer", pay, NULL, T0 + 12, &r,
+	    &res) == REASON_OK && res.joined && strcmp(r.id, y) == 0);
+	intent_row_clear(&r);
+	CHECK(lc_begin(&d) == 0);
+	CHECK(lc_finish(&d, lc_mcp_forwarded(&d, x, "ok", "the upstream "
+	    "answered", T0 + 13)) == REASON_OK);
+	CHECK(strcmp(last_event(s, x), "mcp.forward") == 0);
+
+	/* A kill switch covering the open intent: noted, not forwarded. */
+	CHECK(lc_begin(&d) == 0);
+	CHECK(lc_finish(&d, lc_trip(&d, "operator-olga", KS_TOOL,
+	    "payments.*", "incident", 0, T0 + 20, &ks, &refusal)) ==
+	    REASON_OK);
+	CHECK(mcp_call(&d, "payments.transfer", pay, NULL, T0 + 21, &r, &res)
+	    == REASON_OK);
+	CHECK(strcmp(r.id, y) == 0 && res.joined && res.killed &&
+	    !res.forward);
+	intent_row_clear(&r);
+	CHECK(lc_begin(&d) == 0);
+	CHECK(lc_finish(&d, lc_reset(&d, "operator-olga", ks, "over",
+	    T0 + 22, &why)) == REASON_OK);
+
+	/* Past its approval window the open intent expires on touch and
+	 * the call is decided anew. */
+	CHECK(mcp_call(&d, "payments.transfer", pay, NULL, T0 + 12 + 3601,
+	    &r, &res) == REASON_OK);
+	CHECK(strcmp(r.id, y) != 0 && !res.joined && r.status == ST_PENDING);
+	CHECK(status_of(s, y) == ST_EXPIRED);
+	intent_row_clear(&r);
+
+	/* A signed intent whose jti looks like ours is not an MCP call:
+	 * its hash is its payload's. */
+	make_intent(&in, "agent-payments", "crm.lookup", NULL);
+	free(in.jti);
+	CHECK((in.jti = strdup(LC_MCP_JTI_PREFIX "x")) != NULL);
+	CHECK(lc_begin(&d) == 0 && decider_refresh(&d) == 0);
+	CHECK(lc_finish(&d, lc_decide(&d, &in, T0, &r, NULL)) == REASON_OK);
+	CHECK(!lc_mcp_is_call(&r));
+	intent_row_clear(&r);
+	intent_clear(&in);
+
+	CHECK(audit_verify(s, &chk) == 0);
+	decider_deinit(&d);
+	store_close(s);
+	audit_trust_deinit(&trust);
+	audit_keys_clear(&keys);
+	drop_db();
+}
+
 int
 main(void)
 {
@@ -660,6 +869,7 @@ main(void)
 	test_replay_and_rollback();
 	test_amounts_in_args();
 	test_concurrent_approvers();
+	test_mcp_calls();
 	json_decref(example);
 	printf("lifecycle: %d passed, 0 failed\n", passed);
 	return (0);

@@ -174,7 +174,7 @@ static const struct vcase vcases[] = {
 	  "{'principals': {}, 'roles': {'r': {'rulez': []}}}",
 	  { "$.roles.r.rulez" }, "unknown key" },
 	{ "redeem_patterns_checked",
-	  "{'principals': {}, 'roles': {'r': {'redeem': ['ok.*', 'Bad', "
+	  "{'principals': {}, 'roles': {'r': {'redeem': ['ok.*', 'B d', "
 	  "'*', 'a..b', 5]}}}",
 	  { "$.roles.r.redeem[1]", "$.roles.r.redeem[2]",
 	    "$.roles.r.redeem[3]", "$.roles.r.redeem[4]" }, "pattern" },
@@ -190,7 +190,7 @@ static const struct vcase vcases[] = {
 	  { "$.roles.r.rules[0]" }, "missing \"tool\"" },
 	{ "rule_tool_grammar",
 	  "{'principals': {}, 'roles': {'r': {'rules': ["
-	  "{'tool': 'Crm.lookup'}, {'tool': 'crm.'}, {'tool': 'a.*.b'},"
+	  "{'tool': 'Crm!lookup'}, {'tool': 'crm.'}, {'tool': 'a.*.b'},"
 	  "{'tool': '.*'}, {'tool': 'crm lookup'}, {'tool': 'crm.*'}]}}}",
 	  { "$.roles.r.rules[0].tool", "$.roles.r.rules[1].tool",
 	    "$.roles.r.rules[2].tool", "$.roles.r.rules[3].tool",
@@ -296,12 +296,12 @@ static const struct vcase vcases[] = {
 	  { "$.redact" }, "object" },
 	{ "redact_patterns_and_fields",
 	  "{'principals': {}, 'roles': {}, 'redact': {'payments.*': "
-	  "['iban', '', 3], 'BAD': ['x'], 'crm.note': 'note'}}",
+	  "['iban', '', 3], 'B@D': ['x'], 'crm.note': 'note'}}",
 	  { "$.redact[\"payments.*\"][1]", "$.redact[\"payments.*\"][2]",
-	    "$.redact.BAD", "$.redact[\"crm.note\"]" }, "non-empty string" },
+	    "$.redact.B@D", "$.redact[\"crm.note\"]" }, "non-empty string" },
 	{ "several_problems_all_reported",
 	  "{'principals': {'p': {'roles': ['ghost'], 'disabled': 0}}, "
-	  "'roles': {'r': {'operator': 'yes', 'rules': [{'tool': 'A'}, "
+	  "'roles': {'r': {'operator': 'yes', 'rules': [{'tool': 'A/'}, "
 	  "{'tool': 'b', 'effect': 'deny', 'approvals': 1}]}}, 'x': 1}",
 	  { "$.x", "$.principals.p.roles[0]", "$.principals.p.disabled",
 	    "$.roles.r.operator", "$.roles.r.rules[0].tool",
@@ -485,7 +485,7 @@ static const struct vcase vcases[] = {
 	{ "limit_tools",
 	  "{'principals': {'p': {'roles': []}}, 'roles': {'fin': {}}, "
 	  "'limits': [{'name': 'a', 'tools': [], 'window': 60, 'max_count': "
-	  "1}, {'name': 'b', 'tools': ['Bad'], 'window': 60, 'max_count': "
+	  "1}, {'name': 'b', 'tools': ['bad..x'], 'window': 60, 'max_count': "
 	  "1}, {'name': 'c', 'tools': 'x', 'window': 60, 'max_count': 1}]}",
 	  { "$.limits[0].tools", "$.limits[1].tools[0]", "$.limits[2].tools" },
 	  "at least one tool" },
@@ -1885,6 +1885,62 @@ test_warnings(void)
 	}
 }
 
+/* CONTRACT §9: rules may name MCP tools with upper case, matched
+ * case-sensitively; tools/list offers what some allow rule matches and
+ * no unconditional deny rule does; intents keep the strict grammar. */
+static void
+test_mcp_names(void)
+{
+	char		*doc = unquote("{'principals': {"
+	    "'a': {'roles': ['pay', 'ro']}, 'b': {'roles': ['ro']}, "
+	    "'d': {'roles': ['pay'], 'disabled': true}}, 'roles': {"
+	    "'pay': {'rules': [{'tool': 'pay.Transfer', 'currencies': "
+	    "{'USD': [{'max': '10.00', 'approvals': 0}]}}, "
+	    "{'tool': 'crm.*'}, {'tool': 'crm.Secret', 'effect': 'deny'}, "
+	    "{'tool': 'crm.Mail', 'effect': 'deny', "
+	    "'args': {'/to': {'suffix': '@evil.example'}}}]}, "
+	    "'ro': {'rules': [{'tool': 'pay.lookup', 'approvals': 1, "
+	    "'approvers': ['pay']}]}}}");
+	struct policy	*p = load_text(doc);
+	struct policy_call call;
+	struct evaluation ev;
+	struct amount	 five;
+
+	CHECK(policy_mcp_name_valid("pay.GetUser") &&
+	    policy_mcp_name_valid("a-B_c.D9") && !policy_mcp_name_valid("a..B") &&
+	    !policy_mcp_name_valid("A B") && !policy_mcp_name_valid("A.") &&
+	    !policy_mcp_name_valid(NULL), "mcp grammar");
+	CHECK(!policy_tool_name_valid("pay.GetUser"), "intent grammar strict");
+	CHECK(amount_parse_value("5", 1, &five) == 0, "amount");
+	memcpy(five.currency, "USD", 4);
+	memset(&call, 0, sizeof(call));
+	call.principal = "a";
+	call.tool = "pay.Transfer";
+	call.amount = &five;
+	policy_evaluate(p, &call, &ev);
+	CHECK(ev.outcome == OUTCOME_ALLOW, "upper-case rule allows");
+	call.tool = "pay.transfer";
+	policy_evaluate(p, &call, &ev);
+	CHECK(ev.outcome == OUTCOME_DENY && ev.reason == R_NO_PERMISSION,
+	    "matched case-sensitively");
+
+	CHECK(policy_offers(p, "a", "pay.Transfer"), "offered: amount rule");
+	CHECK(policy_offers(p, "a", "pay.lookup"), "offered: pending rule");
+	CHECK(policy_offers(p, "a", "crm.Lookup"), "offered: prefix rule");
+	CHECK(!policy_offers(p, "a", "crm.Secret"), "deny rule hides it");
+	CHECK(policy_offers(p, "a", "crm.Mail"),
+	    "a deny rule with conditions does not hide it");
+	CHECK(!policy_offers(p, "a", "pay.transfer"), "case-sensitive");
+	CHECK(!policy_offers(p, "b", "pay.Transfer"), "other role");
+	CHECK(policy_offers(p, "b", "pay.lookup"), "b's own rule");
+	CHECK(!policy_offers(p, "d", "pay.Transfer"), "disabled");
+	CHECK(!policy_offers(p, "nobody", "pay.lookup"), "unknown");
+	CHECK(!policy_offers(p, "a", "pay..x") && !policy_offers(p, "a", NULL),
+	    "bad names");
+	policy_free(p);
+	free(doc);
+}
+
 static void
 test_patterns(void)
 {
@@ -2185,6 +2241,7 @@ main(int argc, char *argv[])
 	test_validation_bounds();
 	test_examples();
 	test_patterns();
+	test_mcp_names();
 	test_example();
 	test_rules();
 	test_amount_from();

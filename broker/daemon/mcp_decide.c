@@ -1,0 +1,472 @@
+/*
+ * mcp_decide: the decision path of the MCP gateway, behind the seam
+ * mcp_call_decide() (mcp.h).  Every checked tools/call is decided exactly
+ * like an intent — by the lifecycle (lc_mcp_call: identity, tool, args
+ * with their exact text, amount_from, conditions, limits, kill switch,
+ * audit, redaction), on the group commit's writer, answered only after
+ * the commit — and then:
+ *   allowed   forwarded once with Toolgate-Grant (the decision's own
+ *             transaction redeemed it), the forward's outcome audited
+ *             before the agent gets the upstream's result;
+ *   denied    refused with an isError result that tells an LLM what
+ *             happened and what to do, and _meta.toolgate;
+ *   pending   held up to mcp-hold seconds (wait.c's mechanism: woken by
+ *             any change of the intent's status, whoever made it), with
+ *             notifications/progress every 10 s when asked for; decided
+ *             meanwhile → as above, else a still-pending result.  A
+ *             repeat of the same call joins that intent (the lifecycle
+ *             finds it).
+ * One struct mcp_decision carries a call through these phases and owns
+ * it.  Nothing here changes state but through the lifecycle, and nothing
+ * here speaks MCP but through the mcp_call_* answers.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "broker.h"
+#include "clock.h"
+#include "log.h"
+#include "mcp.h"
+
+#define MCP_PROGRESS_EVERY	10	/* s, CONTRACT §9 */
+
+struct mcp_decision {
+	struct commit_job	 job;		/* first: the mechanism's */
+	struct mcp_call		*call;		/* owned */
+	struct intent		 in;		/* the call as an intent */
+	struct intent_row	 row;		/* where its intent stands */
+	struct lc_mcp_result	 res;
+	char			 held[INTENT_ID_LEN + 1];  /* "" until held */
+	char			 why[POLICY_MESSAGE_MAX];  /* a policy 400's */
+	int64_t			 until;		/* the hold ends */
+	int64_t			 next_progress;
+	int			 stopped;	/* a switch tripped after the
+						 * decision: not forwarded */
+	enum mcp_forward_status	 fwd_status;
+	char			 fwd_detail[256];
+};
+
+static enum reason md_decide_run(struct decider *d, struct commit_job *j);
+static void	md_decide_done(struct commit_job *j);
+
+static void
+md_free(struct mcp_decision *md)
+{
+	mcp_call_free(md->call);
+	intent_clear(&md->in);
+	intent_row_clear(&md->row);
+	free(md);
+}
+
+/* Queue md to the group commit with run and done; the call's connection
+ * is watched by the commit path meanwhile. */
+static void
+md_submit(struct mcp_decision *md,
+    enum reason (*run)(struct decider *, struct commit_job *),
+    void (*done)(struct commit_job *))
+{
+	md->job.w = md->call->w;
+	md->job.req = md->call->req;
+	md->job.run = run;
+	md->job.done = done;
+	commit_submit(md->call->w->broker, &md->job);
+}
+
+/* Back from the commit path: the agent may have hung up meanwhile. */
+static void
+md_returned(struct mcp_decision *md)
+{
+	if (md->job.req == NULL)
+		mcp_call_hung_up(md->call);
+}
+
+/* ---- answers ---- */
+
+static const char *
+md_advice(enum reason r)
+{
+	switch (r) {
+	case R_KILL_SWITCH:
+		return ("An operator has stopped these calls with a kill "
+		    "switch: do not retry; tell the user.");
+	case R_LIMIT_EXCEEDED:
+		return ("It would exceed a cumulative limit of the policy: do "
+		    "not retry it now; wait until the limit frees, use a "
+		    "smaller amount, or ask the user.");
+	case R_AMOUNT_OVER_LIMIT:
+		return ("The amount is above what the policy allows for this "
+		    "tool: do not retry it unchanged; use a smaller amount "
+		    "or ask the user.");
+	case R_AMOUNT_REQUIRED:
+	case R_CURRENCY_NOT_ALLOWED:
+	case R_ARGS_NOT_ALLOWED:
+		return ("Do not retry it unchanged: change the arguments as "
+		    "the reason says, or ask the user.");
+	default:
+		return ("You may not make this call: do not retry it; tell "
+		    "the user.");
+	}
+}
+
+/* Refuse the call (freed) with decision "deny": id NULL when nothing was
+ * stored; status the intent's when it was closed after its decision. */
+static void
+md_deny(struct mcp_decision *md, const char *id, const char *status,
+    const char *reason_code, const char *what, const char *advice)
+{
+	json_t	*meta;
+	char	*text;
+
+	meta = json_pack("{ss ss}", "decision", "deny", "reason_code",
+	    reason_code);
+	if (meta != NULL && id != NULL)
+		json_object_set_new(meta, "id", json_string(id));
+	if (meta != NULL && status != NULL)
+		json_object_set_new(meta, "status", json_string(status));
+	if (asprintf(&text, "toolgate refused this call to %s: %s. Nothing "
+	    "was sent to the tool. %s", md->call->tool, what, advice) == -1)
+		text = NULL;
+	mcp_call_refuse(md->call, text != NULL ? text : "toolgate refused "
+	    "this call; nothing was sent to the tool", meta);
+	free(text);
+	md->call = NULL;
+	md_free(md);
+}
+
+/* The intent was closed while held (or before a repeat came). */
+static void
+md_closed(struct mcp_decision *md)
+{
+	const struct intent_row	*r = &md->row;
+	char			 what[600];
+
+	if (r->status == ST_EXPIRED) {
+		md_deny(md, r->id, "expired", "expired", "no human approved it "
+		    "before its approval window closed", "Ask the user "
+		    "whether to make it again: a new call asks for approval "
+		    "anew.");
+		return;
+	}
+	/* "rejected by an approver (not this week)", "rejected by a kill
+	 * switch (kill switch: ...)", "rejected: the policy in force ..." */
+	snprintf(what, sizeof(what), "%s%s%.300s%s", r->reason_text,
+	    r->closed_reason != NULL ? " (" : "", r->closed_reason != NULL ?
+	    r->closed_reason : "", r->closed_reason != NULL ? ")" : "");
+	md_deny(md, r->id, "rejected", "rejected", what, "Do not retry it; "
+	    "tell the user.");
+}
+
+/* The hold is over and the intent still waits for a human. */
+static void
+md_still_pending(struct mcp_decision *md, const char *why)
+{
+	const struct intent_row	*r = &md->row;
+	struct mcp_call		*call = md->call;
+	char			 at[RFC3339_LEN], *text;
+	json_t			*meta;
+
+	clock_rfc3339(r->expires_at, at);
+	meta = json_pack("{ss ss si ss}", "id", r->id, "status", "pending",
+	    "approvals_required", r->approvals_required, "expires_at", at);
+	if (asprintf(&text, "toolgate is holding this call to %s until a "
+	    "human approves it (intent %s, %d approval%s needed, until %s)%s. "
+	    "It has not been sent to the tool. Tell the user that it waits "
+	    "for approval, then call %s again with exactly the same "
+	    "arguments: the repeat joins this request and runs it once, "
+	    "when it is approved.", call->tool, r->id, r->approvals_required,
+	    r->approvals_required == 1 ? "" : "s", at, why, call->tool) == -1)
+		text = NULL;
+	mcp_call_refuse(call, text != NULL ? text : "toolgate is holding "
+	    "this call until a human approves it; call again with the same "
+	    "arguments", meta);
+	free(text);
+	md->call = NULL;
+	md_free(md);
+}
+
+/* ---- the forward ---- */
+
+static const char *
+md_outcome_name(enum mcp_forward_status st)
+{
+	switch (st) {
+	case MCP_FORWARD_OK:
+		return ("ok");
+	case MCP_FORWARD_TOOL_ERROR:
+		return ("tool_error");
+	case MCP_FORWARD_FAILED:
+		return ("failed");
+	default:
+		return ("not_sent");
+	}
+}
+
+static enum reason
+md_outcome_run(struct decider *d, struct commit_job *j)
+{
+	struct mcp_decision	*md = (struct mcp_decision *)j;
+
+	return (lc_mcp_forwarded(d, md->row.id, md_outcome_name(
+	    md->fwd_status), md->fwd_detail, clock_now()));
+}
+
+/* The outcome is recorded (or could not be): the agent gets its answer. */
+static void
+md_outcome_done(struct commit_job *j)
+{
+	struct mcp_decision	*md = (struct mcp_decision *)j;
+
+	md_returned(md);
+	if (j->result != REASON_OK)
+		log_warnx("mcp forward %s: its outcome (%s) could not be "
+		    "audited", md->row.id, md_outcome_name(md->fwd_status));
+	if (md->stopped) {
+		md_deny(md, md->row.id, NULL, reason_code(R_KILL_SWITCH),
+		    reason_text(R_KILL_SWITCH), md_advice(R_KILL_SWITCH));
+		return;
+	}
+	mcp_call_finish(md->call);
+	md->call = NULL;
+	md_free(md);
+}
+
+/* The upstream answered or failed (or the call never left). */
+static void
+md_forwarded(struct mcp_call *call, const struct mcp_forward_outcome *o,
+    void *arg)
+{
+	struct mcp_decision	*md = arg;
+
+	md->fwd_status = o->status;
+	snprintf(md->fwd_detail, sizeof(md->fwd_detail), "%s", o->detail);
+	md_submit(md, md_outcome_run, md_outcome_done);
+}
+
+/* A switch this process tripped after the batch began is checked now
+ * (the batch could not see it): no forward after a trip was answered. */
+static int
+md_stopped_since(struct mcp_decision *md)
+{
+	struct worker	*w = md->call->w;
+
+	if (__atomic_load_n(&w->broker->ks_epoch, __ATOMIC_ACQUIRE) ==
+	    md->job.ks_epoch)
+		return (0);
+	return (decider_refresh(&w->dec) == -1 ||
+	    ks_covers(&w->dec.ks, md->row.agent, md->row.tool));
+}
+
+/* Allowed and redeemed for this forward: sign, send, audit, answer. */
+static void
+md_forward(struct mcp_decision *md)
+{
+	struct mcp_call	*call = md->call;
+	json_t		*args;
+	char		*grant = NULL;
+	int64_t		 exp;
+
+	if (md_stopped_since(md)) {
+		md->stopped = 1;
+		md->fwd_status = MCP_FORWARD_NOT_SENT;
+		snprintf(md->fwd_detail, sizeof(md->fwd_detail), "a kill "
+		    "switch was tripped before the forward");
+		md_submit(md, md_outcome_run, md_outcome_done);
+		return;
+	}
+	args = call->args != NULL ? json_incref(call->args) : json_object();
+	if (args != NULL)
+		grant = grant_sign(&call->w->broker->grant, &md->row, args,
+		    clock_now(), &exp);
+	json_decref(args);
+	if (grant == NULL) {
+		md->fwd_status = MCP_FORWARD_NOT_SENT;
+		snprintf(md->fwd_detail, sizeof(md->fwd_detail), "the grant "
+		    "could not be signed");
+		md_submit(md, md_outcome_run, md_outcome_done);
+		return;
+	}
+	mcp_call_forward(call, md->row.id, grant, md_forwarded, md);
+	free(grant);
+}
+
+/* ---- holding ---- */
+
+static void	md_hold(struct mcp_decision *md);
+
+/* wait.c: the intents of these held calls changed, or their tick came. */
+static void
+md_woken(struct worker *w, const char *id, const struct wait_reply *r,
+    size_t n)
+{
+	struct mcp_decision	*md;
+	enum intent_status	 st = ST_PENDING;
+	size_t			 i;
+	int			 found;
+
+	found = w->store->ops->intent_status(w->store, id, &st);
+	for (i = 0; i < n; i++) {
+		md = r[i].arg;
+		if (r[i].closing)
+			md_still_pending(md, "; toolgate is restarting");
+		else if (found == 1 && st != ST_PENDING) {
+			/* Decided: take it through the lifecycle again. */
+			snprintf(md->held, sizeof(md->held), "%s", id);
+			md_submit(md, md_decide_run, md_decide_done);
+		} else
+			md_hold(md);	/* the tick, or no read: go on */
+	}
+}
+
+/* wait.c: a held call's agent hung up; its intent stays for a repeat. */
+static void
+md_gone(struct worker *w, void *arg)
+{
+	struct mcp_decision	*md = arg;
+
+	mcp_call_hung_up(md->call);
+	log_info("mcp call %s: %s hung up while it was held", md->row.id,
+	    md->call->identity);
+	md_free(md);
+}
+
+/* Hold the pending call until the next progress tick or the end of the
+ * hold, whichever comes first. */
+static void
+md_hold(struct mcp_decision *md)
+{
+	struct mcp_call	*call = md->call;
+	int64_t		 now = clock_now(), next;
+	char		 msg[160];
+
+	if (call->req == NULL) {
+		md_free(md);
+		return;
+	}
+	if (now >= md->until) {
+		md_still_pending(md, "");
+		return;
+	}
+	if (now >= md->next_progress) {
+		snprintf(msg, sizeof(msg), "waiting for a human to approve "
+		    "%s (%d approval%s needed)", md->row.id,
+		    md->row.approvals_required,
+		    md->row.approvals_required == 1 ? "" : "s");
+		if (mcp_call_progress(call, (double)(now - call->received),
+		    msg) == -1) {
+			md_free(md);
+			return;
+		}
+		md->next_progress = now + MCP_PROGRESS_EVERY;
+	}
+	next = md->next_progress < md->until ? md->next_progress : md->until;
+	if (wait_hold_req(call->w, call->req, call->identity, md->row.id,
+	    (int)(next > now ? next - now : 1), md_woken, md_gone, md) == -1)
+		md_still_pending(md, "; toolgate holds too many calls right "
+		    "now to wait longer");
+}
+
+/* ---- the decision ---- */
+
+static enum reason
+md_decide_run(struct decider *d, struct commit_job *j)
+{
+	struct mcp_decision	*md = (struct mcp_decision *)j;
+
+	intent_row_clear(&md->row);
+	return (lc_mcp_call(d, &md->in, md->held[0] ? md->held : NULL,
+	    clock_now(), &md->row, md->why, &md->res));
+}
+
+/* The policy refused the call with a 400 of the intent path: nothing
+ * was stored (invalid_amount, amount_mismatch). */
+static void
+md_refused_input(struct mcp_decision *md, enum reason r)
+{
+	char	 what[POLICY_MESSAGE_MAX + 64];
+
+	snprintf(what, sizeof(what), "%s", md->why[0] ? md->why :
+	    reason_text(r));
+	md_deny(md, NULL, NULL, reason_code(r), what, "Nothing was "
+	    "recorded: fix the arguments and call again.");
+}
+
+static void
+md_log(const struct mcp_decision *md)
+{
+	const struct intent_row	*r = &md->row;
+
+	if (md->res.joined || md->held[0])
+		log_info("mcp call %s: %s %s -> %s%s", r->id, r->agent, r->tool,
+		    intent_status_name(r->status), md->res.forward ?
+		    ", forwarding" : "");
+	else {
+		metrics_decision(&md->call->w->metrics, (int)r->decision);
+		log_info("decision %s: %s %s -> %s (%s) via mcp", r->id,
+		    r->agent, r->tool, intent_status_name(r->status),
+		    reason_code(r->reason));
+	}
+}
+
+/* Back from the commit: go on as the intent now stands. */
+static void
+md_decide_done(struct commit_job *j)
+{
+	struct mcp_decision	*md = (struct mcp_decision *)j;
+	const struct intent_row	*r = &md->row;
+
+	md_returned(md);
+	if (j->result == E_INVALID_AMOUNT || j->result == E_AMOUNT_MISMATCH) {
+		md_refused_input(md, j->result);
+		return;
+	}
+	if (j->result != REASON_OK) {
+		mcp_call_fail(md->call, JSONRPC_INTERNAL_ERROR, "toolgate cannot "
+		    "record decisions right now, so nothing was sent to the "
+		    "tool; try again in a moment");
+		md->call = NULL;
+		md_free(md);
+		return;
+	}
+	md_log(md);
+	if (md->res.forward)
+		md_forward(md);
+	else if (md->res.killed)
+		md_deny(md, r->id, intent_status_name(r->status),
+		    reason_code(R_KILL_SWITCH), reason_text(R_KILL_SWITCH),
+		    md_advice(R_KILL_SWITCH));
+	else if (r->status == ST_PENDING)
+		md_hold(md);
+	else if (r->status == ST_DENIED)
+		md_deny(md, r->id, NULL, reason_code(r->reason),
+		    r->reason_text, md_advice(r->reason));
+	else if (r->status == ST_REJECTED || r->status == ST_EXPIRED)
+		md_closed(md);
+	else
+		md_deny(md, r->id, intent_status_name(r->status),
+		    "not_forwardable", "it is allowed but can no longer be "
+		    "forwarded", "Call it again to make a new request.");
+}
+
+void
+mcp_call_decide(struct mcp_call *call)
+{
+	struct mcp_decision	*md;
+
+	if ((md = calloc(1, sizeof(*md))) == NULL) {
+		mcp_call_fail(call, JSONRPC_INTERNAL_ERROR, "out of memory");
+		return;
+	}
+	md->call = call;
+	if (lc_mcp_intent(&md->in, call->identity, call->tool, call->args,
+	    call->args_json, call->args_json_len, clock_now()) == -1) {
+		mcp_call_fail(call, JSONRPC_INTERNAL_ERROR, "out of memory");
+		md->call = NULL;
+		md_free(md);
+		return;
+	}
+	md->until = call->received + mcp_hold_seconds(call->w->broker);
+	md_submit(md, md_decide_run, md_decide_done);
+}

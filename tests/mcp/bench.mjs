@@ -1,0 +1,157 @@
+// bench.mjs: the MCP gateway's part of scripts/bench.  One allowed
+// tools/call, the same call straight to the upstream and through
+// toolgated, measured in one run with the same client: phases alternate
+// direct / gateway at one connection (the latency the gateway adds) and
+// at --connections (calls/s).  A benchmark, not a test: nothing passes or
+// fails on the figures; any call that is not a plain tool result counts
+// as an error.
+//
+//   node bench.mjs --direct URL --direct-tool NAME
+//                  --gateway URL --gateway-tool NAME --cert F --key F --ca F
+//                  [--duration S] [--warmup S] [--connections N]
+//
+// Prints one line: mcpbench direct1_p50_ms=... gateway1_p50_ms=...
+// added_p50_ms=... added_p99_ms=... directN_rps=... gatewayN_rps=...
+// errors=...
+import { readFileSync } from 'node:fs';
+
+import { Agent, request } from 'undici';
+
+function option(name, fallback) {
+  const i = process.argv.indexOf(name);
+  return i > 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
+}
+
+const DURATION = Number(option('--duration', '5')) * 1000;
+const WARMUP = Number(option('--warmup', '1')) * 1000;
+const CONNS = Number(option('--connections', '16'));
+const ACCEPT = 'application/json, text/event-stream';
+
+function target(url, tool, tls) {
+  return {
+    url, tool,
+    dispatcher: new Agent({ connections: CONNS + 1, pipelining: 1,
+      keepAliveTimeout: 60000, connect: tls }),
+    session: null,
+  };
+}
+
+const direct = target(option('--direct'), option('--direct-tool'));
+const gateway = target(option('--gateway'), option('--gateway-tool'), {
+  cert: readFileSync(option('--cert')), key: readFileSync(option('--key')),
+  ca: readFileSync(option('--ca')),
+});
+
+async function post(t, msg) {
+  const headers = { 'content-type': 'application/json', accept: ACCEPT };
+  if (t.session) {
+    headers['mcp-session-id'] = t.session;
+    headers['mcp-protocol-version'] = '2025-06-18';
+  }
+  const r = await request(t.url, { method: 'POST', headers,
+    body: JSON.stringify(msg), dispatcher: t.dispatcher });
+  const text = await r.body.text();
+  return { status: r.statusCode, headers: r.headers, text };
+}
+
+// The JSON-RPC message of an answer: JSON, or the last SSE event's data.
+function message(text) {
+  if (text.startsWith('{'))
+    return JSON.parse(text);
+  const data = text.split('\n').filter((l) => l.startsWith('data: '));
+  return JSON.parse(data[data.length - 1].slice(6));
+}
+
+async function connect(t) {
+  const r = await post(t, { jsonrpc: '2.0', id: 0, method: 'initialize',
+    params: { protocolVersion: '2025-06-18', capabilities: {},
+      clientInfo: { name: 'toolgate-bench', version: '1' } } });
+  if (r.status !== 200 || !r.headers['mcp-session-id'])
+    throw new Error(`${t.url}: initialize answered ${r.status}: ${r.text}`);
+  t.session = r.headers['mcp-session-id'];
+  await post(t, { jsonrpc: '2.0', method: 'notifications/initialized' });
+}
+
+// The gateway reads the upstream's tools by itself: wait for ours.
+async function offered(t) {
+  const deadline = Date.now() + 60000;
+  for (;;) {
+    const r = await post(t, { jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    const m = r.status === 200 ? message(r.text) : null;
+    if (m?.result?.tools?.some((x) => x.name === t.tool))
+      return;
+    if (Date.now() > deadline)
+      throw new Error(`${t.url} does not offer ${t.tool}: ${r.text}`);
+    await new Promise((ok) => setTimeout(ok, 200));
+  }
+}
+
+let nextId = 10;
+async function call(t) {
+  const id = nextId++;
+  const r = await post(t, { jsonrpc: '2.0', id, method: 'tools/call',
+    params: { name: t.tool, arguments: { id: 'c-1' } } });
+  const m = r.status === 200 ? message(r.text) : null;
+  return m !== null && m.id === id && m.result && !m.result.isError;
+}
+
+function quantile(sorted, q) {
+  if (sorted.length === 0)
+    return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+// Closed loop on conns connections for the duration, after the warm-up.
+async function phase(t, conns) {
+  const lat = [];
+  let errors = 0;
+  const start = Date.now(), measureFrom = start + WARMUP;
+  const end = measureFrom + DURATION;
+  async function loop() {
+    while (Date.now() < end) {
+      const t0 = process.hrtime.bigint();
+      let ok = false;
+      try {
+        ok = await call(t);
+      } catch (e) {
+        ok = false;
+      }
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (Date.now() >= measureFrom) {
+        if (ok)
+          lat.push(ms);
+        else
+          errors++;
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: conns }, loop));
+  lat.sort((a, b) => a - b);
+  return { rps: (lat.length + errors) / (DURATION / 1000),
+    p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), errors };
+}
+
+async function main() {
+  await connect(direct);
+  await connect(gateway);
+  await offered(gateway);
+  const d1 = await phase(direct, 1);
+  const g1 = await phase(gateway, 1);
+  const dn = await phase(direct, CONNS);
+  const gn = await phase(gateway, CONNS);
+  const f = (x) => x.toFixed(3);
+  process.stdout.write(`mcpbench direct1_p50_ms=${f(d1.p50)} ` +
+    `direct1_p99_ms=${f(d1.p99)} gateway1_p50_ms=${f(g1.p50)} ` +
+    `gateway1_p99_ms=${f(g1.p99)} added_p50_ms=${f(g1.p50 - d1.p50)} ` +
+    `added_p99_ms=${f(g1.p99 - d1.p99)} direct1_rps=${d1.rps.toFixed(1)} ` +
+    `gateway1_rps=${g1.rps.toFixed(1)} directN_rps=${dn.rps.toFixed(1)} ` +
+    `gatewayN_rps=${gn.rps.toFixed(1)} conns=${CONNS} ` +
+    `errors=${d1.errors + g1.errors + dn.errors + gn.errors}\n`);
+  await direct.dispatcher.close();
+  await gateway.dispatcher.close();
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench.mjs: ${e?.stack ?? e}\n`);
+  process.exit(1);
+});
