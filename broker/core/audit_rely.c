@@ -307,6 +307,32 @@ rely_policy_untrusted(struct audit_trust *t, int64_t version, int64_t seq,
 }
 
 int
+audit_trust_policy_tagged(const struct audit_trust *t, struct store *s,
+    int64_t version, const char *body, size_t len)
+{
+	struct rely_policy	 p;
+	const json_t		*det;
+	char			 sha[65];
+	int			 yes;
+
+	if (t == NULL || t->keys == NULL)
+		return (0);
+	memset(&p, 0, sizeof(p));
+	p.keys = t->keys;
+	if (s->ops->audit_policy_newest(s, rely_policy_cb, &p) == -1 ||
+	    p.failed || !p.found || p.x.tag != AUDIT_TAG_OK) {
+		json_decref(p.x.rec);
+		return (0);
+	}
+	det = json_object_get(p.x.rec, "details");
+	canon_sha256_hex(body, len, sha);
+	yes = json_integer_value(json_object_get(det, "version")) == version &&
+	    rely_same(det, "sha256", sha);
+	json_decref(p.x.rec);
+	return (yes);
+}
+
+int
 audit_trust_policy(struct audit_trust *t, struct store *s, int64_t version,
     const char *body, size_t len)
 {

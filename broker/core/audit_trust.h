@@ -142,6 +142,14 @@ int	audit_trust_grant(struct audit_trust *t, struct store *s,
 int	audit_trust_policy(struct audit_trust *t, struct store *s,
 	    int64_t version, const char *body, size_t len);
 /*
+ * 1 when the newest policy.apply record is tagged by t's keys and names
+ * version with body's SHA-256 (whether or not t guards a broker), else 0.
+ * Logs nothing, breaks nothing: a policy apply asks it to know whether
+ * the bytes in force are already on a tagged record.
+ */
+int	audit_trust_policy_tagged(const struct audit_trust *t,
+	    struct store *s, int64_t version, const char *body, size_t len);
+/*
  * The "args_mac" of a decision record: HMAC of the intent's stored
  * canonical args text under the tagging key, so the allowing record
  * binds them without showing redacted values.  0 or -1.

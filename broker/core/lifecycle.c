@@ -959,8 +959,11 @@ lc_reset(struct decider *d, const char *actor, int64_t id, const char *reason,
 
 /* --- policy versions ------------------------------------------------------ */
 
-/* 1 if text is byte for byte the newest stored version (*version), 0 if
- * not (or there is none), -1 on a storage error. */
+/* 1 if text is byte for byte the newest stored version (*version) and,
+ * with a trust, that version's policy.apply record is tagged and names
+ * it; 0 if not (or there is none): then it is stored again, so that a
+ * policy applied before the audit key (or onto a replaced chain) can be
+ * re-applied, tagged.  -1 on a storage error. */
 static int
 lc_policy_same(struct decider *d, const char *text, size_t len,
     int64_t *version)
@@ -972,7 +975,9 @@ lc_policy_same(struct decider *d, const char *text, size_t len,
 	if (d->store->ops->policy_current(d->store, version, &body, &blen) ==
 	    -1)
 		return (-1);
-	same = body != NULL && blen == len && memcmp(body, text, len) == 0;
+	same = body != NULL && blen == len && memcmp(body, text, len) == 0 &&
+	    (d->cfg.trust == NULL || audit_trust_policy_tagged(d->cfg.trust,
+	    d->store, *version, body, blen));
 	free(body);
 	return (same);
 }

@@ -69,6 +69,8 @@ struct events_config {
  */
 int	events_config_line(struct events_config *c, const char *file,
 	    int line, const char *name, const char *value);
+/* 1 when name is a setting events_config_line takes (nothing checked). */
+int	events_config_is(const char *name);
 /* After every line: load the HMAC keys and the rules (exit 2 on a
  * problem). */
 void	events_config_finish(struct events_config *c);

@@ -211,6 +211,13 @@ events_notify(struct events_config *c, const char *where, const char *value)
 }
 
 int
+events_config_is(const char *name)
+{
+	return (strcmp(name, "notify") == 0 ||
+	    strcmp(name, "notify-secret-file") == 0);
+}
+
+int
 events_config_line(struct events_config *c, const char *file, int line,
     const char *name, const char *value)
 {

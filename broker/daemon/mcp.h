@@ -75,6 +75,8 @@ struct mcp_conf {
  */
 int	mcp_config_line(struct mcp_conf *c, const char *name, const char *val,
 	    const char *file, int line);
+/* 1 when name is a setting mcp_config_line takes (nothing checked). */
+int	mcp_config_is(const char *name);
 /* After the whole file (or none): the defaults of what was not set. */
 void	mcp_config_finish(struct mcp_conf *c);
 void	mcp_config_free(struct mcp_conf *c);

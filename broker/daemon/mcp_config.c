@@ -165,6 +165,18 @@ static const struct {
 };
 
 int
+mcp_config_is(const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
+		if (strcmp(name, numbers[i].name) == 0)
+			return (1);
+	return (strcmp(name, "mcp-upstream") == 0 ||
+	    strcmp(name, "mcp-upstream-ca") == 0);
+}
+
+int
 mcp_config_line(struct mcp_conf *c, const char *name, const char *val,
     const char *file, int line)
 {

@@ -136,6 +136,9 @@ struct options {
 	const char	*checkpoint_every;
 	char		*config_text;	/* owns the values read from --config */
 	struct mcp_conf	 mcp;		/* mcp-* lines (mcp_config.c) */
+	/* SIGHUP's second read, for the grant keys only: the notify and
+	 * mcp-* lines were taken at start and are skipped */
+	int		 rereading;
 };
 
 #define CONFIG_MAX	(64 * 1024)
@@ -294,6 +297,8 @@ config_read(struct options *o, const char *path, char *err, size_t errlen)
 			;
 		*end = '\0';
 		if (options_config_only(o, name, val) ||
+		    (o->rereading && (events_config_is(name) ||
+		    mcp_config_is(name))) ||
 		    events_config_line(&broker.events, path, lineno, name,
 		    val) ||
 		    mcp_config_line(&o->mcp, name, val, path, lineno))
@@ -545,6 +550,7 @@ broker_grant_keys(const struct broker *b, char *err, size_t errlen)
 		return (r);
 	}
 	memset(&o, 0, sizeof(o));
+	o.rereading = 1;
 	if (b->config_path == NULL)
 		snprintf(err, errlen, "no --grant-key and no --config");
 	else if (config_read(&o, b->config_path, why, sizeof(why)) == -1)

@@ -449,6 +449,25 @@ class Streams(EventsCase):
             self.assertIn(view["id"], [e["data"]["intent_id"]
                                        for e in rcv.events()])
 
+    def test_sighup_rereads_the_grant_keys_and_keeps_the_sinks(self):
+        # grant-key lines in --config: SIGHUP reads the file again for
+        # them, and the notify lines in it were taken at start
+        grant = os.path.join(harness.pki(), "grant.key")
+        with harness.Receiver() as rcv, self.broker(
+                ["ops %s events=intent.*" % rcv.url],
+                settings=["grant-key = %s" % grant],
+                flags={"--grant-key": None}) as b:
+            n = len(b.log_lines())
+            b.hup()
+            b.wait_log("SIGHUP: grant keys reloaded", n)
+            self.assertTrue(b.running())
+            st, _, p = b.client("agent-payments").submit(
+                "payments.transfer", **harness.payment("5000.00"))
+            self.assertEqual(st, 202, p)
+            rcv.wait(lambda r: any(e["data"].get("id") == p["id"]
+                                   for e in r.events("intent.pending")),
+                     what="the pending intent's event after SIGHUP")
+
     def test_checkpoints_leave_the_host_on_a_timer(self):
         with harness.Receiver() as rcv, self.broker(
                 ["chain %s events=audit.checkpoint" % rcv.url],

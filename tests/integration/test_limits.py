@@ -533,13 +533,16 @@ class Prefill(unittest.TestCase):
                                timeout=120)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
+        key = os.path.join(harness.pki(), "audit.key")
         run(sys.executable, prefill, "policy", pol, "--principals", "40",
             "--rules", "200", "--limits", "10")
-        run(harness.CTL, "--db", db, "policy", "apply", pol)
+        run(harness.CTL, "--db", db, "--audit-key", key, "policy", "apply",
+            pol)
         # 3000 intents over 30 days are 864 s apart: none is near enough
         # to a window's edge (60 s to 7 days) for the seconds between the
         # prefill and the recount below to matter
-        run(sys.executable, prefill, "db", db, "--intents", "3000")
+        run(sys.executable, prefill, "db", db, "--intents", "3000",
+            "--audit-key", key)
         prefilled = self.dump(db)
         self.assertGreater(len(prefilled[0]), 10)
         self.assertGreater(len(prefilled[1]), 1000)
@@ -548,7 +551,11 @@ class Prefill(unittest.TestCase):
         con.executescript("DELETE FROM limit_buckets; DELETE FROM "
                           "limit_usage; DELETE FROM limit_defs;")
         con.close()
-        run(harness.CTL, "--db", db, "policy", "apply", pol)
+        # other bytes, or applying the very bytes in force is a no-op
+        with open(pol, "a") as f:
+            f.write("\n")
+        run(harness.CTL, "--db", db, "--audit-key", key, "policy", "apply",
+            pol)
         self.assertEqual(self.dump(db), prefilled)
         run(harness.CTL, "--db", db, "audit", "verify")
 
