@@ -405,8 +405,9 @@ class SharedDatabase(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         sid = json.loads(p.stdout)["id"]
         self.assertEqual(self.pending_gauges(), [0] * 3)
-        p = subprocess.run([harness.CTL, "--db", self.bs.db, "killswitch",
-                            "reset", str(sid), "--reason", "over"],
+        p = subprocess.run([harness.CTL, "--db", self.bs.db, *audit_key(),
+                            "killswitch", "reset", str(sid), "--reason",
+                            "over"],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
 
