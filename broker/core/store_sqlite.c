@@ -1127,13 +1127,6 @@ sq_op_audit_policy_newest(struct store *s, store_audit_cb cb, void *arg)
 }
 
 static int
-sq_parse_int64(sqlite3_stmt *st, void *out)
-{
-	*(int64_t *)out = sqlite3_column_int64(st, 0);	/* NULL reads 0 */
-	return (0);
-}
-
-static int
 sq_op_audit_live_first(struct store *s, int64_t *seq)
 {
 	struct sqlite_store	*q = SQ(s);
@@ -1142,7 +1135,8 @@ sq_op_audit_live_first(struct store *s, int64_t *seq)
 	*seq = 0;
 	if ((st = sq_stmt(q, SQL_AUDIT_LIVE_FIRST)) == NULL)
 		return (-1);
-	return (sq_one(q, st, sq_parse_int64, seq, __func__) == -1 ? -1 : 0);
+	/* min() of no rows is NULL, which reads 0: none */
+	return (sq_one(q, st, sq_parse_int, seq, __func__) == -1 ? -1 : 0);
 }
 
 static int
