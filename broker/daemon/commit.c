@@ -155,6 +155,7 @@ commit_main(void *arg)
 	struct broker		*b = arg;
 	struct commit_job	*batch;
 
+	(void)pthread_setname_np(pthread_self(), "tg-commit");
 	while ((batch = commit_take(&b->commit)) != NULL) {
 		commit_batch(b, batch);
 		commit_hand_back(batch);

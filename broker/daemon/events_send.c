@@ -492,6 +492,7 @@ sender_main(void *arg)
 {
 	struct sender	*snd = arg;
 
+	(void)pthread_setname_np(pthread_self(), "tg-events");
 	event_base_dispatch(snd->base);
 	return (NULL);
 }

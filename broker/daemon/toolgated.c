@@ -728,6 +728,7 @@ worker_main(void *arg)
 {
 	struct worker	*w = arg;
 
+	(void)pthread_setname_np(pthread_self(), "tg-worker");
 	event_base_dispatch(w->base);
 	return (NULL);
 }

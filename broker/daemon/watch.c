@@ -168,6 +168,7 @@ watch_main(void *arg)
 {
 	struct broker	*b = arg;
 
+	(void)pthread_setname_np(pthread_self(), "tg-watch");
 	event_base_dispatch(b->watch.base);
 	return (NULL);
 }
