@@ -159,9 +159,14 @@ lc_begin(struct decider *d)
 {
 	lc_changes_reset(&d->changed);
 	audit_tx_reset(&d->atx);
-	usage_tx_reset(d->limits);
 	d->wrote_state = 0;
-	return (store_begin(d->store));
+	if (store_begin(d->store) == -1)
+		return (-1);
+	if (usage_tx_begin(d->limits, d->store) == -1) {
+		lc_rollback(d);
+		return (-1);
+	}
+	return (0);
 }
 
 int
@@ -170,7 +175,7 @@ lc_commit(struct decider *d)
 	/* the usage this transaction changed goes with it, or nothing does */
 	if (usage_tx_flush(d->limits, d->store) == 0 &&
 	    store_commit(d->store) == 0) {
-		usage_tx_reset(d->limits);
+		usage_tx_committed(d->limits);
 		if (d->cfg.trust != NULL)
 			audit_trust_committed(d->cfg.trust, &d->atx);
 		return (0);

@@ -266,6 +266,15 @@ struct store_ops {
 	/* the generations of topics (STORE_GEN_* mask) into *g */
 	int	(*generations)(struct store *s, unsigned topics,
 		    struct store_gen *g);
+	/*
+	 * Inside a write transaction: 0 when no other connection can have
+	 * written the database since the transaction that last set *mark
+	 * (so what this connection read then is still true), 1 when one
+	 * may have; *mark is set for the next call.  A connection keeps
+	 * what it read across transactions only on 0.  SQLite: PRAGMA
+	 * data_version; PostgreSQL: always 1 (other brokers write).
+	 */
+	int	(*others_wrote)(struct store *s, int64_t *mark);
 
 	/* policy versions: the newest (version 0, body NULL: none) and a
 	 * new one (its number in *version) */

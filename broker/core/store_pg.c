@@ -428,6 +428,15 @@ pg_op_rollback(struct store *s)
 	pg_rollback(PG(s));
 }
 
+/* Other brokers write the same database at any time. */
+static int
+pg_op_others_wrote(struct store *s, int64_t *mark)
+{
+	(void)s;
+	(void)mark;
+	return (1);
+}
+
 static int
 pg_op_generations(struct store *s, unsigned topics, struct store_gen *g)
 {
@@ -1620,6 +1629,7 @@ const struct store_ops pg_ops = {
 	.commit = pg_op_commit,
 	.rollback = pg_op_rollback,
 	.generations = pg_op_generations,
+	.others_wrote = pg_op_others_wrote,
 	.policy_current = pg_op_policy_current,
 	.policy_insert = pg_op_policy_insert,
 	.policy_history = pg_op_policy_history,

@@ -334,6 +334,22 @@ sq_op_rollback(struct store *s)
 	sq_rollback(SQ(s));
 }
 
+/* data_version moves only when another connection commits: ours do
+ * not move it, and under BEGIN IMMEDIATE nobody else can. */
+static int
+sq_op_others_wrote(struct store *s, int64_t *mark)
+{
+	struct sqlite_store	*q = SQ(s);
+	int64_t			 v;
+
+	if (sq_one_int(q, SQL_DATA_VERSION, &v, __func__) != 1)
+		return (-1);
+	if (v == *mark)
+		return (0);
+	*mark = v;
+	return (1);
+}
+
 static int
 sq_op_generations(struct store *s, unsigned topics, struct store_gen *g)
 {
@@ -1510,6 +1526,7 @@ const struct store_ops sqlite_ops = {
 	.commit = sq_op_commit,
 	.rollback = sq_op_rollback,
 	.generations = sq_op_generations,
+	.others_wrote = sq_op_others_wrote,
 	.policy_current = sq_op_policy_current,
 	.policy_insert = sq_op_policy_insert,
 	.policy_history = sq_op_policy_history,

@@ -9,7 +9,10 @@
  * memory, with the one bucket being added to; usage_tx_flush writes
  * them back before the commit.  Reading a row's buckets (dropping the
  * old ones, finding when a call fits) writes that bucket first, so the
- * store always holds what is walked.
+ * store always holds what is walked.  After a commit the slots hold
+ * exactly what the store does, so the next transaction keeps them when
+ * the store says nobody else wrote in between (usage_tx_begin): a hot
+ * key is then read once, not once per transaction.
  *
  * Owns no policy: which limits apply and their keys come from
  * policy_limits_for; the lifecycle says when an intent is made or leaves
@@ -25,9 +28,12 @@
 
 #define TX_MIN_CAP	64	/* slots' table, a power of two */
 #define TX_KEEP_CAP	4096	/* a larger table is freed on reset */
+#define TX_KEEP_SLOTS	16384	/* kept across transactions, at most */
 
 struct slot {
 	struct slot	*next;		/* hash chain */
+	struct slot	*touched_next;	/* this transaction's, if touched */
+	int		 touched;
 	uint64_t	 hash;
 	char		*name, *key, *agent;
 	int64_t		 id;		/* usage row, 0: none stored */
@@ -46,6 +52,9 @@ struct usage_tx {
 	struct slot	**tab;
 	size_t		 cap;
 	size_t		 count;
+	struct slot	*touched;	/* got in this transaction: the ones
+					 * a flush may have to write */
+	int64_t		 mark;		/* the store's, for others_wrote */
 };
 
 /* --- units --------------------------------------------------------- */
@@ -196,6 +205,35 @@ usage_tx_reset(struct usage_tx *tx)
 	} else if (tx->tab != NULL)
 		memset(tx->tab, 0, tx->cap * sizeof(*tx->tab));
 	tx->count = 0;
+	tx->touched = NULL;
+}
+
+int
+usage_tx_begin(struct usage_tx *tx, struct store *s)
+{
+	int	 others;
+
+	if (tx == NULL)
+		return (0);
+	if ((others = s->ops->others_wrote(s, &tx->mark)) == -1)
+		return (-1);
+	if (others)
+		usage_tx_reset(tx);
+	return (0);
+}
+
+void
+usage_tx_committed(struct usage_tx *tx)
+{
+	struct slot	*sl;
+
+	if (tx == NULL)
+		return;
+	for (sl = tx->touched; sl != NULL; sl = sl->touched_next)
+		sl->touched = 0;
+	tx->touched = NULL;
+	if (tx->count > TX_KEEP_SLOTS)
+		usage_tx_reset(tx);
 }
 
 void
@@ -263,6 +301,17 @@ slot_new(const char *name, const char *key, const char *agent,
 	return (NULL);
 }
 
+static struct slot *
+slot_touch(struct usage_tx *tx, struct slot *sl)
+{
+	if (!sl->touched) {
+		sl->touched = 1;
+		sl->touched_next = tx->touched;
+		tx->touched = sl;
+	}
+	return (sl);
+}
+
 /* The slot of (name, key): held already, or read and locked now. */
 static struct slot *
 slot_get(struct usage_tx *tx, struct store *s, const char *name,
@@ -277,7 +326,7 @@ slot_get(struct usage_tx *tx, struct store *s, const char *name,
 	    sl = sl->next)
 		if (sl->hash == h && strcmp(sl->name, name) == 0 &&
 		    strcmp(sl->key, key) == 0)
-			return (sl);
+			return (slot_touch(tx, sl));
 	if ((tx->count + 1) * 4 > tx->cap * 3 && tx_grow(tx) == -1)
 		return (NULL);
 	found = s->ops->limit_usage_get(s, name, key, STORE_FOR_UPDATE, &u);
@@ -288,7 +337,7 @@ slot_get(struct usage_tx *tx, struct store *s, const char *name,
 	sl->next = tx->tab[h & (tx->cap - 1)];
 	tx->tab[h & (tx->cap - 1)] = sl;
 	tx->count++;
-	return (sl);
+	return (slot_touch(tx, sl));
 }
 
 static int
@@ -508,18 +557,16 @@ int
 usage_tx_flush(struct usage_tx *tx, struct store *s)
 {
 	struct slot	*sl;
-	size_t		 i;
 
 	if (tx == NULL)
 		return (0);
-	for (i = 0; i < tx->cap; i++)
-		for (sl = tx->tab[i]; sl != NULL; sl = sl->next) {
-			if (bucket_flush(s, sl) == -1)
-				return (-1);
-			if (sl->dirty && slot_put(s, sl) == -1)
-				return (-1);
-			sl->dirty = 0;
-		}
+	for (sl = tx->touched; sl != NULL; sl = sl->touched_next) {
+		if (bucket_flush(s, sl) == -1)
+			return (-1);
+		if (sl->dirty && slot_put(s, sl) == -1)
+			return (-1);
+		sl->dirty = 0;
+	}
 	return (0);
 }
 

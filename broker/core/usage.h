@@ -14,6 +14,10 @@
  * once (and locked) per transaction, changed in memory, written back by
  * usage_tx_flush before the commit — so a batch of decisions sees each
  * other's usage and pays one read and one write per key, not per call.
+ * The rows stay held after the commit, and the next transaction starts
+ * from them unless another connection may have written in between
+ * (store.h others_wrote): on SQLite a hot key is then read once, not
+ * once per batch.
  *
  * Sums are exact: amounts in micro-units in 128-bit integers (one amount
  * is below 10^21 micro-units, 128 bits hold 1.7 × 10^38); a total that
@@ -48,11 +52,18 @@ struct usage_tx;
 
 struct usage_tx *usage_tx_new(void);
 void	usage_tx_free(struct usage_tx *tx);
-/* Forget everything (a new transaction, or after a rollback). */
+/* Forget everything (after a rollback, or a change of policy). */
 void	usage_tx_reset(struct usage_tx *tx);
+/* At the start of a write transaction: keep what the last one left
+ * unless another connection may have written since (store.h
+ * others_wrote).  0, or -1 (roll back). */
+int	usage_tx_begin(struct usage_tx *tx, struct store *s);
 /* Write every changed row and bucket (before the commit): 0, or -1 (roll
  * back). */
 int	usage_tx_flush(struct usage_tx *tx, struct store *s);
+/* After the commit: what tx holds is what the store holds (a table grown
+ * too large is dropped instead). */
+void	usage_tx_committed(struct usage_tx *tx);
 
 /* One limit that applies to a call, as the call finds it. */
 struct limit_state {

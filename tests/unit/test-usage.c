@@ -545,10 +545,14 @@ test_exact_sums(void)
 		    ST_ALLOWED : ST_PENDING), "largest %d", i);
 	USED_IS(&D, "big", "[\"agent-a\"]", T0 + 3,
 	    "2999999999999999.999997");
-	/* near what 64-bit whole units hold: refused, never wrapped */
-	db = store_sqlite_handle(S);
+	/* near what 64-bit whole units hold: refused, never wrapped.  The
+	 * edit comes through another connection, as from the sqlite3
+	 * shell: the usage the decider keeps between transactions must
+	 * not hide it. */
+	CHECK(sqlite3_open(dbpath, &db) == SQLITE_OK, "second connection");
 	CHECK(sqlite3_exec(db, "UPDATE limit_usage SET whole = "
 	    "9223372036854775000", NULL, NULL, NULL) == SQLITE_OK, "tamper");
+	sqlite3_close(db);
 	CHECK(decide_row(&D, "agent-a", "pay.send", "999999999999999",
 	    T0 + 4, &r) == E_UNAVAILABLE, "refused, not wrapped");
 	intent_row_clear(&r);
@@ -611,6 +615,51 @@ test_one_batch_shares_usage(void)
 	intent_row_clear(&r[0]);
 	intent_clear(&in[0]);
 	USED_IS(&D, "two", "[]", T0 + 3599, "2");
+	/* ...nor does the usage the decider keeps between transactions */
+	CHECK(decide(&D, "agent-a", "mail.send", NULL, T0 + 1, NULL) ==
+	    ST_DENIED, "still two of two after the rollback");
+	teardown();
+}
+
+static int
+count_usage_reads(unsigned type, void *arg, void *p, void *x)
+{
+	const char	*sql = sqlite3_sql(p);
+
+	(void)type;
+	(void)x;
+	if (sql != NULL && strncmp(sql, "SELECT id, n, whole", 19) == 0)
+		(*(int *)arg)++;
+	return (0);
+}
+
+/* A key's usage is read once, not once per transaction, while nobody
+ * else writes; a write by another connection is seen at once. */
+static void
+test_usage_kept_between_transactions(void)
+{
+	sqlite3	*db;
+	int	 reads = 0, i;
+
+	setup("[{\"name\": \"five\", \"tools\": [\"mail.send\"], "
+	    "\"window\": 3600, \"max_count\": 5}]", NULL);
+	CHECK(sqlite3_trace_v2(store_sqlite_handle(S), SQLITE_TRACE_STMT,
+	    count_usage_reads, &reads) == SQLITE_OK, "trace");
+	for (i = 0; i < 3; i++)
+		CHECK(decide(&D, "agent-a", "mail.send", NULL, T0 + i, NULL) ==
+		    ST_ALLOWED, "call %d", i);
+	CHECK(reads == 1, "usage row read %d times in 3 transactions", reads);
+	/* another connection (the sqlite3 shell, a second broker) counts
+	 * two more: the next decision sees five of five */
+	CHECK(sqlite3_open(dbpath, &db) == SQLITE_OK, "second connection");
+	CHECK(sqlite3_exec(db, "UPDATE limit_usage SET n = n + 2", NULL, NULL,
+	    NULL) == SQLITE_OK, "count two more");
+	sqlite3_close(db);
+	CHECK(decide(&D, "agent-a", "mail.send", NULL, T0 + 3, NULL) ==
+	    ST_DENIED, "the other connection's usage counts");
+	CHECK(reads == 2, "read again after another connection wrote: %d",
+	    reads);
+	sqlite3_trace_v2(store_sqlite_handle(S), 0, NULL, NULL);
 	teardown();
 }
 
@@ -729,6 +778,7 @@ main(void)
 	test_escalation();
 	test_exact_sums();
 	test_one_batch_shares_usage();
+	test_usage_kept_between_transactions();
 	test_recount_on_apply();
 	test_explain_records_nothing();
 	printf("test-usage: %d passed, %d failed\n", passed, failed);
