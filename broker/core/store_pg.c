@@ -361,6 +361,17 @@ pg_tx_lock(struct pg_store *p)
 	return (rc);
 }
 
+/* pg_tx_lock for a write that is wrong outside a transaction (why). */
+static int
+pg_tx_lock_inside(struct pg_store *p, const char *why, const char *fn)
+{
+	if (!p->in_tx) {
+		log_warnx("%s: %s", fn, why);
+		return (-1);
+	}
+	return (pg_tx_lock(p));
+}
+
 int
 pg_head_write(struct pg_store *p)
 {
@@ -1169,12 +1180,8 @@ pg_op_audit_insert(struct store *s, const struct audit_row *r)
 	struct pg_params	 a;
 
 	/* The head row is written back at commit: appends need one. */
-	if (!p->in_tx) {
-		log_warnx("%s: audit records are appended only inside a "
-		    "transaction", __func__);
-		return (-1);
-	}
-	if (pg_tx_lock(p) == -1)
+	if (pg_tx_lock_inside(p, "audit records are appended only inside a "
+	    "transaction", __func__) == -1)
 		return (-1);
 	pg_params_init(&a);
 	pg_int(&a, r->seq);
@@ -1404,12 +1411,8 @@ pg_op_outbox_add(struct store *s, const struct outbox_row *r)
 	struct pg_params	 a;
 
 	/* Ids in commit order need the head lock (see the statements). */
-	if (!p->in_tx) {
-		log_warnx("%s: events are written only inside the "
-		    "transaction of their change", __func__);
-		return (-1);
-	}
-	if (pg_tx_lock(p) == -1)
+	if (pg_tx_lock_inside(p, "events are written only inside the "
+	    "transaction of their change", __func__) == -1)
 		return (-1);
 	pg_params_init(&a);
 	pg_text(&a, r->sink);
