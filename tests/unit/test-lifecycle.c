@@ -655,6 +655,35 @@ test_concurrent_approvers(void)
 
 /* --- the MCP gateway (lifecycle_mcp.c) ----------------------------------- */
 
+static const char mcp_trust_key[] = "00112233445566778899aabbccddeeff"
+    "00112233445566778899aabbccddeeff\n";
+
+/*
+ * A fresh database with the example policy, decided by d through a trust
+ * of keys (guard 1: heads are checked, as in a broker).  A forward is a
+ * grant: the lifecycle hands one out only against tagged records, as a
+ * broker's trust checks them.
+ */
+static struct store *
+mcp_open(struct decider *d, struct lc_config *cfg, struct audit_keys *keys,
+    struct audit_trust *trust, int guard)
+{
+	struct store	*s;
+	const char	*why;
+
+	snprintf(dbpath, sizeof(dbpath), "/tmp/test-lifecycle-XXXXXX");
+	CHECK(mkstemp(dbpath) >= 0);
+	s = open_store();
+	CHECK(audit_keys_parse(keys, mcp_trust_key, sizeof(mcp_trust_key) - 1,
+	    &why) == 0 && audit_trust_init(trust, keys, guard) == 0);
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->grant_window = LC_GRANT_WINDOW_DEFAULT;
+	cfg->trust = trust;
+	decider_init(d, s, "test", cfg);
+	apply(d, example);
+	return (s);
+}
+
 /*
  * One MCP tools/call of agent-payments at now through lc_mcp_call, in its
  * own transaction: the intent it ended with in *r (owned), *res.
@@ -738,26 +767,15 @@ test_mcp_calls(void)
 	struct audit_check	 chk;
 	const char		*why;
 	struct lc_trip_refusal	 refusal;
-	static const char	 trust_key[] = "00112233445566778899aabbccddeeff"
-	    "00112233445566778899aabbccddeeff\n";
 	struct audit_keys	 keys;
 	struct audit_trust	 trust;
-	struct lc_config	 cfg = { .grant_window = LC_GRANT_WINDOW_DEFAULT };
+	struct lc_config	 cfg;
 	char			 x[INTENT_ID_LEN + 1], y[INTENT_ID_LEN + 1];
 	char			 sha[65];
 	json_t			*args;
 	int64_t			 ks;
 
-	snprintf(dbpath, sizeof(dbpath), "/tmp/test-lifecycle-XXXXXX");
-	CHECK(mkstemp(dbpath) >= 0);
-	s = open_store();
-	/* A forward is a grant: the lifecycle hands one out only against
-	 * tagged records, as a broker's trust checks them. */
-	CHECK(audit_keys_parse(&keys, trust_key, sizeof(trust_key) - 1,
-	    &why) == 0 && audit_trust_init(&trust, &keys, 0) == 0);
-	cfg.trust = &trust;
-	decider_init(&d, s, "test", &cfg);
-	apply(&d, example);
+	s = mcp_open(&d, &cfg, &keys, &trust, 0);
 
 	/* Allowed at once: redeemed for its forward in the same
 	 * transaction; a second such call is a call of its own. */
@@ -871,29 +889,18 @@ test_mcp_calls(void)
 static void
 test_mcp_grant_in_tx(void)
 {
-	static const char	 trust_key[] = "00112233445566778899aabbccddeeff"
-	    "00112233445566778899aabbccddeeff\n";
 	struct audit_keys	 keys;
 	struct audit_trust	 trust;
 	struct audit_head	 before, during, after;
-	struct lc_config	 cfg = { .grant_window = LC_GRANT_WINDOW_DEFAULT };
+	struct lc_config	 cfg;
 	struct decider		 d;
 	struct store		*s, *reader;
 	struct intent		 in;
 	struct intent_row	 r;
 	struct lc_mcp_result	 res;
-	const char		*why;
 
-	snprintf(dbpath, sizeof(dbpath), "/tmp/test-lifecycle-XXXXXX");
-	CHECK(mkstemp(dbpath) >= 0);
-	s = open_store();
-	reader = open_store();
-	/* guard 1: heads are checked, as in a broker. */
-	CHECK(audit_keys_parse(&keys, trust_key, sizeof(trust_key) - 1,
-	    &why) == 0 && audit_trust_init(&trust, &keys, 1) == 0);
-	cfg.trust = &trust;
-	decider_init(&d, s, "test", &cfg);
-	apply(&d, example);
+	s = mcp_open(&d, &cfg, &keys, &trust, 1);
+	reader = open_store();	/* a worker's connection */
 	CHECK(audit_trust_refresh(&trust, reader) == 0);
 	audit_trust_state(&trust, NULL, NULL, 0, &before);
 
