@@ -242,15 +242,22 @@ rely_grant(struct audit_trust *t, const struct rely_list *l,
 }
 
 int
-audit_trust_grant(struct audit_trust *t, struct store *s,
-    const struct intent_row *r)
+audit_trust_grant(struct audit_trust *t, const struct audit_tx *tx,
+    struct store *s, const struct intent_row *r)
 {
 	struct rely_list	*l;
 	const char		*why = NULL;
 	int64_t			 bad = 0;
 	int			 v = 0;
 
-	if (t == NULL || t->keys == NULL || audit_trust_refresh(t, s) == -1)
+	if (t == NULL || t->keys == NULL)
+		return (0);
+	/* After an append of its own the transaction's head was checked
+	 * (audit_trust_append), and the records past it are uncommitted:
+	 * a refresh now would take them for verified ones and move the
+	 * known head past what other connections can see, or onto records
+	 * a rollback removes. */
+	if ((tx == NULL || !tx->appended) && audit_trust_refresh(t, s) == -1)
 		return (0);
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return (0);

@@ -129,10 +129,11 @@ void	audit_tx_reset(struct audit_tx *tx);
  * "decision" with status allowed, or the "approval" that released it —
  * is tagged and matches r (agent, tool, args, amount, intent_sha256, the
  * approvers).  0 otherwise; a row that contradicts its tagged records is
- * a break.
+ * a break.  tx is the transaction of s the check runs in (NULL: none);
+ * once it has appended, the head is not checked again (refresh's rule).
  */
-int	audit_trust_grant(struct audit_trust *t, struct store *s,
-	    const struct intent_row *r);
+int	audit_trust_grant(struct audit_trust *t, const struct audit_tx *tx,
+	    struct store *s, const struct intent_row *r);
 /*
  * 0 if policy version (body, len) may be loaded: it is the version of
  * the newest policy.apply record, which is tagged, and its body's

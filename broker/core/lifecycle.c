@@ -692,7 +692,7 @@ lc_may_grant(const struct decider *d, const struct intent_row *r, int64_t now)
 {
 	return (r->status == ST_ALLOWED && r->redeemed_at == 0 &&
 	    !lc_is_due(d, r, now) && !ks_covers(&d->ks, r->agent, r->tool) &&
-	    audit_trust_grant(d->cfg.trust, d->store, r));
+	    audit_trust_grant(d->cfg.trust, &d->atx, d->store, r));
 }
 
 enum reason

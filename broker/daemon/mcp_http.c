@@ -36,7 +36,6 @@
 #define MH_MAX_HEAD	(16 * 1024)	/* status line and headers */
 #define MH_IDLE_REUSE	4		/* s: reuse an idle connection */
 #define MH_IDLE_KEEP	30		/* s: then close it */
-#define MH_MAX_IDLE	8		/* per pool */
 
 enum mh_state {
 	MH_STATUS, MH_HEADERS, MH_BODY_LENGTH, MH_BODY_EOF, MH_CHUNK_SIZE,
@@ -136,7 +135,7 @@ mh_end(struct mhttp *h, const char *error)
 	h->cbs = NULL;
 	evtimer_del(h->deadline);
 	if (error == NULL && h->state == MH_DONE && h->reusable &&
-	    p->n_idle < MH_MAX_IDLE) {
+	    p->n_idle < p->t.max_idle) {
 		h->state = MH_IDLE;
 		h->idle_since = time(NULL);
 		TAILQ_INSERT_HEAD(&p->idle, h, idle);

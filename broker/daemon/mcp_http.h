@@ -26,6 +26,7 @@ struct mhttp_target {
 	const char		*authority;	/* the Host header */
 	const char		*path;		/* request target */
 	int			 timeout;	/* s, per exchange */
+	int			 max_idle;	/* keep-alive connections kept */
 };
 
 struct mhttp_request {

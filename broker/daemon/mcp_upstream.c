@@ -1028,6 +1028,9 @@ up_init(struct mcp_upstreams *u, int i)
 	t.authority = up->authority;
 	t.path = c->path;
 	t.timeout = u->conf->timeout;
+	/* As many as may be in flight: with fewer, calls beyond them would
+	 * each open (and close) a connection of their own under load. */
+	t.max_idle = UP_MAX_INFLIGHT;
 	if ((up->pool = mhttp_pool_new(&t)) == NULL ||
 	    (up->retry_ev = evtimer_new(u->base, up_retry_cb, up)) == NULL ||
 	    (up->refresh_ev = evtimer_new(u->base, up_refresh_cb, up)) ==

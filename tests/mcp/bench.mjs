@@ -3,8 +3,13 @@
 // toolgated, measured in one run with the same client: phases alternate
 // direct / gateway at one connection (the latency the gateway adds) and
 // at --connections (calls/s).  A benchmark, not a test: nothing passes or
-// fails on the figures; any call that is not a plain tool result counts
-// as an error.
+// fails on the figures.  Only calls answered with a plain tool result
+// count as calls (latencies and calls/s); anything else is an error,
+// counted by kind: http_STATUS, rpc_CODE (a JSON-RPC error), deny_REASON
+// or pending (a toolgate refusal), forward_failed / forward_not_sent (the
+// gateway could not forward), tool_error (the tool's own isError result),
+// bad_answer (no JSON-RPC answer to this call), network.  The first
+// answer of each kind goes to stderr.
 //
 //   node bench.mjs --direct URL --direct-tool NAME
 //                  --gateway URL --gateway-tool NAME --cert F --key F --ca F
@@ -12,7 +17,9 @@
 //
 // Prints one line: mcpbench direct1_p50_ms=... gateway1_p50_ms=...
 // added_p50_ms=... added_p99_ms=... directN_rps=... gatewayN_rps=...
-// errors=...
+// errors=N error_kinds=KIND:N,...  (rps: successful calls only).
+// Exits 3 after the line when errors dominate a phase (more errors than
+// calls): its figures then measure refusals, not forwards.
 import { readFileSync } from 'node:fs';
 
 import { Agent, request } from 'undici';
@@ -86,13 +93,57 @@ async function offered(t) {
   }
 }
 
+// What an answer to tools/call `id` was: 'ok' or the kind of error.
+function kindOf(r, id) {
+  if (r.status !== 200)
+    return `http_${r.status}`;
+  let m;
+  try {
+    m = message(r.text);
+  } catch (e) {
+    return 'bad_answer';
+  }
+  if (m === null || typeof m !== 'object' || m.id !== id)
+    return 'bad_answer';
+  if (m.error)
+    return `rpc_${m.error.code}`;
+  if (!m.result || typeof m.result !== 'object')
+    return 'bad_answer';
+  if (!m.result.isError)
+    return 'ok';
+  const tg = m.result._meta?.toolgate;
+  if (tg?.decision === 'deny')
+    return `deny_${tg.reason_code}`;
+  if (tg?.status === 'pending')
+    return 'pending';
+  if (tg?.forward)
+    return `forward_${tg.forward}`;
+  return 'tool_error';
+}
+
+const firstSeen = new Set();
+function note(kind, text) {
+  if (firstSeen.has(kind))
+    return;
+  firstSeen.add(kind);
+  process.stderr.write(`bench.mjs: first ${kind}: ${String(text).slice(0, 400)}\n`);
+}
+
 let nextId = 10;
 async function call(t) {
   const id = nextId++;
-  const r = await post(t, { jsonrpc: '2.0', id, method: 'tools/call',
-    params: { name: t.tool, arguments: { id: 'c-1' } } });
-  const m = r.status === 200 ? message(r.text) : null;
-  return m !== null && m.id === id && m.result && !m.result.isError;
+  let r;
+  try {
+    r = await post(t, { jsonrpc: '2.0', id, method: 'tools/call',
+      params: { name: t.tool, arguments: { id: 'c-1' } } });
+  } catch (e) {
+    note('network', e?.message ?? e);
+    return 'network';
+  }
+  const kind = kindOf(r, id);
+  if (kind !== 'ok')
+    note(kind, `${t.url}: HTTP ${r.status}: ${r.text}`);
+  return kind;
 }
 
 function quantile(sorted, q) {
@@ -104,31 +155,30 @@ function quantile(sorted, q) {
 // Closed loop on conns connections for the duration, after the warm-up.
 async function phase(t, conns) {
   const lat = [];
+  const kinds = new Map();
   let errors = 0;
   const start = Date.now(), measureFrom = start + WARMUP;
   const end = measureFrom + DURATION;
   async function loop() {
     while (Date.now() < end) {
       const t0 = process.hrtime.bigint();
-      let ok = false;
-      try {
-        ok = await call(t);
-      } catch (e) {
-        ok = false;
-      }
+      const kind = await call(t);
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      if (Date.now() >= measureFrom) {
-        if (ok)
-          lat.push(ms);
-        else
-          errors++;
+      if (Date.now() < measureFrom)
+        continue;
+      if (kind === 'ok') {
+        lat.push(ms);
+      } else {
+        errors++;
+        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
       }
     }
   }
   await Promise.all(Array.from({ length: conns }, loop));
   lat.sort((a, b) => a - b);
-  return { rps: (lat.length + errors) / (DURATION / 1000),
-    p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), errors };
+  // Successful calls only: a refusal is not a forward.
+  return { rps: lat.length / (DURATION / 1000), calls: lat.length,
+    p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), errors, kinds };
 }
 
 async function main() {
@@ -140,15 +190,31 @@ async function main() {
   const dn = await phase(direct, CONNS);
   const gn = await phase(gateway, CONNS);
   const f = (x) => x.toFixed(3);
+  const phases = { direct1: d1, gateway1: g1, directN: dn, gatewayN: gn };
+  const kinds = new Map();
+  for (const p of Object.values(phases))
+    for (const [k, n] of p.kinds)
+      kinds.set(k, (kinds.get(k) ?? 0) + n);
+  const kindText = [...kinds].map(([k, n]) => `${k}:${n}`).join(',') ||
+    'none';
+  const dominated = Object.entries(phases).filter(([, p]) =>
+    p.errors > p.calls).map(([name]) => name);
   process.stdout.write(`mcpbench direct1_p50_ms=${f(d1.p50)} ` +
     `direct1_p99_ms=${f(d1.p99)} gateway1_p50_ms=${f(g1.p50)} ` +
     `gateway1_p99_ms=${f(g1.p99)} added_p50_ms=${f(g1.p50 - d1.p50)} ` +
     `added_p99_ms=${f(g1.p99 - d1.p99)} direct1_rps=${d1.rps.toFixed(1)} ` +
     `gateway1_rps=${g1.rps.toFixed(1)} directN_rps=${dn.rps.toFixed(1)} ` +
     `gatewayN_rps=${gn.rps.toFixed(1)} conns=${CONNS} ` +
-    `errors=${d1.errors + g1.errors + dn.errors + gn.errors}\n`);
+    `errors=${d1.errors + g1.errors + dn.errors + gn.errors} ` +
+    `error_kinds=${kindText} ` +
+    `errors_dominate=${dominated.join(',') || 'none'}\n`);
   await direct.dispatcher.close();
   await gateway.dispatcher.close();
+  if (dominated.length > 0) {
+    process.stderr.write(`bench.mjs: errors dominate ${dominated.join(', ')} ` +
+      `(${kindText}): those figures measure refusals, not calls\n`);
+    process.exitCode = 3;
+  }
 }
 
 main().catch((e) => {

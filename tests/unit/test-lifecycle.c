@@ -5,7 +5,8 @@
  * row; the change lists the daemon wakes waiters from; and concurrent
  * approvers on separate connections (threads) that must release exactly
  * once with every approval counted; and the MCP gateway's calls (join,
- * forward once, the forward's audit).
+ * forward once, the forward's audit, the known audit head through a
+ * forward's transaction).
  *
  * The policy is policies/example.json under TOOLGATE_SOURCE_ROOT (set by
  * tests/meson.build), changed per row by a small patch function.
@@ -654,6 +655,35 @@ test_concurrent_approvers(void)
 
 /* --- the MCP gateway (lifecycle_mcp.c) ----------------------------------- */
 
+static const char mcp_trust_key[] = "00112233445566778899aabbccddeeff"
+    "00112233445566778899aabbccddeeff\n";
+
+/*
+ * A fresh database with the example policy, decided by d through a trust
+ * of keys (guard 1: heads are checked, as in a broker).  A forward is a
+ * grant: the lifecycle hands one out only against tagged records, as a
+ * broker's trust checks them.
+ */
+static struct store *
+mcp_open(struct decider *d, struct lc_config *cfg, struct audit_keys *keys,
+    struct audit_trust *trust, int guard)
+{
+	struct store	*s;
+	const char	*why;
+
+	snprintf(dbpath, sizeof(dbpath), "/tmp/test-lifecycle-XXXXXX");
+	CHECK(mkstemp(dbpath) >= 0);
+	s = open_store();
+	CHECK(audit_keys_parse(keys, mcp_trust_key, sizeof(mcp_trust_key) - 1,
+	    &why) == 0 && audit_trust_init(trust, keys, guard) == 0);
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->grant_window = LC_GRANT_WINDOW_DEFAULT;
+	cfg->trust = trust;
+	decider_init(d, s, "test", cfg);
+	apply(d, example);
+	return (s);
+}
+
 /*
  * One MCP tools/call of agent-payments at now through lc_mcp_call, in its
  * own transaction: the intent it ended with in *r (owned), *res.
@@ -737,26 +767,15 @@ test_mcp_calls(void)
 	struct audit_check	 chk;
 	const char		*why;
 	struct lc_trip_refusal	 refusal;
-	static const char	 trust_key[] = "00112233445566778899aabbccddeeff"
-	    "00112233445566778899aabbccddeeff\n";
 	struct audit_keys	 keys;
 	struct audit_trust	 trust;
-	struct lc_config	 cfg = { .grant_window = LC_GRANT_WINDOW_DEFAULT };
+	struct lc_config	 cfg;
 	char			 x[INTENT_ID_LEN + 1], y[INTENT_ID_LEN + 1];
 	char			 sha[65];
 	json_t			*args;
 	int64_t			 ks;
 
-	snprintf(dbpath, sizeof(dbpath), "/tmp/test-lifecycle-XXXXXX");
-	CHECK(mkstemp(dbpath) >= 0);
-	s = open_store();
-	/* A forward is a grant: the lifecycle hands one out only against
-	 * tagged records, as a broker's trust checks them. */
-	CHECK(audit_keys_parse(&keys, trust_key, sizeof(trust_key) - 1,
-	    &why) == 0 && audit_trust_init(&trust, &keys, 0) == 0);
-	cfg.trust = &trust;
-	decider_init(&d, s, "test", &cfg);
-	apply(&d, example);
+	s = mcp_open(&d, &cfg, &keys, &trust, 0);
 
 	/* Allowed at once: redeemed for its forward in the same
 	 * transaction; a second such call is a call of its own. */
@@ -860,6 +879,63 @@ test_mcp_calls(void)
 	drop_db();
 }
 
+/*
+ * A forward's grant is checked inside its decision's transaction, after
+ * the decision's records were appended.  The known head must stay at what
+ * is committed: a worker's connection checking the chain meanwhile must
+ * not find it shorter than the known head (a false break), and a rollback
+ * must leave the known head where the chain is.
+ */
+static void
+test_mcp_grant_in_tx(void)
+{
+	struct audit_keys	 keys;
+	struct audit_trust	 trust;
+	struct audit_head	 before, during, after;
+	struct lc_config	 cfg;
+	struct decider		 d;
+	struct store		*s, *reader;
+	struct intent		 in;
+	struct intent_row	 r;
+	struct lc_mcp_result	 res;
+
+	s = mcp_open(&d, &cfg, &keys, &trust, 1);
+	reader = open_store();	/* a worker's connection */
+	CHECK(audit_trust_refresh(&trust, reader) == 0);
+	audit_trust_state(&trust, NULL, NULL, 0, &before);
+
+	CHECK(lc_mcp_intent(&in, "agent-payments", "crm.lookup", NULL, NULL,
+	    0, T0) == 0);
+	CHECK(lc_begin(&d) == 0 && decider_refresh(&d) == 0);
+	CHECK(lc_mcp_call(&d, &in, NULL, T0, &r, NULL, &res) == REASON_OK &&
+	    res.forward);
+	intent_row_clear(&r);
+	audit_trust_state(&trust, NULL, NULL, 0, &during);
+	CHECK(during.seq == before.seq);
+	CHECK(audit_trust_refresh(&trust, reader) == 0);
+	lc_rollback(&d);
+	CHECK(audit_trust_refresh(&trust, reader) == 0 &&
+	    !audit_trust_broken(&trust));
+
+	/* Committed: the known head moves to its decision and redemption. */
+	CHECK(lc_begin(&d) == 0 && decider_refresh(&d) == 0);
+	CHECK(lc_finish(&d, lc_mcp_call(&d, &in, NULL, T0, &r, NULL, &res)) ==
+	    REASON_OK && res.forward);
+	intent_row_clear(&r);
+	audit_trust_state(&trust, NULL, NULL, 0, &after);
+	CHECK(after.seq == before.seq + 2);
+	CHECK(audit_trust_refresh(&trust, reader) == 0 &&
+	    !audit_trust_broken(&trust));
+
+	intent_clear(&in);
+	decider_deinit(&d);
+	store_close(reader);
+	store_close(s);
+	audit_trust_deinit(&trust);
+	audit_keys_clear(&keys);
+	drop_db();
+}
+
 int
 main(void)
 {
@@ -870,6 +946,7 @@ main(void)
 	test_amounts_in_args();
 	test_concurrent_approvers();
 	test_mcp_calls();
+	test_mcp_grant_in_tx();
 	json_decref(example);
 	printf("lifecycle: %d passed, 0 failed\n", passed);
 	return (0);
