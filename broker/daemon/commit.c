@@ -5,9 +5,12 @@
  * whole batch under synchronous=FULL), and only then hands each job back
  * to the worker that owns its connection, which answers.  While the
  * writer waits for the disk, workers keep verifying, so the next batch is
- * ready when the fsync returns.  No handler is named here: jobs carry
- * their own callbacks.
+ * ready when the fsync returns.  A deferred job (a record that answers
+ * nobody) does not start a batch: it rides the next one, or goes alone
+ * once it has waited COMMIT_DEFER_NS.  No handler is named here: jobs
+ * carry their own callbacks.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,9 @@
 #include "log.h"
 
 #define COMMIT_BATCH_MAX 512
+/* How long a deferred job waits for company: the window in which a
+ * kill -9 loses it, and far below any client's patience. */
+#define COMMIT_DEFER_NS (5 * 1000 * 1000L)
 
 /* The connection went away before the answer: drop the answer, not the
  * decision (it is committed or about to be). */
@@ -27,8 +33,8 @@ commit_job_closed(struct evhttp_connection *conn, void *arg)
 	job->req = NULL;
 }
 
-void
-commit_submit(struct broker *b, struct commit_job *job)
+static void
+commit_queue(struct broker *b, struct commit_job *job, int deferred)
 {
 	struct committer		*c = &b->commit;
 	struct evhttp_connection	*conn;
@@ -41,10 +47,37 @@ commit_submit(struct broker *b, struct commit_job *job)
 	job->w->inflight++;
 	job->next = NULL;
 	pthread_mutex_lock(&c->lock);
-	*c->tail = job;
-	c->tail = &job->next;
-	pthread_cond_signal(&c->cond);
+	if (!deferred) {
+		*c->tail = job;
+		c->tail = &job->next;
+		pthread_cond_signal(&c->cond);
+	} else {
+		if (c->later == NULL) {
+			clock_gettime(CLOCK_MONOTONIC, &c->later_due);
+			c->later_due.tv_nsec += COMMIT_DEFER_NS;
+			if (c->later_due.tv_nsec >= 1000000000L) {
+				c->later_due.tv_sec++;
+				c->later_due.tv_nsec -= 1000000000L;
+			}
+			/* The writer may be asleep with no deadline. */
+			pthread_cond_signal(&c->cond);
+		}
+		*c->later_tail = job;
+		c->later_tail = &job->next;
+	}
 	pthread_mutex_unlock(&c->lock);
+}
+
+void
+commit_submit(struct broker *b, struct commit_job *job)
+{
+	commit_queue(b, job, 0);
+}
+
+void
+commit_submit_deferred(struct broker *b, struct commit_job *job)
+{
+	commit_queue(b, job, 1);
 }
 
 /* Worker thread: hand every job the writer gave back to its done. */
@@ -125,6 +158,21 @@ commit_batch(struct broker *b, struct commit_job *batch)
 		job->result = E_UNAVAILABLE;
 }
 
+/* Wait for work: a job, a deferred job's deadline, or the stop. */
+static void
+commit_wait(struct committer *c)
+{
+	while (c->head == NULL && !c->stop) {
+		if (c->later == NULL)
+			pthread_cond_wait(&c->cond, &c->lock);
+		else if (pthread_cond_timedwait(&c->cond, &c->lock,
+		    &c->later_due) == ETIMEDOUT)
+			return;
+	}
+}
+
+/* The next batch: every deferred job (they are older), then up to
+ * COMMIT_BATCH_MAX queued ones; NULL once stopped with nothing left. */
 static struct commit_job *
 commit_take(struct committer *c)
 {
@@ -132,8 +180,7 @@ commit_take(struct committer *c)
 	int			 n;
 
 	pthread_mutex_lock(&c->lock);
-	while (c->head == NULL && !c->stop)
-		pthread_cond_wait(&c->cond, &c->lock);
+	commit_wait(c);
 	batch = c->head;
 	for (job = batch, n = 1; job != NULL && n < COMMIT_BATCH_MAX;
 	    job = job->next, n++)
@@ -144,6 +191,12 @@ commit_take(struct committer *c)
 	} else {
 		c->head = NULL;
 		c->tail = &c->head;
+	}
+	if (c->later != NULL) {
+		*c->later_tail = batch;
+		batch = c->later;
+		c->later = NULL;
+		c->later_tail = &c->later;
 	}
 	pthread_mutex_unlock(&c->lock);
 	return (batch);
@@ -168,8 +221,13 @@ commit_start(struct broker *b, char *err, size_t errlen)
 {
 	struct committer	*c = &b->commit;
 
+	pthread_condattr_t	 attr;
+	int			 ok;
+
 	c->head = NULL;
 	c->tail = &c->head;
+	c->later = NULL;
+	c->later_tail = &c->later;
 	if ((c->store = store_open(b->db_path, 0, err, errlen)) == NULL)
 		return (-1);
 	if (!b->synchronous_full &&
@@ -182,9 +240,17 @@ commit_start(struct broker *b, char *err, size_t errlen)
 		snprintf(err, errlen, "the stored policy cannot be loaded");
 		return (-1);
 	}
-	if (pthread_mutex_init(&c->lock, NULL) != 0 ||
-	    pthread_cond_init(&c->cond, NULL) != 0 ||
-	    pthread_create(&c->thread, NULL, commit_main, b) != 0) {
+	/* Deferred jobs' deadlines are on the monotonic clock. */
+	if (pthread_condattr_init(&attr) != 0) {
+		snprintf(err, errlen, "cannot start the commit thread");
+		return (-1);
+	}
+	ok = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
+	    pthread_mutex_init(&c->lock, NULL) == 0 &&
+	    pthread_cond_init(&c->cond, &attr) == 0 &&
+	    pthread_create(&c->thread, NULL, commit_main, b) == 0;
+	pthread_condattr_destroy(&attr);
+	if (!ok) {
 		snprintf(err, errlen, "cannot start the commit thread");
 		return (-1);
 	}

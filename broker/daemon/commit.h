@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -46,6 +47,8 @@ struct committer {
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 cond;
 	struct commit_job	*head, **tail;
+	struct commit_job	*later, **later_tail;	/* deferred jobs */
+	struct timespec		 later_due;	/* CLOCK_MONOTONIC */
 	int			 stop;
 	struct store		*store;
 	struct decider		 dec;
@@ -59,6 +62,10 @@ void	commit_stop(struct broker *b);
 /* Worker thread: queue job (owned by the commit path from now on; its req
  * may be NULL). */
 void	commit_submit(struct broker *b, struct commit_job *job);
+/* Worker thread: queue a job nobody waits for (a record after the answer)
+ * without starting a batch: it joins the next one, or commits on its own
+ * within 5 ms.  SIGTERM still waits for it (it is in flight). */
+void	commit_submit_deferred(struct broker *b, struct commit_job *job);
 int	commit_worker_init(struct worker *w);
 void	commit_worker_deinit(struct worker *w);
 /*

@@ -123,9 +123,8 @@ struct mcp_forward_outcome {
 /*
  * Called on the worker thread once the upstream answered or failed; the
  * answer to the agent is held until the decision path calls
- * mcp_call_finish(call) (from here, or later, e.g. after committing the
- * forward's audit record).  call->req may be NULL by then: the agent
- * hung up, and the outcome still counts.
+ * mcp_call_finish(call) (from here, or later).  call->req may be NULL by
+ * then: the agent hung up, and the outcome still counts.
  */
 typedef void (*mcp_forward_done_fn)(struct mcp_call *call,
 	    const struct mcp_forward_outcome *outcome, void *arg);
@@ -190,6 +189,10 @@ void	mcp_call_decide(struct mcp_call *call);
  */
 void	mcp_call_forward(struct mcp_call *call, const char *intent_id,
 	    const char *grant, mcp_forward_done_fn done, void *arg);
+/* Allowed, but it will not be sent (detail says why): done sees
+ * MCP_FORWARD_NOT_SENT and the answer says it did not run. */
+void	mcp_call_not_sent(struct mcp_call *call, const char *intent_id,
+	    const char *detail, mcp_forward_done_fn done, void *arg);
 /* Send what the forward got, and free call. */
 void	mcp_call_finish(struct mcp_call *call);
 /*

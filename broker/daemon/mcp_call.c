@@ -182,6 +182,37 @@ mcp_call_progress(struct mcp_call *call, double progress, const char *message)
 	return (1);
 }
 
+/* Take the call back for its forward; counted like a decision in
+ * flight (SIGTERM waits for it) until mcp_call_delivered. */
+static void
+call_forward_begin(struct mcp_call *call, const char *intent_id,
+    mcp_forward_done_fn done, void *arg)
+{
+	mcp_call_watch(call);
+	call->done = done;
+	call->done_arg = arg;
+	snprintf(call->intent_id, sizeof(call->intent_id), "%s",
+	    intent_id ? intent_id : "");
+	call->w->inflight++;
+}
+
+/* The forward ends before it left: done sees MCP_FORWARD_NOT_SENT. */
+static void
+call_not_sent(struct mcp_call *call, const char *detail)
+{
+	call->fwd_status = MCP_FORWARD_NOT_SENT;
+	snprintf(call->fwd_detail, sizeof(call->fwd_detail), "%s", detail);
+	mcp_call_delivered(call);
+}
+
+void
+mcp_call_not_sent(struct mcp_call *call, const char *intent_id,
+    const char *detail, mcp_forward_done_fn done, void *arg)
+{
+	call_forward_begin(call, intent_id, done, arg);
+	call_not_sent(call, detail);
+}
+
 void
 mcp_call_forward(struct mcp_call *call, const char *intent_id,
     const char *grant, mcp_forward_done_fn done, void *arg)
@@ -190,33 +221,19 @@ mcp_call_forward(struct mcp_call *call, const char *intent_id,
 	char	*ntext = name ? jsonw_dump(name, JSONW_PLAIN, NULL) : NULL;
 
 	json_decref(name);
-	/* The call is ours again until the upstream answers. */
-	mcp_call_watch(call);
-	call->done = done;
-	call->done_arg = arg;
-	snprintf(call->intent_id, sizeof(call->intent_id), "%s",
-	    intent_id ? intent_id : "");
+	call_forward_begin(call, intent_id, done, arg);
 	if (ntext == NULL || asprintf(&call->fwd_body, "{\"name\":%s,"
 	    "\"arguments\":%s}", ntext, call->args_canon) == -1 ||
-	    (call->fwd_grant = strdup(grant ? grant : "")) == NULL) {
+	    (call->fwd_grant = strdup(grant)) == NULL) {
 		free(ntext);
 		call->fwd_body = NULL;
-		call->fwd_status = MCP_FORWARD_NOT_SENT;
-		snprintf(call->fwd_detail, sizeof(call->fwd_detail),
-		    "out of memory");
-		call->w->inflight++;
-		mcp_call_delivered(call);
+		call_not_sent(call, "out of memory");
 		return;
 	}
 	free(ntext);
 	call->fwd_len = strlen(call->fwd_body);
-	/* Counted like a decision in flight: SIGTERM waits for it. */
-	call->w->inflight++;
 	if (mcp_upstreams_of(call->w->broker) == NULL) {
-		call->fwd_status = MCP_FORWARD_NOT_SENT;
-		snprintf(call->fwd_detail, sizeof(call->fwd_detail),
-		    "no upstream is configured");
-		mcp_call_delivered(call);
+		call_not_sent(call, "no upstream is configured");
 		return;
 	}
 	mcp_upstreams_forward(mcp_upstreams_of(call->w->broker), call);

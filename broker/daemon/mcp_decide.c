@@ -6,8 +6,9 @@
  * audit, redaction), on the group commit's writer, answered only after
  * the commit — and then:
  *   allowed   forwarded once with Toolgate-Grant (the decision's own
- *             transaction redeemed it), the forward's outcome audited
- *             before the agent gets the upstream's result;
+ *             transaction redeemed it); the agent gets the upstream's
+ *             result at once and the forward's outcome is audited in
+ *             the next batch (a deferred job: one fsync per call);
  *   denied    refused with an isError result that tells an LLM what
  *             happened and what to do, and _meta.toolgate;
  *   pending   held up to mcp-hold seconds (wait.c's mechanism: woken by
@@ -45,8 +46,6 @@ struct mcp_decision {
 	int64_t			 next_progress;
 	int			 stopped;	/* a switch tripped after the
 						 * decision: not forwarded */
-	enum mcp_forward_status	 fwd_status;
-	char			 fwd_detail[256];
 };
 
 static enum reason md_decide_run(struct decider *d, struct commit_job *j);
@@ -204,45 +203,72 @@ md_outcome_name(enum mcp_forward_status st)
 	}
 }
 
+/* The forward's audit record, a job of its own: it outlives the call. */
+struct md_outcome {
+	struct commit_job	 job;
+	char			 id[INTENT_ID_LEN + 1];
+	enum mcp_forward_status	 status;
+	char			 detail[256];
+};
+
 static enum reason
 md_outcome_run(struct decider *d, struct commit_job *j)
 {
-	struct mcp_decision	*md = (struct mcp_decision *)j;
+	struct md_outcome	*o = (struct md_outcome *)j;
 
-	return (lc_mcp_forwarded(d, md->row.id, md_outcome_name(
-	    md->fwd_status), md->fwd_detail, clock_now()));
+	return (lc_mcp_forwarded(d, o->id, md_outcome_name(o->status),
+	    o->detail, clock_now()));
 }
 
-/* The outcome is recorded (or could not be): the agent gets its answer. */
 static void
 md_outcome_done(struct commit_job *j)
 {
-	struct mcp_decision	*md = (struct mcp_decision *)j;
+	struct md_outcome	*o = (struct md_outcome *)j;
 
-	md_returned(md);
 	if (j->result != REASON_OK)
 		log_warnx("mcp forward %s: its outcome (%s) could not be "
-		    "audited", md->row.id, md_outcome_name(md->fwd_status));
-	if (md->stopped) {
-		md_deny(md, md->row.id, NULL, reason_code(R_KILL_SWITCH),
-		    reason_text(R_KILL_SWITCH), md_advice(R_KILL_SWITCH));
-		return;
-	}
-	mcp_call_finish(md->call);
-	md->call = NULL;
-	md_free(md);
+		    "audited", o->id, md_outcome_name(o->status));
+	free(o);
 }
 
-/* The upstream answered or failed (or the call never left). */
+/* Queue the outcome's record for the next batch: the agent's answer does
+ * not wait for a second fsync (proto/mcp.md, "Audit"). */
+static void
+md_record_outcome(struct mcp_decision *md,
+    const struct mcp_forward_outcome *fo)
+{
+	struct md_outcome	*o;
+
+	if ((o = calloc(1, sizeof(*o))) == NULL) {
+		log_warnx("mcp forward %s: its outcome (%s) could not be "
+		    "audited", md->row.id, md_outcome_name(fo->status));
+		return;
+	}
+	snprintf(o->id, sizeof(o->id), "%s", md->row.id);
+	o->status = fo->status;
+	snprintf(o->detail, sizeof(o->detail), "%s", fo->detail);
+	o->job.w = md->call->w;
+	o->job.run = md_outcome_run;
+	o->job.done = md_outcome_done;
+	commit_submit_deferred(md->call->w->broker, &o->job);
+}
+
+/* The upstream answered or failed (or the call never left): answer. */
 static void
 md_forwarded(struct mcp_call *call, const struct mcp_forward_outcome *o,
     void *arg)
 {
 	struct mcp_decision	*md = arg;
 
-	md->fwd_status = o->status;
-	snprintf(md->fwd_detail, sizeof(md->fwd_detail), "%s", o->detail);
-	md_submit(md, md_outcome_run, md_outcome_done);
+	md_record_outcome(md, o);
+	if (md->stopped) {
+		md_deny(md, md->row.id, NULL, reason_code(R_KILL_SWITCH),
+		    reason_text(R_KILL_SWITCH), md_advice(R_KILL_SWITCH));
+		return;
+	}
+	mcp_call_finish(call);
+	md->call = NULL;
+	md_free(md);
 }
 
 /* A switch this process tripped after the batch began is checked now
@@ -270,10 +296,8 @@ md_forward(struct mcp_decision *md)
 
 	if (md_stopped_since(md)) {
 		md->stopped = 1;
-		md->fwd_status = MCP_FORWARD_NOT_SENT;
-		snprintf(md->fwd_detail, sizeof(md->fwd_detail), "a kill "
-		    "switch was tripped before the forward");
-		md_submit(md, md_outcome_run, md_outcome_done);
+		mcp_call_not_sent(call, md->row.id, "a kill switch was "
+		    "tripped before the forward", md_forwarded, md);
 		return;
 	}
 	args = call->args != NULL ? json_incref(call->args) : json_object();
@@ -282,10 +306,8 @@ md_forward(struct mcp_decision *md)
 		    clock_now(), &exp);
 	json_decref(args);
 	if (grant == NULL) {
-		md->fwd_status = MCP_FORWARD_NOT_SENT;
-		snprintf(md->fwd_detail, sizeof(md->fwd_detail), "the grant "
-		    "could not be signed");
-		md_submit(md, md_outcome_run, md_outcome_done);
+		mcp_call_not_sent(call, md->row.id, "the grant could not be "
+		    "signed", md_forwarded, md);
 		return;
 	}
 	mcp_call_forward(call, md->row.id, grant, md_forwarded, md);

@@ -89,11 +89,22 @@ def call_sha256(agent, tool, args):
         {"args": args, "iss": agent, "tool": tool}).encode()).hexdigest()
 
 
-def audit_of(broker, intent_id):
-    """The audit records of intent_id, oldest first (offline export)."""
-    p = broker.ctl_db("audit", "export", check=True)
-    recs = [json.loads(ln) for ln in p.stdout.splitlines() if ln.strip()]
-    return [r for r in recs if r.get("intent_id") == intent_id]
+def audit_of(broker, intent_id, until=None):
+    """The audit records of intent_id, oldest first (offline export);
+    with until, once one of them is that event: a forward's outcome is
+    committed with the next batch, just after the agent's answer."""
+    def records():
+        p = broker.ctl_db("audit", "export", check=True)
+        recs = [json.loads(ln) for ln in p.stdout.splitlines()
+                if ln.strip()]
+        return [r for r in recs if r.get("intent_id") == intent_id]
+    def settled():
+        recs = records()
+        return recs if any(r["event"] == until for r in recs) else None
+
+    if until is None:
+        return records()
+    return harness.wait_until(settled, "%s's %s record" % (intent_id, until))
 
 
 class GatewayCase(unittest.TestCase):
@@ -400,7 +411,7 @@ class Tools(GatewayCase):
         self.assertEqual(claims["intent_sha256"], call_sha256(
             "agent-payments", "pay.transfer", TRANSFER))
         # decided, redeemed by the forward and the outcome, in order
-        recs = audit_of(self.broker, claims["jti"])
+        recs = audit_of(self.broker, claims["jti"], until="mcp.forward")
         self.assertEqual([r["event"] for r in recs],
                          ["decision", "redemption", "mcp.forward"])
         self.assertEqual(recs[0]["actor"], "agent-payments")
@@ -606,9 +617,9 @@ class Held(GatewayCase):
         claims = harness.verify_grant(calls[0]["grant"], jwks)
         self.assertEqual(claims["jti"], x)
         self.assertEqual(claims["approvers"], ["approver-alice"])
-        self.assertEqual([r["event"] for r in audit_of(self.broker, x)],
-                         ["decision", "approval", "redemption",
-                          "mcp.forward"])
+        self.assertEqual([r["event"] for r in audit_of(
+            self.broker, x, until="mcp.forward")],
+            ["decision", "approval", "redemption", "mcp.forward"])
         # forwarded is done: the next such call is a new request
         later = self.broker.agent([step], identity="agent-stranger")[0]
         y = self.assertPending(later["result"])
@@ -787,9 +798,9 @@ class Released(GatewayCase):
         self.assertEqual(texts.count("transferred 900.00 USD to many"), 1,
                          texts)
         self.assertEqual(sum("rejected" in t for t in texts), 2, texts)
-        self.assertEqual([r["event"] for r in audit_of(self.broker, x)],
-                         ["decision", "approval", "redemption",
-                          "mcp.forward"])
+        self.assertEqual([r["event"] for r in audit_of(
+            self.broker, x, until="mcp.forward")],
+            ["decision", "approval", "redemption", "mcp.forward"])
 
     def test_stdio_bridge_relays_progress_while_held(self):
         run = self.broker.stdio_agent_start(
@@ -970,6 +981,10 @@ class Misbehaving(GatewayCase):
         self.assertEqual(res["_meta"]["toolgate"]["decision"], "allow")
         self.assertEqual(res["_meta"]["toolgate"]["forward"], "failed")
         self.assertTrue(res["_meta"]["toolgate"]["id"].startswith("in_"))
+        recs = audit_of(self.broker, res["_meta"]["toolgate"]["id"],
+                        until="mcp.forward")
+        self.assertEqual(recs[-1]["details"]["outcome"], "failed")
+        self.assertIn(text, recs[-1]["details"]["detail"])
 
     def test_hang(self):
         self.up.mode(tools_call="hang")
