@@ -688,10 +688,16 @@ lc_reject(struct decider *d, const char *who, const char *id,
 /* --- grants and redemption ---------------------------------------------- */
 
 int
-lc_may_grant(const struct decider *d, const struct intent_row *r, int64_t now)
+lc_grantable(const struct decider *d, const struct intent_row *r, int64_t now)
 {
 	return (r->status == ST_ALLOWED && r->redeemed_at == 0 &&
-	    !lc_is_due(d, r, now) && !ks_covers(&d->ks, r->agent, r->tool) &&
+	    !lc_is_due(d, r, now) && !ks_covers(&d->ks, r->agent, r->tool));
+}
+
+int
+lc_may_grant(const struct decider *d, const struct intent_row *r, int64_t now)
+{
+	return (lc_grantable(d, r, now) &&
 	    audit_trust_grant(d->cfg.trust, &d->atx, d->store, r));
 }
 

@@ -300,7 +300,9 @@ struct lc_mcp_result {
  * intent of the same call (intent_open_call: decided pending, not
  * closed, not redeemed; expired first when due); else it is decided like
  * any intent (lc_decide).  When the intent it ends with is allowed and
- * lc_may_grant says so, it is redeemed for the forward in this same
+ * may be granted now (lc_may_grant for a joined one, whose records are
+ * read back and checked; one it decided itself is what it just wrote),
+ * it is redeemed for the forward in this same
  * transaction (res->forward, audited "redemption" by the broker "via"
  * mcp): each allowed intent reaches an upstream at most once, however
  * many requests carry it.  *out: that intent (owned).  Results as

@@ -46,6 +46,10 @@ struct lc_change {
 enum reason lc_apply(struct decider *d, const struct lc_change *c);
 /* Mark allowed intent id redeemed by who (for tool; via, when not NULL,
  * says how: "mcp"), audited "redemption".  As lc_apply's results. */
+/* lc_may_grant without the audit check: for a row this transaction has
+ * just decided itself, not read from the database. */
+int	lc_grantable(const struct decider *d, const struct intent_row *r,
+	    int64_t now);
 enum reason lc_redeem_apply(struct decider *d, const char *id,
 	    const char *who, const char *tool, const char *via, int64_t now);
 /*

@@ -81,10 +81,12 @@ lc_mcp_is_call(const struct intent_row *r)
 /*
  * The intent r (locked, in this transaction) stands for the call: note a
  * kill switch that covers it while it is open, and redeem it for the
- * forward when it may be granted now.
+ * forward when it may be granted now.  A joined intent was read from the
+ * database, so its allowing record is checked (lc_may_grant); one decided
+ * by this transaction is what the decision just wrote.
  */
 static enum reason
-lc_mcp_take(struct decider *d, struct intent_row *r, int64_t now,
+lc_mcp_take(struct decider *d, struct intent_row *r, int joined, int64_t now,
     struct lc_mcp_result *res)
 {
 	enum reason	 rc;
@@ -94,7 +96,7 @@ lc_mcp_take(struct decider *d, struct intent_row *r, int64_t now,
 		res->killed = 1;
 		return (REASON_OK);
 	}
-	if (!lc_may_grant(d, r, now))
+	if (joined ? !lc_may_grant(d, r, now) : !lc_grantable(d, r, now))
 		return (REASON_OK);
 	rc = lc_redeem_apply(d, r->id, LC_ACTOR_BROKER, r->tool, "mcp", now);
 	if (rc == E_ALREADY_REDEEMED)
@@ -186,7 +188,7 @@ lc_mcp_call(struct decider *d, const struct intent *in, const char *held,
 	if (found == 0 && (rc = lc_mcp_decide(d, in, now, out, why)) !=
 	    REASON_OK)
 		return (rc);
-	if ((rc = lc_mcp_take(d, out, now, res)) != REASON_OK)
+	if ((rc = lc_mcp_take(d, out, res->joined, now, res)) != REASON_OK)
 		intent_row_clear(out);
 	return (rc);
 }

@@ -684,6 +684,31 @@ mcp_open(struct decider *d, struct lc_config *cfg, struct audit_keys *keys,
 	return (s);
 }
 
+/* The store's own audit_intent, counted: how often a decision reads an
+ * intent's records back (audit_trust_grant) rather than trusting what it
+ * has just written. */
+static struct store_ops	 counted_ops;
+static int		 (*real_audit_intent)(struct store *, const char *,
+			    store_audit_cb, void *);
+static int		 audit_intent_reads;
+
+static int
+counted_audit_intent(struct store *st, const char *id, store_audit_cb cb,
+    void *arg)
+{
+	audit_intent_reads++;
+	return (real_audit_intent(st, id, cb, arg));
+}
+
+static void
+count_audit_intent(struct store *st)
+{
+	counted_ops = *st->ops;
+	real_audit_intent = counted_ops.audit_intent;
+	counted_ops.audit_intent = counted_audit_intent;
+	st->ops = &counted_ops;
+}
+
 /*
  * One MCP tools/call of agent-payments at now through lc_mcp_call, in its
  * own transaction: the intent it ended with in *r (owned), *res.
@@ -776,13 +801,16 @@ test_mcp_calls(void)
 	int64_t			 ks;
 
 	s = mcp_open(&d, &cfg, &keys, &trust, 0);
+	count_audit_intent(s);
 
 	/* Allowed at once: redeemed for its forward in the same
-	 * transaction; a second such call is a call of its own. */
+	 * transaction, without reading back the records it just wrote; a
+	 * second such call is a call of its own. */
 	CHECK(mcp_call(&d, "crm.lookup", "{\"id\": 1}", NULL, T0, &r,
 	    &res) == REASON_OK);
 	CHECK(r.status == ST_ALLOWED && res.forward && !res.joined &&
 	    r.redeemed_at == T0);
+	CHECK(audit_intent_reads == 0);
 	CHECK((args = json_pack("{si}", "id", 1)) != NULL);
 	CHECK(lc_mcp_call_sha256("agent-payments", "crm.lookup", args,
 	    sha) == 0);
@@ -822,6 +850,9 @@ test_mcp_calls(void)
 	CHECK(mcp_call(&d, "payments.transfer", pay, x, T0 + 11, &r, &res) ==
 	    REASON_OK);
 	CHECK(strcmp(r.id, x) == 0 && res.forward && r.redeemed_at != 0);
+	/* ... read from the database, so its allowing records are
+	 * checked before it is forwarded */
+	CHECK(audit_intent_reads > 0);
 	intent_row_clear(&r);
 	CHECK(mcp_call(&d, "payments.transfer", pay, x, T0 + 12, &r, &res) ==
 	    REASON_OK);
