@@ -87,7 +87,7 @@ span_string(const struct jsonrpc_span *s)
 static int
 id_integer_ok(const struct jsonrpc_span *s)
 {
-	size_t	 i;
+	size_t	 i, digits = s->len;
 
 	for (i = 0; i < s->len; i++)
 		if (s->text[i] == '.' || s->text[i] == 'e' ||
@@ -95,7 +95,9 @@ id_integer_ok(const struct jsonrpc_span *s)
 			return (0);
 	/* Every id of every message comes here: up to 15 digits is below
 	 * 2^53 whatever they are, without the canonical round trip. */
-	if (s->len - (s->len > 0 && s->text[0] == '-') <= 15)
+	if (digits > 0 && s->text[0] == '-')
+		digits--;
+	if (digits <= 15)
 		return (1);
 	return (canon_number_check(s->text, s->len) == CANON_NUMBER_KEPT);
 }
