@@ -211,6 +211,13 @@ struct md_outcome {
 	char			 detail[256];
 };
 
+static void
+md_outcome_lost(const char *id, enum mcp_forward_status st)
+{
+	log_warnx("mcp forward %s: its outcome (%s) could not be audited",
+	    id, md_outcome_name(st));
+}
+
 static enum reason
 md_outcome_run(struct decider *d, struct commit_job *j)
 {
@@ -226,8 +233,7 @@ md_outcome_done(struct commit_job *j)
 	struct md_outcome	*o = (struct md_outcome *)j;
 
 	if (j->result != REASON_OK)
-		log_warnx("mcp forward %s: its outcome (%s) could not be "
-		    "audited", o->id, md_outcome_name(o->status));
+		md_outcome_lost(o->id, o->status);
 	free(o);
 }
 
@@ -240,8 +246,7 @@ md_record_outcome(struct mcp_decision *md,
 	struct md_outcome	*o;
 
 	if ((o = calloc(1, sizeof(*o))) == NULL) {
-		log_warnx("mcp forward %s: its outcome (%s) could not be "
-		    "audited", md->row.id, md_outcome_name(fo->status));
+		md_outcome_lost(md->row.id, fo->status);
 		return;
 	}
 	snprintf(o->id, sizeof(o->id), "%s", md->row.id);
