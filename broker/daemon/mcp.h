@@ -7,14 +7,16 @@
  * mcp_call_* functions (mcp_call.c): forward to the upstream with a
  * grant, refuse with an isError result, or fail with a JSON-RPC error.
  * Upstreams (mcp_upstream.c) are MCP servers toolgated is a client of,
- * driven on one thread of their own over a small HTTP/1.1 + SSE client
- * (mcp_http.c); their tool lists are published to the workers as an
- * immutable catalog.  --config lines are read by mcp_config.c.
+ * their sessions driven on one thread of their own over a small
+ * HTTP/1.1 + SSE client (mcp_http.c); their tool lists are published to
+ * the workers as an immutable catalog.  --config lines are read by
+ * mcp_config.c.
  *
  * Threads: the handlers and every mcp_call_* function run on the worker
- * thread that owns the request; the upstream thread never touches a
- * request, and hands each forward's outcome back through the worker's
- * inbox.
+ * thread that owns the request, and so does a forward sent on a ready
+ * session (the worker's own connections); the upstream thread never
+ * touches a request, and hands the outcome of a forward it sent (one
+ * that waited for a session) back through the worker's inbox.
  */
 #pragma once
 
@@ -153,7 +155,7 @@ struct mcp_call {
 	char			*args_canon;
 	char			*progress_token;	/* JSON text, or NULL */
 	int64_t			 received;	/* clock_now() */
-	/* The forward (mcp_call.c, then the upstream thread): */
+	/* The forward (mcp_call.c, then mcp_upstream.c): */
 	mcp_forward_done_fn	 done;
 	void			*done_arg;
 	char			 intent_id[40];
@@ -163,6 +165,9 @@ struct mcp_call {
 	size_t			 fwd_len;
 	char			*fwd_grant;
 	int			 fwd_retried;	/* once, after a lost session */
+	int			 fwd_gone;	/* its session ended: the
+						 * upstream thread retries */
+	int64_t			 fwd_gen;	/* the session it was sent on */
 	enum mcp_forward_status	 fwd_status;
 	char			 fwd_detail[256];
 	char			*fwd_result;	/* the upstream's result, as sent */

@@ -2,7 +2,8 @@
  * mcp_http: a small HTTP/1.1 client for the gateway's upstreams (plain
  * or TLS), splitting answers into messages: an application/json body is
  * one, a text/event-stream body one per SSE event.  Bounded and with a
- * deadline per exchange; upstream thread only.  See mcp_http.c.
+ * deadline per exchange; a pool and its exchanges belong to the thread of
+ * its target's event base.  See mcp_http.c.
  */
 #pragma once
 

@@ -5,9 +5,14 @@
  * notifications/initialized, tools/list (every page), a GET stream for
  * notifications/tools/list_changed where the server offers one, and a
  * refresh timer; after each list the catalog of every upstream's tools
- * is rebuilt and published to the workers.  Forwards (allowed
- * tools/calls) are queued here by workers, sent once each, and their
- * outcome handed back to the worker.
+ * is rebuilt and published to the workers, and so is the session (its
+ * id, protocol version and generation).  Forwards (allowed tools/calls)
+ * are sent once each by the worker that decided them, on a lane of its
+ * own (its connections, on its own event base: no thread hop on the
+ * call's path), while the upstream's session is ready; calls that find
+ * it connecting, or whose session ended under them, are queued here and
+ * sent when the next session is ready.  Either way the outcome ends on
+ * the call's worker.
  *
  * An upstream that fails (refuses, hangs, answers garbage, drops the
  * stream, lists a tool twice) is retried with backoff and its failure is
@@ -38,7 +43,7 @@
 
 #define UP_BACKOFF_MAX		60	/* s between reconnection attempts */
 #define UP_MAX_PAGES		20	/* tools/list pages */
-#define UP_MAX_INFLIGHT		64	/* forwards per upstream */
+#define UP_MAX_INFLIGHT		64	/* forwards per upstream and thread */
 #define UP_MAX_WAITING		256	/* forwards waiting for a session */
 #define UP_MAX_SESSION_ID	256
 #define UP_CLIENT_VERSION	"0.1.0"
@@ -49,9 +54,28 @@ enum ux_kind { X_INIT, X_INITIALIZED, X_LIST, X_STREAM, X_CALL, X_REPLY };
 
 struct upstream;
 
+/*
+ * The sending side of one thread's exchanges with one upstream: the
+ * upstream thread's (setup, the stream, and forwards that waited for a
+ * session) or a worker's (its forwards).  Each is used by its thread
+ * alone; a worker's copies the published session before each send.
+ */
+struct lane {
+	struct upstream		*up;
+	struct worker		*w;		/* NULL: the upstream thread's */
+	struct mhttp_pool	*pool;
+	struct evdns_base	*dns;		/* a worker's own, or NULL */
+	char			 session[UP_MAX_SESSION_ID + 1];
+	char			 version[16];
+	int64_t			 gen;		/* the session's generation */
+	int			 inflight;	/* forwards */
+	LIST_HEAD(, ux)		 calls;		/* forwards and replies */
+};
+
 /* One exchange with an upstream. */
 struct ux {
 	struct upstream		*up;
+	struct lane		*lane;
 	enum ux_kind		 kind;
 	struct mhttp		*h;
 	int64_t			 id;		/* our JSON-RPC id */
@@ -72,12 +96,19 @@ struct upstream {
 	int			 idx;
 	const struct mcp_upstream_conf *c;
 	SSL_CTX			*ssl_ctx;
-	struct mhttp_pool	*pool;
+	struct mhttp_target	 target;	/* workers' lanes swap in
+						 * their base and dns */
 	char			 authority[300];
 	enum up_state		 state;
-	char			 session[UP_MAX_SESSION_ID + 1];
-	char			 version[16];
-	int64_t			 next_id;
+	struct lane		 lane;		/* the session is its own */
+	int64_t			 next_id;	/* atomic: every lane's */
+	/* What workers see, under u->lock: */
+	int			 pub_ready;
+	char			 pub_session[UP_MAX_SESSION_ID + 1];
+	char			 pub_version[16];
+	int64_t			 pub_gen;
+	int			 refresh_asked;	/* atomic: a worker's stream
+						 * said list_changed */
 	struct ux		*setup;		/* init/initialized/list */
 	struct ux		*stream;	/* the GET stream */
 	int			 stream_refused;	/* 405 */
@@ -90,8 +121,6 @@ struct upstream {
 	char			 last_error[256];
 	struct mcp_call		*waiting;	/* forwards, until READY */
 	int			 n_waiting;
-	int			 inflight;
-	LIST_HEAD(, ux)		 calls;		/* forwards in flight */
 };
 
 struct mcp_upstreams {
@@ -107,9 +136,12 @@ struct mcp_upstreams {
 	struct mcp_call		*queue, **queue_tail;
 	struct upstream		 up[MCP_MAX_UPSTREAMS];
 	int			 n;
+	struct lane		*lanes;		/* [worker][upstream] */
+	int			 nworkers;
 };
 
 static void	up_connect(struct upstream *up);
+static struct evdns_base *up_dns_new(struct event_base *base);
 static void	up_list(struct upstream *up, const char *cursor);
 static void	up_send_waiting(struct upstream *up);
 
@@ -229,15 +261,18 @@ catalog_publish(struct mcp_upstreams *u)
 /* ---- exchanges ---- */
 
 static struct ux *
-ux_new(struct upstream *up, enum ux_kind kind)
+ux_new(struct lane *l, enum ux_kind kind)
 {
 	struct ux	*x = calloc(1, sizeof(*x));
 
 	if (x == NULL)
 		return (NULL);
-	x->up = up;
+	x->up = l->up;
+	x->lane = l;
 	x->kind = kind;
-	x->id = ++up->next_id;
+	/* Unique across lanes: the server matches answers to ids within
+	 * the session. */
+	x->id = __atomic_add_fetch(&l->up->next_id, 1, __ATOMIC_RELAXED);
 	return (x);
 }
 
@@ -277,19 +312,18 @@ ux_on_header(const char *line, void *arg)
 		memcpy(x->session, v, n + 1);
 }
 
-/* Headers every request after initialize carries. */
-/* The headers of a POST to up (malloc'd), extra (a grant) appended
+/* The headers of a POST on lane l (malloc'd), extra (a grant) appended
  * whole however long it is; NULL when out of memory. */
 static char *
-ux_headers(struct upstream *up, const char *extra)
+ux_headers(const struct lane *l, const char *extra)
 {
 	char	*h;
 
 	if (asprintf(&h, "Accept: application/json, text/event-stream\r\n"
-	    "%s%s%s%s%s%s%s", up->session[0] ? "Mcp-Session-Id: " : "",
-	    up->session, up->session[0] ? "\r\n" : "",
-	    up->version[0] ? "MCP-Protocol-Version: " : "", up->version,
-	    up->version[0] ? "\r\n" : "", extra != NULL ? extra : "") == -1)
+	    "%s%s%s%s%s%s%s", l->session[0] ? "Mcp-Session-Id: " : "",
+	    l->session, l->session[0] ? "\r\n" : "",
+	    l->version[0] ? "MCP-Protocol-Version: " : "", l->version,
+	    l->version[0] ? "\r\n" : "", extra != NULL ? extra : "") == -1)
 		return (NULL);
 	return (h);
 }
@@ -306,22 +340,22 @@ static int
 ux_start(struct ux *x, const char *method, const char *body, size_t len,
     const char *extra_headers)
 {
-	struct upstream		*up = x->up;
+	struct lane		*l = x->lane;
 	struct mhttp_request	 rq;
 	char			*headers;
 
 	if (x->kind == X_STREAM) {
 		if (asprintf(&headers, "Accept: text/event-stream\r\n"
 		    "Mcp-Session-Id: %s\r\nMCP-Protocol-Version: %s\r\n",
-		    up->session, up->version) == -1)
+		    l->session, l->version) == -1)
 			headers = NULL;
 	} else
-		headers = ux_headers(up, extra_headers);
+		headers = ux_headers(l, extra_headers);
 	if (headers == NULL) {
 		ux_free(x);
 		return (-1);
 	}
-	x->with_session = up->session[0] != '\0';
+	x->with_session = l->session[0] != '\0';
 	memset(&rq, 0, sizeof(rq));
 	rq.method = method;
 	rq.headers = headers;
@@ -333,7 +367,7 @@ ux_start(struct ux *x, const char *method, const char *body, size_t len,
 	 * tools/call fails and is not sent again: at most once. */
 	rq.reuse = 1;
 	rq.no_deadline = x->kind == X_STREAM;
-	x->h = mhttp_send(up->pool, &rq, &ux_cbs, x);
+	x->h = mhttp_send(l->pool, &rq, &ux_cbs, x);
 	free(headers);
 	if (x->h == NULL) {
 		ux_free(x);
@@ -370,13 +404,13 @@ ux_post(struct ux *x, const char *method, const char *params_text,
 /* The server asked us something: ping is answered, anything else
  * (sampling, roots, elicitation) refused; nothing is relayed to agents. */
 static void
-ux_answer_request(struct upstream *up, const struct jsonrpc_msg *m)
+ux_answer_request(struct lane *l, const struct jsonrpc_msg *m)
 {
 	struct ux	*x;
 	char		*body;
 	size_t		 len;
 
-	if ((x = ux_new(up, X_REPLY)) == NULL)
+	if ((x = ux_new(l, X_REPLY)) == NULL)
 		return;
 	if (strcmp(m->method, "ping") == 0)
 		body = jsonrpc_write_result(&m->id, "{}", 2, &len);
@@ -391,9 +425,9 @@ ux_answer_request(struct upstream *up, const struct jsonrpc_msg *m)
 		x = NULL;	/* freed */
 	if (x == NULL)
 		log_warnx("mcp upstream %s: cannot answer its %s request",
-		    up->c->name, m->method);
+		    l->up->c->name, m->method);
 	else
-		LIST_INSERT_HEAD(&up->calls, x, entry);
+		LIST_INSERT_HEAD(&l->calls, x, entry);
 	free(body);
 }
 
@@ -407,11 +441,23 @@ up_refresh_soon(struct upstream *up)
 		evtimer_add(up->refresh_ev, &now);
 }
 
+/* The tools are listed again soon: by the upstream thread, asked from
+ * a worker's lane. */
+static void
+lane_refresh_soon(struct lane *l)
+{
+	if (l->w == NULL) {
+		up_refresh_soon(l->up);
+		return;
+	}
+	__atomic_store_n(&l->up->refresh_asked, 1, __ATOMIC_RELEASE);
+	event_active(l->up->u->wake_ev, 0, 0);
+}
+
 static int
 ux_on_message(const char *text, size_t len, void *arg)
 {
 	struct ux		*x = arg;
-	struct upstream		*up = x->up;
 	struct jsonrpc_msg	 m;
 	struct jsonrpc_fault	 f;
 	char			 idtext[24];
@@ -429,10 +475,10 @@ ux_on_message(const char *text, size_t len, void *arg)
 	switch (m.kind) {
 	case JSONRPC_NOTIFICATION:
 		if (strcmp(m.method, "notifications/tools/list_changed") == 0)
-			up_refresh_soon(up);
+			lane_refresh_soon(x->lane);
 		return (0);
 	case JSONRPC_REQUEST:
-		ux_answer_request(up, &m);
+		ux_answer_request(x->lane, &m);
 		return (0);
 	default:
 		break;
@@ -462,6 +508,21 @@ ux_on_message(const char *text, size_t len, void *arg)
 
 /* ---- the session: initialize, initialized, tools/list ---- */
 
+/* What the workers' lanes see of the session: whether calls may be sent
+ * on it, and which it is. */
+static void
+up_publish(struct upstream *up)
+{
+	struct mcp_upstreams	*u = up->u;
+
+	pthread_mutex_lock(&u->lock);
+	up->pub_ready = up->state == UP_READY;
+	memcpy(up->pub_session, up->lane.session, sizeof(up->pub_session));
+	memcpy(up->pub_version, up->lane.version, sizeof(up->pub_version));
+	up->pub_gen = up->lane.gen;
+	pthread_mutex_unlock(&u->lock);
+}
+
 static void
 up_fail(struct upstream *up, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -483,6 +544,16 @@ up_fail_waiting(struct upstream *up)
 	up->n_waiting = 0;
 }
 
+static void
+up_stream_close(struct upstream *up)
+{
+	if (up->stream == NULL)
+		return;
+	mhttp_cancel(up->stream->h);
+	ux_free(up->stream);
+	up->stream = NULL;
+}
+
 /* Connecting failed: keep the last tools, fail who waits, retry later. */
 static void
 up_fail(struct upstream *up, const char *fmt, ...)
@@ -496,15 +567,12 @@ up_fail(struct upstream *up, const char *fmt, ...)
 	log_warnx("mcp upstream %s (%s): %s; retrying in %d s", up->c->name,
 	    up->c->url, up->last_error, up->backoff);
 	up->state = UP_DOWN;
-	up->session[0] = '\0';
-	up->version[0] = '\0';
+	up->lane.session[0] = '\0';
+	up->lane.version[0] = '\0';
+	up_publish(up);
 	json_decref(up->listing);
 	up->listing = NULL;
-	if (up->stream != NULL) {
-		mhttp_cancel(up->stream->h);
-		ux_free(up->stream);
-		up->stream = NULL;
-	}
+	up_stream_close(up);
 	up_fail_waiting(up);
 	tv.tv_sec = up->backoff;
 	tv.tv_usec = 0;
@@ -569,10 +637,11 @@ up_init_done(struct upstream *up, struct ux *x, const char *error)
 		json_decref(r);
 		return;
 	}
-	snprintf(up->version, sizeof(up->version), "%s", v);
-	snprintf(up->session, sizeof(up->session), "%s", x->session);
+	snprintf(up->lane.version, sizeof(up->lane.version), "%s", v);
+	snprintf(up->lane.session, sizeof(up->lane.session), "%s", x->session);
+	up->lane.gen++;
 	json_decref(r);
-	if ((n = ux_new(up, X_INITIALIZED)) == NULL ||
+	if ((n = ux_new(&up->lane, X_INITIALIZED)) == NULL ||
 	    ux_post(n, "notifications/initialized", NULL, NULL) == -1) {
 		up_fail(up, "cannot send notifications/initialized");
 		return;
@@ -586,7 +655,7 @@ up_stream_open(struct upstream *up)
 	struct ux	*x;
 
 	if (up->stream != NULL || up->stream_refused || up->state !=
-	    UP_READY || (x = ux_new(up, X_STREAM)) == NULL)
+	    UP_READY || (x = ux_new(&up->lane, X_STREAM)) == NULL)
 		return;
 	if (ux_start(x, "GET", NULL, 0, NULL) == 0)
 		up->stream = x;
@@ -603,11 +672,12 @@ up_ready(struct upstream *up)
 	up->tools = up->listing;
 	up->listing = NULL;
 	up->state = UP_READY;
+	up_publish(up);
 	up->backoff = 1;
 	up->stream_backoff = 1;
 	if (was != UP_READY)
 		log_info("mcp upstream %s: connected (protocol %s), %zu tools "
-		    "listed", up->c->name, up->version,
+		    "listed", up->c->name, up->lane.version,
 		    json_array_size(up->tools));
 	else if (before != json_array_size(up->tools))
 		log_info("mcp upstream %s: tools listed again, %zu tools",
@@ -679,7 +749,7 @@ up_list(struct upstream *up, const char *cursor)
 		up->pages = 0;
 		up->refresh_wanted = 0;
 	}
-	if ((x = ux_new(up, X_LIST)) == NULL ||
+	if ((x = ux_new(&up->lane, X_LIST)) == NULL ||
 	    ux_post(x, "tools/list", ptext, NULL) == -1) {
 		free(ptext);
 		up_fail(up, "cannot send tools/list");
@@ -697,14 +767,16 @@ up_connect(struct upstream *up)
 	char		*ptext;
 
 	up->state = UP_CONNECTING;
-	up->session[0] = '\0';
-	up->version[0] = '\0';
+	up->lane.session[0] = '\0';
+	up->lane.version[0] = '\0';
+	up_publish(up);
+	up_stream_close(up);	/* the old session's */
 	p = json_pack("{ss s{} s{ss ss}}", "protocolVersion",
 	    MCP_PROTOCOL_LATEST, "capabilities", "clientInfo", "name",
 	    "toolgate", "version", UP_CLIENT_VERSION);
 	ptext = p ? jsonw_dump(p, JSONW_PLAIN, NULL) : NULL;
 	json_decref(p);
-	if (ptext == NULL || (x = ux_new(up, X_INIT)) == NULL ||
+	if (ptext == NULL || (x = ux_new(&up->lane, X_INIT)) == NULL ||
 	    ux_post(x, "initialize", ptext, NULL) == -1) {
 		free(ptext);
 		up_fail(up, "cannot send initialize");
@@ -734,17 +806,18 @@ fwd_fail(struct mcp_call *call, enum mcp_forward_status st, const char *fmt,
 }
 
 static void
-fwd_send(struct upstream *up, struct mcp_call *call)
+fwd_send(struct lane *l, struct mcp_call *call)
 {
+	struct upstream	*up = l->up;
 	struct ux	*x;
 	char		*grant;
 
-	if (up->inflight >= UP_MAX_INFLIGHT) {
+	if (l->inflight >= UP_MAX_INFLIGHT) {
 		fwd_fail(call, MCP_FORWARD_NOT_SENT, "the upstream %s has %d "
 		    "calls in flight already", up->c->name, UP_MAX_INFLIGHT);
 		return;
 	}
-	if ((x = ux_new(up, X_CALL)) == NULL) {
+	if ((x = ux_new(l, X_CALL)) == NULL) {
 		fwd_fail(call, MCP_FORWARD_NOT_SENT, "out of memory");
 		return;
 	}
@@ -766,8 +839,9 @@ fwd_send(struct upstream *up, struct mcp_call *call)
 		return;
 	}
 	free(grant);
-	LIST_INSERT_HEAD(&up->calls, x, entry);
-	up->inflight++;
+	call->fwd_gen = l->gen;
+	LIST_INSERT_HEAD(&l->calls, x, entry);
+	l->inflight++;
 }
 
 static void
@@ -777,7 +851,7 @@ up_send_waiting(struct upstream *up)
 
 	for (call = up->waiting; call != NULL; call = next) {
 		next = call->next;
-		fwd_send(up, call);
+		fwd_send(&up->lane, call);
 	}
 	up->waiting = NULL;
 	up->n_waiting = 0;
@@ -796,27 +870,50 @@ up_wait(struct upstream *up, struct mcp_call *call)
 	up->n_waiting++;
 }
 
+static void	upstreams_queue(struct mcp_upstreams *u,
+		    struct mcp_call *call);
+
+/* The session call was sent on is gone, so the server did not run it
+ * (MCP: 404 for a terminated session): once more, on a new one, made
+ * by the upstream thread unless it made one since. */
+static void
+fwd_session_gone(struct upstream *up, struct mcp_call *call)
+{
+	call->fwd_retried = 1;
+	if (call->fwd_gen != up->lane.gen || up->state != UP_READY) {
+		if (up->state == UP_READY)
+			fwd_send(&up->lane, call);	/* a new session */
+		else
+			up_wait(up, call);
+		return;
+	}
+	log_info("mcp upstream %s: session ended; reconnecting", up->c->name);
+	up_wait(up, call);
+	if (up->setup == NULL)
+		up_connect(up);
+}
+
 /* Where a forward's answer goes: the result, or why there is none. */
 static void
-fwd_done(struct upstream *up, struct ux *x, const char *error)
+fwd_done(struct lane *l, struct ux *x, const char *error)
 {
+	struct upstream	*up = l->up;
 	struct mcp_call	*call = x->call;
 	json_t		*r;
 	char		 why[300];
 
 	LIST_REMOVE(x, entry);
-	up->inflight--;
+	l->inflight--;
 	x->call = NULL;
 	if (x->status == 404 && x->with_session && !x->answered &&
 	    !call->fwd_retried) {
-		/* The session is gone, so the server did not run the call
-		 * (MCP: 404 for a terminated session): once more, anew. */
-		call->fwd_retried = 1;
-		log_info("mcp upstream %s: session ended; reconnecting",
-		    up->c->name);
-		up_wait(up, call);
-		if (up->state == UP_READY && up->setup == NULL)
-			up_connect(up);
+		if (l->w == NULL)
+			fwd_session_gone(up, call);
+		else {
+			/* The upstream thread owns the session. */
+			call->fwd_gone = 1;
+			upstreams_queue(up->u, call);
+		}
 		return;
 	}
 	if (x->result == NULL) {
@@ -884,7 +981,7 @@ ux_on_end(const char *error, void *arg)
 		}
 		break;
 	case X_CALL:
-		fwd_done(up, x, error);
+		fwd_done(x->lane, x, error);
 		break;
 	case X_REPLY:
 		LIST_REMOVE(x, entry);
@@ -919,13 +1016,20 @@ up_stream_cb(evutil_socket_t fd, short what, void *arg)
 	up_stream_open(arg);
 }
 
+/* Workers' calls that found no ready session, or lost theirs, and
+ * their lanes' asks for a new tools/list. */
 static void
 wake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct mcp_upstreams	*u = arg;
 	struct mcp_call		*call, *next;
 	struct upstream		*up;
+	int			 i;
 
+	for (i = 0; i < u->n; i++)
+		if (__atomic_exchange_n(&u->up[i].refresh_asked, 0,
+		    __ATOMIC_ACQ_REL))
+			up_refresh_soon(&u->up[i]);
 	pthread_mutex_lock(&u->lock);
 	call = u->queue;
 	u->queue = NULL;
@@ -935,8 +1039,10 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 		next = call->next;
 		call->next = NULL;
 		up = &u->up[call->upstream];
-		if (up->state == UP_READY)
-			fwd_send(up, call);
+		if (call->fwd_gone)
+			fwd_session_gone(up, call);
+		else if (up->state == UP_READY)
+			fwd_send(&up->lane, call);
 		else if (up->state == UP_CONNECTING)
 			up_wait(up, call);
 		else
@@ -946,8 +1052,8 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-void
-mcp_upstreams_forward(struct mcp_upstreams *u, struct mcp_call *call)
+static void
+upstreams_queue(struct mcp_upstreams *u, struct mcp_call *call)
 {
 	call->next = NULL;
 	pthread_mutex_lock(&u->lock);
@@ -955,6 +1061,54 @@ mcp_upstreams_forward(struct mcp_upstreams *u, struct mcp_call *call)
 	u->queue_tail = &call->next;
 	pthread_mutex_unlock(&u->lock);
 	event_active(u->wake_ev, 0, 0);
+}
+
+/* w's lane to upstream i, its connections made on first use (on w's
+ * thread); NULL when they cannot be: the upstream thread sends then. */
+static struct lane *
+worker_lane(struct mcp_upstreams *u, struct worker *w, int i)
+{
+	struct lane		*l = &u->lanes[w->idx * u->n + i];
+	struct mhttp_target	 t = u->up[i].target;
+
+	if (l->pool != NULL)
+		return (l);
+	if (l->dns == NULL && (l->dns = up_dns_new(w->base)) == NULL)
+		return (NULL);
+	t.base = w->base;
+	t.dns = l->dns;
+	l->pool = mhttp_pool_new(&t);
+	return (l->pool != NULL ? l : NULL);
+}
+
+/* The session as published, on w's lane: 1 when calls may be sent. */
+static int
+lane_sync(struct lane *l)
+{
+	struct upstream	*up = l->up;
+	int		 ready;
+
+	pthread_mutex_lock(&up->u->lock);
+	if ((ready = up->pub_ready) && l->gen != up->pub_gen) {
+		memcpy(l->session, up->pub_session, sizeof(l->session));
+		memcpy(l->version, up->pub_version, sizeof(l->version));
+		l->gen = up->pub_gen;
+	}
+	pthread_mutex_unlock(&up->u->lock);
+	return (ready);
+}
+
+/* Worker thread: send call on its own lane while the session is ready,
+ * else hand it to the upstream thread. */
+void
+mcp_upstreams_forward(struct mcp_upstreams *u, struct mcp_call *call)
+{
+	struct lane	*l = worker_lane(u, call->w, call->upstream);
+
+	if (l != NULL && lane_sync(l))
+		fwd_send(l, call);
+	else
+		upstreams_queue(u, call);
 }
 
 static void
@@ -978,6 +1132,18 @@ upstreams_main(void *arg)
 }
 
 /* ---- set-up ---- */
+
+/* resolv.conf may be missing: names then come from /etc/hosts */
+static struct evdns_base *
+up_dns_new(struct event_base *base)
+{
+	struct evdns_base	*dns;
+
+	if ((dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) ==
+	    NULL && (dns = evdns_base_new(base, 0)) != NULL)
+		evdns_base_load_hosts(dns, NULL);
+	return (dns);
+}
 
 static SSL_CTX *
 up_ssl_ctx(const struct mcp_conf *conf)
@@ -1005,7 +1171,7 @@ up_init(struct mcp_upstreams *u, int i)
 {
 	struct upstream		*up = &u->up[i];
 	const struct mcp_upstream_conf *c = &u->conf->up[i];
-	struct mhttp_target	 t;
+	struct mhttp_target	*t = &up->target;
 	int			 v6 = strchr(c->host, ':') != NULL;
 	int			 dflt = c->port == (c->https ? 443 : 80);
 
@@ -1013,30 +1179,51 @@ up_init(struct mcp_upstreams *u, int i)
 	up->idx = i;
 	up->c = c;
 	up->backoff = 1;
-	LIST_INIT(&up->calls);
+	up->lane.up = up;
+	LIST_INIT(&up->lane.calls);
 	snprintf(up->authority, sizeof(up->authority), "%s%s%s%s%.0d",
 	    v6 ? "[" : "", c->host, v6 ? "]" : "", dflt ? "" : ":",
 	    dflt ? 0 : c->port);
 	if (c->https && (up->ssl_ctx = up_ssl_ctx(u->conf)) == NULL)
 		return (-1);
-	memset(&t, 0, sizeof(t));
-	t.base = u->base;
-	t.dns = u->dns;
-	t.ssl_ctx = up->ssl_ctx;
-	t.host = c->host;
-	t.port = c->port;
-	t.authority = up->authority;
-	t.path = c->path;
-	t.timeout = u->conf->timeout;
+	t->base = u->base;
+	t->dns = u->dns;
+	t->ssl_ctx = up->ssl_ctx;
+	t->host = c->host;
+	t->port = c->port;
+	t->authority = up->authority;
+	t->path = c->path;
+	t->timeout = u->conf->timeout;
 	/* As many as may be in flight: with fewer, calls beyond them would
 	 * each open (and close) a connection of their own under load. */
-	t.max_idle = UP_MAX_INFLIGHT;
-	if ((up->pool = mhttp_pool_new(&t)) == NULL ||
+	t->max_idle = UP_MAX_INFLIGHT;
+	if ((up->lane.pool = mhttp_pool_new(t)) == NULL ||
 	    (up->retry_ev = evtimer_new(u->base, up_retry_cb, up)) == NULL ||
 	    (up->refresh_ev = evtimer_new(u->base, up_refresh_cb, up)) ==
 	    NULL ||
 	    (up->stream_ev = evtimer_new(u->base, up_stream_cb, up)) == NULL)
 		return (-1);
+	return (0);
+}
+
+/* Every worker's lane to every upstream, connections made on first use. */
+static int
+lanes_init(struct mcp_upstreams *u)
+{
+	struct lane	*l;
+	int		 w, i;
+
+	u->nworkers = u->b->nworkers;
+	if ((u->lanes = calloc((size_t)u->nworkers * (size_t)u->n,
+	    sizeof(*u->lanes))) == NULL)
+		return (-1);
+	for (w = 0; w < u->nworkers; w++)
+		for (i = 0; i < u->n; i++) {
+			l = &u->lanes[w * u->n + i];
+			l->up = &u->up[i];
+			l->w = &u->b->workers[w];
+			LIST_INIT(&l->calls);
+		}
 	return (0);
 }
 
@@ -1057,12 +1244,7 @@ mcp_upstreams_start(struct broker *b, const struct mcp_conf *conf,
 	pthread_mutex_init(&u->lock, NULL);
 	if ((u->base = event_base_new()) == NULL)
 		goto fail;
-	/* resolv.conf may be missing: names then come from /etc/hosts */
-	if ((u->dns = evdns_base_new(u->base,
-	    EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL &&
-	    (u->dns = evdns_base_new(u->base, 0)) != NULL)
-		evdns_base_load_hosts(u->dns, NULL);
-	if (u->dns == NULL ||
+	if ((u->dns = up_dns_new(u->base)) == NULL ||
 	    (u->wake_ev = event_new(u->base, -1, 0, wake_cb, u)) == NULL ||
 	    (u->stop_ev = event_new(u->base, -1, 0, stop_cb, u)) == NULL)
 		goto fail;
@@ -1072,6 +1254,8 @@ mcp_upstreams_start(struct broker *b, const struct mcp_conf *conf,
 			    "context or memory)", conf->up[i].name);
 			goto fail;
 		}
+	if (lanes_init(u) == -1)
+		goto fail;
 	if (pthread_create(&u->thread, NULL, upstreams_main, u) != 0)
 		goto fail;
 	u->running = 1;
@@ -1081,11 +1265,28 @@ mcp_upstreams_start(struct broker *b, const struct mcp_conf *conf,
 	return (NULL);
 }
 
+/* A lane's exchanges abandoned (their calls freed unanswered: the
+ * broker is stopping) and its connections closed. */
 static void
-up_free(struct upstream *up)
+lane_free(struct lane *l)
 {
 	struct ux	*x;
 
+	while ((x = LIST_FIRST(&l->calls)) != NULL) {
+		LIST_REMOVE(x, entry);
+		mhttp_cancel(x->h);
+		if (x->call != NULL)
+			mcp_call_free(x->call);
+		ux_free(x);
+	}
+	mhttp_pool_free(l->pool);
+	if (l->dns != NULL)
+		evdns_base_free(l->dns, 0);
+}
+
+static void
+up_free(struct upstream *up)
+{
 	if (up->u == NULL)
 		return;
 	if (up->setup != NULL) {
@@ -1096,20 +1297,13 @@ up_free(struct upstream *up)
 		mhttp_cancel(up->stream->h);
 		ux_free(up->stream);
 	}
-	while ((x = LIST_FIRST(&up->calls)) != NULL) {
-		LIST_REMOVE(x, entry);
-		mhttp_cancel(x->h);
-		if (x->call != NULL)
-			mcp_call_free(x->call);
-		ux_free(x);
-	}
+	lane_free(&up->lane);
 	while (up->waiting != NULL) {
 		struct mcp_call *next = up->waiting->next;
 
 		mcp_call_free(up->waiting);
 		up->waiting = next;
 	}
-	mhttp_pool_free(up->pool);
 	SSL_CTX_free(up->ssl_ctx);
 	json_decref(up->listing);
 	json_decref(up->tools);
@@ -1134,6 +1328,12 @@ mcp_upstreams_stop(struct mcp_upstreams *u)
 		event_active(u->stop_ev, 0, 0);
 		pthread_join(u->thread, NULL);
 	}
+	/* The workers' lanes first: their connections are on the workers'
+	 * bases, freed after this, and their calls' session is freed next. */
+	if (u->lanes != NULL)
+		for (i = 0; i < u->nworkers * u->n; i++)
+			lane_free(&u->lanes[i]);
+	free(u->lanes);
 	for (i = 0; i < u->n; i++)
 		up_free(&u->up[i]);
 	for (call = u->queue; call != NULL; call = next) {

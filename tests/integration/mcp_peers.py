@@ -95,6 +95,10 @@ class Upstream:
         self._side("POST", "/_test/mode",
                    {k.replace("_", "/"): v for k, v in modes.items()})
 
+    def forget_sessions(self):
+        """Every session forgotten: requests on one answer 404."""
+        self._side("POST", "/_test/forget_sessions", {})
+
     def add_tool(self, name, silent=False):
         """A new tool on every session: announced with
         notifications/tools/list_changed unless silent."""

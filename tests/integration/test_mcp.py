@@ -426,6 +426,33 @@ class Tools(GatewayCase):
         self.assertIn("redeemed_at", view)
         self.assertNotIn("grant", view)
 
+    def test_a_call_whose_session_ended_is_sent_once_more_on_a_new_one(self):
+        # warm: the worker that answers has sent on the session before
+        out = self.broker.agent([{"op": "call", "name": "pay.lookup",
+                                  "arguments": {"id": 1}}])
+        self.assertEqual(text_of(out[0]["result"]), "record 1")
+        self.up.reset()
+        self.up.forget_sessions()
+        out = self.broker.agent([{"op": "call", "name": "pay.lookup",
+                                  "arguments": {"id": 2}}])
+        res = out[0]["result"]
+        self.assertNotIn("isError", res)
+        self.assertEqual(text_of(res), "record 2")
+        # the 404 on the old session, then the call on a new one
+        calls = self.up.calls("tools/call")
+        self.assertEqual(len(calls), 2, calls)
+        self.assertEqual(calls[0]["grant"], calls[1]["grant"])
+        self.assertNotEqual(calls[0]["session"], calls[1]["session"])
+        inits = self.up.calls("initialize")
+        self.assertEqual(len(inits), 1, inits)
+        st, _, jwks = self.broker.client("agent-payments").get("/v1/jwks")
+        self.assertEqual(st, 200)
+        jti = harness.verify_grant(calls[1]["grant"], jwks)["jti"]
+        recs = audit_of(self.broker, jti, until="mcp.forward")
+        self.assertEqual([r["event"] for r in recs],
+                         ["decision", "redemption", "mcp.forward"])
+        self.assertEqual(recs[2]["details"]["outcome"], "ok")
+
     def test_result_passes_unchanged(self):
         r = RawMcp(self.broker.client("agent-payments"))
         r.initialize()

@@ -19,6 +19,9 @@
 //                               the SDK sends notifications/tools/list_changed
 //                               (not with "silent": true: only a client that
 //                               lists the tools again sees it)
+//   POST /_test/forget_sessions every session forgotten, its streams left
+//                               open: requests on it answer 404, as from a
+//                               server that restarted behind a proxy
 // Behaviours: for tools/call and tools/list: "hang" (never answer),
 // "garbage" (200 with a body that is not JSON), "garbage-sse" (an SSE
 // event that is not JSON), "close" (start an SSE answer, then drop the
@@ -265,6 +268,8 @@ async function handleTest(req, res, path) {
     modes = {};
   } else if (path === '/_test/mode') {
     modes = { ...modes, ...body };
+  } else if (path === '/_test/forget_sessions') {
+    sessions.clear();
   } else if (path === '/_test/add_tool') {
     extraTools.push(body.name);
     for (const { server } of sessions.values())
