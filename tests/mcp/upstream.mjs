@@ -206,6 +206,29 @@ function misbehave(msg, req, res) {
   }
 }
 
+// The SDK (1.32, typescript-sdk issue #2559) never drops a JSON-mode
+// POST's entry from its stream map, so a long-lived session grows by one
+// entry (and its closures) per call: about 6 KB, 200 MB per bench run,
+// and a heap whose garbage collection slowed every later call.  Each
+// entry is dropped as its answer is resolved, as the SDK's own fix does;
+// where the private fields are not as expected this does nothing.
+function plugJsonStreamLeak(transport) {
+  const map = transport._webStandardTransport?._streamMapping;
+  if (!(map instanceof Map))
+    return;
+  const set = map.set.bind(map);
+  map.set = (id, entry) => {
+    if (entry && typeof entry.resolveJson === 'function' && !entry.controller) {
+      const resolve = entry.resolveJson;
+      entry.resolveJson = (response) => {
+        map.delete(id);
+        resolve(response);
+      };
+    }
+    return set(id, entry);
+  };
+}
+
 async function handleMcp(req, res) {
   const sid = req.headers['mcp-session-id'];
   if (req.method === 'POST') {
@@ -235,6 +258,8 @@ async function handleMcp(req, res) {
         if (transport.sessionId)
           sessions.delete(transport.sessionId);
       };
+      if (flag('--json'))
+        plugJsonStreamLeak(transport);
       await server.connect(transport);
       await transport.handleRequest(req, res, msg);
       return;
