@@ -1,15 +1,16 @@
 // bench.mjs: the MCP gateway's part of scripts/bench.  One allowed
 // tools/call, the same call straight to the upstream and through
-// toolgated, measured in one run with the same client: phases alternate
-// direct / gateway at one connection (the latency the gateway adds) and
-// at --connections (calls/s).  A benchmark, not a test: nothing passes or
-// fails on the figures.  Only calls answered with a plain tool result
-// count as calls (latencies and calls/s); anything else is an error,
-// counted by kind: http_STATUS, rpc_CODE (a JSON-RPC error), deny_REASON
-// or pending (a toolgate refusal), forward_failed / forward_not_sent (the
-// gateway could not forward), tool_error (the tool's own isError result),
-// bad_answer (no JSON-RPC answer to this call), network.  The first
-// answer of each kind goes to stderr.
+// toolgated, measured in one run with the same client: at one
+// connection each, calls alternate direct / gateway (the latency the
+// gateway adds), then a phase of each at --connections (calls/s).  A
+// benchmark, not a test: nothing passes or fails on the figures.  Only
+// calls answered with a plain tool result count as calls (latencies and
+// calls/s); anything else is an error, counted by kind: http_STATUS,
+// rpc_CODE (a JSON-RPC error), deny_REASON or pending (a toolgate
+// refusal), forward_failed / forward_not_sent (the gateway could not
+// forward), tool_error (the tool's own isError result), bad_answer (no
+// JSON-RPC answer to this call), network.  The first answer of each kind
+// goes to stderr.
 //
 //   node bench.mjs --direct URL --direct-tool NAME
 //                  --gateway URL --gateway-tool NAME --cert F --key F --ca F
@@ -181,12 +182,45 @@ async function phase(t, conns) {
     p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), errors, kinds };
 }
 
+// One connection each, calls alternated (a then b, b then a, ...) for the
+// duration after the warm-up: both see the same machine and the same
+// upstream, whatever drifts meanwhile.  rps: calls over the time spent in
+// that target's own calls (what it would sustain alone).
+async function pairedPhase(a, b) {
+  const runs = [a, b].map(() => ({ lat: [], kinds: new Map(), errors: 0,
+    busy: 0 }));
+  const start = Date.now(), measureFrom = start + WARMUP;
+  const end = measureFrom + DURATION;
+  for (let n = 0; Date.now() < end; n++) {
+    for (const i of n % 2 === 0 ? [0, 1] : [1, 0]) {
+      const t0 = process.hrtime.bigint();
+      const kind = await call([a, b][i]);
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (Date.now() < measureFrom)
+        continue;
+      const r = runs[i];
+      if (kind === 'ok') {
+        r.lat.push(ms);
+        r.busy += ms;
+      } else {
+        r.errors++;
+        r.kinds.set(kind, (r.kinds.get(kind) ?? 0) + 1);
+      }
+    }
+  }
+  return runs.map((r) => {
+    r.lat.sort((x, y) => x - y);
+    return { rps: r.busy > 0 ? r.lat.length / (r.busy / 1000) : 0,
+      calls: r.lat.length, p50: quantile(r.lat, 0.5),
+      p99: quantile(r.lat, 0.99), errors: r.errors, kinds: r.kinds };
+  });
+}
+
 async function main() {
   await connect(direct);
   await connect(gateway);
   await offered(gateway);
-  const d1 = await phase(direct, 1);
-  const g1 = await phase(gateway, 1);
+  const [d1, g1] = await pairedPhase(direct, gateway);
   const dn = await phase(direct, CONNS);
   const gn = await phase(gateway, CONNS);
   const f = (x) => x.toFixed(3);
