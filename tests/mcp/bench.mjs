@@ -15,12 +15,20 @@
 //   node bench.mjs --direct URL --direct-tool NAME
 //                  --gateway URL --gateway-tool NAME --cert F --key F --ca F
 //                  [--duration S] [--warmup S] [--connections N]
+//                  [--intents URL --intent-iss NAME]
+//
+// --intents: the intent path's auto-allow decision (POST URL/v1/intents,
+// a crm.lookup intent signed by --key as --intent-iss, presigned before
+// the run) joins the one-connection alternation, through the same client
+// stack (undici over mTLS) as the gateway: decision1_p50_ms and
+// same_client_ratio (added p50 / its p50) join the line.
 //
 // Prints one line: mcpbench direct1_p50_ms=... gateway1_p50_ms=...
 // added_p50_ms=... added_p99_ms=... directN_rps=... gatewayN_rps=...
 // errors=N error_kinds=KIND:N,...  (rps: successful calls only).
 // Exits 3 after the line when errors dominate a phase (more errors than
 // calls): its figures then measure refusals, not forwards.
+import { createPrivateKey, randomBytes, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 import { Agent, request } from 'undici';
@@ -45,10 +53,34 @@ function target(url, tool, tls) {
 }
 
 const direct = target(option('--direct'), option('--direct-tool'));
-const gateway = target(option('--gateway'), option('--gateway-tool'), {
+const agentTls = {
   cert: readFileSync(option('--cert')), key: readFileSync(option('--key')),
   ca: readFileSync(option('--ca')),
-});
+};
+const gateway = target(option('--gateway'), option('--gateway-tool'),
+  agentTls);
+const intents = option('--intents') ?
+  target(`${option('--intents')}/v1/intents`, null, agentTls) : null;
+
+// Enough signed intents for the one-connection phase (each decision
+// takes well over 0.3 ms), signed before it so that signing is not
+// measured; exp - iat is the contract's 300 s.
+function presign(iss, n) {
+  const key = createPrivateKey(agentTls.key);
+  const b64 = (x) => Buffer.from(x).toString('base64url');
+  const head = b64(JSON.stringify({ alg: 'ES256', typ: 'JWT' }));
+  const iat = Math.floor(Date.now() / 1000), tag = randomBytes(6).toString('hex');
+  const pool = [];
+  for (let i = 0; i < n; i++) {
+    const body = b64(JSON.stringify({ iss, aud: 'toolgate',
+      jti: `bench-${tag}-${i}`, iat, exp: iat + 300, tool: 'crm.lookup',
+      args: { customer: `c-${i % 1000}` } }));
+    const sig = sign('sha256', Buffer.from(`${head}.${body}`),
+      { key, dsaEncoding: 'ieee-p1363' });
+    pool.push(`${head}.${body}.${b64(sig)}`);
+  }
+  return pool;
+}
 
 async function post(t, msg) {
   const headers = { 'content-type': 'application/json', accept: ACCEPT };
@@ -130,8 +162,38 @@ function note(kind, text) {
   process.stderr.write(`bench.mjs: first ${kind}: ${String(text).slice(0, 400)}\n`);
 }
 
+// One presigned intent decided: 'ok' when allowed at once.
+async function decide(t) {
+  const jws = t.pool.pop();
+  if (jws === undefined)
+    return 'pool_dry';
+  let r, text;
+  try {
+    r = await request(t.url, { method: 'POST', body: jws,
+      headers: { 'content-type': 'application/jose' },
+      dispatcher: t.dispatcher });
+    text = await r.body.text();
+  } catch (e) {
+    note('network', e?.message ?? e);
+    return 'network';
+  }
+  let status;
+  try {
+    status = JSON.parse(text).status;
+  } catch (e) {
+    status = undefined;
+  }
+  const kind = r.statusCode === 200 && status === 'allowed' ? 'ok' :
+    `intent_${r.statusCode}`;
+  if (kind !== 'ok')
+    note(kind, `${t.url}: HTTP ${r.statusCode}: ${text}`);
+  return kind;
+}
+
 let nextId = 10;
 async function call(t) {
+  if (t.pool)
+    return decide(t);
   const id = nextId++;
   let r;
   try {
@@ -182,19 +244,20 @@ async function phase(t, conns) {
     p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), errors, kinds };
 }
 
-// One connection each, calls alternated (a then b, b then a, ...) for the
-// duration after the warm-up: both see the same machine and the same
+// One connection each, calls alternated (a b c, b c a, c a b, ...) for
+// the duration after the warm-up: all see the same machine and the same
 // upstream, whatever drifts meanwhile.  rps: calls over the time spent in
 // that target's own calls (what it would sustain alone).
-async function pairedPhase(a, b) {
-  const runs = [a, b].map(() => ({ lat: [], kinds: new Map(), errors: 0,
+async function alternatedPhase(targets) {
+  const runs = targets.map(() => ({ lat: [], kinds: new Map(), errors: 0,
     busy: 0 }));
   const start = Date.now(), measureFrom = start + WARMUP;
   const end = measureFrom + DURATION;
   for (let n = 0; Date.now() < end; n++) {
-    for (const i of n % 2 === 0 ? [0, 1] : [1, 0]) {
+    for (let k = 0; k < targets.length; k++) {
+      const i = (n + k) % targets.length;
       const t0 = process.hrtime.bigint();
-      const kind = await call([a, b][i]);
+      const kind = await call(targets[i]);
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       if (Date.now() < measureFrom)
         continue;
@@ -220,11 +283,17 @@ async function main() {
   await connect(direct);
   await connect(gateway);
   await offered(gateway);
-  const [d1, g1] = await pairedPhase(direct, gateway);
+  if (intents)
+    intents.pool = presign(option('--intent-iss'),
+      Math.ceil((DURATION + WARMUP) / 1000 * 3000));
+  const [d1, g1, i1] = await alternatedPhase(intents ?
+    [direct, gateway, intents] : [direct, gateway]);
   const dn = await phase(direct, CONNS);
   const gn = await phase(gateway, CONNS);
   const f = (x) => x.toFixed(3);
   const phases = { direct1: d1, gateway1: g1, directN: dn, gatewayN: gn };
+  if (i1)
+    phases.decision1 = i1;
   const kinds = new Map();
   for (const p of Object.values(phases))
     for (const [k, n] of p.kinds)
@@ -239,11 +308,15 @@ async function main() {
     `added_p99_ms=${f(g1.p99 - d1.p99)} direct1_rps=${d1.rps.toFixed(1)} ` +
     `gateway1_rps=${g1.rps.toFixed(1)} directN_rps=${dn.rps.toFixed(1)} ` +
     `gatewayN_rps=${gn.rps.toFixed(1)} conns=${CONNS} ` +
-    `errors=${d1.errors + g1.errors + dn.errors + gn.errors} ` +
+    (i1 ? `decision1_p50_ms=${f(i1.p50)} decision1_p99_ms=${f(i1.p99)} ` +
+      `same_client_ratio=${(i1.p50 > 0 ? (g1.p50 - d1.p50) / i1.p50 : 0).toFixed(2)} ` : '') +
+    `errors=${d1.errors + g1.errors + dn.errors + gn.errors + (i1 ? i1.errors : 0)} ` +
     `error_kinds=${kindText} ` +
     `errors_dominate=${dominated.join(',') || 'none'}\n`);
   await direct.dispatcher.close();
   await gateway.dispatcher.close();
+  if (intents)
+    await intents.dispatcher.close();
   if (dominated.length > 0) {
     process.stderr.write(`bench.mjs: errors dominate ${dominated.join(', ')} ` +
       `(${kindText}): those figures measure refusals, not calls\n`);
