@@ -80,6 +80,29 @@ commit_submit_deferred(struct broker *b, struct commit_job *job)
 	commit_queue(b, job, 1);
 }
 
+/* Worker thread: the ran callbacks of the jobs whose batch has run. */
+static void
+commit_ran_drain(struct worker *w)
+{
+	struct commit_job	*job, *next;
+
+	pthread_mutex_lock(&w->ran.lock);
+	job = w->ran.head;
+	w->ran.head = NULL;
+	w->ran.tail = &w->ran.head;
+	pthread_mutex_unlock(&w->ran.lock);
+	for (; job != NULL; job = next) {
+		next = job->ran_next;
+		job->ran(job);
+	}
+}
+
+static void
+commit_ran_cb(evutil_socket_t fd, short what, void *arg)
+{
+	commit_ran_drain(arg);
+}
+
 /* Worker thread: hand every job the writer gave back to its done. */
 static void
 commit_done_cb(evutil_socket_t fd, short what, void *arg)
@@ -88,6 +111,9 @@ commit_done_cb(evutil_socket_t fd, short what, void *arg)
 	struct commit_job		*job, *next;
 	struct evhttp_connection	*conn;
 
+	/* A job's ran was queued before its done: it goes first, whichever
+	 * event the loop happens to take first. */
+	commit_ran_drain(w);
 	pthread_mutex_lock(&w->done.lock);
 	job = w->done.head;
 	w->done.head = NULL;
@@ -100,6 +126,27 @@ commit_done_cb(evutil_socket_t fd, short what, void *arg)
 		    (conn = evhttp_request_get_connection(job->req)) != NULL)
 			evhttp_connection_set_closecb(conn, NULL, NULL);
 		job->done(job);
+	}
+}
+
+/* The batch has run: jobs that asked for it may start their next step
+ * on their thread while the commit is under way. */
+static void
+commit_ran(struct commit_job *batch)
+{
+	struct commit_job	*job;
+	struct worker		*w;
+
+	for (job = batch; job != NULL; job = job->next) {
+		if (job->ran == NULL || job->result != REASON_OK)
+			continue;
+		w = job->w;
+		job->ran_next = NULL;
+		pthread_mutex_lock(&w->ran.lock);
+		*w->ran.tail = job;
+		w->ran.tail = &job->ran_next;
+		pthread_mutex_unlock(&w->ran.lock);
+		event_active(w->ran.ev, 0, 0);
 	}
 }
 
@@ -139,6 +186,8 @@ commit_batch(struct broker *b, struct commit_job *batch)
 		if (job->result == E_UNAVAILABLE)
 			ok = 0;
 	}
+	if (ok)
+		commit_ran(batch);
 	if (ok && lc_commit(d) == 0) {
 		if (b->commit.failing)
 			log_info("decisions are recorded again");
@@ -274,23 +323,38 @@ commit_stop(struct broker *b)
 	c->store = NULL;
 }
 
+static int
+commit_queue_init(struct worker *w, struct commit_worker *q,
+    event_callback_fn cb)
+{
+	q->head = NULL;
+	q->tail = &q->head;
+	if (pthread_mutex_init(&q->lock, NULL) != 0)
+		return (-1);
+	q->ev = event_new(w->base, -1, 0, cb, w);
+	return (q->ev == NULL ? -1 : 0);
+}
+
+static void
+commit_queue_deinit(struct commit_worker *q)
+{
+	if (q->ev != NULL)
+		event_free(q->ev);
+	pthread_mutex_destroy(&q->lock);
+}
+
 int
 commit_worker_init(struct worker *w)
 {
-	w->done.head = NULL;
-	w->done.tail = &w->done.head;
-	if (pthread_mutex_init(&w->done.lock, NULL) != 0)
-		return (-1);
-	w->done.ev = event_new(w->base, -1, 0, commit_done_cb, w);
-	return (w->done.ev == NULL ? -1 : 0);
+	return (commit_queue_init(w, &w->done, commit_done_cb) == -1 ||
+	    commit_queue_init(w, &w->ran, commit_ran_cb) == -1 ? -1 : 0);
 }
 
 void
 commit_worker_deinit(struct worker *w)
 {
-	if (w->done.ev != NULL)
-		event_free(w->done.ev);
-	pthread_mutex_destroy(&w->done.lock);
+	commit_queue_deinit(&w->done);
+	commit_queue_deinit(&w->ran);
 }
 
 void

@@ -2,8 +2,9 @@
  * commit: group commit, as a mechanism.  A handler queues a job with two
  * callbacks of its own: run (on the writer thread, inside the batch's one
  * write transaction, with the writer's decider) and done (back on the
- * thread that owns the job's connection, after the commit).  The
- * mechanism knows nothing of what the jobs are.
+ * thread that owns the job's connection, after the commit), and
+ * optionally ran (on that thread too, while the commit is under way).
+ * The mechanism knows nothing of what the jobs are.
  */
 #pragma once
 
@@ -32,6 +33,13 @@ struct commit_job {
 	void			(*done)(struct commit_job *j);
 	enum reason		 result;
 	int64_t			 ks_epoch;	/* broker's, as the batch began */
+	/* Optional: once the whole batch has run, before its commit is
+	 * durable, on w's thread (always before done): for work that may
+	 * begin early but must not leave before done says the job is
+	 * committed.  It reads what run wrote; the job's fields above are
+	 * the mechanism's. */
+	void			(*ran)(struct commit_job *j);
+	struct commit_job	*ran_next;
 };
 
 /* Per worker: jobs handed back, answered on its own thread. */

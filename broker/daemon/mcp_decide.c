@@ -6,9 +6,11 @@
  * audit, redaction), on the group commit's writer, answered only after
  * the commit — and then:
  *   allowed   forwarded once with Toolgate-Grant (the decision's own
- *             transaction redeemed it); the agent gets the upstream's
- *             result at once and the forward's outcome is audited in
- *             the next batch (a deferred job: one fsync per call);
+ *             transaction redeemed it; signed while that transaction
+ *             commits, sent only once it has); the agent gets the
+ *             upstream's result at once and the forward's outcome is
+ *             audited in the next batch (a deferred job: one fsync per
+ *             call);
  *   denied    refused with an isError result that tells an LLM what
  *             happened and what to do, and _meta.toolgate;
  *   pending   held up to mcp-hold seconds (wait.c's mechanism: woken by
@@ -44,33 +46,36 @@ struct mcp_decision {
 	char			 why[POLICY_MESSAGE_MAX];  /* a policy 400's */
 	int64_t			 until;		/* the hold ends */
 	int64_t			 next_progress;
+	char			*grant;		/* signed while the decision
+						 * commits; sent only after */
 	int			 stopped;	/* a switch tripped after the
 						 * decision: not forwarded */
 };
 
 static enum reason md_decide_run(struct decider *d, struct commit_job *j);
+static void	md_decide_ran(struct commit_job *j);
 static void	md_decide_done(struct commit_job *j);
 
 static void
 md_free(struct mcp_decision *md)
 {
 	mcp_call_free(md->call);
+	free(md->grant);
 	intent_clear(&md->in);
 	intent_row_clear(&md->row);
 	free(md);
 }
 
-/* Queue md to the group commit with run and done; the call's connection
- * is watched by the commit path meanwhile. */
+/* Queue md's decision to the group commit; the call's connection is
+ * watched by the commit path meanwhile. */
 static void
-md_submit(struct mcp_decision *md,
-    enum reason (*run)(struct decider *, struct commit_job *),
-    void (*done)(struct commit_job *))
+md_submit(struct mcp_decision *md)
 {
 	md->job.w = md->call->w;
 	md->job.req = md->call->req;
-	md->job.run = run;
-	md->job.done = done;
+	md->job.run = md_decide_run;
+	md->job.ran = md_decide_ran;
+	md->job.done = md_decide_done;
 	commit_submit(md->call->w->broker, &md->job);
 }
 
@@ -290,14 +295,42 @@ md_stopped_since(struct mcp_decision *md)
 	    ks_covers(&w->dec.ks, md->row.agent, md->row.tool));
 }
 
-/* Allowed and redeemed for this forward: sign, send, audit, answer. */
-static void
-md_forward(struct mcp_decision *md)
+/* The grant of this forward (malloc'd), or NULL. */
+static char *
+md_sign(struct mcp_decision *md)
 {
 	struct mcp_call	*call = md->call;
 	json_t		*args;
 	char		*grant = NULL;
 	int64_t		 exp;
+
+	args = call->args != NULL ? json_incref(call->args) : json_object();
+	if (args != NULL)
+		grant = grant_sign(&call->w->broker->grant, &md->row, args,
+		    clock_now(), &exp);
+	json_decref(args);
+	return (grant);
+}
+
+/* The batch has run and its commit is under way: a call to forward has
+ * its grant signed meanwhile rather than after (after the commit, the
+ * signature was the slowest step before the forward).  Nothing leaves
+ * before md_decide_done. */
+static void
+md_decide_ran(struct commit_job *j)
+{
+	struct mcp_decision	*md = (struct mcp_decision *)j;
+
+	if (md->res.forward && md->grant == NULL)
+		md->grant = md_sign(md);
+}
+
+/* Allowed and redeemed for this forward: sign, send, audit, answer. */
+static void
+md_forward(struct mcp_decision *md)
+{
+	struct mcp_call	*call = md->call;
+	char		*grant;
 
 	if (md_stopped_since(md)) {
 		md->stopped = 1;
@@ -305,11 +338,10 @@ md_forward(struct mcp_decision *md)
 		    "tripped before the forward", md_forwarded, md);
 		return;
 	}
-	args = call->args != NULL ? json_incref(call->args) : json_object();
-	if (args != NULL)
-		grant = grant_sign(&call->w->broker->grant, &md->row, args,
-		    clock_now(), &exp);
-	json_decref(args);
+	if ((grant = md->grant) != NULL)
+		md->grant = NULL;
+	else
+		grant = md_sign(md);
 	if (grant == NULL) {
 		mcp_call_not_sent(call, md->row.id, "the grant could not be "
 		    "signed", md_forwarded, md);
@@ -341,7 +373,7 @@ md_woken(struct worker *w, const char *id, const struct wait_reply *r,
 		else if (found == 1 && st != ST_PENDING) {
 			/* Decided: take it through the lifecycle again. */
 			snprintf(md->held, sizeof(md->held), "%s", id);
-			md_submit(md, md_decide_run, md_decide_done);
+			md_submit(md);
 		} else
 			md_hold(md);	/* the tick, or no read: go on */
 	}
@@ -495,5 +527,5 @@ mcp_call_decide(struct mcp_call *call)
 		return;
 	}
 	md->until = call->received + mcp_hold_seconds(call->w->broker);
-	md_submit(md, md_decide_run, md_decide_done);
+	md_submit(md);
 }

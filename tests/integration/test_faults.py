@@ -41,10 +41,18 @@ import unittest  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import mcp_peers  # noqa: E402
 from test_hostile import tls_context  # noqa: E402
 
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
+
+
+# The example policy, and pay.lookup (an MCP upstream's) for the payments
+# agent.
+MCP_POLICY = json.load(open(os.path.join(harness.ROOT, "policies",
+                                         "example.json")))
+MCP_POLICY["roles"]["payments-agent"]["rules"].append({"tool": "pay.lookup"})
 
 
 def intent_count(db):
@@ -181,47 +189,96 @@ class DatabaseFaults(FaultMixin, unittest.TestCase):
             self.assertEqual(intent_count(b.db), before + 2)
             self.verify_audit(b)
 
-    def test_disk_full(self):
+    def on_small_disk(self, b):
+        """Move b's database onto a private 3 MiB tmpfs (b not started);
+        the mount point.  Unmounted at the end of the test."""
         self.assertEqual(os.environ.get(_NS), "1",
-                         "test_disk_full mounts a private tmpfs: it needs "
-                         "root and `unshare -m`")
-        b = harness.Broker()
+                         "the disk-full tests mount a private tmpfs: they "
+                         "need root and `unshare -m`")
         fs = os.path.join(b.dir, "fs")
         os.mkdir(fs)
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700",
                         "tmpfs", fs], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", fs])
+        db = os.path.join(fs, "toolgate.db")
+        shutil.copy(b.db, db)
+        for ext in ("-wal", "-shm"):
+            if os.path.exists(b.db + ext):
+                shutil.copy(b.db + ext, db + ext)
+        b.db = db
+        return fs
+
+    def fill(self, fs):
+        """Fill fs to the last byte; the filler's path (unlink it)."""
+        filler = os.path.join(fs, "filler")
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
-            db = os.path.join(fs, "toolgate.db")
-            shutil.copy(b.db, db)
-            for ext in ("-wal", "-shm"):
-                if os.path.exists(b.db + ext):
-                    shutil.copy(b.db + ext, db + ext)
-            b.db = db
-            with b:
-                c = b.client("agent-payments")
-                for _ in range(3):
-                    self.assertEqual(c.submit("crm.lookup")[0], 200)
-                before = intent_count(b.db)
-                filler = os.path.join(fs, "filler")
-                fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+            for size in (65536, 4096, 512):
                 try:
-                    for size in (65536, 4096, 512):
-                        try:
-                            while True:
-                                os.write(fd, b"\0" * size)
-                        except OSError as e:
-                            self.assertEqual(e.errno, errno.ENOSPC)
-                finally:
-                    os.close(fd)
-                try:
-                    self.submit_all(c, 6)
-                finally:
-                    os.unlink(filler)
-                self.recovers(c)
-                self.assertEqual(intent_count(b.db), before + 1)
-                self.verify_audit(b)
+                    while True:
+                        os.write(fd, b"\0" * size)
+                except OSError as e:
+                    self.assertEqual(e.errno, errno.ENOSPC)
         finally:
-            subprocess.run(["umount", "-l", fs])
+            os.close(fd)
+        return filler
+
+    def test_disk_full(self):
+        b = harness.Broker()
+        fs = self.on_small_disk(b)
+        with b:
+            c = b.client("agent-payments")
+            for _ in range(3):
+                self.assertEqual(c.submit("crm.lookup")[0], 200)
+            before = intent_count(b.db)
+            filler = self.fill(fs)
+            try:
+                self.submit_all(c, 6)
+            finally:
+                os.unlink(filler)
+            self.recovers(c)
+            self.assertEqual(intent_count(b.db), before + 1)
+            self.verify_audit(b)
+
+    def test_disk_full_mcp_call_is_not_forwarded(self):
+        # An allowed call's grant is signed while its commit is under way:
+        # a commit that fails must not let the call leave.
+        up = mcp_peers.Upstream(json_answers=True)
+        self.addCleanup(up.stop)
+        b = mcp_peers.McpBroker(["mcp-upstream = pay " + up.url],
+                                policy=MCP_POLICY)
+        fs = self.on_small_disk(b)
+        with b:
+            b.wait_log("mcp upstream pay: connected")
+            r = mcp_peers.RawMcp(b.client("agent-payments"))
+            r.initialize()
+            call = {"name": "pay.lookup", "arguments": {"id": 7}}
+            st, _, ans = r.rpc("tools/call", call)
+            self.assertEqual((st, ans["result"]["content"][0]["text"]),
+                             (200, "record 7"), ans)
+            up.reset()
+            before = intent_count(b.db)
+            filler = self.fill(fs)
+            try:
+                for _ in range(3):
+                    st, _, ans = r.rpc("tools/call", call)
+                    self.assertEqual(st, 200, ans)
+                    self.assertEqual(ans["error"]["code"], -32603, ans)
+                    self.assertIn("nothing was sent", ans["error"]["message"])
+            finally:
+                os.unlink(filler)
+            self.assertEqual(up.calls("tools/call"), [])
+            self.assertEqual(intent_count(b.db), before)
+            # and it recovers: the next call is decided and forwarded
+            deadline = time.monotonic() + 5
+            while True:
+                st, _, ans = r.rpc("tools/call", call)
+                if "result" in ans or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(ans["result"]["content"][0]["text"], "record 7")
+            self.assertEqual(len(up.calls("tools/call")), 1)
+            self.verify_audit(b)
 
 
 # ------------------------------------------------------------ bad start-up
