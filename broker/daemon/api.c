@@ -30,6 +30,9 @@ struct intent_job {
 	int64_t			 now;
 	uint64_t		 t0;		/* arrival, for the latency */
 	enum ident_source	 source;	/* of the caller's identity */
+	char			*answer;	/* an allowed one's, grant and
+						 * all, built while it commits */
+	size_t			 answer_len;
 };
 
 /* Writer thread, inside the batch's transaction. */
@@ -61,6 +64,35 @@ intent_job_grant(struct intent_job *ij)
 	return (answer_grant_for(w, &ij->row, ANSWER_AGENT, ij->now));
 }
 
+/* Worker thread, while the batch commits: an allowed intent's answer is
+ * built meanwhile, its grant signed (the slowest part of the answer); it
+ * leaves only if done finds the intent committed and the grant still
+ * its due. */
+static void
+intent_job_ran(struct commit_job *j)
+{
+	struct intent_job	*ij = (struct intent_job *)j;
+
+	if (ij->row.status == ST_ALLOWED && ij->answer == NULL)
+		ij->answer = answer_render(j->w, &ij->row, GRANT_FRESH,
+		    clock_now(), &ij->answer_len);
+}
+
+/* The answer of a committed decision: the one built while it committed,
+ * when its grant is still the one due. */
+static void
+intent_job_answer(struct request *rq, struct intent_job *ij)
+{
+	const struct intent_row	*r = &ij->row;
+	enum answer_grant	 g = intent_job_grant(ij);
+
+	if (g == GRANT_FRESH && ij->answer != NULL)
+		http_reply_text(rq, reason_status(r->reason),
+		    "application/json", ij->answer, ij->answer_len);
+	else
+		answer_intent(rq, reason_status(r->reason), r, g);
+}
+
 /* Worker thread, after the commit. */
 static void
 intent_job_done(struct commit_job *j)
@@ -84,12 +116,12 @@ intent_job_done(struct commit_job *j)
 				    "certificate's identity is \"%s\" (its %s): "
 				    "%s", r->agent, ident_source_name(ij->source),
 				    r->reason_text);
-			answer_intent(&rq, reason_status(r->reason), r,
-			    intent_job_grant(ij));
+			intent_job_answer(&rq, ij);
 		}
 		/* Counted until the answer, commit included. */
 		http_record_latency(rq.w, ij->t0);
 	}
+	free(ij->answer);
 	intent_row_clear(&ij->row);
 	intent_clear(&ij->in);
 	free(ij);
@@ -134,6 +166,7 @@ api_intent_post(struct request *rq)
 	ij->job.w = rq->w;
 	ij->job.req = rq->req;
 	ij->job.run = intent_job_run;
+	ij->job.ran = intent_job_ran;
 	ij->job.done = intent_job_done;
 	rq->deferred = 1;
 	commit_submit(rq->w->broker, &ij->job);
