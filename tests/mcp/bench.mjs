@@ -1,16 +1,16 @@
 // bench.mjs: the MCP gateway's part of scripts/bench.  One allowed
 // tools/call, the same call straight to the upstream and through
 // toolgated, measured in one run with the same client: at one
-// connection each, calls alternate direct / gateway (the latency the
-// gateway adds), then a phase of each at --connections (calls/s).  A
-// benchmark, not a test: nothing passes or fails on the figures.  Only
-// calls answered with a plain tool result count as calls (latencies and
-// calls/s); anything else is an error, counted by kind: http_STATUS,
-// rpc_CODE (a JSON-RPC error), deny_REASON or pending (a toolgate
-// refusal), forward_failed / forward_not_sent (the gateway could not
-// forward), tool_error (the tool's own isError result), bad_answer (no
-// JSON-RPC answer to this call), network.  The first answer of each kind
-// goes to stderr.
+// connection each, blocks of calls alternate direct / gateway (the
+// latency the gateway adds), then a phase of each at --connections
+// (calls/s).  A benchmark, not a test: nothing passes or fails on the
+// figures.  Only calls answered with a plain tool result count as calls
+// (latencies and calls/s); anything else is an error, counted by kind:
+// http_STATUS, rpc_CODE (a JSON-RPC error), deny_REASON or pending (a
+// toolgate refusal), forward_failed / forward_not_sent (the gateway could
+// not forward), tool_error (the tool's own isError result), bad_answer
+// (no JSON-RPC answer to this call), network.  The first answer of each
+// kind goes to stderr.
 //
 //   node bench.mjs --direct URL --direct-tool NAME
 //                  --gateway URL --gateway-tool NAME --cert F --key F --ca F
@@ -19,9 +19,10 @@
 //
 // --intents: the intent path's auto-allow decision (POST URL/v1/intents,
 // a crm.lookup intent signed by --key as --intent-iss, presigned before
-// the run) joins the one-connection alternation, through the same client
-// stack (undici over mTLS) as the gateway: decision1_p50_ms and
-// same_client_ratio (added p50 / its p50) join the line.
+// the run) is the third target of the one-connection alternation, through
+// the same client stack (undici over mTLS) as the gateway:
+// decision1_p50_ms and same_client_ratio (added p50 / its p50) join the
+// line.
 //
 // Prints one line: mcpbench direct1_p50_ms=... gateway1_p50_ms=...
 // added_p50_ms=... added_p99_ms=... directN_rps=... gatewayN_rps=...
@@ -244,10 +245,13 @@ async function phase(t, conns) {
     p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), errors, kinds };
 }
 
-// One connection each, calls alternated (a b c, b c a, c a b, ...) for
-// the duration after the warm-up: all see the same machine and the same
-// upstream, whatever drifts meanwhile.  rps: calls over the time spent in
-// that target's own calls (what it would sustain alone).
+// One connection each, the targets alternated in blocks of BLOCK calls
+// (a b c, b c a, ...) for the duration after the warm-up: each is
+// measured on a warm path, as a closed loop of its own would be, and all
+// see the same machine and the same upstream whatever drifts meanwhile.
+// The first calls of a block, after the switch, are not counted.  rps:
+// calls over the time spent in that target's own calls.
+const BLOCK = 50, BLOCK_SKIP = 3;
 async function alternatedPhase(targets) {
   const runs = targets.map(() => ({ lat: [], kinds: new Map(), errors: 0,
     busy: 0 }));
@@ -256,18 +260,20 @@ async function alternatedPhase(targets) {
   for (let n = 0; Date.now() < end; n++) {
     for (let k = 0; k < targets.length; k++) {
       const i = (n + k) % targets.length;
-      const t0 = process.hrtime.bigint();
-      const kind = await call(targets[i]);
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      if (Date.now() < measureFrom)
-        continue;
-      const r = runs[i];
-      if (kind === 'ok') {
-        r.lat.push(ms);
-        r.busy += ms;
-      } else {
-        r.errors++;
-        r.kinds.set(kind, (r.kinds.get(kind) ?? 0) + 1);
+      for (let c = 0; c < BLOCK; c++) {
+        const t0 = process.hrtime.bigint();
+        const kind = await call(targets[i]);
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        if (Date.now() < measureFrom || c < BLOCK_SKIP)
+          continue;
+        const r = runs[i];
+        if (kind === 'ok') {
+          r.lat.push(ms);
+          r.busy += ms;
+        } else {
+          r.errors++;
+          r.kinds.set(kind, (r.kinds.get(kind) ?? 0) + 1);
+        }
       }
     }
   }
