@@ -111,14 +111,16 @@ commit_done_cb(evutil_socket_t fd, short what, void *arg)
 	struct commit_job		*job, *next;
 	struct evhttp_connection	*conn;
 
-	/* A job's ran was queued before its done: it goes first, whichever
-	 * event the loop happens to take first. */
-	commit_ran_drain(w);
 	pthread_mutex_lock(&w->done.lock);
 	job = w->done.head;
 	w->done.head = NULL;
 	w->done.tail = &w->done.head;
 	pthread_mutex_unlock(&w->done.lock);
+	/* Each job taken above had its ran queued before its done: drained
+	 * now (not before taking them, when a batch committing meanwhile
+	 * could still add both), every one of them has run, whichever event
+	 * the loop happened to take first. */
+	commit_ran_drain(w);
 	for (; job != NULL; job = next) {
 		next = job->next;
 		w->inflight--;

@@ -16,6 +16,7 @@ import re
 import secrets
 import ssl
 import sys
+import threading
 import time
 import unittest
 
@@ -1175,6 +1176,38 @@ class TestHealthAndMetrics(BrokerCase):
         self.assertEqual(
             metric(after, "toolgate_errors_total", 'code="replay"') -
             metric(before, "toolgate_errors_total", 'code="replay"'), 1)
+
+
+class TestConcurrency(BrokerCase):
+    def test_many_connections_deciding_at_once(self):
+        # Both workers, and batches committing while the answers of
+        # earlier ones are being built: every intent is answered, allowed,
+        # with a grant of its own, and the broker lives on.
+        threads, each = 32, 40
+        answers = [[] for _ in range(threads)]
+
+        def agent(i):
+            c = self.broker.client("agent-payments")
+            for _ in range(each):
+                st, _, body = c.submit("crm.lookup")
+                answers[i].append((st, body))
+
+        ts = [threading.Thread(target=agent, args=(i,))
+              for i in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120)
+        got = [a for per in answers for a in per]
+        self.assertEqual(len(got), threads * each)
+        for st, body in got:
+            self.assertEqual((st, body.get("status")), (200, "allowed"),
+                             body)
+            self.assertTrue(body.get("grant"), body)
+        self.assertEqual(len({b["id"] for _, b in got}), threads * each)
+        self.assertEqual(len({b["grant"] for _, b in got}), threads * each)
+        st, _, _ = self.pay.get("/healthz")
+        self.assertEqual(st, 200)
 
 
 if __name__ == "__main__":
