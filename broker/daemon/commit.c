@@ -80,18 +80,41 @@ commit_submit_deferred(struct broker *b, struct commit_job *job)
 	commit_queue(b, job, 1);
 }
 
+/* Writer thread: append job to a worker's queue q (link: the job's own
+ * link field for that queue) and wake the worker. */
+static void
+handoff_push(struct commit_worker *q, struct commit_job *job,
+    struct commit_job **link)
+{
+	*link = NULL;
+	pthread_mutex_lock(&q->lock);
+	*q->tail = job;
+	q->tail = link;
+	pthread_mutex_unlock(&q->lock);
+	event_active(q->ev, 0, 0);
+}
+
+/* Worker thread: everything queued on q, oldest first. */
+static struct commit_job *
+handoff_take(struct commit_worker *q)
+{
+	struct commit_job	*job;
+
+	pthread_mutex_lock(&q->lock);
+	job = q->head;
+	q->head = NULL;
+	q->tail = &q->head;
+	pthread_mutex_unlock(&q->lock);
+	return (job);
+}
+
 /* Worker thread: the ran callbacks of the jobs whose batch has run. */
 static void
 commit_ran_drain(struct worker *w)
 {
 	struct commit_job	*job, *next;
 
-	pthread_mutex_lock(&w->ran.lock);
-	job = w->ran.head;
-	w->ran.head = NULL;
-	w->ran.tail = &w->ran.head;
-	pthread_mutex_unlock(&w->ran.lock);
-	for (; job != NULL; job = next) {
+	for (job = handoff_take(&w->ran); job != NULL; job = next) {
 		next = job->ran_next;
 		job->ran(job);
 	}
@@ -111,11 +134,7 @@ commit_done_cb(evutil_socket_t fd, short what, void *arg)
 	struct commit_job		*job, *next;
 	struct evhttp_connection	*conn;
 
-	pthread_mutex_lock(&w->done.lock);
-	job = w->done.head;
-	w->done.head = NULL;
-	w->done.tail = &w->done.head;
-	pthread_mutex_unlock(&w->done.lock);
+	job = handoff_take(&w->done);
 	/* Each job taken above had its ran queued before its done: drained
 	 * now (not before taking them, when a batch committing meanwhile
 	 * could still add both), every one of them has run, whichever event
@@ -137,36 +156,20 @@ static void
 commit_ran(struct commit_job *batch)
 {
 	struct commit_job	*job;
-	struct worker		*w;
 
-	for (job = batch; job != NULL; job = job->next) {
-		if (job->ran == NULL || job->result != REASON_OK)
-			continue;
-		w = job->w;
-		job->ran_next = NULL;
-		pthread_mutex_lock(&w->ran.lock);
-		*w->ran.tail = job;
-		w->ran.tail = &job->ran_next;
-		pthread_mutex_unlock(&w->ran.lock);
-		event_active(w->ran.ev, 0, 0);
-	}
+	for (job = batch; job != NULL; job = job->next)
+		if (job->ran != NULL && job->result == REASON_OK)
+			handoff_push(&job->w->ran, job, &job->ran_next);
 }
 
 static void
 commit_hand_back(struct commit_job *batch)
 {
 	struct commit_job	*job, *next;
-	struct worker		*w;
 
 	for (job = batch; job != NULL; job = next) {
 		next = job->next;
-		w = job->w;
-		job->next = NULL;
-		pthread_mutex_lock(&w->done.lock);
-		*w->done.tail = job;
-		w->done.tail = &job->next;
-		pthread_mutex_unlock(&w->done.lock);
-		event_active(w->done.ev, 0, 0);
+		handoff_push(&job->w->done, job, &job->next);
 	}
 }
 
