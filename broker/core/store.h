@@ -257,6 +257,14 @@ struct store_ops {
 	void	(*close)(struct store *s);
 	/* full: an answered decision survives power loss; else a crash. */
 	int	(*set_durability)(struct store *s, int full);
+	/*
+	 * Make every transaction this connection committed under
+	 * set_durability(s, 0) survive power loss now: 0, or -1; 1 when the
+	 * engine cannot (then commit durably instead).  SQLite: an fsync of
+	 * the WAL, and nothing when a durable commit has covered them;
+	 * PostgreSQL: 1.
+	 */
+	int	(*flush)(struct store *s);
 
 	/* transactions */
 	int	(*begin)(struct store *s);

@@ -421,6 +421,16 @@ pg_op_set_durability(struct store *s, int full)
 	return (pg_set_durability(PG(s), full));
 }
 
+/* The server decides when a commit without synchronous_commit reaches
+ * the disk (its WAL writer): the broker cannot hurry it, so it never
+ * commits lazily here. */
+static int
+pg_op_flush(struct store *s)
+{
+	(void)s;
+	return (1);
+}
+
 static int
 pg_op_begin(struct store *s)
 {
@@ -1628,6 +1638,7 @@ const struct store_ops pg_ops = {
 	.name = "postgresql",
 	.close = pg_op_close,
 	.set_durability = pg_op_set_durability,
+	.flush = pg_op_flush,
 	.begin = pg_op_begin,
 	.commit = pg_op_commit,
 	.rollback = pg_op_rollback,

@@ -317,6 +317,12 @@ sq_op_set_durability(struct store *s, int full)
 }
 
 static int
+sq_op_flush(struct store *s)
+{
+	return (sq_flush(SQ(s)));
+}
+
+static int
 sq_op_begin(struct store *s)
 {
 	return (sq_begin(SQ(s)));
@@ -1522,6 +1528,7 @@ const struct store_ops sqlite_ops = {
 	.name = "sqlite",
 	.close = sq_op_close,
 	.set_durability = sq_op_set_durability,
+	.flush = sq_op_flush,
 	.begin = sq_op_begin,
 	.commit = sq_op_commit,
 	.rollback = sq_op_rollback,

@@ -159,6 +159,7 @@ sq_open(struct sqlite_store *q, const char *path, unsigned flags, char *err,
 		snprintf(err, errlen, "%s: %s", path, why);
 		return (-1);
 	}
+	q->full = 1;
 	if (sq_migrate(q, why, sizeof(why)) == -1) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		return (-1);
@@ -171,8 +172,28 @@ sq_set_synchronous(struct sqlite_store *q, int full)
 {
 	char	 why[128];
 
-	return (sq_exec(q, full ? "PRAGMA synchronous = FULL" :
-	    "PRAGMA synchronous = NORMAL", why, sizeof(why)));
+	if (sq_exec(q, full ? "PRAGMA synchronous = FULL" :
+	    "PRAGMA synchronous = NORMAL", why, sizeof(why)) == -1)
+		return (-1);
+	q->full = full;
+	return (0);
+}
+
+int
+sq_flush(struct sqlite_store *q)
+{
+	sqlite3_file	*wal = NULL;
+
+	if (!q->unsynced)
+		return (0);
+	/* The WAL's own file handle: an fsync of it covers every frame
+	 * written so far, whichever commit wrote it. */
+	if (sqlite3_file_control(q->sql, "main", SQLITE_FCNTL_JOURNAL_POINTER,
+	    &wal) != SQLITE_OK || wal == NULL || wal->pMethods == NULL ||
+	    wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL) != SQLITE_OK)
+		return (-1);
+	q->unsynced = 0;
+	return (0);
 }
 
 void
@@ -231,6 +252,7 @@ int
 sq_begin(struct sqlite_store *q)
 {
 	q->head_valid = 0;
+	q->changes_at_begin = sqlite3_total_changes64(q->sql);
 	return (sq_simple(q, SQL_BEGIN));
 }
 
@@ -238,8 +260,15 @@ int
 sq_commit(struct sqlite_store *q)
 {
 	q->head_valid = 0;
-	if (sq_simple(q, SQL_COMMIT) == 0)
+	if (sq_simple(q, SQL_COMMIT) == 0) {
+		/* A commit that changed rows wrote WAL frames: under FULL it
+		 * fsynced them and every older one, under NORMAL it did not.
+		 * (No savepoints or temporary tables here, so changed rows
+		 * mean written frames.) */
+		if (sqlite3_total_changes64(q->sql) != q->changes_at_begin)
+			q->unsynced = !q->full;
 		return (0);
+	}
 	sq_rollback(q);
 	return (-1);
 }

@@ -34,6 +34,11 @@ struct sqlite_store {
 	int		 head_valid;
 	int64_t		 head_seq;
 	char		 head_hash[65];
+	/* Durability (sq_set_synchronous), and whether a commit under
+	 * NORMAL wrote to the WAL since the last fsync of it (sq_flush). */
+	int		 full;
+	int		 unsynced;
+	sqlite3_int64	 changes_at_begin;
 };
 
 #define SQ(s)	((struct sqlite_store *)(s))
@@ -46,6 +51,8 @@ int	sq_open(struct sqlite_store *q, const char *path, unsigned flags,
 	    char *err, size_t errlen);
 void	sq_close(struct sqlite_store *q);
 int	sq_set_synchronous(struct sqlite_store *q, int full);
+/* fsync the WAL when a commit under NORMAL left frames unsynced. */
+int	sq_flush(struct sqlite_store *q);
 
 /*
  * The cached prepared statement for sql, reset and with bindings cleared.

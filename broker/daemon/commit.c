@@ -6,9 +6,12 @@
  * to the worker that owns its connection, which answers.  While the
  * writer waits for the disk, workers keep verifying, so the next batch is
  * ready when the fsync returns.  A deferred job (a record that answers
- * nobody) does not start a batch: it rides the next one, or goes alone
- * once it has waited COMMIT_DEFER_NS.  No handler is named here: jobs
- * carry their own callbacks.
+ * nobody) never pays an fsync of its own: it rides the next batch when
+ * one is queued; when none is, it commits at once under synchronous =
+ * NORMAL, and the next durable commit's fsync, or a flush once
+ * COMMIT_DEFER_NS have passed, makes it survive power loss (a store that
+ * cannot flush keeps it back for up to COMMIT_DEFER_NS instead).  No
+ * handler is named here: jobs carry their own callbacks.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,8 +22,9 @@
 #include "log.h"
 
 #define COMMIT_BATCH_MAX 512
-/* How long a deferred job waits for company: the window in which a
- * kill -9 loses it, and far below any client's patience. */
+/* How long a deferred job may stay short of power-loss safe (or, on a
+ * store that cannot flush, wait for company): far below any client's
+ * patience. */
 #define COMMIT_DEFER_NS (5 * 1000 * 1000L)
 
 /* The connection went away before the answer: drop the answer, not the
@@ -31,6 +35,28 @@ commit_job_closed(struct evhttp_connection *conn, void *arg)
 	struct commit_job	*job = arg;
 
 	job->req = NULL;
+}
+
+/* COMMIT_DEFER_NS from now, on the monotonic clock. */
+static void
+commit_deadline(struct timespec *due)
+{
+	clock_gettime(CLOCK_MONOTONIC, due);
+	due->tv_nsec += COMMIT_DEFER_NS;
+	if (due->tv_nsec >= 1000000000L) {
+		due->tv_sec++;
+		due->tv_nsec -= 1000000000L;
+	}
+}
+
+static int
+commit_passed(const struct timespec *due)
+{
+	struct timespec	 now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec > due->tv_sec || (now.tv_sec == due->tv_sec &&
+	    now.tv_nsec >= due->tv_nsec));
 }
 
 static void
@@ -53,12 +79,7 @@ commit_queue(struct broker *b, struct commit_job *job, int deferred)
 		pthread_cond_signal(&c->cond);
 	} else {
 		if (c->later == NULL) {
-			clock_gettime(CLOCK_MONOTONIC, &c->later_due);
-			c->later_due.tv_nsec += COMMIT_DEFER_NS;
-			if (c->later_due.tv_nsec >= 1000000000L) {
-				c->later_due.tv_sec++;
-				c->later_due.tv_nsec -= 1000000000L;
-			}
+			commit_deadline(&c->later_due);
 			/* The writer may be asleep with no deadline. */
 			pthread_cond_signal(&c->cond);
 		}
@@ -173,18 +194,49 @@ commit_hand_back(struct commit_job *batch)
 	}
 }
 
-/* Run a whole batch in one transaction; on any storage error every job
- * of the batch gets E_UNAVAILABLE and nothing of it is kept. */
-static void
-commit_batch(struct broker *b, struct commit_job *batch)
+/* Set the store's durability to full unless it is already. */
+static int
+commit_durability(struct committer *c, int full)
 {
-	struct decider		*d = &b->commit.dec;
+	if (c->full_now == full)
+		return (0);
+	if (c->store->ops->set_durability(c->store, full) == -1)
+		return (-1);
+	c->full_now = full;
+	return (0);
+}
+
+/* A lazy batch committed: its frames are flushed COMMIT_DEFER_NS from
+ * the first such commit at the latest. */
+static void
+commit_unsynced(struct committer *c)
+{
+	if (!c->unsynced) {
+		c->unsynced = 1;
+		commit_deadline(&c->sync_due);
+	}
+}
+
+/* Run a whole batch in one transaction (lazy: under synchronous =
+ * NORMAL); on any storage error every job of the batch gets
+ * E_UNAVAILABLE and nothing of it is kept. */
+static void
+commit_batch(struct broker *b, struct commit_job *batch, int lazy)
+{
+	struct committer	*c = &b->commit;
+	struct decider		*d = &c->dec;
 	struct commit_job	*job;
 	int64_t			 epoch;
-	int			 ok;
+	int			 ok = 1;
 
+	if (c->lazy && commit_durability(c, !lazy) == -1) {
+		/* A lazy batch goes durably instead; a store that cannot be
+		 * made durable again takes no decision. */
+		ok = lazy;
+		lazy = 0;
+	}
 	epoch = __atomic_load_n(&b->ks_epoch, __ATOMIC_ACQUIRE);
-	ok = lc_begin(d) == 0 && decider_refresh(d) == 0;
+	ok = ok && lc_begin(d) == 0 && decider_refresh(d) == 0;
 	for (job = batch; ok && job != NULL; job = job->next) {
 		job->ks_epoch = epoch;
 		job->result = job->run(d, job);
@@ -194,6 +246,8 @@ commit_batch(struct broker *b, struct commit_job *batch)
 	if (ok)
 		commit_ran(batch);
 	if (ok && lc_commit(d) == 0) {
+		if (lazy)
+			commit_unsynced(c);
 		if (b->commit.failing)
 			log_info("decisions are recorded again");
 		b->commit.failing = 0;
@@ -212,29 +266,49 @@ commit_batch(struct broker *b, struct commit_job *batch)
 		job->result = E_UNAVAILABLE;
 }
 
-/* Wait for work: a job, a deferred job's deadline, or the stop. */
-static void
+/* What the writer does next. */
+enum commit_next {
+	COMMIT_BATCH,		/* decisions, with any deferred jobs */
+	COMMIT_LAZY,		/* deferred jobs alone, without an fsync */
+	COMMIT_FLUSH,		/* make the lazy commits durable */
+	COMMIT_STOP
+};
+
+/* Wait for work: a job, a deadline, or the stop. */
+static enum commit_next
 commit_wait(struct committer *c)
 {
-	while (c->head == NULL && !c->stop) {
-		if (c->later == NULL)
+	const struct timespec	*due;
+
+	for (;;) {
+		if (c->head != NULL)
+			return (COMMIT_BATCH);
+		if (c->later != NULL && c->lazy)
+			return (COMMIT_LAZY);
+		if (c->later != NULL && (c->stop ||
+		    commit_passed(&c->later_due)))
+			return (COMMIT_BATCH);
+		if (c->unsynced && (c->stop || commit_passed(&c->sync_due)))
+			return (COMMIT_FLUSH);
+		if (c->stop)
+			return (COMMIT_STOP);
+		due = c->later != NULL ? &c->later_due :
+		    c->unsynced ? &c->sync_due : NULL;
+		if (due == NULL)
 			pthread_cond_wait(&c->cond, &c->lock);
-		else if (pthread_cond_timedwait(&c->cond, &c->lock,
-		    &c->later_due) == ETIMEDOUT)
-			return;
+		else
+			(void)pthread_cond_timedwait(&c->cond, &c->lock, due);
 	}
 }
 
-/* The next batch: every deferred job (they are older), then up to
- * COMMIT_BATCH_MAX queued ones; NULL once stopped with nothing left. */
+/* Every deferred job (they are older), then up to COMMIT_BATCH_MAX
+ * queued ones. */
 static struct commit_job *
-commit_take(struct committer *c)
+commit_take_queued(struct committer *c)
 {
 	struct commit_job	*batch, *job;
 	int			 n;
 
-	pthread_mutex_lock(&c->lock);
-	commit_wait(c);
 	batch = c->head;
 	for (job = batch, n = 1; job != NULL && n < COMMIT_BATCH_MAX;
 	    job = job->next, n++)
@@ -252,8 +326,32 @@ commit_take(struct committer *c)
 		c->later = NULL;
 		c->later_tail = &c->later;
 	}
-	pthread_mutex_unlock(&c->lock);
 	return (batch);
+}
+
+/* The next thing to do, with its jobs in *batch. */
+static enum commit_next
+commit_take(struct committer *c, struct commit_job **batch)
+{
+	enum commit_next	 next;
+
+	pthread_mutex_lock(&c->lock);
+	next = commit_wait(c);
+	*batch = next == COMMIT_BATCH || next == COMMIT_LAZY ?
+	    commit_take_queued(c) : NULL;
+	pthread_mutex_unlock(&c->lock);
+	return (next);
+}
+
+static void
+commit_flush(struct committer *c)
+{
+	c->unsynced = 0;
+	if (c->store->ops->flush(c->store) == -1)
+		log_warnx("%s: records committed without an fsync (MCP "
+		    "forward outcomes) could not be flushed: check the "
+		    "database's disk; a power loss now may lose them",
+		    __func__);
 }
 
 static void *
@@ -261,10 +359,15 @@ commit_main(void *arg)
 {
 	struct broker		*b = arg;
 	struct commit_job	*batch;
+	enum commit_next	 next;
 
 	(void)pthread_setname_np(pthread_self(), "tg-commit");
-	while ((batch = commit_take(&b->commit)) != NULL) {
-		commit_batch(b, batch);
+	while ((next = commit_take(&b->commit, &batch)) != COMMIT_STOP) {
+		if (next == COMMIT_FLUSH) {
+			commit_flush(&b->commit);
+			continue;
+		}
+		commit_batch(b, batch, next == COMMIT_LAZY);
 		commit_hand_back(batch);
 	}
 	return (NULL);
@@ -289,6 +392,8 @@ commit_start(struct broker *b, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot set synchronous = NORMAL");
 		return (-1);
 	}
+	c->full_now = b->synchronous_full;
+	c->lazy = b->synchronous_full && c->store->ops->flush(c->store) == 0;
 	decider_init(&c->dec, c->store, "writer", &b->lc);
 	if (decider_refresh(&c->dec) == -1 && !audit_trust_broken(&b->trust)) {
 		snprintf(err, errlen, "the stored policy cannot be loaded");

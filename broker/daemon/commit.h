@@ -57,6 +57,13 @@ struct committer {
 	struct commit_job	*head, **tail;
 	struct commit_job	*later, **later_tail;	/* deferred jobs */
 	struct timespec		 later_due;	/* CLOCK_MONOTONIC */
+	/* lazy: deferred jobs commit at once without an fsync of their own
+	 * (the store can flush); unsynced: one did, and no durable commit
+	 * has covered it yet: the store is flushed at sync_due. */
+	int			 lazy;
+	int			 unsynced;
+	struct timespec		 sync_due;	/* CLOCK_MONOTONIC */
+	int			 full_now;	/* the store's durability */
 	int			 stop;
 	struct store		*store;
 	struct decider		 dec;
@@ -71,8 +78,11 @@ void	commit_stop(struct broker *b);
  * may be NULL). */
 void	commit_submit(struct broker *b, struct commit_job *job);
 /* Worker thread: queue a job nobody waits for (a record after the answer)
- * without starting a batch: it joins the next one, or commits on its own
- * within 5 ms.  SIGTERM still waits for it (it is in flight). */
+ * without an fsync of its own: it joins the next batch when decisions are
+ * queued; when none are, it commits at once without an fsync (SQLite) and
+ * the next durable commit, or an fsync 5 ms later, covers it, or
+ * (PostgreSQL) it commits on its own within 5 ms.  SIGTERM still waits
+ * for it (it is in flight). */
 void	commit_submit_deferred(struct broker *b, struct commit_job *job);
 int	commit_worker_init(struct worker *w);
 void	commit_worker_deinit(struct worker *w);

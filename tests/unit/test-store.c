@@ -7,7 +7,8 @@
  * transactions, the generations other connections see, the replay guard,
  * intents (insert, get, status, conditional moves and redemption,
  * approvals in order), the queue's pages and cursors, due intents, kill
- * switches, the audit chain head, and the gauges of stats (the pending
+ * switches, the audit chain head, flushing commits made without an
+ * fsync, and the gauges of stats (the pending
  * count kept by inserts and moves, the oldest pending, those past half
  * their TTL, engaged switches) read through indexes only.  What a second
  * engine must do the same way is what this file checks.
@@ -578,6 +579,37 @@ test_audit_head(void)
 	drop_db();
 }
 
+/* flush: what a commit under synchronous = NORMAL wrote waits for it;
+ * a durable commit, or a commit that wrote nothing, leaves it nothing
+ * to do. */
+static void
+test_flush(void)
+{
+	struct store	*s;
+
+	new_path();
+	s = open_store(STORE_CREATE);
+	CHECK(s->ops->flush(s) == 0 && !SQ(s)->unsynced);
+	CHECK(s->ops->set_durability(s, 0) == 0);
+	CHECK(store_begin(s) == 0 && store_commit(s) == 0);
+	CHECK(!SQ(s)->unsynced);
+	CHECK(store_begin(s) == 0);
+	CHECK(audit_append(s, 100, "a", "decision", NULL, NULL) == 0);
+	CHECK(store_commit(s) == 0 && SQ(s)->unsynced);
+	CHECK(s->ops->flush(s) == 0 && !SQ(s)->unsynced);
+	/* an unsynced commit, then a durable one: its fsync covers both */
+	CHECK(store_begin(s) == 0);
+	CHECK(audit_append(s, 101, "a", "decision", NULL, NULL) == 0);
+	CHECK(store_commit(s) == 0 && SQ(s)->unsynced);
+	CHECK(s->ops->set_durability(s, 1) == 0);
+	CHECK(store_begin(s) == 0);
+	CHECK(audit_append(s, 102, "a", "decision", NULL, NULL) == 0);
+	CHECK(store_commit(s) == 0 && !SQ(s)->unsynced);
+	CHECK(s->ops->flush(s) == 0);
+	store_close(s);
+	drop_db();
+}
+
 /* Every table the stats statement touches is read through an index —
  * the pending counter's key, intents_pending's first entry, the bounded
  * range of intents_pending_half, killswitches_engaged — never a walk of
@@ -700,6 +732,7 @@ main(void)
 	test_pages();
 	test_killswitches();
 	test_audit_head();
+	test_flush();
 	test_stats();
 	printf("store: %d passed, 0 failed\n", passed);
 	return (0);
