@@ -7,10 +7,11 @@
  * writer waits for the disk, workers keep verifying, so the next batch is
  * ready when the fsync returns.  A deferred job (a record that answers
  * nobody) never pays an fsync of its own: it rides the next batch when
- * one is queued; when none is, it commits at once under synchronous =
- * NORMAL, and the next durable commit's fsync, or a flush once
- * COMMIT_DEFER_NS have passed, makes it survive power loss (a store that
- * cannot flush keeps it back for up to COMMIT_DEFER_NS instead).  No
+ * one is queued; when none is, it commits at once (under synchronous =
+ * NORMAL), and under synchronous = full the next durable commit's fsync,
+ * or a flush once COMMIT_DEFER_NS have passed, makes it survive power
+ * loss.  A store that cannot flush keeps it back for up to
+ * COMMIT_DEFER_NS instead.  No
  * handler is named here: jobs carry their own callbacks.
  */
 #include <errno.h>
@@ -229,9 +230,10 @@ commit_batch(struct broker *b, struct commit_job *batch, int lazy)
 	int64_t			 epoch;
 	int			 ok = 1;
 
-	if (c->lazy && commit_durability(c, !lazy) == -1) {
-		/* A lazy batch goes durably instead; a store that cannot be
-		 * made durable again takes no decision. */
+	/* Under synchronous = full, a lazy batch commits under NORMAL; if
+	 * that cannot be set it goes durably instead, and a store that
+	 * cannot be made durable again takes no decision. */
+	if (c->lazy && c->durable && commit_durability(c, !lazy) == -1) {
 		ok = lazy;
 		lazy = 0;
 	}
@@ -246,7 +248,7 @@ commit_batch(struct broker *b, struct commit_job *batch, int lazy)
 	if (ok)
 		commit_ran(batch);
 	if (ok && lc_commit(d) == 0) {
-		if (lazy)
+		if (lazy && c->durable)
 			commit_unsynced(c);
 		if (b->commit.failing)
 			log_info("decisions are recorded again");
@@ -392,8 +394,8 @@ commit_start(struct broker *b, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot set synchronous = NORMAL");
 		return (-1);
 	}
-	c->full_now = b->synchronous_full;
-	c->lazy = b->synchronous_full && c->store->ops->flush(c->store) == 0;
+	c->durable = c->full_now = b->synchronous_full;
+	c->lazy = c->store->ops->flush(c->store) == 0;
 	decider_init(&c->dec, c->store, "writer", &b->lc);
 	if (decider_refresh(&c->dec) == -1 && !audit_trust_broken(&b->trust)) {
 		snprintf(err, errlen, "the stored policy cannot be loaded");

@@ -63,6 +63,7 @@ struct committer {
 	int			 lazy;
 	int			 unsynced;
 	struct timespec		 sync_due;	/* CLOCK_MONOTONIC */
+	int			 durable;	/* synchronous = full */
 	int			 full_now;	/* the store's durability */
 	int			 stop;
 	struct store		*store;
@@ -79,9 +80,9 @@ void	commit_stop(struct broker *b);
 void	commit_submit(struct broker *b, struct commit_job *job);
 /* Worker thread: queue a job nobody waits for (a record after the answer)
  * without an fsync of its own: it joins the next batch when decisions are
- * queued; when none are, it commits at once without an fsync (SQLite) and
- * the next durable commit, or an fsync 5 ms later, covers it, or
- * (PostgreSQL) it commits on its own within 5 ms.  SIGTERM still waits
+ * queued; when none are, it commits at once without an fsync (SQLite:
+ * under synchronous = full the next durable commit, or an fsync 5 ms
+ * later, covers it), or (PostgreSQL) it commits on its own within 5 ms.  SIGTERM still waits
  * for it (it is in flight). */
 void	commit_submit_deferred(struct broker *b, struct commit_job *job);
 int	commit_worker_init(struct worker *w);

@@ -13,7 +13,8 @@ SIGKILL mid-flight.  On the database as it lies on disk:
   after the answer, and no later than the decision of the agent's next
   call, so any answered call after it proves it was committed.
 
-Then the restarted broker serves calls again.  Several rounds in one test.
+Then the restarted broker serves calls again.  Several rounds in one test,
+with synchronous = full and with normal.
 """
 
 import base64
@@ -77,10 +78,18 @@ class Caller(threading.Thread):
 class McpCrashSafety(unittest.TestCase):
 
     def test_kill9_mid_forwarding_keeps_the_audit_whole(self):
+        self.rounds([])
+
+    def test_kill9_under_synchronous_normal(self):
+        # no fsync at all: the records are as safe from kill -9
+        self.rounds(["synchronous = normal"])
+
+    def rounds(self, config):
         up = Upstream(json_answers=True)
         try:
             with McpBroker(["mcp-upstream = pay " + up.url,
-                            "mcp-timeout = 5"], policy=POLICY) as b:
+                            "mcp-timeout = 5"] + config,
+                           policy=POLICY) as b:
                 since = 0
                 for rnd in range(ROUNDS):
                     since = self.round(b, up, rnd, since)
