@@ -121,7 +121,7 @@ class McpCrashSafety(unittest.TestCase):
         events = {}
         for intent_id, event in b.query(
                 "SELECT intent_id, event FROM audit "
-                "WHERE intent_id IS NOT NULL"):
+                "WHERE intent_id IS NOT NULL ORDER BY seq"):
             events.setdefault(intent_id, []).append(event)
 
         ran = {}        # argument id -> intent id, from the upstream
