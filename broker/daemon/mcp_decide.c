@@ -9,8 +9,8 @@
  *             transaction redeemed it; signed while that transaction
  *             commits, sent only once it has); the agent gets the
  *             upstream's result at once and the forward's outcome is
- *             audited in the next batch (a deferred job: one fsync per
- *             call);
+ *             audited by a deferred job (commit.h: no fsync of its own,
+ *             so one fsync per call);
  *   denied    refused with an isError result that tells an LLM what
  *             happened and what to do, and _meta.toolgate;
  *   pending   held up to mcp-hold seconds (wait.c's mechanism: woken by
@@ -242,8 +242,9 @@ md_outcome_done(struct commit_job *j)
 	free(o);
 }
 
-/* Queue the outcome's record for the next batch: the agent's answer does
- * not wait for a second fsync (proto/mcp.md, "Audit"). */
+/* Queue the outcome's record as a deferred job: neither the agent's
+ * answer nor the next decision waits for a second fsync (proto/mcp.md,
+ * "Audit"). */
 static void
 md_record_outcome(struct mcp_decision *md,
     const struct mcp_forward_outcome *fo)
