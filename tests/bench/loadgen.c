@@ -14,11 +14,15 @@
  *   --idle K      open K connections, report when all are up, hold them.
  *
  * Requests are intents for POST /v1/intents (compact JWS ES256 signed with
- * --key, unique jti each) in a mix of allow / pending / deny kinds, or one
- * fixed GET (--get PATH).  All intents are signed before the measured phase:
- * signing is never on the measured path.  The expected status of each kind
- * is 200 / 202 / 403 (200 for --get); anything else, a dropped connection
- * or a request unanswered at the end of the grace period is an error.
+ * --key, unique jti each) in a mix of allow / pending / deny kinds, one
+ * fixed GET (--get PATH), or one fixed MCP tools/call (--mcp TOOL: POST to
+ * the URL's path in an MCP session opened before the run, over https or,
+ * for an upstream MCP server itself, plain http; CONTRACT §9).  All
+ * intents are signed before the measured phase: signing is never on the
+ * measured path.  The expected status of each kind is 200 / 202 / 403 (200
+ * for --get and --mcp, whose answer must also be a JSON-RPC result that is
+ * not isError); anything else, a dropped connection or a request
+ * unanswered at the end of the grace period is an error.
  *
  * It owns nothing of the broker and only links toolgate-core for the JOSE
  * helpers (jose_sign_compact, jose_load_private_key).  Bounded: it stops by
@@ -65,6 +69,8 @@
 #define MAX_THREADS	64
 #define MAX_HDR		(64 * 1024)
 #define IDLE_BATCH	128	/* handshakes in flight per thread, --idle */
+#define MCP_BODY_MAX	(64 * 1024)	/* an MCP answer we read whole */
+#define MCP_PROTOCOL	"2025-06-18"
 
 /* Log-linear histogram in microseconds: values below 2*SUB exact, above
  * that SUB buckets per power of two, so the relative error is <= 1/SUB. */
@@ -72,16 +78,18 @@
 #define HIST_SHIFTS	40
 #define HIST_BUCKETS	((HIST_SHIFTS + 2) * HIST_SUB)
 
-enum kind { K_ALLOW, K_PENDING, K_DENY, K_GET, K__N };
-static const char *kind_name[K__N] = { "allow", "pending", "deny", "get" };
-static const int kind_status[K__N] = { 200, 202, 403, 200 };
+enum kind { K_ALLOW, K_PENDING, K_DENY, K_GET, K_MCP, K__N };
+static const char *kind_name[K__N] = { "allow", "pending", "deny", "get",
+    "mcp" };
+static const int kind_status[K__N] = { 200, 202, 403, 200, 200 };
 
 enum mode { M_CLOSED, M_OPEN };
 
 struct options {
-	const char	*url, *ca, *cert, *key, *iss, *get, *aud;
+	const char	*url, *ca, *cert, *key, *iss, *get, *aud, *mcp;
 	char		 host[64];
-	int		 port;
+	const char	*path;		/* the URL's, "/" when it has none */
+	int		 port, tls;
 	int		 conns, threads, mode, new_conn, resume, idle;
 	double		 duration, warmup, rate, grace;
 	long		 requests;	/* 0 = run for --duration */
@@ -121,6 +129,8 @@ struct conn {
 	/* response parser */
 	int			 hdr_done, status, close_after;
 	size_t			 body_left;
+	struct evbuffer		*body;		/* --mcp: the answer so far */
+	int			 bad;		/* --mcp: not a plain result */
 	/* open loop queue of intended send times */
 	uint64_t		*q;
 	size_t			 qhead, qlen, qcap;
@@ -142,7 +152,7 @@ struct worker {
 	int			 nready;	/* connections up before start */
 	int			 idle_started, idle_up, idle_failed, idle_lost;
 	struct hist		 h;
-	uint64_t		 ok, errors, timeouts, conn_errors, drops;
+	uint64_t		 ok, errors, timeouts, conn_errors, drops, bad;
 	uint64_t		 by_status[600], by_kind[K__N];
 	uint64_t		 handshakes, resumed;
 	uint64_t		 last_done;
@@ -294,21 +304,24 @@ kind_of(uint64_t *rng)
 	return (K_ALLOW);
 }
 
+/* extra: more header lines, each ending in CRLF, or NULL. */
 static char *
 http_request(const char *method, const char *path, const char *ctype,
-    const char *body, uint32_t *len)
+    const char *extra, const char *body, uint32_t *len)
 {
 	char	*buf;
 	int	 n;
 
+	if (extra == NULL)
+		extra = "";
 	if (body != NULL)
 		n = asprintf(&buf, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n"
-		    "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n%s",
-		    method, path, opt.host, opt.port, ctype, strlen(body),
-		    body);
+		    "Content-Type: %s\r\n%sContent-Length: %zu\r\n\r\n%s",
+		    method, path, opt.host, opt.port, ctype, extra,
+		    strlen(body), body);
 	else
-		n = asprintf(&buf, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n",
-		    method, path, opt.host, opt.port);
+		n = asprintf(&buf, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n"
+		    "%s\r\n", method, path, opt.host, opt.port, extra);
 	if (n < 0)
 		die("out of memory");
 	*len = (uint32_t)n;
@@ -372,7 +385,7 @@ signer_main(void *arg)
 			break;
 		}
 		pool[i].buf = http_request("POST", "/v1/intents",
-		    "application/jose", jws, &pool[i].len);
+		    "application/jose", NULL, jws, &pool[i].len);
 		free(jws);
 	}
 	json_decref(hdr);
@@ -444,6 +457,167 @@ verify_ceiling(EVP_PKEY *pkey)
 	    (double)(t ? t : 1));
 }
 
+/* -------------------------------------------------------------------- */
+/* --mcp: the session, opened before the run on connections of its own */
+
+/* An MCP POST of body to the URL's path, in session sid ("" before
+ * initialize has given one). */
+static char *
+mcp_request(const char *sid, const char *body, uint32_t *len)
+{
+	char	 extra[512];
+
+	snprintf(extra, sizeof(extra), "Accept: application/json, "
+	    "text/event-stream\r\n%s%s%s", *sid ? "Mcp-Session-Id: " : "",
+	    sid, *sid ? "\r\nMcp-Protocol-Version: " MCP_PROTOCOL "\r\n" :
+	    "");
+	return (http_request("POST", opt.path, "application/json", extra,
+	    body, len));
+}
+
+/* The value of header name in the header block h ("" when absent). */
+static void
+header_value(const char *h, const char *name, char *out, size_t outlen)
+{
+	const char	*p;
+	size_t		 n, len = strlen(name);
+
+	out[0] = '\0';
+	for (p = strstr(h, "\r\n"); p != NULL; p = strstr(p, "\r\n")) {
+		p += 2;
+		if (strncasecmp(p, name, len) != 0 || p[len] != ':')
+			continue;
+		p += len + 1;
+		p += strspn(p, " \t");
+		n = strcspn(p, "\r\n");
+		if (n < outlen)
+			snprintf(out, outlen, "%.*s", (int)n, p);
+		return;
+	}
+}
+
+/* A blocking connection (TLS when the target is) for one exchange. */
+static int
+sync_io(SSL **ssl)
+{
+	int	 fd;
+
+	*ssl = NULL;
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&target, sizeof(target)) == -1)
+		die("cannot connect to %s: %s", opt.url, strerror(errno));
+	if (opt.tls && ((*ssl = SSL_new(ctx)) == NULL ||
+	    SSL_set_fd(*ssl, fd) != 1 || SSL_connect(*ssl) != 1))
+		die_ssl("TLS handshake");
+	return (fd);
+}
+
+/*
+ * Send req on a connection of its own and read the answer whole (bounded:
+ * MCP_BODY_MAX); its status, with the header block in head and the body
+ * in body (both NUL-terminated).
+ */
+static int
+sync_exchange(const char *req, uint32_t len, char *head, size_t headlen,
+    char *body, size_t bodylen)
+{
+	static char	 buf[MAX_HDR + MCP_BODY_MAX];
+	SSL		*ssl;
+	char		*end;
+	size_t		 got = 0, need = 0, hl = 0;
+	int		 fd = sync_io(&ssl), n, status = 0;
+
+	if ((ssl ? SSL_write(ssl, req, (int)len) : (int)write(fd, req, len))
+	    != (int)len)
+		die("%s: cannot send", opt.url);
+	for (;;) {
+		n = ssl ? SSL_read(ssl, buf + got, (int)(sizeof(buf) - got -
+		    1)) : (int)read(fd, buf + got, sizeof(buf) - got - 1);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		buf[got] = '\0';
+		if (hl == 0 && (end = strstr(buf, "\r\n\r\n")) != NULL) {
+			hl = (size_t)(end - buf) + 4;
+			header_value(buf, "Content-Length", head, headlen);
+			need = hl + strtoul(head, NULL, 10);
+		}
+		if ((hl > 0 && got >= need) || got == sizeof(buf) - 1)
+			break;
+	}
+	if (ssl != NULL) {
+		SSL_shutdown(ssl);
+		SSL_free(ssl);
+	}
+	close(fd);
+	if (hl == 0 || got < need || sscanf(buf, "HTTP/1.%*d %d", &status)
+	    != 1)
+		die("%s: no complete HTTP answer", opt.url);
+	snprintf(head, headlen, "%.*s", (int)hl, buf);
+	snprintf(body, bodylen, "%.*s", (int)(need - hl), buf + hl);
+	return (status);
+}
+
+/* A JSON-RPC result that is not a tool's isError: what a call should get. */
+static int
+mcp_result_ok(const char *text, size_t len)
+{
+	json_t	*m = json_loadb(text, len, 0, NULL), *r;
+	int	 ok;
+
+	r = json_object_get(m, "result");
+	ok = json_is_object(r) && !json_is_true(json_object_get(r, "isError"));
+	json_decref(m);
+	return (ok);
+}
+
+/*
+ * initialize and notifications/initialized, then the call itself until it
+ * succeeds (a gateway lists an upstream's tools once it has read them):
+ * the request every connection sends, in that session.
+ */
+static void
+mcp_setup(void)
+{
+	static const char init[] = "{\"jsonrpc\":\"2.0\",\"id\":0,"
+	    "\"method\":\"initialize\",\"params\":{\"protocolVersion\":\""
+	    MCP_PROTOCOL "\",\"capabilities\":{},\"clientInfo\":{\"name\":"
+	    "\"loadgen\",\"version\":\"1\"}}}";
+	static const char inited[] = "{\"jsonrpc\":\"2.0\",\"method\":"
+	    "\"notifications/initialized\"}";
+	static char	 head[MAX_HDR], body[MCP_BODY_MAX];
+	char		 sid[256], call[512], *req;
+	uint32_t	 len;
+	int		 st, tries;
+
+	req = mcp_request("", init, &len);
+	st = sync_exchange(req, len, head, sizeof(head), body, sizeof(body));
+	free(req);
+	header_value(head, "Mcp-Session-Id", sid, sizeof(sid));
+	if (st != 200 || !mcp_result_ok(body, strlen(body)))
+		die("%s: initialize answered %d: %.200s", opt.url, st, body);
+	req = mcp_request(sid, inited, &len);
+	if ((st = sync_exchange(req, len, head, sizeof(head), body,
+	    sizeof(body))) / 100 != 2)
+		die("%s: notifications/initialized answered %d", opt.url, st);
+	free(req);
+	snprintf(call, sizeof(call), "{\"jsonrpc\":\"2.0\",\"id\":1,"
+	    "\"method\":\"tools/call\",\"params\":{\"name\":\"%s\","
+	    "\"arguments\":{\"id\":\"c-1\"}}}", opt.mcp);
+	get_req.buf = mcp_request(sid, call, &get_req.len);
+	get_req.kind = K_MCP;
+	for (tries = 0;; tries++) {
+		st = sync_exchange(get_req.buf, get_req.len, head,
+		    sizeof(head), body, sizeof(body));
+		if (st == 200 && mcp_result_ok(body, strlen(body)))
+			return;
+		if (tries == 300)
+			die("%s: tools/call %s answered %d: %.300s", opt.url,
+			    opt.mcp, st, body);
+		usleep(100000);
+	}
+}
+
 static void
 build_pool(void)
 {
@@ -457,7 +631,7 @@ build_pool(void)
 	long		 cores = sysconf(_SC_NPROCESSORS_ONLN);
 
 	if (opt.get != NULL) {
-		get_req.buf = http_request("GET", opt.get, NULL, NULL,
+		get_req.buf = http_request("GET", opt.get, NULL, NULL, NULL,
 		    &get_req.len);
 		get_req.kind = K_GET;
 		return;
@@ -525,7 +699,7 @@ next_request(void)
 	if (opt.requests > 0 && __atomic_fetch_add(&issued, 1,
 	    __ATOMIC_RELAXED) >= opt.requests)
 		return (NULL);
-	if (opt.get != NULL)
+	if (opt.get != NULL || opt.mcp != NULL)
 		return (&get_req);
 	i = __atomic_fetch_add(&pool_next, 1, __ATOMIC_RELAXED);
 	if (i >= pool_len) {
@@ -564,6 +738,8 @@ conn_close(struct conn *c)
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
+	if (c->body != NULL)
+		evbuffer_drain(c->body, evbuffer_get_length(c->body));
 	c->up = 0;
 	c->hdr_done = 0;
 	c->close_after = 0;
@@ -607,6 +783,13 @@ record(struct conn *c, int status)
 	uint64_t	 t = now_ns();
 
 	c->busy = 0;
+	if (c->bad) {
+		c->bad = 0;
+		if (c->counted) {
+			w->bad++;
+			status = 0;	/* an error, whatever its status */
+		}
+	}
 	if (!c->counted)
 		return;
 	w->last_done = t;
@@ -656,6 +839,38 @@ conn_fail(struct conn *c)
 		return;
 	}
 	conn_open(c);
+}
+
+/* n bytes of the body: kept for an MCP answer (up to MCP_BODY_MAX),
+ * dropped otherwise. */
+static void
+conn_take_body(struct conn *c, struct evbuffer *in, size_t n)
+{
+	if (c->kind != K_MCP || c->bad) {
+		evbuffer_drain(in, n);
+		return;
+	}
+	if (c->body == NULL && (c->body = evbuffer_new()) == NULL)
+		die("out of memory");
+	if (evbuffer_get_length(c->body) + n > MCP_BODY_MAX) {
+		c->bad = 1;
+		evbuffer_drain(in, n);
+		return;
+	}
+	evbuffer_remove_buffer(in, c->body, n);
+}
+
+/* A whole MCP answer: bad unless it is the tool's plain result. */
+static void
+conn_judge_mcp(struct conn *c)
+{
+	size_t	 n = c->body != NULL ? evbuffer_get_length(c->body) : 0;
+
+	if (!c->bad && (n == 0 || !mcp_result_ok((const char *)
+	    evbuffer_pullup(c->body, -1), n)))
+		c->bad = 1;
+	if (c->body != NULL)
+		evbuffer_drain(c->body, n);
 }
 
 /* Parse as much of the answer as is there; 1 when it is complete. */
@@ -710,13 +925,15 @@ conn_parse(struct conn *c, struct evbuffer *in)
 	}
 	avail = evbuffer_get_length(in);
 	if (avail < c->body_left) {
-		evbuffer_drain(in, avail);
+		conn_take_body(c, in, avail);
 		c->body_left -= avail;
 		return (0);
 	}
-	evbuffer_drain(in, c->body_left);
+	conn_take_body(c, in, c->body_left);
 	c->body_left = 0;
 	c->hdr_done = 0;
+	if (c->kind == K_MCP)
+		conn_judge_mcp(c);
 	return (1);
 }
 
@@ -839,22 +1056,25 @@ conn_open(struct conn *c)
 	SSL		*ssl;
 	int		 fd;
 
-	if ((ssl = SSL_new(ctx)) == NULL)
-		die_ssl("SSL_new");
-	SSL_set_ex_data(ssl, ssl_ex_conn, c);
-	if (opt.resume && w->session != NULL)
-		SSL_set_session(ssl, w->session);
 	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0)) == -1) {
-		fprintf(stderr, "loadgen: socket: %s\n", strerror(errno));
-		SSL_free(ssl);
-		exit(1);
+	    SOCK_CLOEXEC, 0)) == -1)
+		die("socket: %s", strerror(errno));
+	if (!opt.tls) {
+		if ((c->bev = bufferevent_socket_new(w->base, fd,
+		    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+			die("bufferevent_socket_new");
+	} else {
+		if ((ssl = SSL_new(ctx)) == NULL)
+			die_ssl("SSL_new");
+		SSL_set_ex_data(ssl, ssl_ex_conn, c);
+		if (opt.resume && w->session != NULL)
+			SSL_set_session(ssl, w->session);
+		c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl,
+		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev == NULL)
+			die("bufferevent_openssl_socket_new");
+		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	}
-	c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl,
-	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL)
-		die("bufferevent_openssl_socket_new");
-	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	c->t_conn = now_ns();
@@ -1131,9 +1351,10 @@ parse_url(const char *url)
 	char		*end;
 	long		 port;
 
-	if (strncmp(url, "https://", 8) != 0)
-		die("--url must be https://HOST:PORT");
-	p = url + 8;
+	opt.tls = strncmp(url, "https://", 8) == 0;
+	if (!opt.tls && strncmp(url, "http://", 7) != 0)
+		die("--url must be https://HOST:PORT (or http:// with --mcp)");
+	p = url + (opt.tls ? 8 : 7);
 	if ((colon = strchr(p, ':')) == NULL)
 		die("--url needs a port");
 	hl = (size_t)(colon - p);
@@ -1147,6 +1368,7 @@ parse_url(const char *url)
 	if (port < 1 || port > 65535 || (*end != '\0' && *end != '/'))
 		die("--url: bad port");
 	opt.port = (int)port;
+	opt.path = *end == '/' ? end : "/";
 	memset(&target, 0, sizeof(target));
 	target.sin_family = AF_INET;
 	target.sin_port = htons((uint16_t)port);
@@ -1195,7 +1417,9 @@ usage(void)
 	    "         [--mix allow=80,pending=10,deny=10] [--iss NAME] "
 	    "[--presign N]\n"
 	    "         [--new-conn [--resume]] [--idle K] "
-	    "[--get PATH [--expect STATUS]] [--quiet] [--verbose]\n");
+	    "[--get PATH [--expect STATUS]] [--quiet] [--verbose]\n"
+	    "       loadgen --mcp TOOL --url http[s]://127.0.0.1:PORT/PATH "
+	    "[--ca FILE --cert FILE --key FILE] [...]\n");
 	exit(2);
 }
 
@@ -1236,6 +1460,7 @@ parse_args(int argc, char **argv)
 		{ "idle",	 required_argument, NULL, 'I' },
 		{ "get",	 required_argument, NULL, 'G' },
 		{ "expect",	 required_argument, NULL, 'e' },
+		{ "mcp",	 required_argument, NULL, 'M' },
 		{ "quiet",	 no_argument,	    NULL, 'q' },
 		{ "verbose",	 no_argument,	    NULL, 'v' },
 		{ "help",	 no_argument,	    NULL, 'h' },
@@ -1282,15 +1507,21 @@ parse_args(int argc, char **argv)
 		case 'G': opt.get = optarg; break;
 		case 'e': opt.expect = (int)num_arg("--expect", optarg, 100,
 		    599); break;
+		case 'M': opt.mcp = optarg; break;
 		case 'q': opt.quiet = 1; break;
 		case 'v': opt.verbose = 1; break;
 		default: usage();
 		}
 	}
-	if (optind != argc || opt.url == NULL || opt.ca == NULL ||
-	    opt.cert == NULL || opt.key == NULL)
+	if (optind != argc || opt.url == NULL)
 		usage();
 	parse_url(opt.url);
+	if (opt.tls && (opt.ca == NULL || opt.cert == NULL || opt.key == NULL))
+		usage();
+	if (!opt.tls && opt.mcp == NULL)
+		die("--url http:// goes with --mcp (an upstream MCP server)");
+	if (opt.mcp != NULL && (opt.get != NULL || opt.idle))
+		die("--mcp sends tools/call: not with --get or --idle");
 	if (opt.mode == M_OPEN && opt.rate <= 0)
 		die("--mode open needs --rate");
 	if (opt.mode == M_OPEN && (opt.requests > 0 || opt.new_conn))
@@ -1332,7 +1563,7 @@ report(double elapsed)
 {
 	struct hist	*h;
 	uint64_t	 ok = 0, errors = 0, timeouts = 0, conn_errors = 0;
-	uint64_t	 drops = 0;
+	uint64_t	 drops = 0, bad = 0;
 	uint64_t	 hs = 0, resumed = 0, by_status[600] = { 0 };
 	uint64_t	 by_kind[K__N] = { 0 }, total;
 	double		 rps, q[5];
@@ -1350,6 +1581,7 @@ report(double elapsed)
 		timeouts += w->timeouts;
 		conn_errors += w->conn_errors;
 		drops += w->drops;
+		bad += w->bad;
 		hs += w->handshakes;
 		resumed += w->resumed;
 		for (s = 0; s < 600; s++)
@@ -1381,7 +1613,8 @@ report(double elapsed)
 	printf(" )\n");
 	printf("  errors        %" PRIu64 "  (unanswered %" PRIu64
 	    ", connection failures %" PRIu64 ", of them between requests %"
-	    PRIu64 ")\n", errors + drops, timeouts, conn_errors, drops);
+	    PRIu64 ", MCP answers not a plain result %" PRIu64 ")\n",
+	    errors + drops, timeouts, conn_errors, drops, bad);
 	printf("  throughput    %.1f req/s\n", rps);
 	printf("  latency ms    p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  "
 	    "max %.3f\n", q[0], q[1], q[2], q[3], q[4]);
@@ -1399,10 +1632,10 @@ report(double elapsed)
 	printf("loadgen mode=%s conns=%d requests=%" PRIu64 " errors=%"
 	    PRIu64 " rps=%.1f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f "
 	    "p999_ms=%.3f max_ms=%.3f duration_s=%.3f handshakes=%" PRIu64
-	    " resumed=%" PRIu64 " pool_dry=%d\n", mode, opt.conns, total,
-	    errors + drops, rps, q[0], q[1],
+	    " resumed=%" PRIu64 " pool_dry=%d bad_answers=%" PRIu64 "\n",
+	    mode, opt.conns, total, errors + drops, rps, q[0], q[1],
 	    q[2], q[3], q[4], elapsed, hs, resumed,
-	    __atomic_load_n(&pool_dry, __ATOMIC_RELAXED));
+	    __atomic_load_n(&pool_dry, __ATOMIC_RELAXED), bad);
 	fflush(stdout);
 	free(h);
 }
@@ -1454,8 +1687,12 @@ main(int argc, char **argv)
 	if (evthread_use_pthreads() == -1)
 		die("evthread_use_pthreads");
 	json_object_seed(0);
-	setup_tls();
-	build_pool();
+	if (opt.tls)
+		setup_tls();
+	if (opt.mcp != NULL)
+		mcp_setup();
+	else
+		build_pool();
 
 	if (pthread_barrier_init(&bar_ready, NULL,
 	    (unsigned)opt.threads + 1) != 0 ||
