@@ -55,6 +55,9 @@ struct intent {
 	char		*reason;	/* or NULL */
 	int64_t		 iat, exp;
 	char		 payload_sha256[65];	/* of the decoded payload */
+	/* The broker made jti itself (an MCP call): nothing to replay, so
+	 * the replay guard is not asked (and keeps no row for it). */
+	int		 fresh_jti;
 };
 
 /*

@@ -250,7 +250,8 @@ decide_fill(struct decider *d, const struct intent *in, int64_t now,
 	return (failed ? -1 : 0);
 }
 
-/* Claim the jti and store the decision ev (and what lim reserves). */
+/* Claim the jti (unless the broker made it) and store the decision ev (and
+ * what lim reserves). */
 static enum reason
 decide_store(struct decider *d, const struct intent *in, int64_t now,
     const struct evaluation *ev, const struct limit_check *lim,
@@ -265,8 +266,8 @@ decide_store(struct decider *d, const struct intent *in, int64_t now,
 		return (E_UNAVAILABLE);
 	/* Kept until exp + skew: after that the intent is refused as
 	 * expired anyway, so the row can go. */
-	seen = d->store->ops->jti_claim(d->store, in->iss, in->jti,
-	    in->exp + INTENT_SKEW);
+	seen = in->fresh_jti ? 0 : d->store->ops->jti_claim(d->store,
+	    in->iss, in->jti, in->exp + INTENT_SKEW);
 	if (seen == 1)
 		return (E_REPLAY);
 	if (seen == -1)

@@ -45,8 +45,9 @@ lc_mcp_intent(struct intent *out, const char *agent, const char *tool,
 	if (args_json != NULL && (out->args_json = strndup(args_json,
 	    args_json_len)) != NULL)
 		out->args_json_len = args_json_len;
-	/* Nothing to replay: the claim of the fresh jti can go at once. */
+	/* No JWS, so nothing to replay: lc_mcp_decide makes the jti. */
 	out->iat = out->exp = now;
+	out->fresh_jti = 1;
 	if (out->iss == NULL || out->tool == NULL || (args_json != NULL &&
 	    out->args_json == NULL) || lc_mcp_call_sha256(agent, tool, args,
 	    out->payload_sha256) == -1) {

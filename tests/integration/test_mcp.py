@@ -425,6 +425,9 @@ class Tools(GatewayCase):
         self.assertEqual(view["status"], "allowed")
         self.assertIn("redeemed_at", view)
         self.assertNotIn("grant", view)
+        # no JWS, nothing to replay: the replay guard keeps no row for it
+        self.assertEqual(self.broker.query(
+            "SELECT count(*) FROM seen_jti WHERE jti LIKE 'mcp:%'"), [(0,)])
 
     def test_a_call_whose_session_ended_is_sent_once_more_on_a_new_one(self):
         # warm: the worker that answers has sent on the session before
