@@ -172,6 +172,10 @@ sq_set_synchronous(struct sqlite_store *q, int full)
 {
 	char	 why[128];
 
+	/* The writer switches around each lazy commit: a PRAGMA only when
+	 * it changes something. */
+	if (q->full == full)
+		return (0);
 	if (sq_exec(q, full ? "PRAGMA synchronous = FULL" :
 	    "PRAGMA synchronous = NORMAL", why, sizeof(why)) == -1)
 		return (-1);

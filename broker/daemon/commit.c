@@ -11,8 +11,8 @@
  * NORMAL), and under synchronous = full the next durable commit's fsync,
  * or a flush once COMMIT_DEFER_NS have passed, makes it survive power
  * loss.  A store that cannot flush keeps it back for up to
- * COMMIT_DEFER_NS instead.  No
- * handler is named here: jobs carry their own callbacks.
+ * COMMIT_DEFER_NS instead.  No handler is named here: jobs carry their
+ * own callbacks.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -195,18 +195,6 @@ commit_hand_back(struct commit_job *batch)
 	}
 }
 
-/* Set the store's durability to full unless it is already. */
-static int
-commit_durability(struct committer *c, int full)
-{
-	if (c->full_now == full)
-		return (0);
-	if (c->store->ops->set_durability(c->store, full) == -1)
-		return (-1);
-	c->full_now = full;
-	return (0);
-}
-
 /* A lazy batch committed: its frames are flushed COMMIT_DEFER_NS from
  * the first such commit at the latest. */
 static void
@@ -233,7 +221,8 @@ commit_batch(struct broker *b, struct commit_job *batch, int lazy)
 	/* Under synchronous = full, a lazy batch commits under NORMAL; if
 	 * that cannot be set it goes durably instead, and a store that
 	 * cannot be made durable again takes no decision. */
-	if (c->lazy && c->durable && commit_durability(c, !lazy) == -1) {
+	if (c->lazy && b->synchronous_full &&
+	    c->store->ops->set_durability(c->store, !lazy) == -1) {
 		ok = lazy;
 		lazy = 0;
 	}
@@ -248,7 +237,7 @@ commit_batch(struct broker *b, struct commit_job *batch, int lazy)
 	if (ok)
 		commit_ran(batch);
 	if (ok && lc_commit(d) == 0) {
-		if (lazy && c->durable)
+		if (lazy && b->synchronous_full)
 			commit_unsynced(c);
 		if (b->commit.failing)
 			log_info("decisions are recorded again");
@@ -394,7 +383,6 @@ commit_start(struct broker *b, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot set synchronous = NORMAL");
 		return (-1);
 	}
-	c->durable = c->full_now = b->synchronous_full;
 	c->lazy = c->store->ops->flush(c->store) == 0;
 	decider_init(&c->dec, c->store, "writer", &b->lc);
 	if (decider_refresh(&c->dec) == -1 && !audit_trust_broken(&b->trust)) {

@@ -58,13 +58,11 @@ struct committer {
 	struct commit_job	*later, **later_tail;	/* deferred jobs */
 	struct timespec		 later_due;	/* CLOCK_MONOTONIC */
 	/* lazy: deferred jobs commit at once without an fsync of their own
-	 * (the store can flush); unsynced: one did, and no durable commit
-	 * has covered it yet: the store is flushed at sync_due. */
+	 * (the store can flush); unsynced: one did, so the store is flushed
+	 * at sync_due (nothing to do if a durable commit has covered it). */
 	int			 lazy;
 	int			 unsynced;
 	struct timespec		 sync_due;	/* CLOCK_MONOTONIC */
-	int			 durable;	/* synchronous = full */
-	int			 full_now;	/* the store's durability */
 	int			 stop;
 	struct store		*store;
 	struct decider		 dec;
