@@ -242,26 +242,34 @@ md_outcome_done(struct commit_job *j)
 	free(o);
 }
 
-/* Queue the outcome's record as a deferred job: neither the agent's
- * answer nor the next decision waits for a second fsync (proto/mcp.md,
- * "Audit"). */
-static void
-md_record_outcome(struct mcp_decision *md,
+/* The outcome's record, copied out of the call (which the answer frees);
+ * NULL, and said in the log, when it cannot be kept. */
+static struct md_outcome *
+md_outcome_new(struct worker *w, const char *id,
     const struct mcp_forward_outcome *fo)
 {
 	struct md_outcome	*o;
 
 	if ((o = calloc(1, sizeof(*o))) == NULL) {
-		md_outcome_lost(md->row.id, fo->status);
-		return;
+		md_outcome_lost(id, fo->status);
+		return (NULL);
 	}
-	snprintf(o->id, sizeof(o->id), "%s", md->row.id);
+	snprintf(o->id, sizeof(o->id), "%s", id);
 	o->status = fo->status;
 	snprintf(o->detail, sizeof(o->detail), "%s", fo->detail);
-	o->job.w = md->call->w;
+	o->job.w = w;
 	o->job.run = md_outcome_run;
 	o->job.done = md_outcome_done;
-	commit_submit_deferred(md->call->w->broker, &o->job);
+	return (o);
+}
+
+/* Queue the record as a deferred job: neither the agent's answer nor
+ * the next decision waits for a second fsync (proto/mcp.md, "Audit"). */
+static void
+md_outcome_submit(struct md_outcome *o)
+{
+	if (o != NULL)
+		commit_submit_deferred(o->job.w->broker, &o->job);
 }
 
 /* The upstream answered or failed (or the call never left): answer. */
@@ -270,15 +278,19 @@ md_forwarded(struct mcp_call *call, const struct mcp_forward_outcome *o,
     void *arg)
 {
 	struct mcp_decision	*md = arg;
+	struct md_outcome	*rec = md_outcome_new(call->w, md->row.id, o);
 
-	md_record_outcome(md, o);
 	if (md->stopped) {
+		md_outcome_submit(rec);
 		md_deny(md, md->row.id, NULL, reason_code(R_KILL_SWITCH),
 		    reason_text(R_KILL_SWITCH), md_advice(R_KILL_SWITCH));
 		return;
 	}
+	/* The answer leaves first: queuing the record wakes the writer, a
+	 * syscall the agent need not wait for. */
 	mcp_call_finish(call);
 	md->call = NULL;
+	md_outcome_submit(rec);
 	md_free(md);
 }
 
