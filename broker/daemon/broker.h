@@ -50,6 +50,7 @@ struct worker {
 	struct wait_worker	 wait;		/* wait.c: held long-polls */
 	struct commit_worker	 done;		/* commit.c: decided jobs */
 	struct commit_worker	 ran;		/* commit.c: run, committing */
+	struct commit_held	 held;		/* commit.c: records held */
 	int			 inflight;	/* jobs in the commit queue */
 	int			 nconns;	/* conn.c */
 	LIST_HEAD(conn_list, conn) conns;	/* conn.c: this thread's */

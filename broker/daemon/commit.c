@@ -6,13 +6,17 @@
  * to the worker that owns its connection, which answers.  While the
  * writer waits for the disk, workers keep verifying, so the next batch is
  * ready when the fsync returns.  A deferred job (a record that answers
- * nobody) never pays an fsync of its own: it rides the next batch when
- * one is queued; when none is, it commits at once (under synchronous =
- * NORMAL), and under synchronous = full the next durable commit's fsync,
- * or a flush once COMMIT_DEFER_NS have passed, makes it survive power
- * loss.  A store that cannot flush keeps it back for up to
- * COMMIT_DEFER_NS instead.  No handler is named here: jobs carry their
- * own callbacks.
+ * nobody) never pays an fsync of its own: its worker holds it for up to
+ * COMMIT_HOLD_US, so that the thread's next decision carries it to the
+ * writer; queued, it rides the next batch when one is queued; when none
+ * is, it commits at once (under synchronous = NORMAL), and under
+ * synchronous = full the next durable commit's fsync, or a flush once
+ * COMMIT_DEFER_NS have passed, makes it survive power loss.  A store
+ * that cannot flush keeps it back in the writer for up to
+ * COMMIT_DEFER_NS instead.  Each hand-off wakes its thread once for all
+ * the jobs it carries: on these small machines a thread's wake-up costs
+ * more than most of a decision.  No handler is named here: jobs carry
+ * their own callbacks.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +31,11 @@
  * store that cannot flush, wait for company): far below any client's
  * patience. */
 #define COMMIT_DEFER_NS (5 * 1000 * 1000L)
+/* How long a worker holds a deferred job for its next decision to carry:
+ * an agent that calls in a loop sends its next call well within this,
+ * and the record then costs the writer no commit of its own, which the
+ * next decision would have waited behind. */
+#define COMMIT_HOLD_US 1000
 
 /* The connection went away before the answer: drop the answer, not the
  * decision (it is committed or about to be). */
@@ -60,10 +69,11 @@ commit_passed(const struct timespec *due)
 	    now.tv_nsec >= due->tv_nsec));
 }
 
+/* Worker thread: job counted in flight (SIGTERM waits for it) and its
+ * connection watched until done. */
 static void
-commit_queue(struct broker *b, struct commit_job *job, int deferred)
+commit_track(struct commit_job *job)
 {
-	struct committer		*c = &b->commit;
 	struct evhttp_connection	*conn;
 
 	/* A job whose client is gone already (an MCP forward's outcome)
@@ -72,38 +82,90 @@ commit_queue(struct broker *b, struct commit_job *job, int deferred)
 	    (conn = evhttp_request_get_connection(job->req)) != NULL)
 		evhttp_connection_set_closecb(conn, commit_job_closed, job);
 	job->w->inflight++;
-	job->next = NULL;
+}
+
+/* Writer's lock held: append the list first..*last to the deferred
+ * jobs; 1 when it starts them (the writer must learn their deadline). */
+static int
+commit_later(struct committer *c, struct commit_job *first,
+    struct commit_job **last)
+{
+	int	 started = c->later == NULL;
+
+	if (started)
+		commit_deadline(&c->later_due);
+	*c->later_tail = first;
+	c->later_tail = last;
+	return (started);
+}
+
+/* Worker thread: queue job (NULL: none) behind the jobs w holds, which
+ * go as deferred. */
+static void
+commit_queue(struct worker *w, struct commit_job *job, int deferred)
+{
+	struct committer	*c = &w->broker->commit;
+	struct commit_held	*h = &w->held;
+	int			 wake = 0;
+
 	pthread_mutex_lock(&c->lock);
-	if (!deferred) {
-		*c->tail = job;
-		c->tail = &job->next;
-		pthread_cond_signal(&c->cond);
-	} else {
-		if (c->later == NULL) {
-			commit_deadline(&c->later_due);
-			/* The writer may be asleep with no deadline. */
-			pthread_cond_signal(&c->cond);
+	if (h->head != NULL) {
+		wake |= commit_later(c, h->head, h->tail);
+		h->head = NULL;
+		h->tail = &h->head;
+		evtimer_del(h->ev);
+	}
+	if (job != NULL) {
+		job->next = NULL;
+		if (deferred)
+			wake |= commit_later(c, job, &job->next);
+		else {
+			*c->tail = job;
+			c->tail = &job->next;
+			wake = 1;
 		}
-		*c->later_tail = job;
-		c->later_tail = &job->next;
 	}
 	pthread_mutex_unlock(&c->lock);
+	/* After the unlock: the writer, woken, does not block on it.  It
+	 * checks for work under the lock, so the signal cannot be lost. */
+	if (wake)
+		pthread_cond_signal(&c->cond);
 }
 
 void
 commit_submit(struct broker *b, struct commit_job *job)
 {
-	commit_queue(b, job, 0);
+	commit_track(job);
+	commit_queue(job->w, job, 0);
 }
 
 void
 commit_submit_deferred(struct broker *b, struct commit_job *job)
 {
-	commit_queue(b, job, 1);
+	struct commit_held	*h = &job->w->held;
+	struct timeval		 hold = { 0, COMMIT_HOLD_US };
+
+	commit_track(job);
+	if (!b->commit.lazy) {
+		commit_queue(job->w, job, 1);
+		return;
+	}
+	job->next = NULL;
+	if (h->head == NULL)
+		evtimer_add(h->ev, &hold);
+	*h->tail = job;
+	h->tail = &job->next;
+}
+
+/* No decision came to carry the held jobs: they go alone. */
+static void
+commit_held_cb(evutil_socket_t fd, short what, void *arg)
+{
+	commit_queue(arg, NULL, 1);
 }
 
 /* Writer thread: append job to a worker's queue q (link: the job's own
- * link field for that queue) and wake the worker. */
+ * link field for that queue); the caller wakes the worker. */
 static void
 handoff_push(struct commit_worker *q, struct commit_job *job,
     struct commit_job **link)
@@ -113,7 +175,29 @@ handoff_push(struct commit_worker *q, struct commit_job *job,
 	*q->tail = job;
 	q->tail = link;
 	pthread_mutex_unlock(&q->lock);
-	event_active(q->ev, 0, 0);
+}
+
+/* Writer thread: every job of batch to its worker's done queue, or (ran)
+ * those that asked for it to its ran queue; each worker is woken once
+ * for each run of its jobs in the batch, after the last of them. */
+static void
+handoff_batch(struct commit_job *batch, int ran)
+{
+	struct commit_job	*job, *next;
+	struct commit_worker	*q, *pending = NULL;
+
+	for (job = batch; job != NULL; job = next) {
+		next = job->next;	/* done may free job once pushed */
+		if (ran && (job->ran == NULL || job->result != REASON_OK))
+			continue;
+		q = ran ? &job->w->ran : &job->w->done;
+		if (pending != NULL && q != pending)
+			event_active(pending->ev, 0, 0);
+		handoff_push(q, job, ran ? &job->ran_next : &job->next);
+		pending = q;
+	}
+	if (pending != NULL)
+		event_active(pending->ev, 0, 0);
 }
 
 /* Worker thread: everything queued on q, oldest first. */
@@ -177,22 +261,13 @@ commit_done_cb(evutil_socket_t fd, short what, void *arg)
 static void
 commit_ran(struct commit_job *batch)
 {
-	struct commit_job	*job;
-
-	for (job = batch; job != NULL; job = job->next)
-		if (job->ran != NULL && job->result == REASON_OK)
-			handoff_push(&job->w->ran, job, &job->ran_next);
+	handoff_batch(batch, 1);
 }
 
 static void
 commit_hand_back(struct commit_job *batch)
 {
-	struct commit_job	*job, *next;
-
-	for (job = batch; job != NULL; job = next) {
-		next = job->next;
-		handoff_push(&job->w->done, job, &job->next);
-	}
+	handoff_batch(batch, 0);
 }
 
 /* A lazy batch committed: its frames are flushed COMMIT_DEFER_NS from
@@ -446,13 +521,19 @@ commit_queue_deinit(struct commit_worker *q)
 int
 commit_worker_init(struct worker *w)
 {
-	return (commit_queue_init(w, &w->done, commit_done_cb) == -1 ||
+	w->held.head = NULL;
+	w->held.tail = &w->held.head;
+	w->held.ev = evtimer_new(w->base, commit_held_cb, w);
+	return (w->held.ev == NULL ||
+	    commit_queue_init(w, &w->done, commit_done_cb) == -1 ||
 	    commit_queue_init(w, &w->ran, commit_ran_cb) == -1 ? -1 : 0);
 }
 
 void
 commit_worker_deinit(struct worker *w)
 {
+	if (w->held.ev != NULL)
+		event_free(w->held.ev);
 	commit_queue_deinit(&w->done);
 	commit_queue_deinit(&w->ran);
 }

@@ -49,6 +49,13 @@ struct commit_worker {
 	struct event		*ev;
 };
 
+/* Per worker, its thread only: deferred jobs held back for a moment, so
+ * that the thread's next decision carries them to the writer. */
+struct commit_held {
+	struct commit_job	*head, **tail;
+	struct event		*ev;		/* the end of the moment */
+};
+
 /* The one writer thread, with its own store connection and decider. */
 struct committer {
 	pthread_t		 thread;
@@ -77,11 +84,13 @@ void	commit_stop(struct broker *b);
  * may be NULL). */
 void	commit_submit(struct broker *b, struct commit_job *job);
 /* Worker thread: queue a job nobody waits for (a record after the answer)
- * without an fsync of its own: it joins the next batch when decisions are
- * queued; when none are, it commits at once without an fsync (SQLite:
- * under synchronous = full the next durable commit, or an fsync 5 ms
- * later, covers it), or (PostgreSQL) it commits on its own within 5 ms.  SIGTERM still waits
- * for it (it is in flight). */
+ * without an fsync of its own.  SQLite: it rides the thread's next
+ * decision if one comes within 1 ms, else it is queued then; it joins
+ * the next batch when decisions are queued, and when none are it commits
+ * at once without an fsync (under synchronous = full the next durable
+ * commit, or an fsync 5 ms later, covers it).  PostgreSQL: it waits up
+ * to 5 ms for a batch, then commits on its own.  SIGTERM still waits for
+ * it (it is in flight). */
 void	commit_submit_deferred(struct broker *b, struct commit_job *job);
 int	commit_worker_init(struct worker *w);
 void	commit_worker_deinit(struct worker *w);
