@@ -18,10 +18,13 @@
  * more than most of a decision.  No handler is named here: jobs carry
  * their own callbacks.
  */
+#include <sys/eventfd.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "log.h"
@@ -177,6 +180,19 @@ handoff_push(struct commit_worker *q, struct commit_job *job,
 	pthread_mutex_unlock(&q->lock);
 }
 
+/* Writer thread: wake q's worker through its eventfd.  Not
+ * event_active(), which writes the worker's notification while holding
+ * its event base's lock: the worker, woken, would block on that lock and
+ * cost a second wake. */
+static void
+handoff_wake(struct commit_worker *q)
+{
+	uint64_t	 one = 1;
+
+	/* EAGAIN: the counter is full, so the worker is woken already. */
+	(void)write(q->fd, &one, sizeof(one));
+}
+
 /* Writer thread: every job of batch to its worker's done queue, or (ran)
  * those that asked for it to its ran queue; each worker is woken once
  * for each run of its jobs in the batch, after the last of them. */
@@ -192,12 +208,12 @@ handoff_batch(struct commit_job *batch, int ran)
 			continue;
 		q = ran ? &job->w->ran : &job->w->done;
 		if (pending != NULL && q != pending)
-			event_active(pending->ev, 0, 0);
+			handoff_wake(pending);
 		handoff_push(q, job, ran ? &job->ran_next : &job->next);
 		pending = q;
 	}
 	if (pending != NULL)
-		event_active(pending->ev, 0, 0);
+		handoff_wake(pending);
 }
 
 /* Worker thread: everything queued on q, oldest first. */
@@ -205,7 +221,9 @@ static struct commit_job *
 handoff_take(struct commit_worker *q)
 {
 	struct commit_job	*job;
+	uint64_t		 n;
 
+	(void)read(q->fd, &n, sizeof(n));	/* the wake, if any */
 	pthread_mutex_lock(&q->lock);
 	job = q->head;
 	q->head = NULL;
@@ -504,10 +522,13 @@ commit_queue_init(struct worker *w, struct commit_worker *q,
 {
 	q->head = NULL;
 	q->tail = &q->head;
+	q->fd = -1;
 	if (pthread_mutex_init(&q->lock, NULL) != 0)
 		return (-1);
-	q->ev = event_new(w->base, -1, 0, cb, w);
-	return (q->ev == NULL ? -1 : 0);
+	if ((q->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		return (-1);
+	q->ev = event_new(w->base, q->fd, EV_READ | EV_PERSIST, cb, w);
+	return (q->ev == NULL || event_add(q->ev, NULL) == -1 ? -1 : 0);
 }
 
 static void
@@ -515,6 +536,8 @@ commit_queue_deinit(struct commit_worker *q)
 {
 	if (q->ev != NULL)
 		event_free(q->ev);
+	if (q->fd != -1)
+		close(q->fd);
 	pthread_mutex_destroy(&q->lock);
 }
 
