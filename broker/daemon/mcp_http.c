@@ -62,6 +62,7 @@ struct mhttp {
 	enum mh_sink		 sink;
 	struct evbuffer		*body;		/* JSON body, or SSE line */
 	struct evbuffer		*data;		/* SSE: the event's data */
+	struct evbuffer		*req;		/* the request, composed */
 	size_t			 max_body;
 	/* the exchange */
 	const struct mhttp_cbs	*cbs;
@@ -101,6 +102,8 @@ mh_free(struct mhttp *h)
 		evbuffer_free(h->body);
 	if (h->data != NULL)
 		evbuffer_free(h->data);
+	if (h->req != NULL)
+		evbuffer_free(h->req);
 	free(h);
 }
 
@@ -626,18 +629,21 @@ mh_connect(struct mhttp_pool *p)
 	return (NULL);
 }
 
-/* A parked connection idle for less than MH_IDLE_REUSE, else a new one. */
+/* A parked connection idle for less than MH_IDLE_REUSE (*reused set),
+ * else a new one. */
 static struct mhttp *
-mh_get(struct mhttp_pool *p, int reuse)
+mh_get(struct mhttp_pool *p, int reuse, int *reused)
 {
 	struct mhttp	*h;
 	time_t		 now = time(NULL);
 
+	*reused = 0;
 	while (reuse && (h = TAILQ_FIRST(&p->idle)) != NULL) {
 		TAILQ_REMOVE(&p->idle, h, idle);
 		p->n_idle--;
 		if (now - h->idle_since < MH_IDLE_REUSE) {
 			bufferevent_set_timeouts(h->bev, NULL, NULL);
+			*reused = 1;
 			return (h);
 		}
 		h->state = MH_DONE;
@@ -646,15 +652,27 @@ mh_get(struct mhttp_pool *p, int reuse)
 	return (mh_connect(p));
 }
 
+/* On a kept-alive plain connection the request is written at once, not
+ * on the loop's next turn (write event on, a wait, the write, the event
+ * off again).  Whatever does not leave, or meets an error, goes the
+ * bufferevent's usual way. */
+static void
+mh_send_now(struct mhttp *h, struct evbuffer *req, int reused)
+{
+	if (reused && h->pool->t.ssl_ctx == NULL)
+		(void)evbuffer_write(req, bufferevent_getfd(h->bev));
+}
+
 struct mhttp *
 mhttp_send(struct mhttp_pool *p, const struct mhttp_request *rq,
     const struct mhttp_cbs *cbs, void *arg)
 {
 	struct mhttp	*h;
-	struct evbuffer	*out;
+	struct evbuffer	*req;
 	struct timeval	 tv = { p->t.timeout, 0 };
+	int		 reused, left;
 
-	if ((h = mh_get(p, rq->reuse)) == NULL)
+	if ((h = mh_get(p, rq->reuse, &reused)) == NULL)
 		return (NULL);
 	h->state = MH_STATUS;
 	h->reusable = 1;
@@ -668,25 +686,29 @@ mhttp_send(struct mhttp_pool *p, const struct mhttp_request *rq,
 	h->cbs = cbs;
 	h->arg = arg;
 	if ((h->body == NULL && (h->body = evbuffer_new()) == NULL) ||
-	    (h->data == NULL && (h->data = evbuffer_new()) == NULL)) {
+	    (h->data == NULL && (h->data = evbuffer_new()) == NULL) ||
+	    (h->req == NULL && (h->req = evbuffer_new()) == NULL)) {
 		mh_free(h);
 		return (NULL);
 	}
 	evbuffer_drain(h->body, evbuffer_get_length(h->body));
 	evbuffer_drain(h->data, evbuffer_get_length(h->data));
-	out = bufferevent_get_output(h->bev);
-	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\n"
+	req = h->req;
+	evbuffer_add_printf(req, "%s %s HTTP/1.1\r\nHost: %s\r\n"
 	    "User-Agent: toolgate\r\n", rq->method, p->t.path, p->t.authority);
 	if (rq->body != NULL)
-		evbuffer_add_printf(out, "Content-Type: application/json\r\n"
+		evbuffer_add_printf(req, "Content-Type: application/json\r\n"
 		    "Content-Length: %zu\r\n", rq->body_len);
 	if (rq->headers != NULL)
-		evbuffer_add(out, rq->headers, strlen(rq->headers));
-	evbuffer_add(out, "\r\n", 2);
+		evbuffer_add(req, rq->headers, strlen(rq->headers));
+	evbuffer_add(req, "\r\n", 2);
 	if (rq->body != NULL)
-		evbuffer_add(out, rq->body, rq->body_len);
+		evbuffer_add(req, rq->body, rq->body_len);
 	if (!rq->no_deadline)
 		evtimer_add(h->deadline, &tv);
-	bufferevent_enable(h->bev, EV_READ | EV_WRITE);
+	mh_send_now(h, req, reused);
+	left = evbuffer_get_length(req) > 0;
+	evbuffer_add_buffer(bufferevent_get_output(h->bev), req);
+	bufferevent_enable(h->bev, left ? EV_READ | EV_WRITE : EV_READ);
 	return (h);
 }
