@@ -221,15 +221,23 @@ static struct commit_job *
 handoff_take(struct commit_worker *q)
 {
 	struct commit_job	*job;
-	uint64_t		 n;
 
-	(void)read(q->fd, &n, sizeof(n));	/* the wake, if any */
 	pthread_mutex_lock(&q->lock);
 	job = q->head;
 	q->head = NULL;
 	q->tail = &q->head;
 	pthread_mutex_unlock(&q->lock);
 	return (job);
+}
+
+/* Worker thread: q's wake read (its event fired), so that it fires
+ * again only for the next. */
+static void
+handoff_woken(struct commit_worker *q)
+{
+	uint64_t	 n;
+
+	(void)read(q->fd, &n, sizeof(n));
 }
 
 /* Worker thread: the ran callbacks of the jobs whose batch has run. */
@@ -247,7 +255,10 @@ commit_ran_drain(struct worker *w)
 static void
 commit_ran_cb(evutil_socket_t fd, short what, void *arg)
 {
-	commit_ran_drain(arg);
+	struct worker	*w = arg;
+
+	handoff_woken(&w->ran);
+	commit_ran_drain(w);
 }
 
 /* Worker thread: hand every job the writer gave back to its done. */
@@ -258,6 +269,7 @@ commit_done_cb(evutil_socket_t fd, short what, void *arg)
 	struct commit_job		*job, *next;
 	struct evhttp_connection	*conn;
 
+	handoff_woken(&w->done);
 	job = handoff_take(&w->done);
 	/* Each job taken above had its ran queued before its done: drained
 	 * now (not before taking them, when a batch committing meanwhile
