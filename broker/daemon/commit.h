@@ -46,8 +46,7 @@ struct commit_job {
 struct commit_worker {
 	pthread_mutex_t		 lock;
 	struct commit_job	*head, **tail;
-	int			 fd;		/* eventfd: the writer's wake */
-	struct event		*ev;		/* reads it */
+	struct event		*ev;
 };
 
 /* Per worker, its thread only: deferred jobs held back for a moment, so
