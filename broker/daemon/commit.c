@@ -14,9 +14,9 @@
  * COMMIT_DEFER_NS have passed, makes it survive power loss.  A store
  * that cannot flush keeps it back in the writer for up to
  * COMMIT_DEFER_NS instead.  Each hand-off wakes its thread once for all
- * the jobs it carries: on these small machines a thread's wake-up costs
- * more than most of a decision.  No handler is named here: jobs carry
- * their own callbacks.
+ * the jobs it carries: a wake-up is a context switch, and on a small
+ * machine those take a good part of a decision's time.  No handler is
+ * named here: jobs carry their own callbacks.
  */
 #include <errno.h>
 #include <stdio.h>
