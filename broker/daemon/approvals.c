@@ -262,18 +262,19 @@ api_reject(struct request *rq)
 
 /*
  * Sweeper: pending intents past expires_at and allowed ones past their
- * grant window become "expired", one audit record each, in one
- * transaction per batch; their waiters are woken.
+ * grant window become "expired", one audit record each, in the writer's
+ * next batch (a chore: see commit_chore); the batch wakes their waiters.
  */
+static enum reason
+approvals_sweep_run(struct decider *d, struct commit_job *j)
+{
+	size_t	 n = 0;
+
+	return (lc_expire_due(d, clock_now(), &n));
+}
+
 void
 approvals_sweep(struct worker *w)
 {
-	struct decider	*d = &w->dec;
-	size_t		 n = 0;
-
-	if (lc_begin(d) == -1)
-		return;
-	if (lc_finish(d, lc_expire_due(d, clock_now(), &n)) == REASON_OK &&
-	    n > 0)
-		commit_publish(w->broker, &d->changed);
+	commit_chore(w, approvals_sweep_run, &w->sweeping);
 }

@@ -52,6 +52,7 @@ struct worker {
 	struct commit_worker	 ran;		/* commit.c: run, committing */
 	struct commit_held	 held;		/* commit.c: records held */
 	int			 inflight;	/* jobs in the commit queue */
+	int			 sweeping, pruning;	/* chores queued */
 	int			 nconns;	/* conn.c */
 	LIST_HEAD(conn_list, conn) conns;	/* conn.c: this thread's */
 	struct metrics		 metrics;

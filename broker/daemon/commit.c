@@ -157,6 +157,36 @@ commit_submit_deferred(struct broker *b, struct commit_job *job)
 	h->tail = &job->next;
 }
 
+struct commit_chore {
+	struct commit_job	 job;
+	int			*busy;
+};
+
+static void
+commit_chore_done(struct commit_job *j)
+{
+	struct commit_chore	*ch = (struct commit_chore *)j;
+
+	*ch->busy = 0;
+	free(ch);
+}
+
+void
+commit_chore(struct worker *w, enum reason (*run)(struct decider *d,
+    struct commit_job *j), int *busy)
+{
+	struct commit_chore	*ch;
+
+	if (*busy || (ch = calloc(1, sizeof(*ch))) == NULL)
+		return;		/* a failed allocation waits for the next tick */
+	ch->job.w = w;
+	ch->job.run = run;
+	ch->job.done = commit_chore_done;
+	ch->busy = busy;
+	*busy = 1;
+	commit_submit(w->broker, &ch->job);
+}
+
 /* No decision came to carry the held jobs: they go alone. */
 static void
 commit_held_cb(evutil_socket_t fd, short what, void *arg)

@@ -92,6 +92,16 @@ void	commit_submit(struct broker *b, struct commit_job *job);
  * to 5 ms for a batch, then commits on its own.  SIGTERM still waits for
  * it (it is in flight). */
 void	commit_submit_deferred(struct broker *b, struct commit_job *job);
+/*
+ * Worker thread: a chore (housekeeping nobody waits for, such as the
+ * sweeper's expiries) run on the writer in the next batch, so that a
+ * database locked by another process stalls the writer, which answers
+ * 503, and never this thread's loop and every connection on it.  *busy
+ * is 1 until it has committed (or failed); while it is, the chore is not
+ * queued again.
+ */
+void	commit_chore(struct worker *w, enum reason (*run)(struct decider *d,
+	    struct commit_job *j), int *busy);
 int	commit_worker_init(struct worker *w);
 void	commit_worker_deinit(struct worker *w);
 /*

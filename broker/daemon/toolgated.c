@@ -624,15 +624,21 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 	wait_tick(w);
 }
 
+/* Forget replay-cache entries past their expiry, on the writer (a chore:
+ * see commit_chore). */
+static enum reason
+worker_prune_run(struct decider *d, struct commit_job *j)
+{
+	return (d->store->ops->jti_prune(d->store, clock_now()) == -1 ?
+	    E_UNAVAILABLE : REASON_OK);
+}
+
 static void
 worker_prune_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker	*w = arg;
-	struct store	*s = w->store;
 
-	if (store_begin(s) == 0 && (s->ops->jti_prune(s, clock_now()) == -1 ||
-	    store_commit(s) == -1))
-		store_rollback(s);
+	commit_chore(w, worker_prune_run, &w->pruning);
 }
 
 /* This worker accepts on the broker's one listening socket too: the

@@ -189,6 +189,39 @@ class DatabaseFaults(FaultMixin, unittest.TestCase):
             self.assertEqual(intent_count(b.db), before + 2)
             self.verify_audit(b)
 
+    def test_locked_database_stalls_no_reader(self):
+        # Only writes wait for the lock, and only on the writer thread:
+        # the sweeper's expiries (every second) must not freeze the one
+        # worker's loop, its handshakes and its reads, for the busy
+        # timeout (5 s) while another process holds the database.
+        with harness.Broker(threads=1) as b:
+            alice = b.client("approver-alice")
+            self.assertEqual(alice.get("/v1/approvals")[0], 200)
+            locker = sqlite3.connect(b.db, timeout=1, isolation_level=None)
+            locker.execute("BEGIN EXCLUSIVE")
+            t_locked = time.monotonic()
+            waits = []
+            try:
+                # 7 s: more than the busy timeout and six sweeps
+                while time.monotonic() - t_locked < 7.0:
+                    t0 = time.monotonic()
+                    fresh = b.client("agent-support")
+                    st_keys = fresh.get("/v1/jwks")[0]
+                    fresh.conn.close()
+                    st_queue = alice.get("/v1/approvals")[0]
+                    waits.append(time.monotonic() - t0)
+                    self.assertEqual((st_keys, st_queue), (200, 200))
+                    time.sleep(0.1)
+            finally:
+                locker.execute("ROLLBACK")
+                locker.close()
+            self.assertGreater(len(waits), 5, waits)
+            # half the busy timeout: a sweep on the worker's own thread
+            # makes a probe that arrives as it starts wait all of it
+            self.assertLess(max(waits), 2.5, waits)
+            self.recovers(b.client("agent-payments"))
+            self.verify_audit(b)
+
     def on_small_disk(self, b):
         """Move b's database onto a private 3 MiB tmpfs (b not started);
         the mount point.  Unmounted at the end of the test."""
