@@ -18,10 +18,13 @@
  * machine those take a good part of a decision's time.  No handler is
  * named here: jobs carry their own callbacks.
  */
+#include <sys/eventfd.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "log.h"
@@ -207,6 +210,19 @@ handoff_push(struct commit_worker *q, struct commit_job *job,
 	pthread_mutex_unlock(&q->lock);
 }
 
+/* Writer thread: wake q's worker through its eventfd.  Not
+ * event_active(), which writes the worker's notification while holding
+ * its event base's lock: the worker, woken, would block on that lock and
+ * cost a second wake. */
+static void
+handoff_wake(struct commit_worker *q)
+{
+	uint64_t	 one = 1;
+
+	/* EAGAIN: the counter is full, so the worker is woken already. */
+	(void)write(q->fd, &one, sizeof(one));
+}
+
 /* Writer thread: every job of batch to its worker's done queue, or (ran)
  * those that asked for it to its ran queue; each worker is woken once
  * for each run of its jobs in the batch, after the last of them. */
@@ -222,12 +238,12 @@ handoff_batch(struct commit_job *batch, int ran)
 			continue;
 		q = ran ? &job->w->ran : &job->w->done;
 		if (pending != NULL && q != pending)
-			event_active(pending->ev, 0, 0);
+			handoff_wake(pending);
 		handoff_push(q, job, ran ? &job->ran_next : &job->next);
 		pending = q;
 	}
 	if (pending != NULL)
-		event_active(pending->ev, 0, 0);
+		handoff_wake(pending);
 }
 
 /* Worker thread: everything queued on q, oldest first. */
@@ -242,6 +258,16 @@ handoff_take(struct commit_worker *q)
 	q->tail = &q->head;
 	pthread_mutex_unlock(&q->lock);
 	return (job);
+}
+
+/* Worker thread: q's wake read (its event fired), so that it fires
+ * again only for the next. */
+static void
+handoff_woken(struct commit_worker *q)
+{
+	uint64_t	 n;
+
+	(void)read(q->fd, &n, sizeof(n));
 }
 
 /* Worker thread: the ran callbacks of the jobs whose batch has run. */
@@ -259,7 +285,10 @@ commit_ran_drain(struct worker *w)
 static void
 commit_ran_cb(evutil_socket_t fd, short what, void *arg)
 {
-	commit_ran_drain(arg);
+	struct worker	*w = arg;
+
+	handoff_woken(&w->ran);
+	commit_ran_drain(w);
 }
 
 /* Worker thread: hand every job the writer gave back to its done. */
@@ -270,6 +299,7 @@ commit_done_cb(evutil_socket_t fd, short what, void *arg)
 	struct commit_job		*job, *next;
 	struct evhttp_connection	*conn;
 
+	handoff_woken(&w->done);
 	job = handoff_take(&w->done);
 	/* Each job taken above had its ran queued before its done: drained
 	 * now (not before taking them, when a batch committing meanwhile
@@ -534,10 +564,13 @@ commit_queue_init(struct worker *w, struct commit_worker *q,
 {
 	q->head = NULL;
 	q->tail = &q->head;
+	q->fd = -1;
 	if (pthread_mutex_init(&q->lock, NULL) != 0)
 		return (-1);
-	q->ev = event_new(w->base, -1, 0, cb, w);
-	return (q->ev == NULL ? -1 : 0);
+	if ((q->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		return (-1);
+	q->ev = event_new(w->base, q->fd, EV_READ | EV_PERSIST, cb, w);
+	return (q->ev == NULL || event_add(q->ev, NULL) == -1 ? -1 : 0);
 }
 
 static void
@@ -545,6 +578,8 @@ commit_queue_deinit(struct commit_worker *q)
 {
 	if (q->ev != NULL)
 		event_free(q->ev);
+	if (q->fd != -1)
+		close(q->fd);
 	pthread_mutex_destroy(&q->lock);
 }
 

@@ -46,7 +46,8 @@ struct commit_job {
 struct commit_worker {
 	pthread_mutex_t		 lock;
 	struct commit_job	*head, **tail;
-	struct event		*ev;
+	int			 fd;		/* eventfd: the writer's wake */
+	struct event		*ev;		/* reads it */
 };
 
 /* Per worker, its thread only: deferred jobs held back for a moment, so
