@@ -163,13 +163,10 @@ api_intent_post(struct request *rq)
 	}
 	ij->t0 = rq->t0;
 	ij->source = rq->peer->source;
-	ij->job.w = rq->w;
-	ij->job.req = rq->req;
 	ij->job.run = intent_job_run;
 	ij->job.ran = intent_job_ran;
 	ij->job.done = intent_job_done;
-	rq->deferred = 1;
-	commit_submit(rq->w->broker, &ij->job);
+	http_submit(rq, &ij->job);
 }
 
 /*

@@ -1,9 +1,10 @@
 /*
  * approvals: the human-approval queue (CONTRACT §4).  Approve and reject
- * are lifecycle transitions (lc_approve, lc_reject) in one write
- * transaction each; this file reads the request, runs them, wakes the
- * waiters of what changed and answers.  The queue is paged: one call
- * costs one page, however large the intents or the queue.
+ * are lifecycle transitions (lc_approve, lc_reject), each a job of the
+ * writer's next batch (commit.c), which wakes the waiters of what
+ * changed; this file reads the request, queues it and answers after the
+ * commit.  The queue is paged: one call costs one page, however large
+ * the intents or the queue.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,43 +186,69 @@ api_approvals_list(struct request *rq)
 	evhttp_clear_headers(&q);
 }
 
-/*
- * The verdict of who on intent id, in its own transaction, and into *r
- * the intent as this verdict left it: read in the transaction, not after
- * the commit, when a concurrent approval may already have released it.
- * The result as lc_finish returns it; *r is owned by the caller.
- */
-static enum reason
-approvals_run(struct worker *w, int approve, const char *who, const char *id,
-    const char *text, struct lc_verdict *v, struct intent_row *r)
-{
-	struct decider	*d = &w->dec;
-	enum reason	 rc;
+/* A verdict, run on the writer in the next batch: a database another
+ * process holds locked stalls the writer, never this thread's loop. */
+struct verdict_job {
+	struct commit_job	 job;
+	int			 approve;
+	char			*who, *id, *text;	/* text may be NULL */
+	uint64_t		 t0;
+	struct lc_verdict	 v;
+	/* The intent as this verdict left it: read in the transaction, not
+	 * after the commit, when a concurrent approval may already have
+	 * released it. */
+	struct intent_row	 r;
+};
 
-	if (lc_begin(d) == -1)
-		return (E_UNAVAILABLE);
-	rc = approve ? lc_approve(d, who, id, text, clock_now(), v) :
-	    lc_reject(d, who, id, text, clock_now(), v);
-	if (rc == REASON_OK && w->store->ops->intent_get(w->store, id,
-	    STORE_APPROVALS, r) != 1)
+static enum reason
+verdict_run(struct decider *d, struct commit_job *j)
+{
+	struct verdict_job	*vj = (struct verdict_job *)j;
+	enum reason		 rc;
+
+	rc = vj->approve ? lc_approve(d, vj->who, vj->id, vj->text,
+	    clock_now(), &vj->v) : lc_reject(d, vj->who, vj->id, vj->text,
+	    clock_now(), &vj->v);
+	if (rc == REASON_OK && d->store->ops->intent_get(d->store, vj->id,
+	    STORE_APPROVALS, &vj->r) != 1)
 		rc = E_UNAVAILABLE;	/* rolled back: nothing acknowledged */
-	rc = lc_finish(d, rc);
-	if (rc != E_UNAVAILABLE)
-		commit_publish(w->broker, &d->changed);
 	return (rc);
 }
 
-/* Run a verdict and answer with the view. */
+/* After the commit: answer with the view. */
+static void
+verdict_done(struct commit_job *j)
+{
+	struct verdict_job	*vj = (struct verdict_job *)j;
+	struct request		 rq = { .req = j->req, .w = j->w };
+
+	if (j->req != NULL && j->result != REASON_OK)
+		http_reply_error(&rq, j->result, NULL);
+	else if (j->req != NULL) {
+		log_info("%s %s by %s: %d/%d, %s", vj->approve ? "approval" :
+		    "rejection", vj->id, vj->who, vj->v.approvals,
+		    vj->v.required, intent_status_name(vj->v.status));
+		/* Approvers read the intent, never its grant. */
+		answer_intent(&rq, 200, &vj->r, GRANT_NONE);
+	}
+	if (j->req != NULL)
+		http_record_latency(j->w, vj->t0);
+	intent_row_clear(&vj->r);
+	free(vj->who);
+	free(vj->id);
+	free(vj->text);
+	free(vj);
+}
+
+/* Read the verdict and queue it. */
 static void
 approvals_verdict(struct request *rq, int approve)
 {
 	static const char *const approve_keys[] = { "comment", NULL };
 	static const char *const reject_keys[] = { "reason", NULL };
-	struct lc_verdict	 v;
-	struct intent_row	 r;
+	struct verdict_job	*vj;
 	const char		*text;
 	json_t			*doc;
-	enum reason		 rc;
 
 	if ((doc = input_json(rq, approve ? approve_keys : reject_keys,
 	    INPUT_BODY_MAX, approve ? INPUT_EMPTY_OK : 0)) == NULL)
@@ -230,20 +257,23 @@ approvals_verdict(struct request *rq, int approve)
 	    TEXT_MAX_REASON, approve ? 0 : INPUT_REQUIRED | INPUT_NOT_BLANK,
 	    &text) == -1)
 		goto done;
-	memset(&r, 0, sizeof(r));
-	rc = approvals_run(rq->w, approve, rq->peer->identity, rq->id, text,
-	    &v, &r);
-	if (rc != REASON_OK) {
-		intent_row_clear(&r);
-		http_reply_error(rq, rc, NULL);
+	if ((vj = calloc(1, sizeof(*vj))) == NULL ||
+	    (vj->who = strdup(rq->peer->identity)) == NULL ||
+	    (vj->id = strdup(rq->id)) == NULL ||
+	    (text != NULL && (vj->text = strdup(text)) == NULL)) {
+		if (vj != NULL) {
+			free(vj->who);
+			free(vj->id);
+			free(vj);
+		}
+		http_reply_error(rq, E_INTERNAL, "out of memory");
 		goto done;
 	}
-	log_info("%s %s by %s: %d/%d, %s", approve ? "approval" : "rejection",
-	    rq->id, rq->peer->identity, v.approvals, v.required,
-	    intent_status_name(v.status));
-	/* Approvers read the intent, never its grant. */
-	answer_intent(rq, 200, &r, GRANT_NONE);
-	intent_row_clear(&r);
+	vj->approve = approve;
+	vj->t0 = rq->t0;
+	vj->job.run = verdict_run;
+	vj->job.done = verdict_done;
+	http_submit(rq, &vj->job);
  done:
 	json_decref(doc);
 }

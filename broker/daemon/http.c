@@ -236,6 +236,15 @@ http_record_latency(struct worker *w, uint64_t t0)
 	metrics_latency(&w->metrics, http_now_us() - t0);
 }
 
+void
+http_submit(struct request *rq, struct commit_job *job)
+{
+	job->w = rq->w;
+	job->req = rq->req;
+	rq->deferred = 1;
+	commit_submit(rq->w->broker, job);
+}
+
 /*
  * One body length, stated once (RFC 9112 §6.3): two Content-Length
  * headers, or Content-Length beside Transfer-Encoding, are how requests

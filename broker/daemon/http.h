@@ -48,6 +48,10 @@ int	http_content_type_is(struct request *rq, const char *mime);
 uint64_t http_now_us(void);
 /* A deferred request's answer is out: count its latency from rq->t0. */
 void	http_record_latency(struct worker *w, uint64_t t0);
+/* Queue job (its run and done set) to the writer for rq, which done
+ * answers after the commit (rq is deferred). */
+struct commit_job;
+void	http_submit(struct request *rq, struct commit_job *job);
 
 /* Bytes answered to many requests at once (long-poll wake-ups). */
 struct http_blob;

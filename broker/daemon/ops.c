@@ -3,8 +3,9 @@
  * switch status, trip and reset, single-use grant redemption, and the
  * audit trail.  Handlers only read the request and answer: trips, resets
  * and redemptions are lifecycle transitions, each in one write
- * transaction answered only after it commits, and their changes are
- * published to every thread (a trip's rejections wake their long-polls).
+ * transaction answered only after it commits (a redemption's is the
+ * writer's next batch, commit.c), and their changes are published to
+ * every thread (a trip's rejections wake their long-polls).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -194,16 +195,70 @@ ops_redeem_message(enum reason r)
 	}
 }
 
+/* A redemption, run on the writer in the next batch (so it shares the
+ * batch's fsync, and a locked database stalls the writer, never this
+ * thread's loop). */
+struct redeem_job {
+	struct commit_job	 job;
+	json_t			*claims;	/* the verified grant's */
+	char			*who;
+	int64_t			 now;
+	uint64_t		 t0;
+};
+
+static const char *
+redeem_claim(const struct redeem_job *rj, const char *name)
+{
+	return (json_string_value(json_object_get(rj->claims, name)));
+}
+
+static enum reason
+redeem_run(struct decider *d, struct commit_job *j)
+{
+	struct redeem_job	*rj = (struct redeem_job *)j;
+
+	return (lc_redeem(d, rj->who, redeem_claim(rj, "jti"),
+	    redeem_claim(rj, "sub"), redeem_claim(rj, "tool"), rj->now));
+}
+
+static void
+redeem_done(struct commit_job *j)
+{
+	struct redeem_job	*rj = (struct redeem_job *)j;
+	struct request		 rq = { .req = j->req, .w = j->w };
+	const char		*id = redeem_claim(rj, "jti");
+	const char		*tool = redeem_claim(rj, "tool");
+	char			 at[RFC3339_LEN];
+
+	if (j->result != REASON_OK)
+		log_info("redeem %s by %s refused: %s", id, rj->who,
+		    reason_code(j->result));
+	else
+		log_info("grant %s redeemed by %s (%s)", id, rj->who, tool);
+	if (j->req != NULL && j->result != REASON_OK)
+		http_reply_error(&rq, j->result,
+		    ops_redeem_message(j->result));
+	else if (j->req != NULL) {
+		clock_rfc3339(rj->now, at);
+		http_reply_json(&rq, 200, json_pack("{ss ss ss ss ss}",
+		    "status", "redeemed", "intent_id", id, "tool", tool,
+		    "agent", redeem_claim(rj, "sub"), "redeemed_at", at));
+	}
+	if (j->req != NULL)
+		http_record_latency(j->w, rj->t0);
+	json_decref(rj->claims);
+	free(rj->who);
+	free(rj);
+}
+
 void
 api_grant_redeem(struct request *rq)
 {
 	static const char *const keys[] = { "grant", NULL };
-	struct decider	*d = &rq->w->dec;
-	json_t		*doc, *cl = NULL;
-	const char	*tok, *why, *id, *agent, *tool;
-	char		 at[RFC3339_LEN];
-	int64_t		 now = clock_now();
-	enum reason	 r;
+	struct redeem_job	*rj;
+	json_t			*doc, *cl = NULL;
+	const char		*tok, *why;
+	int64_t			 now = clock_now();
 
 	if ((doc = input_json(rq, keys, INPUT_BODY_MAX, 0)) == NULL)
 		return;
@@ -216,25 +271,19 @@ api_grant_redeem(struct request *rq)
 		http_reply_error(rq, E_INVALID_GRANT, why);
 		goto done;
 	}
-	id = json_string_value(json_object_get(cl, "jti"));
-	agent = json_string_value(json_object_get(cl, "sub"));
-	tool = json_string_value(json_object_get(cl, "tool"));
-	r = lc_begin(d) == -1 ? E_UNAVAILABLE : lc_finish(d, lc_redeem(d,
-	    rq->peer->identity, id, agent, tool, now));
-	if (r != E_UNAVAILABLE)
-		commit_publish(rq->w->broker, &d->changed);
-	if (r != REASON_OK) {
-		log_info("redeem %s by %s refused: %s", id,
-		    rq->peer->identity, reason_code(r));
-		http_reply_error(rq, r, ops_redeem_message(r));
+	if ((rj = calloc(1, sizeof(*rj))) == NULL ||
+	    (rj->who = strdup(rq->peer->identity)) == NULL) {
+		free(rj);
+		http_reply_error(rq, E_INTERNAL, "out of memory");
 		goto done;
 	}
-	log_info("grant %s redeemed by %s (%s)", id, rq->peer->identity,
-	    tool);
-	clock_rfc3339(now, at);
-	http_reply_json(rq, 200, json_pack("{ss ss ss ss ss}", "status",
-	    "redeemed", "intent_id", id, "tool", tool, "agent", agent,
-	    "redeemed_at", at));
+	rj->claims = cl;
+	cl = NULL;
+	rj->now = now;
+	rj->t0 = rq->t0;
+	rj->job.run = redeem_run;
+	rj->job.done = redeem_done;
+	http_submit(rq, &rj->job);
  done:
 	json_decref(cl);
 	json_decref(doc);

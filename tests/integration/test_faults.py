@@ -191,15 +191,38 @@ class DatabaseFaults(FaultMixin, unittest.TestCase):
 
     def test_locked_database_stalls_no_reader(self):
         # Only writes wait for the lock, and only on the writer thread:
-        # the sweeper's expiries (every second) must not freeze the one
-        # worker's loop, its handshakes and its reads, for the busy
-        # timeout (5 s) while another process holds the database.
+        # neither the sweeper's expiries (every second) nor an approval
+        # or a redemption sent meanwhile may freeze the one worker's
+        # loop, its handshakes and its reads, for the busy timeout (5 s)
+        # while another process holds the database.
         with harness.Broker(threads=1) as b:
+            pay = b.client("agent-payments")
             alice = b.client("approver-alice")
-            self.assertEqual(alice.get("/v1/approvals")[0], 200)
+            st, _, held = pay.submit("payments.transfer",
+                                     **harness.payment("5000.00"))
+            self.assertEqual((st, held.get("status")), (202, "pending"), held)
+            st, _, ok = pay.submit("payments.transfer",
+                                   **harness.payment("12.50"))
+            self.assertEqual((st, ok.get("status")), (200, "allowed"), ok)
+            writes = {}
+
+            def approve():
+                writes["approve"] = b.client("approver-bob").request(
+                    "POST", "/v1/approvals/%s/approve" % held["id"],
+                    body="{}", content_type="application/json")
+
+            def redeem():
+                writes["redeem"] = b.client("tool-payments").request(
+                    "POST", "/v1/grants/redeem",
+                    body=json.dumps({"grant": ok["grant"]}),
+                    content_type="application/json")
+
             locker = sqlite3.connect(b.db, timeout=1, isolation_level=None)
             locker.execute("BEGIN EXCLUSIVE")
             t_locked = time.monotonic()
+            ts = [threading.Thread(target=f) for f in (approve, redeem)]
+            for t in ts:
+                t.start()
             waits = []
             try:
                 # 7 s: more than the busy timeout and six sweeps
@@ -215,11 +238,25 @@ class DatabaseFaults(FaultMixin, unittest.TestCase):
             finally:
                 locker.execute("ROLLBACK")
                 locker.close()
+            for t in ts:
+                t.join(30)
             self.assertGreater(len(waits), 5, waits)
-            # half the busy timeout: a sweep on the worker's own thread
+            # half the busy timeout: a write on the worker's own thread
             # makes a probe that arrives as it starts wait all of it
             self.assertLess(max(waits), 2.5, waits)
-            self.recovers(b.client("agent-payments"))
+            # each write: 503 within the lock (nothing kept: it can be
+            # sent again), or done once the lock was gone (then not again)
+            for name, again in (("approve", approve), ("redeem", redeem)):
+                st, _, body = writes[name]
+                self.assertIn(st, (200, 503), (name, body))
+                if st == 503:
+                    self.assertEqual(body.get("error"), "unavailable", body)
+                    again()
+                    self.assertEqual(writes[name][0], 200, writes[name])
+                else:
+                    again()
+                    self.assertEqual(writes[name][0], 409, writes[name])
+            self.recovers(pay)
             self.verify_audit(b)
 
     def on_small_disk(self, b):
