@@ -23,12 +23,11 @@
 
 /* An intent on its way through the group commit. */
 struct intent_job {
-	struct commit_job	 job;		/* first: the mechanism's */
+	struct http_job		 hj;		/* first */
 	struct intent		 in;
 	struct intent_row	 row;		/* the decision, once made */
 	char			 why[POLICY_MESSAGE_MAX];	/* a 400's */
 	int64_t			 now;
-	uint64_t		 t0;		/* arrival, for the latency */
 	enum ident_source	 source;	/* of the caller's identity */
 	char			*answer;	/* an allowed one's, grant and
 						 * all, built while it commits */
@@ -52,12 +51,12 @@ intent_job_run(struct decider *d, struct commit_job *j)
 static enum answer_grant
 intent_job_grant(struct intent_job *ij)
 {
-	struct worker	*w = ij->job.w;
+	struct worker	*w = ij->hj.job.w;
 
 	if (ij->row.status != ST_ALLOWED)
 		return (GRANT_NONE);
 	if (__atomic_load_n(&w->broker->ks_epoch, __ATOMIC_ACQUIRE) ==
-	    ij->job.ks_epoch)
+	    ij->hj.job.ks_epoch)
 		return (GRANT_FRESH);
 	if (decider_refresh(&w->dec) == -1)
 		return (GRANT_WITHHELD);
@@ -81,7 +80,7 @@ intent_job_ran(struct commit_job *j)
 /* The answer of a committed decision: the one built while it committed,
  * when its grant is still the one due. */
 static void
-intent_job_answer(struct request *rq, struct intent_job *ij)
+intent_job_reply(struct request *rq, struct intent_job *ij)
 {
 	const struct intent_row	*r = &ij->row;
 	enum answer_grant	 g = intent_job_grant(ij);
@@ -95,32 +94,32 @@ intent_job_answer(struct request *rq, struct intent_job *ij)
 
 /* Worker thread, after the commit. */
 static void
-intent_job_done(struct commit_job *j)
+intent_job_answer(struct request *rq, struct http_job *hj)
 {
-	struct intent_job	*ij = (struct intent_job *)j;
-	struct request		 rq = { .req = j->req, .w = j->w };
+	struct intent_job	*ij = (struct intent_job *)hj;
 	struct intent_row	*r = &ij->row;
 
-	if (j->req != NULL) {
-		if (j->result != REASON_OK)
-			/* the policy's own words for a 400 it found */
-			http_reply_error(&rq, j->result, ij->why[0] ? ij->why :
-			    NULL);
-		else {
-			metrics_decision(&rq.w->metrics, (int)r->decision);
-			log_info("decision %s: %s %s -> %s (%s)", r->id,
-			    r->agent, r->tool, intent_status_name(r->status),
-			    reason_code(r->reason));
-			if (r->reason == R_UNKNOWN_PRINCIPAL)
-				log_info("unknown principal: the client "
-				    "certificate's identity is \"%s\" (its %s): "
-				    "%s", r->agent, ident_source_name(ij->source),
-				    r->reason_text);
-			intent_job_answer(&rq, ij);
-		}
-		/* Counted until the answer, commit included. */
-		http_record_latency(rq.w, ij->t0);
+	if (hj->job.result != REASON_OK) {
+		/* the policy's own words for a 400 it found */
+		http_reply_error(rq, hj->job.result, ij->why[0] ? ij->why :
+		    NULL);
+		return;
 	}
+	metrics_decision(&rq->w->metrics, (int)r->decision);
+	log_info("decision %s: %s %s -> %s (%s)", r->id, r->agent, r->tool,
+	    intent_status_name(r->status), reason_code(r->reason));
+	if (r->reason == R_UNKNOWN_PRINCIPAL)
+		log_info("unknown principal: the client certificate's "
+		    "identity is \"%s\" (its %s): %s", r->agent,
+		    ident_source_name(ij->source), r->reason_text);
+	intent_job_reply(rq, ij);
+}
+
+static void
+intent_job_release(struct http_job *hj)
+{
+	struct intent_job	*ij = (struct intent_job *)hj;
+
 	free(ij->answer);
 	intent_row_clear(&ij->row);
 	intent_clear(&ij->in);
@@ -161,12 +160,12 @@ api_intent_post(struct request *rq)
 		http_reply_error(rq, r, msg);
 		return;
 	}
-	ij->t0 = rq->t0;
 	ij->source = rq->peer->source;
-	ij->job.run = intent_job_run;
-	ij->job.ran = intent_job_ran;
-	ij->job.done = intent_job_done;
-	http_submit(rq, &ij->job);
+	ij->hj.job.run = intent_job_run;
+	ij->hj.job.ran = intent_job_ran;
+	ij->hj.answer = intent_job_answer;
+	ij->hj.release = intent_job_release;
+	http_submit(rq, &ij->hj);
 }
 
 /*
@@ -402,17 +401,73 @@ api_policy_history(struct request *rq)
 	http_reply_json(rq, 200, page);
 }
 
+/* A policy applied, run on the writer in the next batch: the decisions
+ * after it in that batch are decided under it, and a locked database
+ * stalls the writer, never this thread's loop. */
+struct policy_job {
+	struct http_job		 hj;		/* first */
+	char			*text, *who;
+	size_t			 len;
+	int64_t			 version;
+	int			 applied;	/* 0: identical to version */
+};
+
+static enum reason
+policy_job_run(struct decider *d, struct commit_job *j)
+{
+	struct policy_job	*pj = (struct policy_job *)j;
+	int			 earlier = d->changed.policy;
+	enum reason		 rc;
+
+	/* changed.policy is the batch's: this job's own is kept apart. */
+	d->changed.policy = 0;
+	rc = lc_policy_apply(d, pj->text, pj->len, pj->who, clock_now(),
+	    &pj->version);
+	pj->applied = d->changed.policy;
+	d->changed.policy |= earlier;
+	return (rc);
+}
+
+static void
+policy_job_answer(struct request *rq, struct http_job *hj)
+{
+	const struct policy_job	*pj = (struct policy_job *)hj;
+	char			 sha[65];
+
+	if (hj->job.result != REASON_OK) {
+		http_reply_error(rq, hj->job.result, NULL);
+		return;
+	}
+	canon_sha256_hex(pj->text, pj->len, sha);
+	if (pj->applied)
+		log_info("policy version %lld applied by %s",
+		    (long long)pj->version, pj->who);
+	else
+		log_info("policy from %s is identical to version %lld: no new "
+		    "version", pj->who, (long long)pj->version);
+	http_reply_json(rq, 200, json_pack("{sI ss sb}", "version",
+	    (json_int_t)pj->version, "sha256", sha, "unchanged",
+	    !pj->applied));
+}
+
+static void
+policy_job_release(struct http_job *hj)
+{
+	struct policy_job	*pj = (struct policy_job *)hj;
+
+	free(pj->text);
+	free(pj->who);
+	free(pj);
+}
+
 void
 api_policy_put(struct request *rq)
 {
-	struct decider	*d = &rq->w->dec;
-	struct policy	*p;
-	json_t		*problems = NULL;
-	const char	*body;
-	size_t		 len;
-	int64_t		 version = 0;
-	char		 sha[65];
-	enum reason	 r;
+	struct policy_job	*pj;
+	struct policy		*p;
+	json_t			*problems = NULL;
+	const char		*body;
+	size_t			 len;
 
 	if (!input_require_json(rq))
 		return;
@@ -426,22 +481,21 @@ api_policy_put(struct request *rq)
 		return;
 	}
 	policy_free(p);
-	r = lc_begin(d) == -1 ? E_UNAVAILABLE : lc_finish(d,
-	    lc_policy_apply(d, body, len, rq->peer->identity, clock_now(),
-	    &version));
-	if (r != REASON_OK) {
-		http_reply_error(rq, r, NULL);
+	if ((pj = calloc(1, sizeof(*pj))) == NULL ||
+	    (pj->text = malloc(len + 1)) == NULL ||
+	    (pj->who = strdup(rq->peer->identity)) == NULL) {
+		if (pj != NULL)
+			free(pj->text);
+		free(pj);
+		http_reply_error(rq, E_INTERNAL, "out of memory");
 		return;
 	}
-	commit_publish(rq->w->broker, &d->changed);
-	canon_sha256_hex(body, len, sha);
-	if (d->changed.policy)
-		log_info("policy version %lld applied by %s",
-		    (long long)version, rq->peer->identity);
-	else
-		log_info("policy from %s is identical to version %lld: no new "
-		    "version", rq->peer->identity, (long long)version);
-	http_reply_json(rq, 200, json_pack("{sI ss sb}", "version",
-	    (json_int_t)version, "sha256", sha, "unchanged",
-	    !d->changed.policy));
+	if (body != NULL && len > 0)
+		memcpy(pj->text, body, len);
+	pj->text[len] = '\0';
+	pj->len = len;
+	pj->hj.job.run = policy_job_run;
+	pj->hj.answer = policy_job_answer;
+	pj->hj.release = policy_job_release;
+	http_submit(rq, &pj->hj);
 }

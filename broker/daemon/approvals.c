@@ -189,10 +189,9 @@ api_approvals_list(struct request *rq)
 /* A verdict, run on the writer in the next batch: a database another
  * process holds locked stalls the writer, never this thread's loop. */
 struct verdict_job {
-	struct commit_job	 job;
+	struct http_job		 hj;		/* first */
 	int			 approve;
 	char			*who, *id, *text;	/* text may be NULL */
-	uint64_t		 t0;
 	struct lc_verdict	 v;
 	/* The intent as this verdict left it: read in the transaction, not
 	 * after the commit, when a concurrent approval may already have
@@ -217,22 +216,26 @@ verdict_run(struct decider *d, struct commit_job *j)
 
 /* After the commit: answer with the view. */
 static void
-verdict_done(struct commit_job *j)
+verdict_answer(struct request *rq, struct http_job *hj)
 {
-	struct verdict_job	*vj = (struct verdict_job *)j;
-	struct request		 rq = { .req = j->req, .w = j->w };
+	struct verdict_job	*vj = (struct verdict_job *)hj;
 
-	if (j->req != NULL && j->result != REASON_OK)
-		http_reply_error(&rq, j->result, NULL);
-	else if (j->req != NULL) {
-		log_info("%s %s by %s: %d/%d, %s", vj->approve ? "approval" :
-		    "rejection", vj->id, vj->who, vj->v.approvals,
-		    vj->v.required, intent_status_name(vj->v.status));
-		/* Approvers read the intent, never its grant. */
-		answer_intent(&rq, 200, &vj->r, GRANT_NONE);
+	if (hj->job.result != REASON_OK) {
+		http_reply_error(rq, hj->job.result, NULL);
+		return;
 	}
-	if (j->req != NULL)
-		http_record_latency(j->w, vj->t0);
+	log_info("%s %s by %s: %d/%d, %s", vj->approve ? "approval" :
+	    "rejection", vj->id, vj->who, vj->v.approvals, vj->v.required,
+	    intent_status_name(vj->v.status));
+	/* Approvers read the intent, never its grant. */
+	answer_intent(rq, 200, &vj->r, GRANT_NONE);
+}
+
+static void
+verdict_release(struct http_job *hj)
+{
+	struct verdict_job	*vj = (struct verdict_job *)hj;
+
 	intent_row_clear(&vj->r);
 	free(vj->who);
 	free(vj->id);
@@ -270,10 +273,10 @@ approvals_verdict(struct request *rq, int approve)
 		goto done;
 	}
 	vj->approve = approve;
-	vj->t0 = rq->t0;
-	vj->job.run = verdict_run;
-	vj->job.done = verdict_done;
-	http_submit(rq, &vj->job);
+	vj->hj.job.run = verdict_run;
+	vj->hj.answer = verdict_answer;
+	vj->hj.release = verdict_release;
+	http_submit(rq, &vj->hj);
  done:
 	json_decref(doc);
 }

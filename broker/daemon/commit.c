@@ -366,7 +366,10 @@ commit_batch(struct broker *b, struct commit_job *batch, int lazy)
 	for (job = batch; ok && job != NULL; job = job->next) {
 		job->ks_epoch = epoch;
 		job->result = job->run(d, job);
-		if (job->result == E_UNAVAILABLE)
+		/* A switch or a policy written in this batch binds every job
+		 * after it (a cheap check: such batches are rare). */
+		if (job->result == E_UNAVAILABLE ||
+		    (d->wrote_state && decider_refresh(d) == -1))
 			ok = 0;
 	}
 	if (ok)

@@ -71,14 +71,22 @@ http_coalesce(struct bufferevent *bev)
 		(void)evbuffer_pullup(out, -1);
 }
 
-/* Send buf (may be NULL) as the answer to req; buf is freed. */
+/* Send buf (may be NULL) as the answer to req; buf is freed.  req NULL:
+ * a deferred request whose client left; the answer is dropped. */
 static void
 http_send(struct evhttp_request *req, int status, const char *ctype,
     struct evbuffer *buf)
 {
-	struct evkeyvalq		*h = evhttp_request_get_output_headers(req);
-	struct evhttp_connection	*conn = evhttp_request_get_connection(req);
+	struct evkeyvalq		*h;
+	struct evhttp_connection	*conn;
 
+	if (req == NULL) {
+		if (buf != NULL)
+			evbuffer_free(buf);
+		return;
+	}
+	h = evhttp_request_get_output_headers(req);
+	conn = evhttp_request_get_connection(req);
 	evhttp_add_header(h, "Content-Type", ctype);
 	/* Nothing is cached unless its handler says so (the JWKS). */
 	if (evhttp_find_header(h, "Cache-Control") == NULL)
@@ -236,13 +244,29 @@ http_record_latency(struct worker *w, uint64_t t0)
 	metrics_latency(&w->metrics, http_now_us() - t0);
 }
 
-void
-http_submit(struct request *rq, struct commit_job *job)
+static void
+http_job_done(struct commit_job *j)
 {
-	job->w = rq->w;
-	job->req = rq->req;
+	struct http_job	*hj = (struct http_job *)j;
+	struct request	 rq = { .req = j->req, .w = j->w };
+
+	/* Its logs and counters stand whether or not the client stayed. */
+	hj->answer(&rq, hj);
+	/* Counted until the answer, commit included. */
+	if (j->req != NULL)
+		http_record_latency(j->w, hj->t0);
+	hj->release(hj);
+}
+
+void
+http_submit(struct request *rq, struct http_job *hj)
+{
+	hj->t0 = rq->t0;
+	hj->job.w = rq->w;
+	hj->job.req = rq->req;
+	hj->job.done = http_job_done;
 	rq->deferred = 1;
-	commit_submit(rq->w->broker, job);
+	commit_submit(rq->w->broker, &hj->job);
 }
 
 /*

@@ -14,6 +14,7 @@
 #include <event2/http.h>
 #include <jansson.h>
 
+#include "commit.h"
 #include "reason.h"
 #include "tls.h"
 
@@ -48,10 +49,22 @@ int	http_content_type_is(struct request *rq, const char *mime);
 uint64_t http_now_us(void);
 /* A deferred request's answer is out: count its latency from rq->t0. */
 void	http_record_latency(struct worker *w, uint64_t t0);
-/* Queue job (its run and done set) to the writer for rq, which done
- * answers after the commit (rq is deferred). */
-struct commit_job;
-void	http_submit(struct request *rq, struct commit_job *job);
+/*
+ * A request's job for the writer (commit.h): the handler sets job.run
+ * (and job.ran if it needs it), answer and release; http_submit queues
+ * it and defers rq.  After the commit, on rq's thread, answer runs (and
+ * logs what was done); when the client has left meanwhile, its rq->req
+ * is NULL and the http_reply_* calls drop the answer.  Then release,
+ * which frees the job.
+ */
+struct http_job {
+	struct commit_job	 job;		/* first */
+	uint64_t		 t0;
+	void			(*answer)(struct request *rq,
+				    struct http_job *hj);
+	void			(*release)(struct http_job *hj);
+};
+void	http_submit(struct request *rq, struct http_job *hj);
 
 /* Bytes answered to many requests at once (long-poll wake-ups). */
 struct http_blob;

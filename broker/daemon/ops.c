@@ -2,10 +2,10 @@
  * ops: the operator's and the tool's endpoints of CONTRACT §3-§4 — kill
  * switch status, trip and reset, single-use grant redemption, and the
  * audit trail.  Handlers only read the request and answer: trips, resets
- * and redemptions are lifecycle transitions, each in one write
- * transaction answered only after it commits (a redemption's is the
- * writer's next batch, commit.c), and their changes are published to
- * every thread (a trip's rejections wake their long-polls).
+ * and redemptions are lifecycle transitions, each a job of the writer's
+ * next batch (commit.c) answered only after it commits, and their
+ * changes are published to every thread (a trip's rejections wake their
+ * long-polls).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -38,16 +38,74 @@ api_killswitch_get(struct request *rq)
 	http_reply_json(rq, 200, status);
 }
 
-/* The ids a trip rejected, as a JSON array (new reference). */
+/* A switch tripped or reset, run on the writer in the next batch: the
+ * decisions after it in that batch are decided under it, and a locked
+ * database stalls the writer, never this thread's loop. */
+struct switch_job {
+	struct http_job		 hj;		/* first */
+	char			*who, *target, *reason;	/* target may be NULL */
+	enum ks_scope		 scope;
+	unsigned		 flags;		/* LC_TRIP_* */
+	int64_t			 id;		/* reset: given; trip: made */
+	struct lc_trip_refusal	 why;		/* trip */
+	const char		*reset_why;	/* reset: static text */
+	json_t			*rejected;	/* trip: the ids it rejected */
+};
+
+static void
+switch_job_free(struct switch_job *sj)
+{
+	json_decref(sj->rejected);
+	free(sj->who);
+	free(sj->target);
+	free(sj->reason);
+	free(sj);
+}
+
+/* A switch job for rq, its texts copied; NULL (answered) when out of
+ * memory. */
+static struct switch_job *
+switch_job_new(struct request *rq, const char *target, const char *reason)
+{
+	struct switch_job	*sj;
+
+	if ((sj = calloc(1, sizeof(*sj))) == NULL ||
+	    (sj->who = strdup(rq->peer->identity)) == NULL ||
+	    (target != NULL && (sj->target = strdup(target)) == NULL) ||
+	    (sj->reason = strdup(reason)) == NULL) {
+		if (sj != NULL)
+			switch_job_free(sj);
+		http_reply_error(rq, E_INTERNAL, "out of memory");
+		return (NULL);
+	}
+	return (sj);
+}
+
+/* The ids d's batch changed from the n-th on, as a JSON array. */
 static json_t *
-ops_rejected(const struct lc_changes *ch)
+ops_changed_since(const struct lc_changes *ch, size_t n)
 {
 	json_t	*ids = json_array();
 	size_t	 i;
 
-	for (i = 0; ids != NULL && i < ch->n; i++)
+	for (i = n; ids != NULL && i < ch->n; i++)
 		json_array_append_new(ids, json_string(ch->ids[i]));
 	return (ids);
+}
+
+static enum reason
+trip_run(struct decider *d, struct commit_job *j)
+{
+	struct switch_job	*sj = (struct switch_job *)j;
+	size_t			 before = d->changed.n;
+	enum reason		 rc;
+
+	rc = lc_trip(d, sj->who, sj->scope, sj->target, sj->reason,
+	    sj->flags, clock_now(), &sj->id, &sj->why);
+	if (rc == REASON_OK &&
+	    (sj->rejected = ops_changed_since(&d->changed, before)) == NULL)
+		rc = E_UNAVAILABLE;
+	return (rc);
 }
 
 /* 400 unknown_target: the message, the target and the closest known
@@ -63,19 +121,57 @@ ops_unknown_target(struct request *rq, const char *target,
 	    why->closest[0] ? json_string(why->closest) : json_null()));
 }
 
+/* After the commit, which made the switch visible to every thread's next
+ * answer and answered every long-poll on an intent it rejected. */
+static void
+trip_answer(struct request *rq, struct http_job *hj)
+{
+	struct switch_job	*sj = (struct switch_job *)hj;
+	const char		*scope_s = ks_scope_name(sj->scope);
+	json_t			*sw;
+
+	switch (hj->job.result) {
+	case REASON_OK:
+		break;
+	case E_UNKNOWN_TARGET:
+		log_info("kill switch refused: %s named %s %s, which the policy "
+		    "in force does not know", sj->who, scope_s, sj->target);
+		ops_unknown_target(rq, sj->target, &sj->why);
+		return;
+	default:
+		http_reply_error(rq, hj->job.result, hj->job.result ==
+		    E_BAD_REQUEST ? sj->why.message : NULL);
+		return;
+	}
+	log_info("kill switch %lld tripped by %s: %s%s%s, %zu pending "
+	    "rejected", (long long)sj->id, sj->who, scope_s,
+	    sj->target ? " " : "", sj->target ? sj->target : "",
+	    json_array_size(sj->rejected));
+	if ((sw = ks_get(rq->w->store, sj->id)) == NULL) {
+		http_reply_error(rq, E_INTERNAL, "the switch is engaged but "
+		    "could not be read back: GET /v1/killswitch");
+		return;
+	}
+	json_object_set(sw, "rejected", sj->rejected);
+	http_reply_json(rq, 201, sw);
+}
+
+static void
+switch_job_release(struct http_job *hj)
+{
+	switch_job_free((struct switch_job *)hj);
+}
+
 void
 api_killswitch_trip(struct request *rq)
 {
 	static const char *const keys[] = { "scope", "target", "reason",
 	    "reject_pending", "force", NULL };
-	struct decider		*d = &rq->w->dec;
-	struct lc_trip_refusal	 why;
+	struct switch_job	*sj;
 	enum ks_scope		 scope;
-	json_t			*doc, *sw;
+	json_t			*doc;
 	const char		*scope_s, *target, *reason;
-	int64_t			 id = 0;
 	int			 reject, force;
-	enum reason		 rc;
 
 	if ((doc = input_json(rq, keys, INPUT_BODY_MAX, 0)) == NULL)
 		return;
@@ -91,35 +187,15 @@ api_killswitch_trip(struct request *rq)
 		    "\"scope\" must be \"global\", \"agent\" or \"tool\"");
 		goto done;
 	}
-	rc = lc_begin(d) == -1 ? E_UNAVAILABLE : lc_finish(d, lc_trip(d,
-	    rq->peer->identity, scope, target, reason,
-	    (reject ? LC_TRIP_REJECT_PENDING : 0) | (force ? LC_TRIP_FORCE :
-	    0), clock_now(), &id, &why));
-	if (rc == E_UNKNOWN_TARGET) {
-		log_info("kill switch refused: %s named %s %s, which the policy "
-		    "in force does not know", rq->peer->identity, scope_s,
-		    target);
-		ops_unknown_target(rq, target, &why);
+	if ((sj = switch_job_new(rq, target, reason)) == NULL)
 		goto done;
-	}
-	if (rc != REASON_OK) {
-		http_reply_error(rq, rc, rc == E_BAD_REQUEST ? why.message :
-		    NULL);
-		goto done;
-	}
-	/* Before the answer: every thread's next answer sees the switch,
-	 * and every long-poll on a rejected intent is answered now. */
-	commit_publish(rq->w->broker, &d->changed);
-	log_info("kill switch %lld tripped by %s: %s%s%s, %zu pending "
-	    "rejected", (long long)id, rq->peer->identity, scope_s,
-	    target ? " " : "", target ? target : "", d->changed.n);
-	if ((sw = ks_get(rq->w->store, id)) == NULL) {
-		http_reply_error(rq, E_INTERNAL, "the switch is engaged but "
-		    "could not be read back: GET /v1/killswitch");
-		goto done;
-	}
-	json_object_set_new(sw, "rejected", ops_rejected(&d->changed));
-	http_reply_json(rq, 201, sw);
+	sj->scope = scope;
+	sj->flags = (reject ? LC_TRIP_REJECT_PENDING : 0) |
+	    (force ? LC_TRIP_FORCE : 0);
+	sj->hj.job.run = trip_run;
+	sj->hj.answer = trip_answer;
+	sj->hj.release = switch_job_release;
+	http_submit(rq, &sj->hj);
  done:
 	json_decref(doc);
 }
@@ -140,41 +216,62 @@ ops_ks_id(const char *s)
 	return ((int64_t)v);
 }
 
+static enum reason
+reset_run(struct decider *d, struct commit_job *j)
+{
+	struct switch_job	*sj = (struct switch_job *)j;
+
+	return (lc_reset(d, sj->who, sj->id, sj->reason, clock_now(),
+	    &sj->reset_why));
+}
+
+static void
+reset_answer(struct request *rq, struct http_job *hj)
+{
+	struct switch_job	*sj = (struct switch_job *)hj;
+	enum reason		 rc = hj->job.result;
+	json_t			*sw;
+
+	if (rc != REASON_OK) {
+		http_reply_error(rq, rc, rc == E_BAD_REQUEST ? sj->reset_why :
+		    rc == E_NOT_FOUND ? "no such engaged kill switch" : NULL);
+		return;
+	}
+	log_info("kill switch %lld reset by %s", (long long)sj->id, sj->who);
+	if ((sw = ks_get(rq->w->store, sj->id)) == NULL) {
+		http_reply_error(rq, E_INTERNAL, "the switch is reset but "
+		    "could not be read back");
+		return;
+	}
+	http_reply_json(rq, 200, sw);
+}
+
 void
 api_killswitch_reset(struct request *rq)
 {
 	static const char *const keys[] = { "reason", NULL };
-	struct decider	*d = &rq->w->dec;
-	json_t		*doc, *sw;
-	const char	*reason, *why = NULL;
-	int64_t		 id;
-	enum reason	 rc;
+	struct switch_job	*sj;
+	json_t			*doc;
+	const char		*reason;
+	int64_t			 id;
 
 	if ((doc = input_json(rq, keys, INPUT_BODY_MAX, 0)) == NULL)
 		return;
 	if (input_string(rq, doc, "reason", TEXT_MAX_REASON, INPUT_REQUIRED |
 	    INPUT_NOT_BLANK, &reason) == -1)
 		goto done;
-	if ((id = ops_ks_id(rq->id)) == 0)
-		rc = E_NOT_FOUND;
-	else
-		rc = lc_begin(d) == -1 ? E_UNAVAILABLE : lc_finish(d,
-		    lc_reset(d, rq->peer->identity, id, reason, clock_now(),
-		    &why));
-	if (rc != REASON_OK) {
-		http_reply_error(rq, rc, rc == E_BAD_REQUEST ? why :
-		    rc == E_NOT_FOUND ? "no such engaged kill switch" : NULL);
+	if ((id = ops_ks_id(rq->id)) == 0) {
+		http_reply_error(rq, E_NOT_FOUND,
+		    "no such engaged kill switch");
 		goto done;
 	}
-	commit_publish(rq->w->broker, &d->changed);
-	log_info("kill switch %lld reset by %s", (long long)id,
-	    rq->peer->identity);
-	if ((sw = ks_get(rq->w->store, id)) == NULL) {
-		http_reply_error(rq, E_INTERNAL, "the switch is reset but "
-		    "could not be read back");
+	if ((sj = switch_job_new(rq, NULL, reason)) == NULL)
 		goto done;
-	}
-	http_reply_json(rq, 200, sw);
+	sj->id = id;
+	sj->hj.job.run = reset_run;
+	sj->hj.answer = reset_answer;
+	sj->hj.release = switch_job_release;
+	http_submit(rq, &sj->hj);
  done:
 	json_decref(doc);
 }
@@ -199,11 +296,10 @@ ops_redeem_message(enum reason r)
  * batch's fsync, and a locked database stalls the writer, never this
  * thread's loop). */
 struct redeem_job {
-	struct commit_job	 job;
+	struct http_job		 hj;		/* first */
 	json_t			*claims;	/* the verified grant's */
 	char			*who;
 	int64_t			 now;
-	uint64_t		 t0;
 };
 
 static const char *
@@ -222,30 +318,32 @@ redeem_run(struct decider *d, struct commit_job *j)
 }
 
 static void
-redeem_done(struct commit_job *j)
+redeem_answer(struct request *rq, struct http_job *hj)
 {
-	struct redeem_job	*rj = (struct redeem_job *)j;
-	struct request		 rq = { .req = j->req, .w = j->w };
+	struct redeem_job	*rj = (struct redeem_job *)hj;
+	enum reason		 rc = hj->job.result;
 	const char		*id = redeem_claim(rj, "jti");
 	const char		*tool = redeem_claim(rj, "tool");
 	char			 at[RFC3339_LEN];
 
-	if (j->result != REASON_OK)
+	if (rc != REASON_OK) {
 		log_info("redeem %s by %s refused: %s", id, rj->who,
-		    reason_code(j->result));
-	else
-		log_info("grant %s redeemed by %s (%s)", id, rj->who, tool);
-	if (j->req != NULL && j->result != REASON_OK)
-		http_reply_error(&rq, j->result,
-		    ops_redeem_message(j->result));
-	else if (j->req != NULL) {
-		clock_rfc3339(rj->now, at);
-		http_reply_json(&rq, 200, json_pack("{ss ss ss ss ss}",
-		    "status", "redeemed", "intent_id", id, "tool", tool,
-		    "agent", redeem_claim(rj, "sub"), "redeemed_at", at));
+		    reason_code(rc));
+		http_reply_error(rq, rc, ops_redeem_message(rc));
+		return;
 	}
-	if (j->req != NULL)
-		http_record_latency(j->w, rj->t0);
+	log_info("grant %s redeemed by %s (%s)", id, rj->who, tool);
+	clock_rfc3339(rj->now, at);
+	http_reply_json(rq, 200, json_pack("{ss ss ss ss ss}", "status",
+	    "redeemed", "intent_id", id, "tool", tool, "agent",
+	    redeem_claim(rj, "sub"), "redeemed_at", at));
+}
+
+static void
+redeem_release(struct http_job *hj)
+{
+	struct redeem_job	*rj = (struct redeem_job *)hj;
+
 	json_decref(rj->claims);
 	free(rj->who);
 	free(rj);
@@ -280,10 +378,10 @@ api_grant_redeem(struct request *rq)
 	rj->claims = cl;
 	cl = NULL;
 	rj->now = now;
-	rj->t0 = rq->t0;
-	rj->job.run = redeem_run;
-	rj->job.done = redeem_done;
-	http_submit(rq, &rj->job);
+	rj->hj.job.run = redeem_run;
+	rj->hj.answer = redeem_answer;
+	rj->hj.release = redeem_release;
+	http_submit(rq, &rj->hj);
  done:
 	json_decref(cl);
 	json_decref(doc);

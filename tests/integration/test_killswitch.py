@@ -10,6 +10,7 @@ survive a restart; GET /v1/audit pages through the hash chain in order.
 import json
 import os
 import sys
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -465,6 +466,77 @@ class TestAudit(KillSwitchCase):
             c = self.broker.client(name)
             self.assertError(c.get("/v1/audit"), 403, "forbidden")
             c.close()
+
+
+class TestTripInABatch(KillSwitchCase):
+
+    def test_decisions_recorded_after_a_trip_are_under_it(self):
+        # Eight agents keep deciding while the operator trips a global
+        # switch: the writer takes the trip into a batch with decisions
+        # on either side of it.  Every decision the audit chain records
+        # after the trip must be a kill_switch denial, and so must every
+        # call sent after the trip's answer.  Three times: a trip lands
+        # with decisions after it in its batch in some runs, not all.
+        for _ in range(3):
+            self.trip_among_decisions()
+
+    def trip_among_decisions(self):
+        stop = threading.Event()
+        after = []
+        clients = [self.fresh("agent-payments") for _ in range(8)]
+        tripped = threading.Event()
+
+        def agent(c):
+            while not stop.is_set():
+                was_tripped = tripped.is_set()
+                answer = c.submit("crm.lookup")
+                if was_tripped:
+                    after.append(answer)
+
+        ts = [threading.Thread(target=agent, args=(c,)) for c in clients]
+        for t in ts:
+            t.start()
+        try:
+            start = self.count_decisions()
+            harness.wait_until(lambda: self.count_decisions() >= start + 40,
+                               "decisions flowing")
+            sw = self.tripped(scope="global")
+            tripped.set()
+            harness.wait_until(lambda: len(after) >= 16, "calls after it")
+        finally:
+            stop.set()
+            for t in ts:
+                t.join(30)
+        for answer in after:
+            self.assertKilled(answer)
+        items = self.chain()
+        at = [i for i, r in enumerate(items)
+              if r["event"] == "killswitch.trip" and
+              r["details"]["id"] == sw["id"]]
+        self.assertEqual(len(at), 1)
+        later = [r for r in items[at[0] + 1:] if r["event"] == "decision"]
+        self.assertGreaterEqual(len(later), 16)
+        for r in later:
+            self.assertEqual((r["details"].get("status"),
+                              r["details"].get("reason_code")),
+                             ("denied", "kill_switch"), r)
+        self.assertEqual(self.reset(sw["id"])[0], 200)
+        for c in clients:
+            c.close()
+
+    def count_decisions(self):
+        return sum(1 for r in self.chain() if r["event"] == "decision")
+
+    def chain(self):
+        items, last = [], 0
+        while True:
+            st, _, page = self.olga.get("/v1/audit?limit=1000&after=%d" %
+                                        last)
+            self.assertEqual(st, 200, page)
+            items += page["items"]
+            if not page["items"]:
+                return items
+            last = page["next_after"]
 
 
 if __name__ == "__main__":
