@@ -21,7 +21,9 @@
 #include "store.h"
 #include "store_pg.h"
 
-#define PG_STMT_CACHE	64
+/* Every statement the engine has (71) fits: the writer's one connection
+ * runs every kind of write; past a full cache they run unprepared. */
+#define PG_STMT_CACHE	128
 #define PG_MAX_PARAMS	24
 #define PG_NAME_MAX	256	/* the URI as shown: never its password */
 #define PG_CHANNEL	"toolgate"	/* LISTEN/NOTIFY channel */

@@ -711,6 +711,11 @@ class Broker:
         if rc != 0:
             raise AssertionError("toolgated exited %d on SIGTERM:\n%s" %
                                  (rc, "\n".join(self.log_lines())))
+        # A connection that outgrows its statement cache re-prepares its
+        # statements: the store says so, and it is a bug in the store.
+        full = [ln for ln in self.log_lines() if "statement cache full" in ln]
+        if full:
+            raise AssertionError("toolgated: " + full[0])
 
     def kill9(self):
         self._close_clients()
