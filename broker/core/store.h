@@ -265,6 +265,10 @@ struct store_ops {
 	 * PostgreSQL: 1.
 	 */
 	int	(*flush)(struct store *s);
+	/* From now on this connection only reads: any write fails (the
+	 * daemon's connection threads, which leave every write to the
+	 * writer).  0, or -1. */
+	int	(*set_read_only)(struct store *s);
 
 	/* transactions */
 	int	(*begin)(struct store *s);

@@ -421,6 +421,12 @@ pg_op_set_durability(struct store *s, int full)
 	return (pg_set_durability(PG(s), full));
 }
 
+static int
+pg_op_set_read_only(struct store *s)
+{
+	return (pg_set_read_only(PG(s)));
+}
+
 /* The server decides when a commit without synchronous_commit reaches
  * the disk (its WAL writer): the broker cannot hurry it, so it never
  * commits lazily here. */
@@ -1638,6 +1644,7 @@ const struct store_ops pg_ops = {
 	.name = "postgresql",
 	.close = pg_op_close,
 	.set_durability = pg_op_set_durability,
+	.set_read_only = pg_op_set_read_only,
 	.flush = pg_op_flush,
 	.begin = pg_op_begin,
 	.commit = pg_op_commit,

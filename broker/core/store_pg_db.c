@@ -246,8 +246,10 @@ pg_connect(struct pg_store *p, char *why, size_t whylen)
 	p->conn = c;
 	p->n_prepared = 0;
 	p->listening = 0;
-	if (pg_set_durability(p, p->full) == -1) {
-		snprintf(why, whylen, "cannot set synchronous_commit");
+	if (pg_set_durability(p, p->full) == -1 ||
+	    (p->read_only && pg_set_read_only(p) == -1)) {
+		snprintf(why, whylen, "cannot set synchronous_commit or "
+		    "default_transaction_read_only");
 		PQfinish(c);
 		p->conn = NULL;
 		return (-1);
@@ -410,6 +412,18 @@ pg_close(struct pg_store *p)
 {
 	PQfinish(p->conn);
 	p->conn = NULL;
+}
+
+int
+pg_set_read_only(struct pg_store *p)
+{
+	char	 why[256];
+
+	p->read_only = 1;
+	if (p->conn == NULL)
+		return (0);	/* applied when it connects */
+	return (pg_exec(p->conn, "SET default_transaction_read_only = on",
+	    PGRES_COMMAND_OK, NULL, why, sizeof(why)));
 }
 
 int

@@ -57,6 +57,7 @@ struct pg_store {
 	char			*uri;		/* as given: may hold a password */
 	char			 name[PG_NAME_MAX];	/* for every message */
 	int			 full;		/* durability (set_durability) */
+	int			 read_only;	/* set_read_only */
 	const struct pg_stmt	*prepared[PG_STMT_CACHE];	/* on conn */
 	int			 n_prepared;
 	int			 in_tx;		/* between begin and the end */
@@ -84,6 +85,7 @@ int	pg_open(struct pg_store *p, unsigned flags, char *err, size_t errlen);
 void	pg_close(struct pg_store *p);
 /* The session's synchronous_commit for full (on) or crash-only (off). */
 int	pg_set_durability(struct pg_store *p, int full);
+int	pg_set_read_only(struct pg_store *p);
 
 /*
  * 0 when the connection is up.  Outside a transaction a lost connection

@@ -317,6 +317,12 @@ sq_op_set_durability(struct store *s, int full)
 }
 
 static int
+sq_op_set_read_only(struct store *s)
+{
+	return (sq_set_read_only(SQ(s)));
+}
+
+static int
 sq_op_flush(struct store *s)
 {
 	return (sq_flush(SQ(s)));
@@ -1528,6 +1534,7 @@ const struct store_ops sqlite_ops = {
 	.name = "sqlite",
 	.close = sq_op_close,
 	.set_durability = sq_op_set_durability,
+	.set_read_only = sq_op_set_read_only,
 	.flush = sq_op_flush,
 	.begin = sq_op_begin,
 	.commit = sq_op_commit,

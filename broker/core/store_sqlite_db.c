@@ -184,6 +184,14 @@ sq_set_synchronous(struct sqlite_store *q, int full)
 }
 
 int
+sq_set_read_only(struct sqlite_store *q)
+{
+	char	 why[128];
+
+	return (sq_exec(q, "PRAGMA query_only = ON", why, sizeof(why)));
+}
+
+int
 sq_flush(struct sqlite_store *q)
 {
 	sqlite3_file	*wal = NULL;

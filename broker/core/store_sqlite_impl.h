@@ -53,6 +53,7 @@ int	sq_open(struct sqlite_store *q, const char *path, unsigned flags,
 	    char *err, size_t errlen);
 void	sq_close(struct sqlite_store *q);
 int	sq_set_synchronous(struct sqlite_store *q, int full);
+int	sq_set_read_only(struct sqlite_store *q);
 /* fsync the WAL when a commit under NORMAL left frames unsynced. */
 int	sq_flush(struct sqlite_store *q);
 

@@ -15,6 +15,7 @@
 #include "broker.h"
 #include "canon.h"
 #include "clock.h"
+#include "ident.h"
 #include "input.h"
 #include "log.h"
 #include "policy_versions.h"
@@ -169,36 +170,25 @@ api_intent_post(struct request *rq)
 }
 
 /*
- * Intent id as it stands now, for reading: expired first if it is past
- * its deadline (the touch half of expiry), and the decider refreshed, so
+ * Intent id as it stands now, for reading, with the decider refreshed, so
  * the answer's grant and the reader's roles follow the policy and the
- * switches in force.  1 found, 0 not, or -1 (storage failed).
+ * switches in force.  1 found, 0 not, -1 (storage failed), or API_DUE:
+ * it is past its deadline and must be expired first (the touch half of
+ * expiry), on the writer: api_touch.
  */
+#define API_DUE	2
 static int
 api_intent_load(struct worker *w, const char *id, struct intent_row *r)
 {
-	struct decider	*d = &w->dec;
-	enum reason	 rc;
-	int		 found, expired;
+	int	 found;
 
-	if (decider_refresh(d) == -1)
+	if (decider_refresh(&w->dec) == -1)
 		return (-1);
 	found = w->store->ops->intent_get(w->store, id, STORE_APPROVALS, r);
-	if (found != 1 || !lc_is_due(d, r, clock_now()))
+	if (found != 1 || !lc_is_due(&w->dec, r, clock_now()))
 		return (found);
 	intent_row_clear(r);
-	if (lc_begin(d) == -1)
-		return (-1);
-	found = w->store->ops->intent_get(w->store, id, STORE_FOR_UPDATE |
-	    STORE_APPROVALS, r);
-	rc = found == 1 ? lc_expire_touched(d, r, clock_now(), &expired) :
-	    found == 0 ? REASON_OK : E_UNAVAILABLE;
-	if (lc_finish(d, rc) != REASON_OK) {
-		intent_row_clear(r);
-		return (-1);
-	}
-	commit_publish(w->broker, &d->changed);
-	return (found);
+	return (API_DUE);
 }
 
 /* Agents see their own intents; approvers and operators see all. */
@@ -212,15 +202,122 @@ api_may_read(struct worker *w, const char *who, const struct intent_row *r)
 	    policy_is_operator(w->dec.policy, who)));
 }
 
-/* wait.c: the long-polls of id are due; answer them all from one read. */
+/* A read of an intent past its deadline: expired on the writer, then
+ * answered from the row as the expiry left it.  Once expired it is never
+ * pending again, so a GET's wait has nothing left to wait for. */
+struct touch_job {
+	struct http_job		 hj;		/* first */
+	char			 id[INTENT_ID_LEN + 1];
+	char			 who[IDENT_MAX];	/* a GET's reader */
+	int			 audience;		/* a waiter's */
+	int			 found;
+	struct intent_row	 r;
+};
+
+static enum reason
+touch_run(struct decider *d, struct commit_job *j)
+{
+	struct touch_job	*tj = (struct touch_job *)j;
+	int			 expired;
+
+	tj->found = d->store->ops->intent_get(d->store, tj->id,
+	    STORE_FOR_UPDATE | STORE_APPROVALS, &tj->r);
+	if (tj->found != 1)
+		return (tj->found == 0 ? REASON_OK : E_UNAVAILABLE);
+	return (lc_expire_touched(d, &tj->r, clock_now(), &expired));
+}
+
+/* The GET's answer. */
+static void
+touch_answer_get(struct request *rq, struct http_job *hj)
+{
+	struct touch_job	*tj = (struct touch_job *)hj;
+	struct worker		*w = rq->w;
+
+	if (hj->job.result != REASON_OK || decider_refresh(&w->dec) == -1)
+		http_reply_error(rq, E_UNAVAILABLE, NULL);
+	else if (tj->found != 1 || !api_may_read(w, tj->who, &tj->r))
+		http_reply_error(rq, E_NOT_FOUND, "no such intent");
+	else
+		answer_intent(rq, 200, &tj->r, answer_grant_for(w, &tj->r,
+		    strcmp(tj->r.agent, tj->who) == 0 ? ANSWER_AGENT :
+		    ANSWER_READER, clock_now()));
+}
+
+/* A woken long-poll's answer (its reader was checked when it was held). */
+static void
+touch_answer_waiter(struct request *rq, struct http_job *hj)
+{
+	struct touch_job	*tj = (struct touch_job *)hj;
+	struct wait_reply	 one = { .req = rq->req,
+	    .audience = tj->audience };
+
+	if (rq->req == NULL)
+		return;
+	if (hj->job.result != REASON_OK || tj->found != 1 ||
+	    decider_refresh(&rq->w->dec) == -1)
+		http_reply_error(rq, tj->found == 0 ? E_NOT_FOUND :
+		    E_UNAVAILABLE, NULL);
+	else
+		answer_waiters(rq->w, &tj->r, &one, 1);
+}
+
+static void
+touch_release(struct http_job *hj)
+{
+	struct touch_job	*tj = (struct touch_job *)hj;
+
+	intent_row_clear(&tj->r);
+	free(tj);
+}
+
+/* Queue the touch of intent id for rq (answer: one of the above). */
+static void
+api_touch(struct request *rq, const char *id, const char *who, int audience,
+    void (*answer)(struct request *, struct http_job *))
+{
+	struct touch_job	*tj;
+
+	if ((tj = calloc(1, sizeof(*tj))) == NULL) {
+		http_reply_error(rq, E_INTERNAL, "out of memory");
+		return;
+	}
+	snprintf(tj->id, sizeof(tj->id), "%s", id);
+	snprintf(tj->who, sizeof(tj->who), "%s", who);
+	tj->audience = audience;
+	tj->hj.job.run = touch_run;
+	tj->hj.answer = answer;
+	tj->hj.release = touch_release;
+	http_submit(rq, &tj->hj);
+}
+
+/*
+ * wait.c: the long-polls of id are due; answer them all from one read.
+ * One past its deadline is expired first, on the writer, a job per
+ * waiter (rare: the sweeper expires it within a second); while the
+ * broker stops, they are answered with it as it is stored.
+ */
 static void
 api_intent_woken(struct worker *w, const char *id, const struct wait_reply *rs,
     size_t n)
 {
 	struct intent_row	 r;
+	struct request		 rq = { .w = w };
 	size_t			 i;
 	int			 found = api_intent_load(w, id, &r);
 
+	if (found == API_DUE && !rs[0].closing) {
+		for (i = 0; i < n; i++) {
+			rq.req = rs[i].req;
+			rq.t0 = http_now_us();
+			api_touch(&rq, id, "", rs[i].audience,
+			    touch_answer_waiter);
+		}
+		return;
+	}
+	if (found == API_DUE)
+		found = w->store->ops->intent_get(w->store, id,
+		    STORE_APPROVALS, &r);
 	if (found != 1) {
 		for (i = 0; i < n; i++)
 			http_reply_error_to(w, rs[i].req, found == 0 ?
@@ -249,6 +346,11 @@ api_intent_get(struct request *rq)
 	evhttp_clear_headers(&q);
 	found = intent_id_valid(rq->id) ?
 	    api_intent_load(rq->w, rq->id, &r) : 0;
+	if (found == API_DUE) {
+		api_touch(rq, rq->id, rq->peer->identity, 0,
+		    touch_answer_get);
+		return;
+	}
 	if (found == -1) {
 		http_reply_error(rq, E_UNAVAILABLE, NULL);
 		return;

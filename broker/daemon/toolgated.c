@@ -715,6 +715,11 @@ worker_init(struct broker *b, int idx)
 	/* A broken chain does not stop the start: it answers 503. */
 	if (decider_refresh(&w->dec) == -1 && !audit_trust_broken(&b->trust))
 		startup_exit("the stored policy cannot be loaded");
+	/* Every write is the writer's (commit.c): a write here would stall
+	 * this thread's connections behind the database's lock. */
+	if (w->store->ops->set_read_only(w->store) == -1)
+		startup_exit("cannot make a connection thread's database "
+		    "connection read-only");
 }
 
 /* The commit thread's own connection and decider; and, on a shared

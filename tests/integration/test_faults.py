@@ -42,7 +42,7 @@ import unittest  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import mcp_peers  # noqa: E402
-from test_hostile import tls_context  # noqa: E402
+from test_hostile import tls_context, write_config  # noqa: E402
 
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
@@ -257,6 +257,55 @@ class DatabaseFaults(FaultMixin, unittest.TestCase):
                     again()
                     self.assertEqual(writes[name][0], 409, writes[name])
             self.recovers(pay)
+            self.verify_audit(b)
+
+    def test_locked_database_stalls_no_read_of_a_due_intent(self):
+        # A read of an intent past its deadline expires it first (the
+        # touch); that write, too, waits on the writer, not on the one
+        # worker's loop.  The intent falls due while the lock is held, so
+        # the sweeper cannot have expired it first.
+        conf = write_config("grant-window = 2\n")
+        with harness.Broker(threads=1, extra_args=("--config", conf)) as b:
+            pay = b.client("agent-payments")
+            st, _, ok = pay.submit("payments.transfer",
+                                   **harness.payment("12.50"))
+            self.assertEqual((st, ok.get("status")), (200, "allowed"), ok)
+            t_allowed = time.monotonic()
+            locker = sqlite3.connect(b.db, timeout=1, isolation_level=None)
+            locker.execute("BEGIN EXCLUSIVE")
+            t_locked = time.monotonic()
+            got = []
+            path = "/v1/intents/" + ok["id"]
+            reader = threading.Thread(target=lambda: got.append(
+                b.client("agent-payments").get(path)))
+            waits = []
+            try:
+                while time.monotonic() - t_allowed < 2.5:   # its window
+                    time.sleep(0.05)
+                reader.start()
+                while time.monotonic() - t_locked < 7.0:
+                    t0 = time.monotonic()
+                    fresh = b.client("agent-support")
+                    self.assertEqual(fresh.get("/v1/jwks")[0], 200)
+                    fresh.conn.close()
+                    waits.append(time.monotonic() - t0)
+                    time.sleep(0.1)
+            finally:
+                locker.execute("ROLLBACK")
+                locker.close()
+            reader.join(30)
+            self.assertLess(max(waits), 2.5, waits)
+            st, _, body = got[0]
+            self.assertIn(st, (200, 503), body)
+            if st == 200:
+                self.assertEqual(body["status"], "expired", body)
+            st, _, body = pay.get(path)
+            self.assertEqual((st, body.get("status")), (200, "expired"), body)
+            self.assertNotIn("grant", body)
+            recs = harness.db_query(b.db, "SELECT count(*) FROM audit WHERE "
+                                    "event = 'expiry' AND intent_id = ?",
+                                    (ok["id"],))
+            self.assertEqual(recs[0][0], 1)
             self.verify_audit(b)
 
     def on_small_disk(self, b):

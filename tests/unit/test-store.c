@@ -610,6 +610,36 @@ test_flush(void)
 	drop_db();
 }
 
+/* set_read_only: reads go on, every write fails and leaves nothing. */
+static void
+test_read_only(void)
+{
+	struct store	*s, *t;
+	int64_t		 seq;
+	char		 hash[65];
+
+	new_path();
+	s = open_store(STORE_CREATE);
+	t = open_store(0);
+	CHECK(store_begin(s) == 0);
+	CHECK(audit_append(s, 100, "a", "decision", NULL, NULL) == 0);
+	CHECK(store_commit(s) == 0);
+	CHECK(t->ops->set_read_only(t) == 0);
+	CHECK(t->ops->audit_head(t, &seq, hash) == 0 && seq == 1);
+	if (store_begin(t) == 0) {
+		CHECK(audit_append(t, 101, "a", "decision", NULL, NULL) == -1);
+		CHECK(t->ops->jti_claim(t, "agent", "j1", 100) == -1);
+		store_rollback(t);
+	}
+	CHECK(s->ops->audit_head(s, &seq, hash) == 0 && seq == 1);
+	/* the other connection still writes */
+	CHECK(store_begin(s) == 0 && s->ops->jti_claim(s, "agent", "j1",
+	    100) == 0 && store_commit(s) == 0);
+	store_close(t);
+	store_close(s);
+	drop_db();
+}
+
 /* Every table the stats statement touches is read through an index —
  * the pending counter's key, intents_pending's first entry, the bounded
  * range of intents_pending_half, killswitches_engaged — never a walk of
@@ -733,6 +763,7 @@ main(void)
 	test_killswitches();
 	test_audit_head();
 	test_flush();
+	test_read_only();
 	test_stats();
 	printf("store: %d passed, 0 failed\n", passed);
 	return (0);
